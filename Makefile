@@ -1,0 +1,53 @@
+# Thin wrapper around CMake, so that the quick start is two commands:
+#   make demo   install what is missing, build, boot -> snapshot -> restore
+#   make test   install what is missing, build, run every test (plain and ASan/UBSan)
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: all deps build build-asan demo test test-quick bench format check-format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) $(CMAKE_ARGS)
+
+$(BUILD_ASAN)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_ASAN) -DSNAPVM_SANITIZE=ON $(CMAKE_ARGS)
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: $(BUILD_ASAN)/CMakeCache.txt
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+demo: deps
+	$(MAKE) build
+	scripts/demo.sh $(BUILD)
+
+# Every test, first in the plain build, then under ASan + UBSan.
+test: deps
+	$(MAKE) check-format build build-asan
+	cd $(BUILD) && ctest --output-on-failure --timeout 300
+	cd $(BUILD_ASAN) && ctest --output-on-failure --timeout 300
+
+# The plain build only, for a quick edit-compile-test loop.
+test-quick: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 300
+
+bench: deps
+	$(MAKE) build
+	$(BUILD)/snapvm bench boot --vs-qemu
+
+format:
+	scripts/check-format.sh --fix
+
+check-format:
+	scripts/check-format.sh
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

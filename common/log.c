@@ -1,0 +1,30 @@
+#include "common/common.h"
+
+#include <stdio.h>
+
+enum log_level log_threshold = LOG_WARN;
+
+static void log_line(enum log_level level, const char *prefix, const char *fmt, va_list ap)
+{
+	char line[1024];
+
+	if (level > log_threshold)
+		return;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	/* One fprintf per line so that lines from different threads do not interleave. */
+	fprintf(stderr, "snapvm: %s%s\n", prefix, line);
+}
+
+#define DEFINE_LOG_FUNCTION(name, level, prefix)  \
+	void name(const char *fmt, ...)           \
+	{                                         \
+		va_list ap;                       \
+		va_start(ap, fmt);                \
+		log_line(level, prefix, fmt, ap); \
+		va_end(ap);                       \
+	}
+
+DEFINE_LOG_FUNCTION(log_error, LOG_ERROR, "error: ")
+DEFINE_LOG_FUNCTION(log_warn, LOG_WARN, "warning: ")
+DEFINE_LOG_FUNCTION(log_info, LOG_INFO, "")
+DEFINE_LOG_FUNCTION(log_debug, LOG_DEBUG, "debug: ")

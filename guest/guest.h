@@ -1,0 +1,91 @@
+/* The test guest's ring-3 helpers: port I/O, calls into ring 0, console, numbers. */
+#ifndef SNAPGUEST_GUEST_H
+#define SNAPGUEST_GUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+
+static inline void outb(uint16_t port, uint8_t value)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port));
+}
+
+static inline void outl(uint16_t port, uint32_t value)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(value), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t value;
+
+	__asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
+	return value;
+}
+
+static inline void cpu_relax(void)
+{
+	__asm__ volatile("pause" ::: "memory");
+}
+
+/* Halts in ring 0 with interrupts enabled until an interrupt (UART, IPI) arrives. */
+static inline void call_wait(void)
+{
+	uint64_t number = CALL_WAIT;
+
+	__asm__ volatile("ud2" : "+a"(number) : : "rcx", "rdx", "memory");
+}
+
+/* Writes the x2APIC interrupt command register (IPI, INIT, SIPI). */
+static inline void call_write_icr(uint32_t apic_id, uint32_t icr)
+{
+	uint64_t number = CALL_WRITE_ICR;
+
+	__asm__ volatile("ud2"
+			 : "+a"(number)
+			 : "D"((uint64_t)apic_id), "S"((uint64_t)icr)
+			 : "rcx", "rdx", "memory");
+}
+
+/* Tells snapvm (control port) that the guest ends with this code; does not return. */
+void guest_exit(unsigned code) __attribute__((noreturn));
+
+/* console.c: the 16550 on COM1. */
+void console_init(void);
+void console_put_char(char c);
+void console_put_str(const char *s);
+void console_put_hex64(uint64_t value);
+void console_put_dec(uint64_t value);
+/* Reads one line (without its end) into buf; waits without spinning. */
+size_t console_read_line(char *buf, size_t size);
+
+/* lib.c */
+void *memcpy(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+bool str_starts_with(const char *s, const char *prefix);
+/* Parses a decimal number with an optional K/M/G suffix; advances *s. */
+bool parse_number(const char **s, uint64_t *value, bool allow_suffix);
+const char *skip_spaces(const char *s);
+uint64_t mix64(uint64_t x);
+
+/* boot.c: what the boot protocol told us. */
+struct boot_info {
+	const char *cmdline;
+	uint64_t ram_below_4g_end; /* end of the RAM region that holds the image */
+};
+void boot_info_read(uint64_t kind, uint64_t info, struct boot_info *out);
+
+/* smp.c */
+extern unsigned cpus_online;
+void smp_start_aps(void);
+void smp_ap_main(unsigned cpu) __attribute__((noreturn));
+/* Runs fn(cpu, arg) on every online CPU at once; returns the sum of the results. */
+uint64_t smp_run_all(uint64_t (*fn)(unsigned cpu, unsigned ncpus, const void *arg),
+		     const void *arg);
+
+#endif
