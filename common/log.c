@@ -4,6 +4,14 @@
 
 enum log_level log_threshold = LOG_WARN;
 
+static uint64_t log_start_ns;
+
+/* Debug lines carry the time since start-up, to see where start-up time goes. */
+__attribute__((constructor)) static void log_start_clock(void)
+{
+	log_start_ns = time_now_ns();
+}
+
 static void log_line(enum log_level level, const char *prefix, const char *fmt, va_list ap)
 {
 	char line[1024];
@@ -12,7 +20,11 @@ static void log_line(enum log_level level, const char *prefix, const char *fmt, 
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	/* One fprintf per line so that lines from different threads do not interleave. */
-	fprintf(stderr, "snapvm: %s%s\n", prefix, line);
+	if (level == LOG_DEBUG)
+		fprintf(stderr, "snapvm: [%8.3f ms] %s\n", (time_now_ns() - log_start_ns) / 1e6,
+			line);
+	else
+		fprintf(stderr, "snapvm: %s%s\n", prefix, line);
 }
 
 #define DEFINE_LOG_FUNCTION(name, level, prefix)  \

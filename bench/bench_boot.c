@@ -1,0 +1,202 @@
+/*
+ * snapvm bench boot: time from process start to the guest's READY line, for
+ * snapvm and, with --vs-qemu, for QEMU microvm booting the same ELF (PVH) in
+ * the same run. Runs alternate between the two so that both see the same
+ * machine conditions.
+ */
+#include "bench/bench.h"
+#include "bench/bench_util.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BOOT_TIMEOUT_MS 20000
+#define MAX_RUNS	10000
+
+struct boot_options {
+	unsigned runs;
+	bool vs_qemu;
+	bool json;
+	char kernel[4096];
+	const char *mem;
+	const char *cmdline;
+};
+
+struct series {
+	const char *name;
+	double *ms;
+	unsigned count;
+};
+
+/* One boot: spawn, wait for READY, then tell the guest to exit (not timed). */
+static int boot_once(char *const argv[], bool is_snapvm, double *ms)
+{
+	struct child child;
+	uint64_t start = time_now_ns();
+	int ret = child_spawn(argv, false, &child);
+
+	if (ret)
+		return ret;
+	ret = child_wait_line(&child, "READY", false, BOOT_TIMEOUT_MS, NULL, 0);
+	*ms = (double)(time_now_ns() - start) / 1e6;
+	if (ret == 0 && is_snapvm) {
+		child_send_line(&child, "exit 0");
+		if (child_finish(&child, BOOT_TIMEOUT_MS) != 0)
+			ret = -EIO;
+	} else {
+		child_kill(&child); /* QEMU has no exit device here: stop it */
+	}
+	return ret;
+}
+
+static void series_print_json(const struct series *s, bool last)
+{
+	printf("  \"%s_ms_median\": %.3f,\n  \"%s_ms_p90\": %.3f,\n  \"%s_ms_min\": %.3f%s\n",
+	       s->name, stats_percentile(s->ms, s->count, 50), s->name,
+	       stats_percentile(s->ms, s->count, 90), s->name, stats_percentile(s->ms, s->count, 0),
+	       last ? "" : ",");
+}
+
+static void series_print_row(const struct series *s)
+{
+	printf("%-8s %6u %10.2f %10.2f %10.2f %10.2f\n", s->name, s->count,
+	       stats_percentile(s->ms, s->count, 50), stats_percentile(s->ms, s->count, 90),
+	       stats_percentile(s->ms, s->count, 0), stats_percentile(s->ms, s->count, 100));
+}
+
+static void boot_report(const struct boot_options *o, struct series *series, unsigned n)
+{
+	double snapvm = stats_percentile(series[0].ms, series[0].count, 50);
+
+	if (o->json) {
+		printf("{\n  \"bench\": \"boot\",\n  \"runs\": %u,\n  \"mem\": \"%s\",\n"
+		       "  \"cmdline\": \"%s\",\n",
+		       o->runs, o->mem, o->cmdline);
+		for (unsigned i = 0; i < n; i++)
+			series_print_json(&series[i], i + 1 == n);
+		printf("}\n");
+		return;
+	}
+	printf("boot to READY, %u runs, --mem %s, cmdline \"%s\" (ms)\n", o->runs, o->mem,
+	       o->cmdline);
+	printf("%-8s %6s %10s %10s %10s %10s\n", "vmm", "runs", "median", "p90", "min", "max");
+	for (unsigned i = 0; i < n; i++)
+		series_print_row(&series[i]);
+	if (n == 2)
+		printf("snapvm's median is %.1fx lower than QEMU microvm's\n",
+		       stats_percentile(series[1].ms, series[1].count, 50) / snapvm);
+}
+
+static int boot_parse(int argc, char **argv, struct boot_options *o)
+{
+	static const struct option longopts[] = {
+		{ "runs", required_argument, NULL, 'r' },
+		{ "vs-qemu", no_argument, NULL, 'q' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "cmdline", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	uint64_t value;
+	int opt;
+
+	*o = (struct boot_options){ .runs = 20, .mem = "128M", .cmdline = "heap=0" };
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'r':
+			if (parse_u64(optarg, &value) || value < 1 || value > MAX_RUNS) {
+				fprintf(stderr, "snapvm bench boot: --runs: '%s' is not 1-%d\n",
+					optarg, MAX_RUNS);
+				return EXIT_USAGE;
+			}
+			o->runs = (unsigned)value;
+			break;
+		case 'q':
+			o->vs_qemu = true;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'k':
+			snprintf(o->kernel, sizeof(o->kernel), "%s", optarg);
+			break;
+		case 'm':
+			o->mem = optarg;
+			break;
+		case 'c':
+			o->cmdline = optarg;
+			break;
+		case 'h':
+			printf("usage: snapvm bench boot [--runs N] [--vs-qemu] [--json]\n"
+			       "                         [--kernel ELF] [--mem SIZE] [--cmdline STR]\n\n"
+			       "Times process start to the guest's READY line over N runs (default 20)\n"
+			       "and prints median and p90; --vs-qemu also boots the same ELF under QEMU\n"
+			       "microvm (PVH entry), alternating runs. Defaults: the test guest beside\n"
+			       "this binary, --mem 128M, --cmdline heap=0.\n");
+			return -1;
+		default:
+			fprintf(stderr, "snapvm bench boot: unknown option '%s' (see --help)\n",
+				argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (!o->kernel[0] && bench_guest_path(o->kernel, sizeof(o->kernel))) {
+		fprintf(stderr, "snapvm bench boot: the test guest is not built next to snapvm; "
+				"pass --kernel\n");
+		return EXIT_USAGE;
+	}
+	if (o->vs_qemu && !bench_qemu_available()) {
+		fprintf(stderr, "snapvm bench boot: --vs-qemu needs qemu-system-x86_64 "
+				"(Debian package qemu-system-x86)\n");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+int bench_boot_main(int argc, char **argv)
+{
+	struct boot_options o;
+	struct series series[2] = { { .name = "snapvm" }, { .name = "qemu" } };
+	unsigned nseries;
+	char *snapvm_argv[12], *qemu_argv[24];
+	int ret = boot_parse(argc, argv, &o);
+
+	if (ret)
+		return ret < 0 ? EXIT_OK : ret;
+	nseries = o.vs_qemu ? 2 : 1;
+	snapvm_argv[0] = (char *)bench_self_path();
+	memcpy(&snapvm_argv[1],
+	       (char *[]){ "run", "--kernel", o.kernel, "--mem", (char *)o.mem, "--cmdline",
+			   (char *)o.cmdline, NULL },
+	       8 * sizeof(char *));
+	bench_qemu_argv(qemu_argv, ARRAY_SIZE(qemu_argv), o.kernel, o.cmdline, o.mem);
+	for (unsigned i = 0; i < nseries; i++)
+		series[i].ms = calloc(o.runs, sizeof(double));
+	for (unsigned run = 0; run < o.runs; run++) {
+		for (unsigned i = 0; i < nseries; i++) {
+			char *const *argv_i = i == 0 ? snapvm_argv : qemu_argv;
+
+			ret = boot_once(argv_i, i == 0, &series[i].ms[series[i].count]);
+			if (ret) {
+				fprintf(stderr, "snapvm bench boot: %s run %u failed: %s\n",
+					series[i].name, run + 1, strerror(-ret));
+				goto out;
+			}
+			series[i].count++;
+		}
+	}
+	boot_report(&o, series, nseries);
+out:
+	for (unsigned i = 0; i < nseries; i++)
+		free(series[i].ms);
+	return ret ? EXIT_RUNTIME : EXIT_OK;
+}

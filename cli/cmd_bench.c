@@ -1,0 +1,36 @@
+/* snapvm bench: dispatch to the measurements in bench/. */
+#include "cli/cli.h"
+#include "bench/bench.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct cli_command bench_commands[] = {
+	{ "boot", "process start to READY, snapvm beside QEMU microvm", bench_boot_main },
+	{ 0 },
+};
+
+static void bench_help(void)
+{
+	printf("usage: snapvm bench WHAT [options]\n\nmeasurements:\n");
+	for (const struct cli_command *c = bench_commands; c->name; c++)
+		printf("  %-10s %s\n", c->name, c->summary);
+	printf("\n'snapvm bench WHAT --help' describes its options.\n");
+}
+
+int cmd_bench_main(int argc, char **argv)
+{
+	if (argc < 2) {
+		bench_help();
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		bench_help();
+		return EXIT_OK;
+	}
+	for (const struct cli_command *c = bench_commands; c->name; c++) {
+		if (!strcmp(argv[1], c->name))
+			return c->main(argc - 1, argv + 1);
+	}
+	return cli_usage_error("bench", "unknown measurement '%s'", argv[1]);
+}

@@ -1,0 +1,105 @@
+#include "cli/run_options.h"
+#include "cli/cli.h"
+
+#include <getopt.h>
+#include <string.h>
+
+int console_option_parse(const char *command, const char *text, struct vmm_config *config)
+{
+	if (!strcmp(text, "stdio")) {
+		config->console = VMM_CONSOLE_STDIO;
+	} else if (!strcmp(text, "none")) {
+		config->console = VMM_CONSOLE_NONE;
+	} else if (!strncmp(text, "file:", 5) && text[5]) {
+		config->console = VMM_CONSOLE_FILE;
+		config->console_path = text + 5;
+	} else {
+		return cli_usage_error(command, "--console: '%s' is not stdio, none or file:PATH",
+				       text);
+	}
+	return 0;
+}
+
+static int boot_option_parse(const char *text, enum vmm_boot_mode *boot)
+{
+	static const struct {
+		const char *name;
+		enum vmm_boot_mode mode;
+	} modes[] = { { "auto", VMM_BOOT_AUTO },
+		      { "elf64", VMM_BOOT_ELF64 },
+		      { "pvh", VMM_BOOT_PVH } };
+
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+		if (!strcmp(text, modes[i].name)) {
+			*boot = modes[i].mode;
+			return 0;
+		}
+	}
+	return cli_usage_error("run", "--boot: '%s' is not auto, elf64 or pvh", text);
+}
+
+int run_options_parse(int argc, char **argv, struct run_options *options)
+{
+	static const struct option longopts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "cmdline", required_argument, NULL, 'c' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'n' },
+		{ "console", required_argument, NULL, 'o' },
+		{ "boot", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct vmm_config *vm = &options->vm;
+	uint64_t value;
+	int opt, ret = 0;
+
+	memset(options, 0, sizeof(*options));
+	vmm_config_init(vm);
+	optind = 0; /* glibc: start afresh, so that tests can parse many times */
+	opterr = 0;
+	while (!ret && (opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'k':
+			vm->kernel_path = optarg;
+			break;
+		case 'c':
+			vm->cmdline = optarg;
+			break;
+		case 'm':
+			ret = cli_parse_size_option("run", "--mem", optarg, &vm->mem_size);
+			if (!ret && (vm->mem_size < VMM_MIN_MEM || vm->mem_size > VMM_MAX_MEM ||
+				     vm->mem_size % PAGE_SIZE))
+				ret = cli_usage_error(
+					"run",
+					"--mem: %s is not a multiple of 4 KiB from 4M to 256G",
+					optarg);
+			break;
+		case 'n':
+			ret = cli_parse_uint_option("run", "--cpus", optarg, 1, VMM_MAX_CPUS,
+						    &value);
+			vm->cpus = (unsigned)value;
+			break;
+		case 'o':
+			ret = console_option_parse("run", optarg, vm);
+			break;
+		case 'b':
+			ret = boot_option_parse(optarg, &vm->boot);
+			break;
+		case 'h':
+			options->help = true;
+			return 0;
+		case ':':
+			return cli_usage_error("run", "%s needs a value", argv[optind - 1]);
+		default:
+			return cli_usage_error("run", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (ret)
+		return ret;
+	if (optind < argc)
+		return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
+	if (!vm->kernel_path)
+		return cli_usage_error("run", "--kernel PATH is required");
+	return 0;
+}

@@ -1,0 +1,22 @@
+/* Options of `snapvm run`, parsed apart from running so that tests can check them. */
+#ifndef SNAPVM_CLI_RUN_OPTIONS_H
+#define SNAPVM_CLI_RUN_OPTIONS_H
+
+#include <stdbool.h>
+
+#include "vmm/vmm.h"
+
+struct run_options {
+	struct vmm_config vm;
+	bool help;
+};
+
+/*
+ * Parses `snapvm run` arguments (argv[0] = "run") into options, starting from
+ * the defaults. Returns 0, or EXIT_USAGE after printing one line on stderr.
+ */
+int run_options_parse(int argc, char **argv, struct run_options *options);
+/* Parses a --console value: stdio, none or file:PATH. 0 or EXIT_USAGE. */
+int console_option_parse(const char *command, const char *text, struct vmm_config *config);
+
+#endif

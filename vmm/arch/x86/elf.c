@@ -1,0 +1,140 @@
+/* ELF64 kernels: checked as untrusted input, then loaded by physical address. */
+#include "vmm/arch/x86/x86.h"
+#include "common/common.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define ELF_MAX_PHDRS		 64
+#define XEN_ELFNOTE_PHYS32_ENTRY 18
+
+#define ELF_ERROR(...) (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
+
+bool elf_is_elf(const uint8_t *file, size_t size)
+{
+	return size >= SELFMAG && !memcmp(file, ELFMAG, SELFMAG);
+}
+
+/* True if [offset, offset + len) lies within a file of `size` bytes. */
+static bool in_file(uint64_t offset, uint64_t len, size_t size)
+{
+	return offset <= size && len <= size - offset;
+}
+
+static int elf_check_header(const Elf64_Ehdr *eh, size_t size, char *error, size_t error_size)
+{
+	if (size < sizeof(*eh))
+		return ELF_ERROR("not an ELF file: only %zu bytes", size);
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG))
+		return ELF_ERROR("not an ELF file (no ELF magic)");
+	if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_ident[EI_DATA] != ELFDATA2LSB)
+		return ELF_ERROR("not a 64-bit little-endian ELF file");
+	if (eh->e_machine != EM_X86_64)
+		return ELF_ERROR("ELF file for machine %u, not x86-64", eh->e_machine);
+	if (eh->e_type != ET_EXEC)
+		return ELF_ERROR("ELF file is not an executable (type %u)", eh->e_type);
+	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 ||
+	    eh->e_phnum > ELF_MAX_PHDRS)
+		return ELF_ERROR("ELF file has a bad program header table (%u entries of %u bytes)",
+				 eh->e_phnum, eh->e_phentsize);
+	if (!in_file(eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr), size))
+		return ELF_ERROR(
+			"truncated ELF file: program headers end past the file's %zu bytes", size);
+	return 0;
+}
+
+/* Looks for the PVH entry note in one PT_NOTE segment. */
+static void elf_find_pvh_note(const uint8_t *notes, uint64_t len, struct elf_image *image)
+{
+	uint64_t pos = 0;
+
+	while (len - pos >= sizeof(Elf64_Nhdr)) {
+		Elf64_Nhdr nh;
+		uint64_t name_len, desc_len;
+
+		memcpy(&nh, notes + pos, sizeof(nh));
+		pos += sizeof(nh);
+		name_len = ALIGN_UP((uint64_t)nh.n_namesz, 4);
+		desc_len = ALIGN_UP((uint64_t)nh.n_descsz, 4);
+		if (name_len > len - pos || desc_len > len - pos - name_len)
+			return;
+		if (nh.n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh.n_namesz == 4 &&
+		    !memcmp(notes + pos, "Xen", 4) && (nh.n_descsz == 4 || nh.n_descsz == 8)) {
+			uint64_t entry = 0;
+
+			memcpy(&entry, notes + pos + name_len, nh.n_descsz);
+			image->has_pvh = true;
+			image->pvh_entry = entry;
+			return;
+		}
+		pos += name_len + desc_len;
+	}
+}
+
+static int elf_load_segment(const uint8_t *file, size_t size, const Elf64_Phdr *ph, unsigned index,
+			    const struct guest_memory *mem, struct elf_image *image, char *error,
+			    size_t error_size)
+{
+	uint8_t *dest;
+
+	if (ph->p_filesz > ph->p_memsz)
+		return ELF_ERROR("ELF segment %u is larger in the file than in memory", index);
+	if (!in_file(ph->p_offset, ph->p_filesz, size))
+		return ELF_ERROR("truncated ELF file: segment %u ends past the file's %zu bytes",
+				 index, size);
+	if (ph->p_paddr < X86_KERNEL_MIN_ADDR)
+		return ELF_ERROR("ELF segment %u at 0x%" PRIx64
+				 " lies below 1 MiB, where boot data goes",
+				 index, (uint64_t)ph->p_paddr);
+	dest = guest_memory_ptr(mem, ph->p_paddr, ph->p_memsz);
+	if (!dest)
+		return ELF_ERROR("ELF segment %u (0x%" PRIx64 "-0x%" PRIx64
+				 ") lies outside guest RAM (%" PRIu64 " MiB)",
+				 index, (uint64_t)ph->p_paddr,
+				 (uint64_t)(ph->p_paddr + ph->p_memsz), mem->size >> 20);
+	memcpy(dest, file + ph->p_offset, ph->p_filesz);
+	guest_memory_clear(mem, ph->p_paddr + ph->p_filesz, ph->p_memsz - ph->p_filesz);
+	image->load_start = MIN(image->load_start, ph->p_paddr);
+	image->load_end = MAX(image->load_end, ph->p_paddr + ph->p_memsz);
+	return 0;
+}
+
+static bool in_image(const struct elf_image *image, uint64_t address)
+{
+	return address >= image->load_start && address < image->load_end;
+}
+
+int elf_load(const uint8_t *file, size_t size, const struct guest_memory *mem,
+	     struct elf_image *image, char *error, size_t error_size)
+{
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)file;
+	Elf64_Phdr ph;
+	int ret;
+
+	ret = elf_check_header(eh, size, error, error_size);
+	if (ret)
+		return ret;
+	*image = (struct elf_image){ .entry64 = eh->e_entry, .load_start = UINT64_MAX };
+	for (unsigned i = 0; i < eh->e_phnum; i++) {
+		memcpy(&ph, file + eh->e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+		if (ph.p_type == PT_NOTE && in_file(ph.p_offset, ph.p_filesz, size))
+			elf_find_pvh_note(file + ph.p_offset, ph.p_filesz, image);
+		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
+			continue;
+		ret = elf_load_segment(file, size, &ph, i, mem, image, error, error_size);
+		if (ret)
+			return ret;
+	}
+	if (image->load_start == UINT64_MAX)
+		return ELF_ERROR("ELF file has no loadable segment");
+	if (!in_image(image, image->entry64))
+		return ELF_ERROR("ELF entry point 0x%" PRIx64 " is outside the loaded segments",
+				 image->entry64);
+	if (image->has_pvh && !in_image(image, image->pvh_entry))
+		return ELF_ERROR("PVH entry point 0x%" PRIx64 " is outside the loaded segments",
+				 image->pvh_entry);
+	return 0;
+}

@@ -1,0 +1,8 @@
+#include "vmm/device.h"
+
+/* The order here is the order of creation, save and restore. Append only. */
+const struct device_ops *const device_table[] = {
+	&ctl_device_ops,
+	&uart_device_ops,
+	NULL,
+};

@@ -1,0 +1,355 @@
+/*
+ * A 16550A UART model, enough for the test guest and Linux's 8250 driver:
+ * receive FIFO with data-available interrupts, immediate transmit with
+ * THR-empty interrupts, scratch register, divisor latch and loopback.
+ */
+#include "vmm/hw/uart.h"
+#include "vmm/device.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+	REG_DATA = 0, /* RBR on read, THR on write, DLL with DLAB */
+	REG_IER = 1,  /* DLM with DLAB */
+	REG_IIR = 2,  /* FCR on write */
+	REG_LCR = 3,
+	REG_MCR = 4,
+	REG_LSR = 5,
+	REG_MSR = 6,
+	REG_SCR = 7,
+};
+
+#define IER_RX_AVAILABLE 0x01
+#define IER_THR_EMPTY	 0x02
+#define IER_MASK	 0x0f
+#define IIR_NONE	 0x01
+#define IIR_THR_EMPTY	 0x02
+#define IIR_RX_AVAILABLE 0x04
+#define IIR_FIFO_ENABLED 0xc0
+#define FCR_FIFO_ENABLE	 0x01
+#define FCR_CLEAR_RX	 0x02
+#define LCR_DLAB	 0x80
+#define MCR_LOOPBACK	 0x10
+#define MCR_MASK	 0x1f
+#define LSR_DATA_READY	 0x01
+#define LSR_OVERRUN	 0x02
+#define LSR_THR_EMPTY	 0x20
+#define LSR_TX_EMPTY	 0x40
+#define MSR_DCD		 0x80
+#define MSR_RI		 0x40
+#define MSR_DSR		 0x20
+#define MSR_CTS		 0x10
+
+/* Saved state: fixed-width fields only. */
+struct uart_state {
+	uint8_t ier, lcr, mcr, lsr_errors, msr, scr, dll, dlm;
+	uint8_t fcr;
+	uint8_t thr_interrupt_pending;
+	uint8_t rx_count;
+	uint8_t reserved[5];
+	uint8_t rx_fifo[UART_RX_FIFO_SIZE]; /* the oldest byte first */
+};
+
+struct uart {
+	pthread_mutex_t lock;
+	struct device_context ctx;
+	struct uart_state regs; /* live registers; rx_fifo is a ring from rx_head */
+	unsigned rx_head;
+	bool irq_level;
+	void (*rx_space_fn)(void *opaque);
+	void *rx_space_opaque;
+	bool write_error_logged;
+};
+
+static uint8_t uart_iir(const struct uart *u)
+{
+	uint8_t fifo = (u->regs.fcr & FCR_FIFO_ENABLE) ? IIR_FIFO_ENABLED : 0;
+
+	if ((u->regs.ier & IER_RX_AVAILABLE) && u->regs.rx_count)
+		return fifo | IIR_RX_AVAILABLE;
+	if ((u->regs.ier & IER_THR_EMPTY) && u->regs.thr_interrupt_pending)
+		return fifo | IIR_THR_EMPTY;
+	return fifo | IIR_NONE;
+}
+
+/* Called with the lock held after every change that can move the IRQ line. */
+static void uart_update_irq(struct uart *u)
+{
+	bool level = !(uart_iir(u) & IIR_NONE);
+
+	if (level == u->irq_level)
+		return;
+	u->irq_level = level;
+	if (u->ctx.irq_line)
+		u->ctx.irq_line(u->ctx.vm, UART_COM1_IRQ, level);
+}
+
+static size_t uart_rx_push(struct uart *u, const uint8_t *bytes, size_t len)
+{
+	size_t n = 0;
+
+	for (; n < len && u->regs.rx_count < UART_RX_FIFO_SIZE; n++) {
+		unsigned tail = (u->rx_head + u->regs.rx_count) % UART_RX_FIFO_SIZE;
+
+		u->regs.rx_fifo[tail] = bytes[n];
+		u->regs.rx_count++;
+	}
+	if (n < len)
+		u->regs.lsr_errors |= LSR_OVERRUN;
+	return n;
+}
+
+static uint8_t uart_rx_pop(struct uart *u)
+{
+	uint8_t byte;
+
+	if (!u->regs.rx_count)
+		return 0;
+	byte = u->regs.rx_fifo[u->rx_head];
+	u->rx_head = (u->rx_head + 1) % UART_RX_FIFO_SIZE;
+	u->regs.rx_count--;
+	return byte;
+}
+
+static void uart_transmit(struct uart *u, uint8_t byte)
+{
+	if (u->regs.mcr & MCR_LOOPBACK) {
+		uart_rx_push(u, &byte, 1);
+	} else if (u->ctx.console_out_fd >= 0) {
+		int ret = write_all(u->ctx.console_out_fd, &byte, 1);
+
+		if (ret && !u->write_error_logged) {
+			u->write_error_logged = true;
+			log_warn("serial console: output dropped: %s", strerror(-ret));
+		}
+	}
+	u->regs.thr_interrupt_pending = 1;
+}
+
+static uint8_t uart_msr(const struct uart *u)
+{
+	uint8_t mcr = u->regs.mcr;
+
+	if (!(mcr & MCR_LOOPBACK))
+		return u->regs.msr;
+	/* loopback wires DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD */
+	return (uint8_t)(((mcr & 0x01) ? MSR_DSR : 0) | ((mcr & 0x02) ? MSR_CTS : 0) |
+			 ((mcr & 0x04) ? MSR_RI : 0) | ((mcr & 0x08) ? MSR_DCD : 0));
+}
+
+static uint8_t uart_read(struct uart *u, unsigned reg, bool *freed_space)
+{
+	uint8_t value;
+
+	switch (reg) {
+	case REG_DATA:
+		if (u->regs.lcr & LCR_DLAB)
+			return u->regs.dll;
+		*freed_space = u->regs.rx_count == UART_RX_FIFO_SIZE;
+		return uart_rx_pop(u);
+	case REG_IER:
+		return (u->regs.lcr & LCR_DLAB) ? u->regs.dlm : u->regs.ier;
+	case REG_IIR:
+		value = uart_iir(u);
+		/* reading IIR acknowledges a THR-empty interrupt */
+		if ((value & 0x0f) == IIR_THR_EMPTY)
+			u->regs.thr_interrupt_pending = 0;
+		return value;
+	case REG_LCR:
+		return u->regs.lcr;
+	case REG_MCR:
+		return u->regs.mcr;
+	case REG_LSR:
+		value = LSR_THR_EMPTY | LSR_TX_EMPTY | u->regs.lsr_errors;
+		if (u->regs.rx_count)
+			value |= LSR_DATA_READY;
+		u->regs.lsr_errors = 0;
+		return value;
+	case REG_MSR:
+		return uart_msr(u);
+	default:
+		return u->regs.scr;
+	}
+}
+
+static void uart_write(struct uart *u, unsigned reg, uint8_t value)
+{
+	switch (reg) {
+	case REG_DATA:
+		if (u->regs.lcr & LCR_DLAB)
+			u->regs.dll = value;
+		else
+			uart_transmit(u, value);
+		break;
+	case REG_IER:
+		if (u->regs.lcr & LCR_DLAB) {
+			u->regs.dlm = value;
+			break;
+		}
+		/* enabling THR-empty interrupts with THR empty raises one at once */
+		if ((value & IER_THR_EMPTY) && !(u->regs.ier & IER_THR_EMPTY))
+			u->regs.thr_interrupt_pending = 1;
+		u->regs.ier = value & IER_MASK;
+		break;
+	case REG_IIR:
+		u->regs.fcr = value & FCR_FIFO_ENABLE;
+		if (value & FCR_CLEAR_RX) {
+			u->regs.rx_count = 0;
+			u->rx_head = 0;
+		}
+		break;
+	case REG_LCR:
+		u->regs.lcr = value;
+		break;
+	case REG_MCR:
+		u->regs.mcr = value & MCR_MASK;
+		break;
+	case REG_LSR:
+	case REG_MSR:
+		break; /* read-only */
+	default:
+		u->regs.scr = value;
+		break;
+	}
+}
+
+static void uart_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct uart *u = opaque;
+	bool freed_space = false;
+
+	pthread_mutex_lock(&u->lock);
+	/* wider accesses touch consecutive registers, as on real hardware */
+	for (uint32_t i = 0; i < len && offset + i < 8; i++) {
+		if (is_write)
+			uart_write(u, (unsigned)(offset + i), data[i]);
+		else
+			data[i] = uart_read(u, (unsigned)(offset + i), &freed_space);
+	}
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	if (freed_space && u->rx_space_fn)
+		u->rx_space_fn(u->rx_space_opaque);
+}
+
+size_t uart_receive(struct uart *u, const uint8_t *bytes, size_t len)
+{
+	size_t n;
+
+	pthread_mutex_lock(&u->lock);
+	n = uart_rx_push(u, bytes, MIN(len, (size_t)UART_RX_FIFO_SIZE - u->regs.rx_count));
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return n;
+}
+
+size_t uart_rx_space(struct uart *u)
+{
+	size_t space;
+
+	pthread_mutex_lock(&u->lock);
+	space = UART_RX_FIFO_SIZE - u->regs.rx_count;
+	pthread_mutex_unlock(&u->lock);
+	return space;
+}
+
+void uart_set_rx_space_callback(struct uart *u, void (*fn)(void *opaque), void *opaque)
+{
+	u->rx_space_fn = fn;
+	u->rx_space_opaque = opaque;
+}
+
+static void uart_reset(void *dev)
+{
+	struct uart *u = dev;
+
+	pthread_mutex_lock(&u->lock);
+	memset(&u->regs, 0, sizeof(u->regs));
+	u->rx_head = 0;
+	/* DCD, DSR and CTS up: a terminal is attached */
+	u->regs.msr = MSR_DCD | MSR_DSR | MSR_CTS;
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+}
+
+static void *uart_create(const struct device_context *ctx)
+{
+	struct uart *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		return NULL;
+	pthread_mutex_init(&u->lock, NULL);
+	u->ctx = *ctx;
+	if (io_register(ctx->io, IO_BUS_PIO, UART_COM1_BASE, 8, uart_io, u)) {
+		free(u);
+		return NULL;
+	}
+	uart_reset(u);
+	return u;
+}
+
+static int uart_quiesce(void *dev)
+{
+	(void)dev; /* transmit is synchronous: nothing is ever in flight */
+	return 0;
+}
+
+static void uart_save(void *dev, void *state)
+{
+	struct uart *u = dev;
+	struct uart_state *s = state;
+
+	pthread_mutex_lock(&u->lock);
+	*s = u->regs;
+	for (unsigned i = 0; i < UART_RX_FIFO_SIZE; i++)
+		s->rx_fifo[i] = i < u->regs.rx_count
+					? u->regs.rx_fifo[(u->rx_head + i) % UART_RX_FIFO_SIZE]
+					: 0;
+	pthread_mutex_unlock(&u->lock);
+}
+
+static int uart_restore(void *dev, const void *state)
+{
+	struct uart *u = dev;
+	const struct uart_state *s = state;
+
+	if (s->rx_count > UART_RX_FIFO_SIZE || s->ier & ~IER_MASK || s->mcr & ~MCR_MASK ||
+	    s->fcr & ~FCR_FIFO_ENABLE || s->thr_interrupt_pending > 1)
+		return -EINVAL;
+	pthread_mutex_lock(&u->lock);
+	u->regs = *s;
+	u->rx_head = 0;
+	/* the line level is derived: recompute it rather than trust the file */
+	u->irq_level = false;
+	if (u->ctx.irq_line)
+		u->ctx.irq_line(u->ctx.vm, UART_COM1_IRQ, false);
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}
+
+static void uart_destroy(void *dev)
+{
+	struct uart *u = dev;
+
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+}
+
+const struct device_ops uart_device_ops = {
+	.name = "uart",
+	.section_id = 0x0201,
+	.state_version = 1,
+	.state_size = sizeof(struct uart_state),
+	.create = uart_create,
+	.reset = uart_reset,
+	.quiesce = uart_quiesce,
+	.save = uart_save,
+	.restore = uart_restore,
+	.destroy = uart_destroy,
+};

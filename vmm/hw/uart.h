@@ -1,0 +1,21 @@
+/* A 16550A UART (COM1): what the event loop and tests use beyond its ops table. */
+#ifndef SNAPVM_VMM_HW_UART_H
+#define SNAPVM_VMM_HW_UART_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define UART_COM1_BASE	  0x3f8
+#define UART_COM1_IRQ	  4
+#define UART_RX_FIFO_SIZE 64
+
+struct uart;
+
+/* Queues bytes received from the host side; returns how many fit in the FIFO. */
+size_t uart_receive(struct uart *uart, const uint8_t *bytes, size_t len);
+/* Room left in the receive FIFO. */
+size_t uart_rx_space(struct uart *uart);
+/* Registers a callback run (on a vCPU thread) when the guest frees FIFO room. */
+void uart_set_rx_space_callback(struct uart *uart, void (*fn)(void *opaque), void *opaque);
+
+#endif

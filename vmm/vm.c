@@ -1,0 +1,526 @@
+/* The VM: KVM set-up, devices, kernel loading, and the life cycle. */
+#include "vmm/vm_internal.h"
+#include "vmm/arch/x86/x86.h"
+#include "vmm/hw/uart.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define KVM_TSS_ADDR	      0xfffbd000 /* three pages Intel's KVM needs for real mode */
+#define KVM_IDENTITY_MAP_ADDR 0xfffbc000
+#define KERNEL_MAX_SIZE	      (512ULL << 20)
+
+void vmm_config_init(struct vmm_config *config)
+{
+	*config = (struct vmm_config){
+		.cmdline = "",
+		.mem_size = 128ULL << 20,
+		.cpus = 1,
+		.boot = VMM_BOOT_AUTO,
+		.console = VMM_CONSOLE_STDIO,
+	};
+}
+
+static void vm_irq_line(void *opaque, unsigned gsi, bool level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		log_warn("KVM_IRQ_LINE %u failed: %s", gsi, strerror(errno));
+}
+
+static const char *exception_name(uint64_t vector)
+{
+	static const char *const names[] = {
+		"divide error",
+		"debug",
+		"NMI",
+		"breakpoint",
+		"overflow",
+		"bound range",
+		"invalid opcode",
+		"device not available",
+		"double fault",
+		"coprocessor overrun",
+		"invalid TSS",
+		"segment not present",
+		"stack fault",
+		"general protection",
+		"page fault",
+	};
+
+	return vector < ARRAY_SIZE(names) ? names[vector] : "exception";
+}
+
+static void vm_guest_event(void *opaque, enum guest_event event, uint64_t value, uint64_t rip)
+{
+	struct vm *vm = opaque;
+
+	switch (event) {
+	case GUEST_EVENT_READY:
+		log_info("guest is ready (code %llu)", (unsigned long long)value);
+		log_debug("guest ready");
+		if (vm->event_fn)
+			vm->event_fn(vm, VM_EVENT_READY, value, vm->event_opaque);
+		break;
+	case GUEST_EVENT_EXIT:
+		log_info("guest exits with status %llu", (unsigned long long)value);
+		vm_request_stop(vm, (int)value);
+		break;
+	case GUEST_EVENT_PANIC:
+		log_error("guest panic: %s (vector %llu) at RIP 0x%llx", exception_name(value),
+			  (unsigned long long)value, (unsigned long long)rip);
+		vm_request_stop(vm, EXIT_RUNTIME);
+		break;
+	}
+}
+
+static int vm_create_devices(struct vm *vm)
+{
+	struct device_context ctx = {
+		.io = &vm->io,
+		.mem = &vm->mem,
+		.vm = vm,
+		.irq_line = vm_irq_line,
+		.guest_event = vm_guest_event,
+		.console_out_fd = vm->console_out_fd,
+	};
+
+	for (unsigned i = 0; device_table[i]; i++) {
+		const struct device_ops *ops = device_table[i];
+		void *dev = ops->create(&ctx);
+
+		if (!dev) {
+			log_error("cannot create device %s", ops->name);
+			return -ENOMEM;
+		}
+		vm->devices[vm->device_count++] = (struct vm_device){ ops, dev };
+		if (ops == &uart_device_ops)
+			vm->uart = dev;
+	}
+	return 0;
+}
+
+static int vm_open_kvm(struct vm *vm)
+{
+	int version;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		int ret = -errno;
+
+		log_error("cannot open /dev/kvm: %s (is KVM loaded, and may this user use it?)",
+			  strerror(errno));
+		return ret;
+	}
+	version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (version != KVM_API_VERSION) {
+		log_error("/dev/kvm speaks API version %d, snapvm needs %d", version,
+			  KVM_API_VERSION);
+		return -ENOTSUP;
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		int ret = -errno;
+
+		log_error("KVM_CREATE_VM failed: %s", strerror(errno));
+		return ret;
+	}
+	vm->run_size = (size_t)ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	return 0;
+}
+
+static int vm_setup_kvm(struct vm *vm)
+{
+	uint64_t identity_map = KVM_IDENTITY_MAP_ADDR;
+
+	/* needed by Intel's KVM for real-mode guests; other flavours may refuse them */
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0)
+		log_debug("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0)
+		log_debug("KVM_SET_TSS_ADDR: %s", strerror(errno));
+	for (unsigned i = 0; i < vm->mem.region_count; i++) {
+		const struct guest_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region region = {
+			.slot = i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uint64_t)(uintptr_t)(vm->mem.host + r->offset),
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+			int ret = -errno;
+
+			log_error("KVM_SET_USER_MEMORY_REGION (slot %u) failed: %s", i,
+				  strerror(errno));
+			return ret;
+		}
+	}
+	/* after the memory slots: on PVM, a slot added after the irqchip costs ~6 ms more */
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		int ret = -errno;
+
+		log_error("KVM_CREATE_IRQCHIP failed: %s", strerror(errno));
+		return ret;
+	}
+	vm->cpuid = x86_cpuid_supported(vm->kvm_fd);
+	return vm->cpuid ? 0 : -EIO;
+}
+
+int vm_create(const struct vmm_config *config, struct vm **out)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	int ret;
+
+	if (!vm)
+		return -ENOMEM;
+	vm->config = *config;
+	vm->kvm_fd = vm->vm_fd = vm->stop_event_fd = vm->signal_fd = vm->rx_space_fd = -1;
+	vm->console_in_fd = vm->console_out_fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	vm->request = VCPU_RUN;
+	*out = vm;
+
+	guest_memory_layout(&vm->mem, config->mem_size);
+	ret = guest_memory_map(&vm->mem);
+	if (ret) {
+		log_error("cannot map %llu MiB of guest memory: %s",
+			  (unsigned long long)(config->mem_size >> 20), strerror(-ret));
+		return ret;
+	}
+	log_debug("guest memory mapped");
+	ret = vm_open_kvm(vm);
+	if (!ret)
+		ret = vm_setup_kvm(vm);
+	log_debug("KVM VM set up");
+	if (!ret)
+		ret = console_open(vm);
+	if (!ret)
+		ret = vm_create_devices(vm);
+	if (ret)
+		return ret;
+	vm->vcpu_count = config->cpus;
+	vm->vcpus = calloc(config->cpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (unsigned i = 0; i < config->cpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (unsigned i = 0; i < config->cpus; i++) {
+		ret = vcpu_create(vm, i);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int vm_set_boot_regs(struct vm *vm, bool pvh, uint64_t entry)
+{
+	int fd = vm->vcpus[0].fd;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = { .rflags = 2, .rip = entry };
+
+	if (ioctl(fd, KVM_GET_SREGS, &sregs) < 0) {
+		log_error("KVM_GET_SREGS failed: %s", strerror(errno));
+		return -errno;
+	}
+	if (pvh) {
+		x86_sregs_pvh(&sregs);
+		regs.rbx = X86_PVH_INFO_ADDR;
+	} else {
+		x86_sregs_long_mode(&sregs);
+		regs.rsi = X86_ZERO_PAGE_ADDR;
+	}
+	if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0) {
+		log_error("KVM_SET_SREGS failed: %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(fd, KVM_SET_REGS, &regs) < 0) {
+		log_error("KVM_SET_REGS failed: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int vm_write_boot_data(struct vm *vm, bool pvh, char *error, size_t error_size)
+{
+	int ret =
+		x86_cmdline_write(&vm->mem, vm->config.cmdline, VMM_CMDLINE_MAX, error, error_size);
+
+	if (ret)
+		return ret;
+	if (x86_boot_tables_write(&vm->mem) || x86_mptable_write(&vm->mem, vm->vcpu_count) ||
+	    (pvh ? x86_pvh_start_info_write(&vm->mem, X86_CMDLINE_ADDR)
+		 : x86_zero_page_write(&vm->mem, X86_CMDLINE_ADDR))) {
+		snprintf(error, error_size, "guest RAM too small for the boot data");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vm_load_kernel(struct vm *vm, char *error, size_t error_size)
+{
+	const char *path = vm->config.kernel_path;
+	struct elf_image image;
+	uint8_t *file;
+	size_t size;
+	bool pvh;
+	int ret;
+
+	ret = file_read_all(path, &file, &size, KERNEL_MAX_SIZE);
+	if (ret) {
+		snprintf(error, error_size, "cannot read kernel %s: %s", path,
+			 ret == -EFBIG ? "larger than 512 MiB" : strerror(-ret));
+		return ret;
+	}
+	if (!elf_is_elf(file, size)) {
+		snprintf(error, error_size, "%s: not an ELF kernel", path);
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = elf_load(file, size, &vm->mem, &image, error, error_size);
+	if (ret)
+		goto out;
+	pvh = vm->config.boot == VMM_BOOT_PVH;
+	if (pvh && !image.has_pvh) {
+		snprintf(error, error_size,
+			 "%s has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); try --boot elf64",
+			 path);
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = vm_write_boot_data(vm, pvh, error, error_size);
+	if (!ret)
+		ret = vm_set_boot_regs(vm, pvh, pvh ? image.pvh_entry : image.entry64);
+out:
+	free(file);
+	return ret;
+}
+
+void vm_set_event_handler(struct vm *vm,
+			  void (*fn)(struct vm *vm, enum vm_event event, uint64_t value,
+				     void *opaque),
+			  void *opaque)
+{
+	vm->event_fn = fn;
+	vm->event_opaque = opaque;
+}
+
+static void vm_on_stop_event(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+
+	(void)events;
+	event_loop_stop(vm->loop);
+}
+
+static void vm_on_signal(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	struct signalfd_siginfo info;
+
+	(void)events;
+	if (read(vm->signal_fd, &info, sizeof(info)) != sizeof(info))
+		return;
+	log_info("stopping on signal %u", info.ssi_signo);
+	/* the shell's convention for a process ended by a signal */
+	vm_request_stop(vm, 128 + (int)info.ssi_signo);
+}
+
+/* The event loop and what it always watches: the stop event and SIGINT/SIGTERM/SIGHUP. */
+static int vm_loop_setup(struct vm *vm)
+{
+	sigset_t signals;
+	int ret;
+
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGHUP);
+	/* blocked before any vCPU thread exists, so that every thread inherits the mask */
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
+	vm->signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+	vm->stop_event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->signal_fd < 0 || vm->stop_event_fd < 0)
+		return -errno;
+	ret = event_loop_create(&vm->loop);
+	if (!ret)
+		ret = event_loop_add(vm->loop, vm->stop_event_fd, EPOLLIN, vm_on_stop_event, vm);
+	if (!ret)
+		ret = event_loop_add(vm->loop, vm->signal_fd, EPOLLIN, vm_on_signal, vm);
+	return ret;
+}
+
+int vm_start(struct vm *vm, bool paused)
+{
+	int ret = vm_loop_setup(vm);
+
+	if (!ret)
+		ret = console_attach(vm);
+	if (ret) {
+		log_error("cannot set up the event loop: %s", strerror(-ret));
+		return ret;
+	}
+	vm->request = paused ? VCPU_PARK : VCPU_RUN;
+	for (unsigned i = 0; i < vm->vcpu_count; i++) {
+		ret = vcpu_thread_start(&vm->vcpus[i]);
+		if (ret)
+			return ret;
+	}
+	if (paused) {
+		pthread_mutex_lock(&vm->lock);
+		while (vm->parked < vm->vcpu_count)
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		pthread_mutex_unlock(&vm->lock);
+	}
+	return 0;
+}
+
+void vm_request_stop(struct vm *vm, int status)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->stop_requested) {
+		vm->stop_requested = true;
+		vm->exit_status = status;
+		if (vm->stop_event_fd >= 0 && write(vm->stop_event_fd, &one, sizeof(one)) < 0)
+			log_warn("cannot wake the event loop: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static void vm_stop_vcpus(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->request = VCPU_STOP;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	vcpus_kick(vm);
+	for (unsigned i = 0; i < vm->vcpu_count; i++) {
+		if (vm->vcpus[i].thread_started) {
+			pthread_join(vm->vcpus[i].thread, NULL);
+			vm->vcpus[i].thread_started = false;
+		}
+	}
+}
+
+int vm_run(struct vm *vm)
+{
+	int ret = event_loop_run(vm->loop);
+
+	if (ret) {
+		log_error("event loop failed: %s", strerror(-ret));
+		vm_request_stop(vm, EXIT_RUNTIME);
+	}
+	vm_stop_vcpus(vm);
+	return vm->exit_status;
+}
+
+int vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->request != VCPU_RUN) {
+		pthread_mutex_unlock(&vm->lock);
+		return -EBUSY;
+	}
+	vm->request = VCPU_PARK;
+	pthread_mutex_unlock(&vm->lock);
+	vcpus_kick(vm);
+	pthread_mutex_lock(&vm->lock);
+	while (vm->parked < vm->vcpu_count)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->request == VCPU_PARK)
+		vm->request = VCPU_RUN;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+int vm_vcpus_call(struct vm *vm, int (*fn)(struct vm *vm, unsigned index, int vcpu_fd, void *arg),
+		  void *arg)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->request != VCPU_PARK || vm->parked < vm->vcpu_count) {
+		pthread_mutex_unlock(&vm->lock);
+		return -EBUSY;
+	}
+	for (unsigned i = 0; i < vm->vcpu_count; i++) {
+		vm->vcpus[i].call_fn = fn;
+		vm->vcpus[i].call_arg = arg;
+	}
+	pthread_cond_broadcast(&vm->cond);
+	for (unsigned i = 0; i < vm->vcpu_count; i++) {
+		while (vm->vcpus[i].call_fn)
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		if (!ret)
+			ret = vm->vcpus[i].call_result;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
+int vm_kvm_fd(const struct vm *vm)
+{
+	return vm->kvm_fd;
+}
+
+int vm_fd(const struct vm *vm)
+{
+	return vm->vm_fd;
+}
+
+unsigned vm_vcpu_count(const struct vm *vm)
+{
+	return vm->vcpu_count;
+}
+
+static void close_fd(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	if (vm->vcpus) {
+		vm_stop_vcpus(vm);
+		for (unsigned i = 0; i < vm->vcpu_count; i++)
+			vcpu_destroy(&vm->vcpus[i]);
+		free(vm->vcpus);
+	}
+	for (unsigned i = vm->device_count; i-- > 0;)
+		vm->devices[i].ops->destroy(vm->devices[i].dev);
+	console_close(vm);
+	event_loop_destroy(vm->loop);
+	close_fd(vm->signal_fd);
+	close_fd(vm->stop_event_fd);
+	close_fd(vm->vm_fd);
+	close_fd(vm->kvm_fd);
+	guest_memory_unmap(&vm->mem);
+	free(vm->cpuid);
+	pthread_cond_destroy(&vm->cond);
+	pthread_mutex_destroy(&vm->lock);
+	free(vm);
+}

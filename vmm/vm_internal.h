@@ -1,0 +1,89 @@
+/* The VM object, shared by the files of vmm/ (private). */
+#ifndef SNAPVM_VMM_VM_INTERNAL_H
+#define SNAPVM_VMM_VM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <linux/kvm.h>
+
+#include "vmm/device.h"
+#include "vmm/io.h"
+#include "vmm/loop.h"
+#include "vmm/memory.h"
+#include "vmm/vmm.h"
+
+#define VM_MAX_DEVICES 16
+
+/* What the vCPU threads are asked to do, checked after every exit. */
+enum vcpu_request {
+	VCPU_RUN,
+	VCPU_PARK, /* vm_pause(): complete pending I/O, then wait */
+	VCPU_STOP, /* leave the thread */
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+	/* vm_vcpus_call(): work for this thread while parked (under vm->lock) */
+	int (*call_fn)(struct vm *vm, unsigned index, int vcpu_fd, void *arg);
+	void *call_arg;
+	int call_result;
+};
+
+struct vm_device {
+	const struct device_ops *ops;
+	void *dev;
+};
+
+struct vm {
+	struct vmm_config config;
+	int kvm_fd;
+	int vm_fd;
+	size_t run_size;
+	struct guest_memory mem;
+	struct io_registry io;
+	struct kvm_cpuid2 *cpuid;
+	unsigned vcpu_count;
+	struct vcpu *vcpus;
+	unsigned device_count;
+	struct vm_device devices[VM_MAX_DEVICES];
+	struct uart *uart;
+
+	struct event_loop *loop;
+	int stop_event_fd; /* written when the VM must stop */
+	int signal_fd;	   /* SIGINT, SIGTERM, SIGHUP */
+	int console_in_fd; /* -1 when the guest gets no input */
+	int console_out_fd;
+	int rx_space_fd; /* written by the UART when the guest frees FIFO room */
+	bool console_in_polled;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	_Atomic enum vcpu_request request;
+	unsigned parked;
+	bool stop_requested;
+	int exit_status;
+
+	void (*event_fn)(struct vm *vm, enum vm_event event, uint64_t value, void *opaque);
+	void *event_opaque;
+};
+
+/* vcpu.c */
+int vcpu_create(struct vm *vm, unsigned index);
+void vcpu_destroy(struct vcpu *vcpu);
+int vcpu_thread_start(struct vcpu *vcpu);
+/* Asks every vCPU thread to act on vm->request now. */
+void vcpus_kick(struct vm *vm);
+
+/* console.c: the host side of the serial console. */
+int console_open(struct vm *vm);
+int console_attach(struct vm *vm);
+void console_close(struct vm *vm);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * vmm/: runs a VM on KVM: guest memory, vCPU threads, the port-I/O and MMIO
+ * registry, the event loop, x86 boot and the devices. It knows nothing of
+ * snapshots stores; snapshot/ drives it through the calls below.
+ */
+#ifndef SNAPVM_VMM_H
+#define SNAPVM_VMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VMM_MAX_CPUS	16
+#define VMM_MIN_MEM	(4ULL << 20)
+#define VMM_MAX_MEM	(256ULL << 30)
+#define VMM_CMDLINE_MAX 4096 /* bytes, including the terminating NUL */
+
+enum vmm_boot_mode {
+	VMM_BOOT_AUTO,	/* PVH-capable ELF: 64-bit entry; plain ELF64: 64-bit entry */
+	VMM_BOOT_ELF64, /* long mode at e_entry, %rsi = Linux boot_params */
+	VMM_BOOT_PVH,	/* 32-bit protected mode at the PVH note's entry, %ebx = start_info */
+};
+
+enum vmm_console_kind {
+	VMM_CONSOLE_STDIO, /* guest output to stdout, stdin to the guest */
+	VMM_CONSOLE_FILE,  /* guest output appended to a file, no input */
+	VMM_CONSOLE_NONE,
+};
+
+struct vmm_config {
+	const char *kernel_path;
+	const char *cmdline;
+	uint64_t mem_size;
+	unsigned cpus;
+	enum vmm_boot_mode boot;
+	enum vmm_console_kind console;
+	const char *console_path; /* VMM_CONSOLE_FILE */
+};
+
+struct vm;
+
+/* What the guest reported through the control port, or why the VM stopped. */
+enum vm_event {
+	VM_EVENT_READY, /* value: ready code */
+};
+
+/* Fills in the defaults: 128 MiB, 1 vCPU, automatic boot, console on stdio. */
+void vmm_config_init(struct vmm_config *config);
+
+/* Creates the KVM VM, its memory, devices and vCPUs (not yet running); 0 or -errno. */
+int vm_create(const struct vmm_config *config, struct vm **vm);
+/*
+ * Loads config->kernel_path and sets the boot vCPU's registers. Bad files get
+ * one line in *error and -EINVAL (or -errno for I/O errors).
+ */
+int vm_load_kernel(struct vm *vm, char *error, size_t error_size);
+/* Starts one thread per vCPU; with paused, they wait for vm_resume(). */
+int vm_start(struct vm *vm, bool paused);
+/*
+ * Runs the event loop until the guest exits or fails; returns the exit
+ * status for the process (the guest's code, or EXIT_RUNTIME with a message).
+ */
+int vm_run(struct vm *vm);
+/* Stops the VM from any thread; vm_run() returns `status`. The first call wins. */
+void vm_request_stop(struct vm *vm, int status);
+/* Stops the vCPUs, releases every resource. */
+void vm_destroy(struct vm *vm);
+
+/* Called (on a vCPU thread) when the guest signals an event. */
+void vm_set_event_handler(struct vm *vm,
+			  void (*fn)(struct vm *vm, enum vm_event event, uint64_t value,
+				     void *opaque),
+			  void *opaque);
+
+/* Kicks every vCPU out of KVM_RUN and parks it with its last I/O completed. */
+int vm_pause(struct vm *vm);
+/* Lets parked vCPUs run again. */
+void vm_resume(struct vm *vm);
+/* Runs fn on each vCPU's own thread while paused; returns the first error. */
+int vm_vcpus_call(struct vm *vm, int (*fn)(struct vm *vm, unsigned index, int vcpu_fd, void *arg),
+		  void *arg);
+
+/* The KVM file descriptors, for state capture. */
+int vm_kvm_fd(const struct vm *vm);
+int vm_fd(const struct vm *vm);
+unsigned vm_vcpu_count(const struct vm *vm);
+
+#endif
