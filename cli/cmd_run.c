@@ -14,7 +14,8 @@ static void run_help(void)
 	       "  --cmdline STR      kernel command line (test guest: heap=SIZE)\n"
 	       "  --mem SIZE         guest RAM, e.g. 128M or 2G (default 128M)\n"
 	       "  --cpus N           vCPUs, 1 to %d (default 1)\n"
-	       "  --console WHERE    stdio (default), file:PATH (output only) or none\n"
+	       "  --console WHERE    stdio (default), file:PATH (output to PATH, input from\n"
+	       "                     stdin) or none\n"
 	       "  --boot MODE        auto (default), elf64 (64-bit entry, Linux boot_params)\n"
 	       "                     or pvh (the PVH note's 32-bit entry, as QEMU uses)\n"
 	       "  -h, --help         this help\n",

@@ -58,7 +58,7 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 	vmm_config_init(vm);
 	optind = 0; /* glibc: start afresh, so that tests can parse many times */
 	opterr = 0;
-	while (!ret && (opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	while (!ret && (opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'k':
 			vm->kernel_path = optarg;

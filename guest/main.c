@@ -105,6 +105,20 @@ static void request_cpus(const uint64_t *arg)
 	console_put_char('\n');
 }
 
+/* For tests of snapvm's error paths: an exception the guest reports, and one it cannot. */
+static void request_fault(const uint64_t *arg)
+{
+	(void)arg;
+	__asm__ volatile("xor %%eax, %%eax; ud2" ::: "rax"); /* ud2 without a call number */
+}
+
+static void request_triple_fault(const uint64_t *arg)
+{
+	(void)arg;
+	memset((void *)GUEST_IDT_ADDR, 0, 256 * 16); /* every gate not present */
+	__asm__ volatile("xor %%eax, %%eax; ud2" ::: "rax");
+}
+
 static void request_exit(const uint64_t *arg)
 {
 	guest_exit(arg[0] > 255 ? 255 : (unsigned)arg[0]);
@@ -115,8 +129,13 @@ static const struct request {
 	unsigned nargs;
 	void (*handle)(const uint64_t *arg);
 } requests[] = {
-	{ "ping", 0, request_ping }, { "touch", 2, request_touch }, { "spin", 1, request_spin },
-	{ "cpus", 0, request_cpus }, { "exit", 1, request_exit },
+	{ "ping", 0, request_ping },
+	{ "touch", 2, request_touch },
+	{ "spin", 1, request_spin },
+	{ "cpus", 0, request_cpus },
+	{ "exit", 1, request_exit },
+	{ "fault", 0, request_fault },
+	{ "triple-fault", 0, request_triple_fault },
 };
 
 static void serve_request(const char *line)

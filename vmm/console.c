@@ -22,6 +22,7 @@ int console_open(struct vm *vm)
 		vm->console_out_fd = STDOUT_FILENO;
 		break;
 	case VMM_CONSOLE_FILE:
+		vm->console_in_fd = STDIN_FILENO;
 		vm->console_out_fd = open(vm->config.console_path,
 					  O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		if (vm->console_out_fd < 0) {

@@ -69,6 +69,7 @@ static void vcpu_fail(struct vcpu *vcpu, const char *what)
 {
 	log_error("vCPU %u: %s at RIP 0x%llx", vcpu->index, what,
 		  (unsigned long long)vcpu_rip(vcpu));
+	vcpu->failed = true;
 	vm_request_stop(vcpu->vm, EXIT_RUNTIME);
 }
 
@@ -151,7 +152,7 @@ static void vcpu_park(struct vcpu *vcpu)
 	struct vm *vm = vcpu->vm;
 
 	vcpu->run->immediate_exit = 1;
-	if (ioctl(vcpu->fd, KVM_RUN, 0) == 0 || errno != EINTR)
+	if (!vcpu->failed && (ioctl(vcpu->fd, KVM_RUN, 0) == 0 || errno != EINTR))
 		log_warn("vCPU %u: completing the last I/O before a pause did not return EINTR",
 			 vcpu->index);
 	pthread_mutex_lock(&vm->lock);
@@ -188,13 +189,22 @@ static void *vcpu_thread(void *arg)
 			vcpu_park(vcpu);
 			continue;
 		}
+		if (vcpu->failed) {
+			/* the VM is stopping because of this vCPU: wait to be told */
+			pthread_mutex_lock(&vm->lock);
+			while (vm->request == VCPU_RUN)
+				pthread_cond_wait(&vm->cond, &vm->lock);
+			pthread_mutex_unlock(&vm->lock);
+			continue;
+		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			/* EINTR: a kick; EAGAIN: an AP that just received its SIPI */
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			log_error("vCPU %u: KVM_RUN failed: %s", vcpu->index, strerror(errno));
+			vcpu->failed = true;
 			vm_request_stop(vm, EXIT_RUNTIME);
-			break;
+			continue;
 		}
 		vcpu_handle_exit(vcpu);
 	}

@@ -30,6 +30,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
+	bool failed; /* a fatal exit: never enter KVM_RUN again */
 	/* vm_vcpus_call(): work for this thread while parked (under vm->lock) */
 	int (*call_fn)(struct vm *vm, unsigned index, int vcpu_fd, void *arg);
 	void *call_arg;

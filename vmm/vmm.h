@@ -23,7 +23,7 @@ enum vmm_boot_mode {
 
 enum vmm_console_kind {
 	VMM_CONSOLE_STDIO, /* guest output to stdout, stdin to the guest */
-	VMM_CONSOLE_FILE,  /* guest output appended to a file, no input */
+	VMM_CONSOLE_FILE,  /* guest output appended to a file, stdin to the guest */
 	VMM_CONSOLE_NONE,
 };
 

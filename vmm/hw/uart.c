@@ -45,16 +45,6 @@ enum {
 #define MSR_DSR		 0x20
 #define MSR_CTS		 0x10
 
-/* Saved state: fixed-width fields only. */
-struct uart_state {
-	uint8_t ier, lcr, mcr, lsr_errors, msr, scr, dll, dlm;
-	uint8_t fcr;
-	uint8_t thr_interrupt_pending;
-	uint8_t rx_count;
-	uint8_t reserved[5];
-	uint8_t rx_fifo[UART_RX_FIFO_SIZE]; /* the oldest byte first */
-};
-
 struct uart {
 	pthread_mutex_t lock;
 	struct device_context ctx;

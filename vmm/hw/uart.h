@@ -11,6 +11,16 @@
 
 struct uart;
 
+/* Saved state (a snapshot section): fixed-width fields only. */
+struct uart_state {
+	uint8_t ier, lcr, mcr, lsr_errors, msr, scr, dll, dlm;
+	uint8_t fcr;
+	uint8_t thr_interrupt_pending;
+	uint8_t rx_count;
+	uint8_t reserved[5];
+	uint8_t rx_fifo[UART_RX_FIFO_SIZE]; /* the oldest byte first */
+};
+
 /* Queues bytes received from the host side; returns how many fit in the FIFO. */
 size_t uart_receive(struct uart *uart, const uint8_t *bytes, size_t len);
 /* Room left in the receive FIFO. */

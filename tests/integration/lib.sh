@@ -1,0 +1,53 @@
+# Shared helpers for the integration tests (sourced). $1 = build dir, $2 = source dir.
+set -u
+BUILD=$(cd "$1" && pwd)
+SRC=$(cd "$2" && pwd)
+SNAPVM="$BUILD/snapvm"
+GUEST="$BUILD/guest/snapguest.elf"
+TMP=$(mktemp -d /tmp/snapvm-test.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+FAILURES=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	FAILURES=$((FAILURES + 1))
+}
+
+pass() {
+	echo "ok: $*"
+}
+
+# skip REASON: exit with ctest's "skipped" code.
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+require_kvm() {
+	[ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "no usable /dev/kvm on this host"
+}
+
+# expect_eq WHAT GOT WANT
+expect_eq() {
+	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', want '$3'"; fi
+}
+
+# run_guest INPUT ARGS...: boots the test guest with INPUT on its console;
+# sets OUT (stdout), ERR (stderr) and RC. Bounded to 60 s.
+run_guest() {
+	local input=$1
+	shift
+	printf '%b' "$input" | timeout 60 "$SNAPVM" run --kernel "$GUEST" "$@" \
+		>"$TMP/out" 2>"$TMP/err"
+	RC=$?
+	OUT=$(cat "$TMP/out")
+	ERR=$(cat "$TMP/err")
+}
+
+finish() {
+	if [ "$FAILURES" -ne 0 ]; then
+		echo "$FAILURES check(s) failed" >&2
+		exit 1
+	fi
+	echo "all checks passed"
+}

@@ -1,0 +1,91 @@
+/* cli/: `snapvm run` argument parsing, including every kind of bad input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "cli/run_options.h"
+#include "common/common.h"
+
+#define PARSE(options, ...)                                                    \
+	run_options_parse((int)ARRAY_SIZE(((char *[]){ "run", __VA_ARGS__ })), \
+			  (char *[]){ "run", __VA_ARGS__, NULL }, options)
+
+static void test_run_defaults(void **state)
+{
+	struct run_options o;
+
+	(void)state;
+	assert_int_equal(PARSE(&o, "--kernel", "k.elf"), 0);
+	assert_string_equal(o.vm.kernel_path, "k.elf");
+	assert_int_equal(o.vm.mem_size, 128ULL << 20);
+	assert_int_equal(o.vm.cpus, 1);
+	assert_int_equal(o.vm.boot, VMM_BOOT_AUTO);
+	assert_int_equal(o.vm.console, VMM_CONSOLE_STDIO);
+	assert_string_equal(o.vm.cmdline, "");
+	assert_false(o.help);
+}
+
+static void test_run_all_options(void **state)
+{
+	struct run_options o;
+
+	(void)state;
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--cmdline", "heap=16M", "--mem", "1G",
+			       "--cpus", "4", "--console", "file:/tmp/out", "--boot", "pvh"),
+			 0);
+	assert_string_equal(o.vm.cmdline, "heap=16M");
+	assert_int_equal(o.vm.mem_size, 1ULL << 30);
+	assert_int_equal(o.vm.cpus, 4);
+	assert_int_equal(o.vm.console, VMM_CONSOLE_FILE);
+	assert_string_equal(o.vm.console_path, "/tmp/out");
+	assert_int_equal(o.vm.boot, VMM_BOOT_PVH);
+	assert_int_equal(PARSE(&o, "--kernel=k", "--boot=elf64", "--console=none"), 0);
+	assert_int_equal(o.vm.boot, VMM_BOOT_ELF64);
+	assert_int_equal(o.vm.console, VMM_CONSOLE_NONE);
+}
+
+static void test_run_help(void **state)
+{
+	struct run_options o;
+
+	(void)state;
+	assert_int_equal(PARSE(&o, "--help"), 0);
+	assert_true(o.help);
+	assert_int_equal(PARSE(&o, "-h"), 0);
+	assert_true(o.help);
+}
+
+static void test_run_bad_input(void **state)
+{
+	struct run_options o;
+
+	(void)state;
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--bogus"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--mem", "0"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--mem", "1M"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--mem", "300G"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--mem", "5000K1"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--mem", "4097K"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--cpus", "0"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--cpus", "17"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--cpus", "two"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--console", "tty"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--console", "file:"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--boot", "bios"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "extra"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--cpus", "1"), EXIT_USAGE); /* no --kernel */
+	assert_int_equal(PARSE(&o, "--kernel"), EXIT_USAGE);	/* value missing */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_run_defaults),
+		cmocka_unit_test(test_run_all_options),
+		cmocka_unit_test(test_run_help),
+		cmocka_unit_test(test_run_bad_input),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

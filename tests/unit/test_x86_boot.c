@@ -1,0 +1,232 @@
+/* vmm/arch/x86: page tables, GDT, e820, boot_params, PVH start_info, MP table, sregs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "vmm/arch/x86/x86.h"
+
+static struct guest_memory mem_of(uint64_t size)
+{
+	struct guest_memory mem;
+
+	guest_memory_layout(&mem, size);
+	assert_int_equal(guest_memory_map(&mem), 0);
+	return mem;
+}
+
+/* Walks the tables the way the CPU does for a 2 MiB mapping; returns the physical address. */
+static uint64_t translate(const struct guest_memory *mem, uint64_t cr3, uint64_t va)
+{
+	uint64_t *pml4 = guest_memory_ptr(mem, cr3, 4096);
+	uint64_t pml4e = pml4[(va >> 39) & 511];
+	uint64_t *pdpt = guest_memory_ptr(mem, pml4e & ~0xfffULL, 4096);
+	uint64_t pdpte = pdpt[(va >> 30) & 511];
+	uint64_t *pd = guest_memory_ptr(mem, pdpte & ~0xfffULL, 4096);
+	uint64_t pde = pd[(va >> 21) & 511];
+
+	assert_true(pml4e & 1);
+	assert_true(pdpte & 1);
+	assert_true(pde & 1);
+	assert_true(pde & 0x80); /* a 2 MiB page */
+	return (pde & ~0x1fffffULL) | (va & 0x1fffff);
+}
+
+static void test_page_tables_identity_map_4g(void **state)
+{
+	struct guest_memory mem = mem_of(64ULL << 20);
+
+	(void)state;
+	assert_int_equal(x86_boot_tables_write(&mem), 0);
+	for (uint64_t va = 0; va < (4ULL << 30); va += 0x7654321)
+		assert_int_equal(translate(&mem, X86_PAGE_TABLES_ADDR, va), va);
+	assert_int_equal(translate(&mem, X86_PAGE_TABLES_ADDR, 0xfee00000), 0xfee00000);
+	guest_memory_unmap(&mem);
+}
+
+static void test_gdt_has_flat_code_and_data(void **state)
+{
+	struct guest_memory mem = mem_of(8ULL << 20);
+	uint64_t *gdt;
+
+	(void)state;
+	assert_int_equal(x86_boot_tables_write(&mem), 0);
+	gdt = guest_memory_ptr(&mem, X86_GDT_ADDR, 32);
+	assert_int_equal(gdt[0], 0);
+	/* 64-bit code: L set, D clear, present, DPL 0, execute/read */
+	assert_true(gdt[X86_SEL_CODE64 / 8] & (1ULL << 53));
+	assert_false(gdt[X86_SEL_CODE64 / 8] & (1ULL << 54));
+	assert_int_equal((gdt[X86_SEL_CODE64 / 8] >> 40) & 0xff, 0x9b);
+	/* 32-bit code for PVH: D set, L clear */
+	assert_true(gdt[X86_SEL_CODE32 / 8] & (1ULL << 54));
+	assert_false(gdt[X86_SEL_CODE32 / 8] & (1ULL << 53));
+	assert_int_equal((gdt[X86_SEL_DATA / 8] >> 40) & 0xff, 0x93);
+	guest_memory_unmap(&mem);
+}
+
+static void test_sregs(void **state)
+{
+	struct kvm_sregs s;
+
+	(void)state;
+	memset(&s, 0xff, sizeof(s));
+	x86_sregs_long_mode(&s);
+	assert_int_equal(s.cr3, X86_PAGE_TABLES_ADDR);
+	assert_true(s.cr0 & 0x80000001); /* PG, PE */
+	assert_true(s.cr4 & 0x20);	 /* PAE */
+	assert_int_equal(s.efer & 0x500, 0x500);
+	assert_int_equal(s.cs.l, 1);
+	assert_int_equal(s.cs.selector, X86_SEL_CODE64);
+	x86_sregs_pvh(&s);
+	assert_int_equal(s.cr0 & 0x80000001, 1); /* protected mode, paging off */
+	assert_int_equal(s.efer, 0);
+	assert_int_equal(s.cs.l, 0);
+	assert_int_equal(s.cs.db, 1);
+	assert_int_equal(s.cs.base, 0);
+	assert_int_equal(s.cs.limit, 0xffffffff);
+}
+
+static void test_e820_small_and_large(void **state)
+{
+	struct e820_entry table[8];
+	struct guest_memory mem;
+	unsigned n;
+	uint64_t ram = 0;
+
+	(void)state;
+	guest_memory_layout(&mem, 128ULL << 20);
+	n = x86_e820_build(&mem, table, 8);
+	assert_int_equal(n, 3);
+	assert_int_equal(table[0].type, E820_RAM);
+	assert_int_equal(table[0].addr + table[0].size, X86_MPTABLE_ADDR);
+	assert_int_equal(table[1].type, E820_RESERVED);
+	assert_int_equal(table[2].addr, 0x100000);
+	assert_int_equal(table[2].addr + table[2].size, 128ULL << 20);
+
+	guest_memory_layout(&mem, 5ULL << 30); /* 3 GiB low, 2 GiB from 4 GiB */
+	n = x86_e820_build(&mem, table, 8);
+	assert_int_equal(n, 4);
+	assert_int_equal(table[2].addr + table[2].size, 3ULL << 30);
+	assert_int_equal(table[3].addr, 4ULL << 30);
+	assert_int_equal(table[3].size, 2ULL << 30);
+	for (unsigned i = 0; i < n; i++)
+		ram += table[i].type == E820_RAM ? table[i].size : 0;
+	/* all RAM but the reserved MP-table KiB and the legacy hole below 1 MiB */
+	assert_int_equal(ram, (5ULL << 30) - (0x100000 - X86_MPTABLE_ADDR));
+	assert_int_equal(x86_e820_build(&mem, table, 2), 0); /* too small a table */
+}
+
+static void test_zero_page(void **state)
+{
+	struct guest_memory mem = mem_of(64ULL << 20);
+	struct boot_params *bp;
+
+	(void)state;
+	assert_int_equal(x86_zero_page_write(&mem, X86_CMDLINE_ADDR), 0);
+	bp = guest_memory_ptr(&mem, X86_ZERO_PAGE_ADDR, sizeof(*bp));
+	assert_int_equal(bp->hdr.boot_flag, 0xaa55);
+	assert_int_equal(bp->hdr.header, SETUP_HEADER_MAGIC);
+	assert_int_equal(bp->hdr.cmd_line_ptr, X86_CMDLINE_ADDR);
+	assert_int_equal(bp->ext_cmd_line_ptr, 0);
+	assert_int_equal(bp->e820_entries, 3);
+	assert_int_equal(bp->e820_table[2].addr + bp->e820_table[2].size, 64ULL << 20);
+	guest_memory_unmap(&mem);
+}
+
+static void test_pvh_start_info(void **state)
+{
+	struct guest_memory mem = mem_of(64ULL << 20);
+	struct hvm_start_info *si;
+	struct hvm_memmap_table_entry *map;
+
+	(void)state;
+	assert_int_equal(x86_pvh_start_info_write(&mem, X86_CMDLINE_ADDR), 0);
+	si = guest_memory_ptr(&mem, X86_PVH_INFO_ADDR, sizeof(*si));
+	assert_int_equal(si->magic, PVH_START_MAGIC);
+	assert_int_equal(si->version, 1);
+	assert_int_equal(si->cmdline_paddr, X86_CMDLINE_ADDR);
+	assert_int_equal(si->memmap_entries, 3);
+	map = guest_memory_ptr(&mem, si->memmap_paddr, 3 * sizeof(*map));
+	assert_non_null(map);
+	assert_int_equal(map[2].addr, 0x100000);
+	assert_int_equal(map[2].type, E820_RAM);
+	/* the start_info and its map must not overlap */
+	assert_true(si->memmap_paddr >= X86_PVH_INFO_ADDR + sizeof(*si));
+	guest_memory_unmap(&mem);
+}
+
+static uint8_t sum_bytes(const uint8_t *p, size_t n)
+{
+	uint8_t s = 0;
+
+	while (n--)
+		s += *p++;
+	return s;
+}
+
+static void test_mptable(void **state)
+{
+	struct guest_memory mem = mem_of(64ULL << 20);
+	const uint8_t *fp, *config;
+	uint16_t length, entries;
+	unsigned processors = 0, bsp = 0;
+
+	(void)state;
+	assert_int_equal(x86_mptable_write(&mem, 4), 0);
+	fp = guest_memory_ptr(&mem, X86_MPTABLE_ADDR, 16);
+	assert_memory_equal(fp, "_MP_", 4);
+	assert_int_equal(sum_bytes(fp, 16), 0);
+	config = guest_memory_ptr(&mem, *(const uint32_t *)(fp + 4), 44);
+	assert_memory_equal(config, "PCMP", 4);
+	memcpy(&length, config + 4, 2);
+	memcpy(&entries, config + 34, 2);
+	assert_int_equal(sum_bytes(config, length), 0);
+	assert_true(X86_MPTABLE_ADDR + 16 + length <= X86_BASE_MEMORY_END);
+	for (const uint8_t *e = config + 44; entries--; e += e[0] == 0 ? 20 : 8) {
+		if (e[0] != 0)
+			continue;
+		assert_int_equal(e[1], processors); /* APIC ids 0..n-1 */
+		processors++;
+		bsp += (e[3] & 2) != 0;
+	}
+	assert_int_equal(processors, 4);
+	assert_int_equal(bsp, 1);
+	assert_int_equal(x86_mptable_write(&mem, 255), -EINVAL);
+	guest_memory_unmap(&mem);
+}
+
+static void test_cmdline(void **state)
+{
+	struct guest_memory mem = mem_of(8ULL << 20);
+	char error[128], long_line[5000];
+
+	(void)state;
+	assert_int_equal(x86_cmdline_write(&mem, "heap=16M", 4096, error, sizeof(error)), 0);
+	assert_string_equal(guest_memory_ptr(&mem, X86_CMDLINE_ADDR, 9), "heap=16M");
+	memset(long_line, 'x', sizeof(long_line) - 1);
+	long_line[sizeof(long_line) - 1] = '\0';
+	assert_int_equal(x86_cmdline_write(&mem, long_line, 4096, error, sizeof(error)), -EINVAL);
+	assert_non_null(strstr(error, "command line"));
+	assert_int_equal(x86_cmdline_write(&mem, "", 4096, error, sizeof(error)), 0);
+	guest_memory_unmap(&mem);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_page_tables_identity_map_4g),
+		cmocka_unit_test(test_gdt_has_flat_code_and_data),
+		cmocka_unit_test(test_sregs),
+		cmocka_unit_test(test_e820_small_and_large),
+		cmocka_unit_test(test_zero_page),
+		cmocka_unit_test(test_pvh_start_info),
+		cmocka_unit_test(test_mptable),
+		cmocka_unit_test(test_cmdline),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
