@@ -23,7 +23,18 @@ int cli_parse_size_option(const char *command, const char *option, const char *t
 int cli_parse_uint_option(const char *command, const char *option, const char *text, uint64_t min,
 			  uint64_t max, uint64_t *value);
 
+/* Checks a snapshot name given on the command line; 0 or EXIT_USAGE with a message. */
+int cli_snapshot_name_option(const char *command, const char *name);
+struct snapshot_repo;
+/* Opens the snapshot repository: --store DIR, else $SNAPVM_STORE, else the default. */
+int cli_repo_open(const char *command, const char *store_option, struct snapshot_repo **repo);
+
 int cmd_run_main(int argc, char **argv);
+int cmd_snapshot_main(int argc, char **argv);
+int cmd_restore_main(int argc, char **argv);
+int cmd_invoke_main(int argc, char **argv);
+int cmd_ls_main(int argc, char **argv);
+int cmd_rm_main(int argc, char **argv);
 int cmd_bench_main(int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /* snapvm run: boot a kernel (the test guest, or a Linux ELF) and attach the console. */
 #include "cli/cli.h"
 #include "cli/run_options.h"
+#include "snapshot/snapshot.h"
 
 #include <stdio.h>
 
@@ -18,13 +19,45 @@ static void run_help(void)
 	       "                     stdin) or none\n"
 	       "  --boot MODE        auto (default), elf64 (64-bit entry, Linux boot_params)\n"
 	       "                     or pvh (the PVH note's 32-bit entry, as QEMU uses)\n"
+	       "  --api-sock PATH    serve control requests on a Unix socket (see\n"
+	       "                     'snapvm snapshot --help')\n"
+	       "  --snapshot-on-ready NAME\n"
+	       "                     snapshot the VM as NAME when the guest says it is ready,\n"
+	       "                     then stop (exit 0), or with --resume keep running\n"
+	       "  --store DIR        where snapshots go (default $SNAPVM_STORE or\n"
+	       "                     ~/.local/share/snapvm)\n"
 	       "  -h, --help         this help\n",
 	       VMM_MAX_CPUS);
+}
+
+/* The control socket and snapshot-on-ready, when asked for. */
+static int run_control_setup(const struct run_options *o, struct vm *vm,
+			     struct snapshot_repo **repo, struct snapshot_control **control)
+{
+	char error[512];
+	int ret;
+
+	if (!o->api_sock && !o->snapshot_on_ready)
+		return 0;
+	ret = cli_repo_open("run", o->store, repo);
+	if (ret)
+		return ret;
+	if (o->api_sock &&
+	    snapshot_control_listen(control, vm, *repo, o->api_sock, error, sizeof(error))) {
+		fprintf(stderr, "snapvm run: %s\n", error);
+		return EXIT_RUNTIME;
+	}
+	if (o->snapshot_on_ready &&
+	    snapshot_control_on_ready(control, vm, *repo, o->snapshot_on_ready, o->resume))
+		return EXIT_RUNTIME;
+	return 0;
 }
 
 int cmd_run_main(int argc, char **argv)
 {
 	struct run_options options;
+	struct snapshot_repo *repo = NULL;
+	struct snapshot_control *control = NULL;
 	char error[256];
 	struct vm *vm = NULL;
 	int ret;
@@ -36,21 +69,24 @@ int cmd_run_main(int argc, char **argv)
 		run_help();
 		return EXIT_OK;
 	}
-	ret = vm_create(&options.vm, &vm);
-	if (ret) {
-		vm_destroy(vm);
-		return EXIT_RUNTIME;
+	if (vm_create(&options.vm, &vm)) {
+		ret = EXIT_RUNTIME;
+		goto out;
 	}
 	log_debug("VM created");
-	ret = vm_load_kernel(vm, error, sizeof(error));
-	if (ret) {
+	if (vm_load_kernel(vm, error, sizeof(error))) {
 		fprintf(stderr, "snapvm run: %s\n", error);
-		vm_destroy(vm);
-		return EXIT_USAGE;
+		ret = EXIT_USAGE;
+		goto out;
 	}
 	log_debug("kernel loaded");
-	ret = vm_start(vm, false);
-	ret = ret ? EXIT_RUNTIME : vm_run(vm);
+	ret = run_control_setup(&options, vm, &repo, &control);
+	if (!ret)
+		ret = vm_start(vm, false) ? EXIT_RUNTIME : vm_run(vm);
+out:
+	snapshot_control_close(control);
 	vm_destroy(vm);
+	if (repo)
+		snapshot_repo_close(repo);
 	return ret;
 }

@@ -3,6 +3,11 @@
 /* One line per subcommand; `snapvm --help` lists them in this order. */
 const struct cli_command cli_commands[] = {
 	{ "run", "boot a kernel or the test guest", cmd_run_main },
+	{ "snapshot", "snapshot a running VM through its control socket", cmd_snapshot_main },
+	{ "restore", "start clones of a snapshot", cmd_restore_main },
+	{ "invoke", "send one request to a fresh clone, print the reply", cmd_invoke_main },
+	{ "ls", "list snapshots", cmd_ls_main },
+	{ "rm", "delete snapshots", cmd_rm_main },
 	{ "bench", "measure boot and restore times, beside QEMU microvm", cmd_bench_main },
 	{ 0 },
 };

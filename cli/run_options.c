@@ -47,6 +47,10 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 		{ "cpus", required_argument, NULL, 'n' },
 		{ "console", required_argument, NULL, 'o' },
 		{ "boot", required_argument, NULL, 'b' },
+		{ "api-sock", required_argument, NULL, 'a' },
+		{ "snapshot-on-ready", required_argument, NULL, 's' },
+		{ "resume", no_argument, NULL, 'r' },
+		{ "store", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -86,6 +90,18 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 		case 'b':
 			ret = boot_option_parse(optarg, &vm->boot);
 			break;
+		case 'a':
+			options->api_sock = optarg;
+			break;
+		case 's':
+			options->snapshot_on_ready = optarg;
+			break;
+		case 'r':
+			options->resume = true;
+			break;
+		case 'S':
+			options->store = optarg;
+			break;
 		case 'h':
 			options->help = true;
 			return 0;
@@ -101,5 +117,9 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 		return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
 	if (!vm->kernel_path)
 		return cli_usage_error("run", "--kernel PATH is required");
+	if (options->resume && !options->snapshot_on_ready)
+		return cli_usage_error("run", "--resume goes with --snapshot-on-ready NAME");
+	if (options->snapshot_on_ready)
+		return cli_snapshot_name_option("run", options->snapshot_on_ready);
 	return 0;
 }

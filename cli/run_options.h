@@ -8,6 +8,10 @@
 
 struct run_options {
 	struct vmm_config vm;
+	const char *api_sock;	       /* --api-sock: control socket */
+	const char *snapshot_on_ready; /* --snapshot-on-ready NAME */
+	bool resume;		       /* --resume: keep running after that snapshot */
+	const char *store;	       /* --store DIR */
 	bool help;
 };
 

@@ -1,7 +1,10 @@
 #include "cli/cli.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
+
+#include "snapshot/snapshot.h"
 
 int cli_usage_error(const char *command, const char *fmt, ...)
 {
@@ -32,5 +35,29 @@ int cli_parse_uint_option(const char *command, const char *option, const char *t
 		return cli_usage_error(command,
 				       "%s: '%s' is not a number from %" PRIu64 " to %" PRIu64,
 				       option, text, min, max);
+	return 0;
+}
+
+int cli_snapshot_name_option(const char *command, const char *name)
+{
+	char error[256];
+
+	if (snapshot_name_check(name, error, sizeof(error)))
+		return cli_usage_error(command, "%s", error);
+	return 0;
+}
+
+int cli_repo_open(const char *command, const char *store_option, struct snapshot_repo **repo)
+{
+	char dir[PATH_MAX], error[512];
+
+	if (store_option)
+		snprintf(dir, sizeof(dir), "%s", store_option);
+	else
+		snapshot_repo_default_dir(dir, sizeof(dir));
+	if (snapshot_repo_open(dir, repo, error, sizeof(error))) {
+		fprintf(stderr, "snapvm %s: %s\n", command, error);
+		return EXIT_RUNTIME;
+	}
 	return 0;
 }

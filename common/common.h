@@ -45,6 +45,14 @@ int parse_size(const char *text, uint64_t *bytes);
 /* Parses a whole decimal (or 0x hex) unsigned number; rejects trailing junk. */
 int parse_u64(const char *text, uint64_t *value);
 
+/* snprintf for paths: 0, or -ENAMETOOLONG if the result did not fit. */
+int path_format(char *path, size_t size, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/* Copies text into out as the inside of a JSON string (quotes, backslashes, controls escaped). */
+void json_escape(const char *text, char *out, size_t size);
+/* CLOCK_MONOTONIC when the process started (before main). */
+uint64_t process_start_ns(void);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t time_now_ns(void);
 /* CLOCK_REALTIME in nanoseconds. */

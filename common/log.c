@@ -12,6 +12,11 @@ __attribute__((constructor)) static void log_start_clock(void)
 	log_start_ns = time_now_ns();
 }
 
+uint64_t process_start_ns(void)
+{
+	return log_start_ns;
+}
+
 static void log_line(enum log_level level, const char *prefix, const char *fmt, va_list ap)
 {
 	char line[1024];

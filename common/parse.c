@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <strings.h>
 
 int parse_u64(const char *text, uint64_t *value)
@@ -63,4 +64,24 @@ int parse_size(const char *text, uint64_t *bytes)
 		return -ERANGE;
 	*bytes = (uint64_t)v << shift;
 	return 0;
+}
+
+void json_escape(const char *text, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (; *text && n + 7 < size; text++) {
+		unsigned char c = (unsigned char)*text;
+
+		if (c == '"' || c == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)c;
+		} else if (c < 0x20) {
+			n += (size_t)snprintf(out + n, size - n, "\\u%04x", c);
+		} else {
+			out[n++] = (char)c;
+		}
+	}
+	if (size)
+		out[n < size ? n : size - 1] = '\0';
 }

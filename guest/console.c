@@ -39,7 +39,7 @@ static void insb(uint16_t port, char *bytes, size_t len)
 	__asm__ volatile("rep insb" : "+D"(bytes), "+c"(len) : "d"(port) : "memory");
 }
 
-static void console_write(const char *s, size_t len)
+void console_write(const char *s, size_t len)
 {
 	while (len) {
 		size_t burst = len < FIFO_DEPTH ? len : FIFO_DEPTH;

@@ -14,6 +14,8 @@
 #define MSR_X2APIC_EOI 0x80b
 #define MSR_X2APIC_SVR 0x80f
 #define MSR_X2APIC_ICR 0x830
+#define MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
+#define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
 #define EFER_SCE 0x001
 #define EFER_LME 0x100
 #define CR0_PE_ET_PG 0x80000011
@@ -115,6 +117,14 @@ common64:
 	movl $VECTOR_UART, 0x10(%rax)
 	movl $(0x11 + 2 * UART_IRQ), (%rax)
 	movl $0, 0x10(%rax)
+	/* KVM's paravirtual clock for the BSP, read by ring 3 (time.c) */
+	mov $MSR_KVM_SYSTEM_TIME_NEW, %ecx
+	mov $(kvm_clock + 1), %eax	/* bit 0: enabled */
+	xor %edx, %edx
+	wrmsr
+	mov $MSR_KVM_WALL_CLOCK_NEW, %ecx
+	mov $kvm_wall_clock, %eax
+	wrmsr
 1:	/* to ring 3: user_entry(boot kind, boot info, cpu) on this CPU's stack */
 	mov %r8d, %edx
 	lea 1(%rdx), %rax

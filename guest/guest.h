@@ -18,6 +18,14 @@ static inline void outl(uint16_t port, uint32_t value)
 	__asm__ volatile("outl %0, %1" : : "a"(value), "Nd"(port));
 }
 
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t value;
+
+	__asm__ volatile("inl %1, %0" : "=a"(value) : "Nd"(port));
+	return value;
+}
+
 static inline uint8_t inb(uint16_t port)
 {
 	uint8_t value;
@@ -55,6 +63,7 @@ void guest_exit(unsigned code) __attribute__((noreturn));
 
 /* console.c: the 16550 on COM1. */
 void console_init(void);
+void console_write(const char *s, size_t len);
 void console_put_char(char c);
 void console_put_str(const char *s);
 void console_put_hex64(uint64_t value);
@@ -79,6 +88,10 @@ struct boot_info {
 	uint64_t ram_below_4g_end; /* end of the RAM region that holds the image */
 };
 void boot_info_read(uint64_t kind, uint64_t info, struct boot_info *out);
+
+/* time.c: KVM's paravirtual clock. */
+uint64_t time_monotonic_ns(void);
+uint64_t time_realtime_ns(void);
 
 /* smp.c */
 extern unsigned cpus_online;

@@ -50,6 +50,7 @@
 #define CTL_PORT_PANIC	      0x602
 #define CTL_PORT_PANIC_RIP_LO 0x604
 #define CTL_PORT_PANIC_RIP_HI 0x608
+#define CTL_PORT_GENERATION   0x610 /* four 32-bit words */
 
 #define COM1_PORT 0x3f8
 

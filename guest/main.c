@@ -105,6 +105,38 @@ static void request_cpus(const uint64_t *arg)
 	console_put_char('\n');
 }
 
+/* The VM's generation id: new in every restored clone. */
+static void request_gen(const uint64_t *arg)
+{
+	char line[4 + 32 + 1] = "GEN ";
+
+	(void)arg;
+	for (unsigned i = 0; i < 4; i++) {
+		uint32_t word = inl(CTL_PORT_GENERATION + 4 * i);
+
+		for (int d = 0; d < 8; d++)
+			line[4 + 8 * i + d] = "0123456789abcdef"[(word >> (28 - 4 * d)) & 0xf];
+	}
+	line[sizeof(line) - 1] = '\n';
+	console_write(line, sizeof(line));
+}
+
+static void request_time(const uint64_t *arg)
+{
+	(void)arg;
+	console_put_str("TIME ");
+	console_put_dec(time_monotonic_ns());
+	console_put_char('\n');
+}
+
+static void request_walltime(const uint64_t *arg)
+{
+	(void)arg;
+	console_put_str("WALLTIME ");
+	console_put_dec(time_realtime_ns());
+	console_put_char('\n');
+}
+
 /* For tests of snapvm's error paths: an exception the guest reports, and one it cannot. */
 static void request_fault(const uint64_t *arg)
 {
@@ -129,13 +161,11 @@ static const struct request {
 	unsigned nargs;
 	void (*handle)(const uint64_t *arg);
 } requests[] = {
-	{ "ping", 0, request_ping },
-	{ "touch", 2, request_touch },
-	{ "spin", 1, request_spin },
-	{ "cpus", 0, request_cpus },
-	{ "exit", 1, request_exit },
-	{ "fault", 0, request_fault },
-	{ "triple-fault", 0, request_triple_fault },
+	{ "ping", 0, request_ping },	     { "touch", 2, request_touch },
+	{ "spin", 1, request_spin },	     { "cpus", 0, request_cpus },
+	{ "gen", 0, request_gen },	     { "time", 0, request_time },
+	{ "walltime", 0, request_walltime }, { "exit", 1, request_exit },
+	{ "fault", 0, request_fault },	     { "triple-fault", 0, request_triple_fault },
 };
 
 static void serve_request(const char *line)
@@ -203,7 +233,7 @@ void user_main(uint64_t boot_kind, uint64_t boot_info_address, uint64_t cpu)
 	console_put_str("READY\n");
 	outl(CTL_PORT_READY, READY_CODE);
 	for (;;) {
-		console_read_line(line, sizeof(line));
-		serve_request(line);
+		if (console_read_line(line, sizeof(line)))
+			serve_request(line);
 	}
 }

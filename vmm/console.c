@@ -33,6 +33,10 @@ int console_open(struct vm *vm)
 			return ret;
 		}
 		break;
+	case VMM_CONSOLE_FDS:
+		vm->console_in_fd = vm->config.console_in_fd;
+		vm->console_out_fd = vm->config.console_out_fd;
+		break;
 	case VMM_CONSOLE_NONE:
 		break;
 	}

@@ -178,6 +178,25 @@ static int vm_setup_kvm(struct vm *vm)
 	return vm->cpuid ? 0 : -EIO;
 }
 
+static void vm_on_stop_event(void *opaque, uint32_t events);
+static void vm_on_loop_call(void *opaque, uint32_t events);
+
+/* The event loop and what it always watches: stop requests and calls from other threads. */
+static int vm_loop_create(struct vm *vm)
+{
+	int ret = event_loop_create(&vm->loop);
+
+	if (ret)
+		return ret;
+	vm->stop_event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_event_fd < 0 || pipe2(vm->loop_call_fds, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	ret = event_loop_add(vm->loop, vm->stop_event_fd, EPOLLIN, vm_on_stop_event, vm);
+	if (!ret)
+		ret = event_loop_add(vm->loop, vm->loop_call_fds[0], EPOLLIN, vm_on_loop_call, vm);
+	return ret;
+}
+
 int vm_create(const struct vmm_config *config, struct vm **out)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
@@ -187,12 +206,16 @@ int vm_create(const struct vmm_config *config, struct vm **out)
 		return -ENOMEM;
 	vm->config = *config;
 	vm->kvm_fd = vm->vm_fd = vm->stop_event_fd = vm->signal_fd = vm->rx_space_fd = -1;
+	vm->loop_call_fds[0] = vm->loop_call_fds[1] = -1;
 	vm->console_in_fd = vm->console_out_fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	vm->request = VCPU_RUN;
 	*out = vm;
 
+	ret = vm_loop_create(vm);
+	if (ret)
+		return ret;
 	guest_memory_layout(&vm->mem, config->mem_size);
 	ret = guest_memory_map(&vm->mem);
 	if (ret) {
@@ -338,11 +361,10 @@ static void vm_on_signal(void *opaque, uint32_t events)
 	vm_request_stop(vm, 128 + (int)info.ssi_signo);
 }
 
-/* The event loop and what it always watches: the stop event and SIGINT/SIGTERM/SIGHUP. */
-static int vm_loop_setup(struct vm *vm)
+/* SIGINT, SIGTERM and SIGHUP stop the VM through a signalfd in the loop. */
+static int vm_signals_watch(struct vm *vm)
 {
 	sigset_t signals;
-	int ret;
 
 	sigemptyset(&signals);
 	sigaddset(&signals, SIGINT);
@@ -351,20 +373,14 @@ static int vm_loop_setup(struct vm *vm)
 	/* blocked before any vCPU thread exists, so that every thread inherits the mask */
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	vm->signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
-	vm->stop_event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->signal_fd < 0 || vm->stop_event_fd < 0)
+	if (vm->signal_fd < 0)
 		return -errno;
-	ret = event_loop_create(&vm->loop);
-	if (!ret)
-		ret = event_loop_add(vm->loop, vm->stop_event_fd, EPOLLIN, vm_on_stop_event, vm);
-	if (!ret)
-		ret = event_loop_add(vm->loop, vm->signal_fd, EPOLLIN, vm_on_signal, vm);
-	return ret;
+	return event_loop_add(vm->loop, vm->signal_fd, EPOLLIN, vm_on_signal, vm);
 }
 
 int vm_start(struct vm *vm, bool paused)
 {
-	int ret = vm_loop_setup(vm);
+	int ret = vm_signals_watch(vm);
 
 	if (!ret)
 		ret = console_attach(vm);
@@ -479,6 +495,74 @@ int vm_vcpus_call(struct vm *vm, int (*fn)(struct vm *vm, unsigned index, int vc
 	return ret;
 }
 
+struct loop_call {
+	void (*fn)(struct vm *vm, void *opaque);
+	void *opaque;
+};
+
+/* Calls queued for the loop's thread travel through a pipe: atomic for small writes. */
+static void vm_on_loop_call(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	struct loop_call call;
+
+	(void)events;
+	while (read(vm->loop_call_fds[0], &call, sizeof(call)) == sizeof(call))
+		call.fn(vm, call.opaque);
+}
+
+int vm_run_on_loop(struct vm *vm, void (*fn)(struct vm *vm, void *opaque), void *opaque)
+{
+	struct loop_call call = { fn, opaque };
+
+	return write(vm->loop_call_fds[1], &call, sizeof(call)) == sizeof(call) ? 0 : -EIO;
+}
+
+int vm_watch_fd(struct vm *vm, int fd, uint32_t events, void (*fn)(void *opaque, uint32_t events),
+		void *opaque)
+{
+	return event_loop_add(vm->loop, fd, events, fn, opaque);
+}
+
+void vm_unwatch_fd(struct vm *vm, int fd)
+{
+	event_loop_remove(vm->loop, fd);
+}
+
+uint8_t *vm_ram(const struct vm *vm, uint64_t *size)
+{
+	*size = vm->mem.size;
+	return vm->mem.host;
+}
+
+unsigned vm_device_count(const struct vm *vm)
+{
+	return vm->device_count;
+}
+
+void vm_device_describe(const struct vm *vm, unsigned index, struct vm_device_info *info)
+{
+	const struct device_ops *ops = vm->devices[index].ops;
+
+	*info = (struct vm_device_info){ ops->name, ops->section_id, ops->state_version,
+					 ops->state_size };
+}
+
+int vm_device_quiesce(struct vm *vm, unsigned index)
+{
+	return vm->devices[index].ops->quiesce(vm->devices[index].dev);
+}
+
+void vm_device_save(struct vm *vm, unsigned index, void *state)
+{
+	vm->devices[index].ops->save(vm->devices[index].dev, state);
+}
+
+int vm_device_restore(struct vm *vm, unsigned index, const void *state)
+{
+	return vm->devices[index].ops->restore(vm->devices[index].dev, state);
+}
+
 int vm_kvm_fd(const struct vm *vm)
 {
 	return vm->kvm_fd;
@@ -515,6 +599,8 @@ void vm_destroy(struct vm *vm)
 	console_close(vm);
 	event_loop_destroy(vm->loop);
 	close_fd(vm->signal_fd);
+	close_fd(vm->loop_call_fds[0]);
+	close_fd(vm->loop_call_fds[1]);
 	close_fd(vm->stop_event_fd);
 	close_fd(vm->vm_fd);
 	close_fd(vm->kvm_fd);

@@ -57,9 +57,10 @@ struct vm {
 	struct uart *uart;
 
 	struct event_loop *loop;
-	int stop_event_fd; /* written when the VM must stop */
-	int signal_fd;	   /* SIGINT, SIGTERM, SIGHUP */
-	int console_in_fd; /* -1 when the guest gets no input */
+	int stop_event_fd;    /* written when the VM must stop */
+	int signal_fd;	      /* SIGINT, SIGTERM, SIGHUP */
+	int loop_call_fds[2]; /* vm_run_on_loop(): a pipe of struct loop_call */
+	int console_in_fd;    /* -1 when the guest gets no input */
 	int console_out_fd;
 	int rx_space_fd; /* written by the UART when the guest frees FIFO room */
 	bool console_in_polled;

@@ -25,6 +25,7 @@ enum vmm_console_kind {
 	VMM_CONSOLE_STDIO, /* guest output to stdout, stdin to the guest */
 	VMM_CONSOLE_FILE,  /* guest output appended to a file, stdin to the guest */
 	VMM_CONSOLE_NONE,
+	VMM_CONSOLE_FDS, /* the caller's descriptors: console_in_fd, console_out_fd */
 };
 
 struct vmm_config {
@@ -35,6 +36,16 @@ struct vmm_config {
 	enum vmm_boot_mode boot;
 	enum vmm_console_kind console;
 	const char *console_path; /* VMM_CONSOLE_FILE */
+	int console_in_fd;	  /* VMM_CONSOLE_FDS; -1 for no input */
+	int console_out_fd;	  /* VMM_CONSOLE_FDS; -1 to drop output */
+};
+
+/* One device as the snapshot code sees it. */
+struct vm_device_info {
+	const char *name;
+	uint32_t section_id;
+	uint32_t state_version;
+	uint32_t state_size;
 };
 
 struct vm;
@@ -79,6 +90,27 @@ void vm_resume(struct vm *vm);
 /* Runs fn on each vCPU's own thread while paused; returns the first error. */
 int vm_vcpus_call(struct vm *vm, int (*fn)(struct vm *vm, unsigned index, int vcpu_fd, void *arg),
 		  void *arg);
+
+/* Runs fn(vm, opaque) on the event loop's thread soon; callable from any thread. */
+int vm_run_on_loop(struct vm *vm, void (*fn)(struct vm *vm, void *opaque), void *opaque);
+/* Watches fd in the VM's event loop (EPOLLIN etc.); fn runs on the loop's thread. */
+int vm_watch_fd(struct vm *vm, int fd, uint32_t events, void (*fn)(void *opaque, uint32_t events),
+		void *opaque);
+/* Stops watching fd. */
+void vm_unwatch_fd(struct vm *vm, int fd);
+
+/* Guest RAM: one host mapping of *size bytes; snapshot page N is ram + N * 4096. */
+uint8_t *vm_ram(const struct vm *vm, uint64_t *size);
+
+/* Devices, in the fixed order in which they are saved and restored. */
+unsigned vm_device_count(const struct vm *vm);
+void vm_device_describe(const struct vm *vm, unsigned index, struct vm_device_info *info);
+/* Finishes a device's in-flight work before its state is saved; 0 or -errno. */
+int vm_device_quiesce(struct vm *vm, unsigned index);
+/* Writes the device's saved state (info.state_size bytes). */
+void vm_device_save(struct vm *vm, unsigned index, void *state);
+/* Checks and applies saved state; -EINVAL if it cannot be this device's. */
+int vm_device_restore(struct vm *vm, unsigned index, const void *state);
 
 /* The KVM file descriptors, for state capture. */
 int vm_kvm_fd(const struct vm *vm);

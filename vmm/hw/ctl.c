@@ -5,6 +5,7 @@
  *   0x601 write8:  exit with this status
  *   0x602 write32: panic with this exception vector, at the RIP latched below
  *   0x604 write32: panic RIP, low half;  0x608 write32: panic RIP, high half
+ *   0x610-0x61f read32: the VM's 128-bit generation id, new at every restore
  */
 #include "vmm/device.h"
 #include "common/common.h"
@@ -12,10 +13,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
-#define CTL_PORT_BASE  0x600
-#define CTL_PORT_COUNT 12
-#define CTL_SIGNATURE  0x50414e53 /* "SNAP" little-endian */
+#define CTL_PORT_BASE	      0x600
+#define CTL_PORT_COUNT	      0x20
+#define CTL_GENERATION_OFFSET 0x10
+#define CTL_SIGNATURE	      0x50414e53 /* "SNAP" little-endian */
 
 struct ctl_state {
 	uint32_t ready_code;
@@ -27,7 +31,23 @@ struct ctl_state {
 struct ctl {
 	struct device_context ctx;
 	struct ctl_state regs;
+	/*
+	 * Not saved state: each restore of a snapshot is a new generation, so
+	 * that clones can tell themselves apart (and reseed random generators).
+	 */
+	uint8_t generation[16];
 };
+
+static void ctl_new_generation(struct ctl *c)
+{
+	if (getrandom(c->generation, sizeof(c->generation), 0) != sizeof(c->generation)) {
+		/* never two clones with one id: fall back to time and process */
+		uint64_t parts[2] = { time_realtime_ns(),
+				      (uint64_t)getpid() << 32 ^ time_now_ns() };
+
+		memcpy(c->generation, parts, sizeof(parts));
+	}
+}
 
 static uint32_t read_le32(const uint8_t *data, uint32_t len)
 {
@@ -43,9 +63,11 @@ static void ctl_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 	uint32_t value;
 
 	if (!is_write) {
-		uint32_t sig = offset == 0 ? CTL_SIGNATURE : 0;
+		uint32_t word = offset == 0 ? CTL_SIGNATURE : 0;
 
-		memcpy(data, &sig, MIN(len, 4u));
+		if (offset >= CTL_GENERATION_OFFSET && offset + len <= CTL_PORT_COUNT)
+			memcpy(&word, c->generation + offset - CTL_GENERATION_OFFSET, MIN(len, 4u));
+		memcpy(data, &word, MIN(len, 4u));
 		return;
 	}
 	value = read_le32(data, len);
@@ -80,6 +102,7 @@ static void *ctl_create(const struct device_context *ctx)
 	if (!c)
 		return NULL;
 	c->ctx = *ctx;
+	ctl_new_generation(c);
 	if (io_register(ctx->io, IO_BUS_PIO, CTL_PORT_BASE, CTL_PORT_COUNT, ctl_io, c)) {
 		free(c);
 		return NULL;
@@ -107,7 +130,10 @@ static void ctl_save(void *dev, void *state)
 
 static int ctl_restore(void *dev, const void *state)
 {
-	memcpy(&((struct ctl *)dev)->regs, state, sizeof(struct ctl_state));
+	struct ctl *c = dev;
+
+	memcpy(&c->regs, state, sizeof(struct ctl_state));
+	ctl_new_generation(c);
 	return 0;
 }
 

@@ -1,0 +1,297 @@
+/*
+ * snapvm restore: start clones of a snapshot. One clone runs in this process
+ * with its console here; N clones run as N child processes, each with its own
+ * VM, fed the same input, their output lines prefixed with the clone number.
+ */
+#include "cli/cli.h"
+#include "cli/run_options.h"
+#include "snapshot/snapshot.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_CLONES 256
+
+struct restore_cli {
+	struct snapshot_restore_options restore;
+	const char *console_text; /* as given, may hold %i */
+	const char *api_sock;	  /* may hold %i */
+	const char *store;
+	unsigned clones;
+};
+
+static void restore_help(void)
+{
+	printf("usage: snapvm restore NAME [options]\n\n"
+	       "Starts a clone of snapshot NAME where the original was. snapvm exits when\n"
+	       "the clone does, with its exit code.\n\n"
+	       "options:\n"
+	       "  --clones N         start N clones (each its own VM and process); with the\n"
+	       "                     stdio console, every input line goes to all of them and\n"
+	       "                     their output lines come back as \"[i] line\"\n"
+	       "  --console WHERE    stdio (default), file:PATH or none; with --clones, %%i in\n"
+	       "                     PATH becomes the clone number\n"
+	       "  --api-sock PATH    serve control requests (snapvm snapshot); %%i as above\n"
+	       "  --clock-realtime   advance the guest's clock by the time the snapshot was\n"
+	       "                     stored, so that its wall time is the host's now\n"
+	       "  --store DIR        where snapshots are (default $SNAPVM_STORE or\n"
+	       "                     ~/.local/share/snapvm)\n"
+	       "  -h, --help         this help\n");
+}
+
+static int restore_parse(int argc, char **argv, struct restore_cli *o)
+{
+	static const struct option longopts[] = {
+		{ "clones", required_argument, NULL, 'n' },
+		{ "console", required_argument, NULL, 'c' },
+		{ "api-sock", required_argument, NULL, 'a' },
+		{ "clock-realtime", no_argument, NULL, 'r' },
+		{ "store", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	uint64_t value;
+	int opt, ret = 0;
+
+	memset(o, 0, sizeof(*o));
+	vmm_config_init(&o->restore.vm);
+	o->clones = 1;
+	optind = 0;
+	opterr = 0;
+	while (!ret && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			ret = cli_parse_uint_option("restore", "--clones", optarg, 1, MAX_CLONES,
+						    &value);
+			o->clones = (unsigned)value;
+			break;
+		case 'c':
+			o->console_text = optarg;
+			ret = console_option_parse("restore", optarg, &o->restore.vm);
+			break;
+		case 'a':
+			o->api_sock = optarg;
+			break;
+		case 'r':
+			o->restore.clock_realtime = true;
+			break;
+		case 's':
+			o->store = optarg;
+			break;
+		case 'h':
+			restore_help();
+			return -1;
+		case ':':
+			return cli_usage_error("restore", "%s needs a value", argv[optind - 1]);
+		default:
+			return cli_usage_error("restore", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (ret)
+		return ret;
+	if (optind + 1 != argc)
+		return cli_usage_error("restore", "give exactly one snapshot NAME");
+	o->restore.name = argv[optind];
+	if (o->clones > 1 && o->api_sock && !strstr(o->api_sock, "%i"))
+		return cli_usage_error("restore",
+				       "--api-sock needs %%i with --clones: one socket each");
+	if (o->clones > 1 && o->restore.vm.console == VMM_CONSOLE_FILE &&
+	    !strstr(o->console_text, "%i"))
+		return cli_usage_error("restore", "--console file:PATH needs %%i with --clones");
+	return cli_snapshot_name_option("restore", o->restore.name);
+}
+
+/* Restore errors that come from the snapshot itself are bad input (exit 2). */
+static int restore_exit_code(int ret)
+{
+	return ret == -EINVAL || ret == -EPROTO || ret == -ENOENT ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
+/* Runs one clone in this process until it exits. */
+static int restore_one(struct restore_cli *o, struct snapshot_repo *repo)
+{
+	struct snapshot_control *control = NULL;
+	char error[512];
+	struct vm *vm;
+	int ret = snapshot_restore(repo, &o->restore, &vm, error, sizeof(error));
+
+	if (ret) {
+		fprintf(stderr, "snapvm restore: %s\n", error);
+		return restore_exit_code(ret);
+	}
+	log_debug("clone restored");
+	if (o->api_sock &&
+	    snapshot_control_listen(&control, vm, repo, o->api_sock, error, sizeof(error))) {
+		fprintf(stderr, "snapvm restore: %s\n", error);
+		ret = EXIT_RUNTIME;
+	} else {
+		vm_resume(vm);
+		ret = vm_run(vm);
+	}
+	snapshot_control_close(control);
+	vm_destroy(vm);
+	return ret;
+}
+
+/* Replaces every %i in text by index. */
+static char *with_index(const char *text, unsigned index)
+{
+	char *out = malloc(strlen(text) * 4 + 16), *p = out;
+
+	if (!out)
+		return NULL;
+	for (; *text; text++) {
+		if (text[0] == '%' && text[1] == 'i') {
+			p += sprintf(p, "%u", index);
+			text++;
+		} else {
+			*p++ = *text;
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
+struct clone {
+	pid_t pid;
+	int in_fd, out_fd;
+	char line[4096];
+	size_t len;
+};
+
+static pid_t clone_spawn(struct restore_cli *o, struct snapshot_repo *repo, unsigned index,
+			 struct clone *c)
+{
+	int in[2], out[2];
+	pid_t pid;
+
+	if (pipe(in) < 0 || pipe(out) < 0)
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		close(in[1]);
+		close(out[0]);
+		dup2(in[0], STDIN_FILENO);
+		dup2(out[1], STDOUT_FILENO);
+		if (o->api_sock)
+			o->api_sock = with_index(o->api_sock, index);
+		if (o->restore.vm.console == VMM_CONSOLE_FILE)
+			o->restore.vm.console_path = with_index(o->restore.vm.console_path, index);
+		exit(restore_one(o, repo));
+	}
+	close(in[0]);
+	close(out[1]);
+	*c = (struct clone){ .pid = pid, .in_fd = in[1], .out_fd = out[0] };
+	return pid;
+}
+
+/* Prints the clone's complete lines, prefixed with its number. */
+static void clone_output(struct clone *c, unsigned index, const char *bytes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (c->len < sizeof(c->line) - 1)
+			c->line[c->len++] = bytes[i];
+		if (bytes[i] == '\n' || c->len == sizeof(c->line) - 1) {
+			printf("[%u] %.*s%s", index, (int)c->len, c->line,
+			       c->line[c->len - 1] == '\n' ? "" : "\n");
+			fflush(stdout);
+			c->len = 0;
+		}
+	}
+}
+
+/* Feeds stdin to every clone and prints their output until all have exited. */
+static int clones_supervise(struct clone *clones, unsigned n)
+{
+	struct pollfd *fds = calloc(n + 1, sizeof(*fds));
+	unsigned alive = n;
+	int status = EXIT_OK;
+	char buf[4096];
+
+	if (!fds)
+		return EXIT_RUNTIME;
+	while (alive) {
+		fds[0] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
+		for (unsigned i = 0; i < n; i++)
+			fds[i + 1] = (struct pollfd){ .fd = clones[i].out_fd, .events = POLLIN };
+		if (poll(fds, n + 1, -1) < 0 && errno != EINTR)
+			break;
+		if (fds[0].revents) {
+			ssize_t got = read(STDIN_FILENO, buf, sizeof(buf));
+
+			for (unsigned i = 0; i < n; i++) {
+				if (got > 0 && clones[i].in_fd >= 0 &&
+				    write_all(clones[i].in_fd, buf, (size_t)got) == 0)
+					continue;
+				if (got <= 0 &&
+				    clones[i].in_fd >= 0) { /* end of input: pass it on */
+					close(clones[i].in_fd);
+					clones[i].in_fd = -1;
+				}
+			}
+		}
+		for (unsigned i = 0; i < n; i++) {
+			ssize_t got;
+			int wstatus;
+
+			if (clones[i].out_fd < 0 || !fds[i + 1].revents)
+				continue;
+			got = read(clones[i].out_fd, buf, sizeof(buf));
+			if (got > 0) {
+				clone_output(&clones[i], i, buf, (size_t)got);
+				continue;
+			}
+			close(clones[i].out_fd);
+			clones[i].out_fd = -1;
+			waitpid(clones[i].pid, &wstatus, 0);
+			if (status == EXIT_OK)
+				status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : EXIT_RUNTIME;
+			alive--;
+		}
+	}
+	free(fds);
+	return status;
+}
+
+static int restore_clones(struct restore_cli *o, struct snapshot_repo *repo)
+{
+	struct clone *clones = calloc(o->clones, sizeof(*clones));
+	int status;
+
+	if (!clones)
+		return EXIT_RUNTIME;
+	for (unsigned i = 0; i < o->clones; i++) {
+		if (clone_spawn(o, repo, i, &clones[i]) < 0) {
+			fprintf(stderr, "snapvm restore: cannot start clone %u: %s\n", i,
+				strerror(errno));
+			o->clones = i;
+			break;
+		}
+	}
+	status = clones_supervise(clones, o->clones);
+	free(clones);
+	return status;
+}
+
+int cmd_restore_main(int argc, char **argv)
+{
+	struct snapshot_repo *repo;
+	struct restore_cli o;
+	int ret = restore_parse(argc, argv, &o);
+
+	if (ret)
+		return ret < 0 ? EXIT_OK : ret;
+	ret = cli_repo_open("restore", o.store, &repo);
+	if (ret)
+		return ret;
+	ret = o.clones == 1 ? restore_one(&o, repo) : restore_clones(&o, repo);
+	snapshot_repo_close(repo);
+	return ret;
+}

@@ -1,0 +1,109 @@
+/* snapvm snapshot: ask a running VM (through its --api-sock) to snapshot itself. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static void snapshot_help(void)
+{
+	printf("usage: snapvm snapshot --api-sock PATH NAME [--resume]\n\n"
+	       "Snapshots the VM that serves PATH (snapvm run/restore --api-sock PATH) as NAME.\n"
+	       "The VM stops after the snapshot unless --resume is given. Prints one line:\n"
+	       "the snapshot's sizes and how long pausing, capturing and writing took.\n\n"
+	       "The socket speaks one request per connection, a line each way:\n"
+	       "  snapshot NAME [resume]   ->  ok snapshot NAME ...   |  error MESSAGE\n"
+	       "  status                   ->  ok running\n"
+	       "  stop                     ->  ok stopping\n");
+}
+
+/* Sends one request line and reads the one-line reply. */
+static int control_request(const char *path, const char *request, char *reply, size_t size)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	size_t len = 0;
+	int fd, ret;
+
+	if (path_format(addr.sun_path, sizeof(addr.sun_path), "%s", path))
+		return -ENAMETOOLONG;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	ret = write_all(fd, request, strlen(request));
+	while (!ret && len + 1 < size) {
+		ssize_t n = read(fd, reply + len, size - 1 - len);
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	reply[len] = '\0';
+	reply[strcspn(reply, "\n")] = '\0';
+	return ret ? ret : (len ? 0 : -EPIPE);
+}
+
+int cmd_snapshot_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "api-sock", required_argument, NULL, 'a' },
+		{ "resume", no_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *path = NULL;
+	char request[256], reply[1024];
+	bool resume = false;
+	int opt, ret;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			path = optarg;
+			break;
+		case 'r':
+			resume = true;
+			break;
+		case 'h':
+			snapshot_help();
+			return EXIT_OK;
+		case ':':
+			return cli_usage_error("snapshot", "%s needs a value", argv[optind - 1]);
+		default:
+			return cli_usage_error("snapshot", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (!path)
+		return cli_usage_error("snapshot", "--api-sock PATH is required");
+	if (optind + 1 != argc)
+		return cli_usage_error("snapshot", "give exactly one snapshot NAME");
+	ret = cli_snapshot_name_option("snapshot", argv[optind]);
+	if (ret)
+		return ret;
+	snprintf(request, sizeof(request), "snapshot %s%s\n", argv[optind],
+		 resume ? " resume" : "");
+	ret = control_request(path, request, reply, sizeof(reply));
+	if (ret) {
+		fprintf(stderr, "snapvm snapshot: cannot reach a VM at %s: %s\n", path,
+			strerror(-ret));
+		return EXIT_RUNTIME;
+	}
+	if (strncmp(reply, "ok ", 3)) {
+		fprintf(stderr, "snapvm snapshot: %s\n",
+			strncmp(reply, "error ", 6) ? reply : reply + 6);
+		return EXIT_RUNTIME;
+	}
+	printf("%s\n", reply + 3);
+	return EXIT_OK;
+}

@@ -1,0 +1,26 @@
+/* Which CPUs a snapshot can be restored on (private to snapshot/). */
+#ifndef SNAPVM_SNAPSHOT_CPU_H
+#define SNAPVM_SNAPSHOT_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+/* The host CPU's vendor string (CPUID leaf 0) and signature (leaf 1 EAX). */
+void cpu_host_identity(char vendor[12], uint32_t *signature);
+/* SHA-256 over a CPUID table, the snapshot header's quick identity of the guest CPU. */
+void cpu_cpuid_digest(const struct kvm_cpuid_entry2 *entries, uint32_t count, uint8_t digest[32]);
+/* 0 if the snapshot's vendor is the host's; else -EINVAL with the reason. */
+int cpu_check_vendor(const char saved[12], const char host[12], char *error, size_t error_size);
+/*
+ * 0 if every feature the guest was shown (CPUID leaves 1, 7, 0xd.1,
+ * 0x80000001) is one a fresh vCPU on this host shows too; else -EINVAL
+ * naming the first missing feature bit. (On PVM hosts a vCPU shows more than
+ * KVM_GET_SUPPORTED_CPUID lists, so the reference is a vCPU's own table.)
+ */
+int cpu_check_features(const struct kvm_cpuid_entry2 *saved, uint32_t count,
+		       const struct kvm_cpuid_entry2 *here, uint32_t here_count, char *error,
+		       size_t error_size);
+
+#endif
