@@ -22,6 +22,20 @@ static int vcpu_ioctl_checked(int fd, unsigned long request, void *arg, const ch
 	return 0;
 }
 
+#define MSR_KVM_WALL_CLOCK     0x11
+#define MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
+
+/*
+ * Writing a wall-clock MSR makes KVM store the host's boot time into guest
+ * memory at once. On restore that would re-anchor the guest's wall time to
+ * the host's now, whatever --clock-realtime says; the structure itself is in
+ * guest memory and comes back with it, so these MSRs are not kept.
+ */
+static bool msr_is_saved(uint32_t index)
+{
+	return index != MSR_KVM_WALL_CLOCK && index != MSR_KVM_WALL_CLOCK_NEW;
+}
+
 static int msr_index_list(int kvm_fd, uint32_t **indices, uint32_t *count)
 {
 	struct kvm_msr_list probe = { .nmsrs = 0 };
@@ -41,10 +55,14 @@ static int msr_index_list(int kvm_fd, uint32_t **indices, uint32_t *count)
 		free(list);
 		return -EIO;
 	}
-	*count = MIN(list->nmsrs, (uint32_t)VCPU_MAX_MSRS);
-	memmove(list, list->indices, *count * sizeof(uint32_t));
-	*indices = (uint32_t *)list;
-	return 0;
+	*indices = malloc(list->nmsrs * sizeof(uint32_t) + 1);
+	*count = 0;
+	for (uint32_t i = 0; *indices && i < list->nmsrs && *count < VCPU_MAX_MSRS; i++) {
+		if (msr_is_saved(list->indices[i]))
+			(*indices)[(*count)++] = list->indices[i];
+	}
+	free(list);
+	return *indices ? 0 : -ENOMEM;
 }
 
 /*

@@ -1,0 +1,80 @@
+#!/bin/bash
+# A bad snapshot is refused whole with exit 2 and one line, and no VM starts.
+. "$(dirname "$0")/lib.sh"
+require_kvm
+export SNAPVM_STORE="$TMP/store"
+TAMPER="$BUILD/tests/tools/snapshot_tamper"
+SNAPS="$SNAPVM_STORE/snapshots"
+
+"$SNAPVM" run --kernel "$GUEST" --snapshot-on-ready good </dev/null >/dev/null 2>&1
+expect_eq "a good snapshot" "$?" 0
+
+# damaged NAME: a copy of the good snapshot to damage
+damaged() {
+	cp -r "$SNAPS/good" "$SNAPS/$1"
+	echo "$SNAPS/$1/state"
+}
+
+# refused WHAT NAME FRAGMENT: restore must exit 2, say FRAGMENT in one line, print nothing
+refused() {
+	printf 'ping\n' | timeout 30 "$SNAPVM" restore "$2" >"$TMP/out" 2>"$TMP/err"
+	local rc=$?
+	expect_eq "$1: exit code" "$rc" 2
+	expect_eq "$1: one line" "$(wc -l <"$TMP/err")" 1
+	expect_eq "$1: the guest never ran" "$(wc -c <"$TMP/out")" 0
+	grep -q -- "$3" "$TMP/err" && pass "$1: says '$3'" || fail "$1: message '$(cat "$TMP/err")'"
+}
+
+f=$(damaged truncated); head -c 3000 "$f" >"$f.cut" && mv "$f.cut" "$f"
+refused "truncated state" truncated "truncated"
+
+f=$(damaged flipped); printf '\x5a' | dd of="$f" bs=1 seek=500 conv=notrunc status=none
+refused "a flipped byte" flipped "checksum mismatch"
+
+f=$(damaged major); "$TAMPER" "$f" major 2
+refused "unknown major version" major "format 2.0: this snapvm reads format 1.x only"
+
+f=$(damaged minor); "$TAMPER" "$f" minor 9
+refused "newer minor version" minor "format 1.9 is newer than this snapvm"
+
+f=$(damaged oversized); "$TAMPER" "$f" section-length 0x100 4000000000
+refused "oversized section" oversized "more than 16 MiB"
+
+f=$(damaged cpu); "$TAMPER" "$f" vendor NotThisCPUxx
+refused "incompatible CPU" cpu "incompatible CPU"
+
+f=$(damaged uart); "$TAMPER" "$f" section-byte 0x201 10 200 # rx_count past the FIFO
+refused "impossible device state" uart "snapshot's uart state is invalid"
+
+damaged nomemory >/dev/null; rm "$SNAPS/nomemory/memory"
+refused "missing memory file" nomemory "cannot open"
+
+damaged shortmemory >/dev/null; truncate -s 1M "$SNAPS/shortmemory/memory"
+refused "memory file of the wrong size" shortmemory "memory file has"
+
+refused "no such snapshot" nosuch "no snapshot named nosuch"
+refused "a name with a path in it" "../good" "is not a snapshot name"
+
+# invoke refuses the same way
+timeout 30 "$SNAPVM" invoke flipped ping >"$TMP/out" 2>"$TMP/err"
+expect_eq "invoke of a damaged snapshot: exit code" "$?" 2
+
+# nothing was lost: the good snapshot still restores
+expect_eq "the good snapshot still works" "$(timeout 30 "$SNAPVM" invoke good ping)" PONG
+
+# snapshot names that already exist are refused by the writer, not overwritten
+"$SNAPVM" run --kernel "$GUEST" --snapshot-on-ready good </dev/null >/dev/null 2>"$TMP/err"
+expect_eq "snapshot over an existing name: exit code" "$?" 1
+grep -q "exists" "$TMP/err" && pass "snapshot over an existing name: says so" ||
+	fail "snapshot over an existing name: '$(cat "$TMP/err")'"
+
+# the snapshot client's errors
+timeout 10 "$SNAPVM" snapshot --api-sock "$TMP/nosocket" x >/dev/null 2>"$TMP/err"
+expect_eq "snapshot with no VM at the socket: exit code" "$?" 1
+timeout 10 "$SNAPVM" snapshot x >/dev/null 2>&1
+expect_eq "snapshot without --api-sock: exit code" "$?" 2
+timeout 10 "$SNAPVM" invoke >/dev/null 2>&1
+expect_eq "invoke without arguments: exit code" "$?" 2
+timeout 10 "$SNAPVM" restore good --clones 2 --api-sock "$TMP/one" >/dev/null 2>&1
+expect_eq "restore --clones 2 with one socket: exit code" "$?" 2
+finish

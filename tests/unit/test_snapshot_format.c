@@ -1,0 +1,394 @@
+/*
+ * snapshot/: the state file container, the state sections, and the checks a
+ * state file goes through before it reaches KVM. Every malformed case of the
+ * snapshot issue is here: truncation, bad checksum, unknown major version,
+ * newer minor, oversized sections, incompatible CPUs.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "snapshot/cpu.h"
+#include "snapshot/format.h"
+#include "snapshot/state.h"
+
+static char error[512];
+
+/* Recomputes the trailer after a test edited the bytes before it. */
+static void resign(struct snapshot_buffer *b)
+{
+	struct snapshot_trailer *t = (void *)(b->data + b->len - sizeof(*t));
+
+	SHA256(b->data, b->len - sizeof(*t), t->sha256);
+}
+
+static struct snapshot_header *header_of(struct snapshot_buffer *b)
+{
+	return (struct snapshot_header *)b->data;
+}
+
+/* A vCPU state with recognizable contents: 2 CPUID entries, 3 MSRs, 4 KiB of xsave. */
+static struct vcpu_state sample_vcpu(unsigned seed)
+{
+	static uint8_t xsave[4096];
+	static struct kvm_cpuid_entry2 cpuid[2];
+	static struct kvm_msr_entry msrs[3];
+	struct vcpu_state s = { 0 };
+
+	memset(xsave, (int)seed, sizeof(xsave));
+	cpuid[0] = (struct kvm_cpuid_entry2){ .function = 0, .ebx = 0x756e6547 };
+	cpuid[1] = (struct kvm_cpuid_entry2){ .function = 1, .ecx = 0x80000001, .edx = 0x10 };
+	for (unsigned i = 0; i < 3; i++)
+		msrs[i] = (struct kvm_msr_entry){ .index = 0x10 + i, .data = seed * 100 + i };
+	s.fixed.regs.rip = 0x100000 + seed;
+	s.fixed.sregs.cr3 = 0x9000;
+	s.fixed.xsave_size = sizeof(xsave);
+	s.fixed.cpuid_count = 2;
+	s.fixed.msr_count = 3;
+	s.xsave = xsave;
+	s.cpuid = cpuid;
+	s.msrs = msrs;
+	return s;
+}
+
+/* A complete, valid state file for a VM with `cpus` vCPUs. */
+static void sample_state(struct snapshot_buffer *b, unsigned cpus)
+{
+	struct snapshot_header h = { .cpu_vendor = "GenuineIntel", .created_ns = 1 };
+	struct vm_section vm = { .mem_size = 128ULL << 20, .cpus = cpus };
+	struct kvm_irqchip chips[3] = { { .chip_id = 0 }, { .chip_id = 1 }, { .chip_id = 2 } };
+	struct clock_section clock = { .kvm.clock = 123456789 };
+	uint8_t device[16] = { 1, 2, 3 };
+
+	snapshot_write_begin(b, &h);
+	snapshot_write_section(b, SECTION_VM, 1, 0, &vm, sizeof(vm));
+	for (unsigned i = 0; i < cpus; i++) {
+		struct vcpu_state v = sample_vcpu(i + 1);
+
+		vcpu_state_encode(b, i, &v);
+	}
+	snapshot_write_section(b, SECTION_IRQCHIP, 1, 0, chips, sizeof(chips));
+	snapshot_write_section(b, SECTION_CLOCK, 1, 0, &clock, sizeof(clock));
+	snapshot_write_section(b, 0x0201, 1, 0, device, sizeof(device));
+	assert_int_equal(snapshot_write_finish(b), 0);
+}
+
+static int decode(struct snapshot_buffer *b)
+{
+	struct snapshot_state *st = malloc(sizeof(*st));
+	int ret;
+
+	error[0] = '\0';
+	ret = snapshot_state_decode(b->data, b->len, st, error, sizeof(error));
+	free(st);
+	return ret;
+}
+
+static void expect_refused(struct snapshot_buffer *b, int code, const char *fragment)
+{
+	int ret = decode(b);
+
+	if (ret != code)
+		fail_msg("decode returned %d, expected %d (%s)", ret, code, error);
+	if (!strstr(error, fragment))
+		fail_msg("error '%s' does not mention '%s'", error, fragment);
+}
+
+static void test_container_round_trip(void **state)
+{
+	struct snapshot_buffer b, again;
+	struct snapshot_parsed *p = malloc(sizeof(*p));
+
+	(void)state;
+	sample_state(&b, 2);
+	assert_int_equal(snapshot_parse(b.data, b.len, p, error, sizeof(error)), 0);
+	assert_int_equal(p->section_count, 6);
+	assert_int_equal(p->header.major, SNAPSHOT_FORMAT_MAJOR);
+	/* rebuilding from what was parsed gives the same bytes */
+	snapshot_write_begin(&again, &p->header);
+	for (unsigned i = 0; i < p->section_count; i++)
+		snapshot_write_section(&again, p->sections[i].id, p->sections[i].version,
+				       p->sections[i].flags, p->sections[i].payload,
+				       p->sections[i].length);
+	assert_int_equal(snapshot_write_finish(&again), 0);
+	assert_int_equal(again.len, b.len);
+	assert_memory_equal(again.data, b.data, b.len);
+	snapshot_buffer_free(&b);
+	snapshot_buffer_free(&again);
+	free(p);
+}
+
+static void test_vcpu_section_round_trip(void **state)
+{
+	struct snapshot_buffer b, again;
+	struct snapshot_parsed *p = malloc(sizeof(*p));
+	struct vcpu_state in = sample_vcpu(7), out;
+	struct snapshot_header h = { 0 };
+
+	(void)state;
+	snapshot_write_begin(&b, &h);
+	vcpu_state_encode(&b, 3, &in);
+	assert_int_equal(snapshot_write_finish(&b), 0);
+	assert_int_equal(snapshot_parse(b.data, b.len, p, error, sizeof(error)), 0);
+	assert_int_equal(p->sections[0].id, SECTION_VCPU + 3);
+	assert_int_equal(vcpu_state_decode(&p->sections[0], &out, error, sizeof(error)), 0);
+	assert_int_equal(out.fixed.regs.rip, in.fixed.regs.rip);
+	assert_int_equal(out.msrs[2].data, 702);
+	assert_int_equal(out.cpuid[1].ecx, 0x80000001);
+	assert_memory_equal(out.xsave, in.xsave, 4096);
+	snapshot_write_begin(&again, &h);
+	vcpu_state_encode(&again, 3, &out);
+	assert_int_equal(snapshot_write_finish(&again), 0);
+	assert_memory_equal(again.data, b.data, b.len); /* save -> load -> save: same bytes */
+	snapshot_buffer_free(&b);
+	snapshot_buffer_free(&again);
+	free(p);
+}
+
+static void test_valid_state_decodes(void **state)
+{
+	struct snapshot_buffer b;
+
+	(void)state;
+	sample_state(&b, 2);
+	assert_int_equal(decode(&b), 0);
+	snapshot_buffer_free(&b);
+}
+
+static void test_truncated(void **state)
+{
+	struct snapshot_buffer b;
+	size_t full;
+
+	(void)state;
+	sample_state(&b, 1);
+	full = b.len;
+	for (size_t len = 0; len < full; len += 97) {
+		b.len = len;
+		assert_int_equal(decode(&b), -EINVAL);
+		assert_true(strstr(error, "truncated") || strstr(error, "bad magic"));
+	}
+	b.len = full - 1;
+	expect_refused(&b, -EINVAL, "truncated");
+	snapshot_buffer_free(&b);
+}
+
+static void test_bad_checksum(void **state)
+{
+	struct snapshot_buffer b;
+
+	(void)state;
+	sample_state(&b, 1);
+	b.data[sizeof(struct snapshot_header) + 40] ^= 0x01;
+	expect_refused(&b, -EINVAL, "checksum");
+	snapshot_buffer_free(&b);
+}
+
+static void test_versions(void **state)
+{
+	struct snapshot_buffer b;
+
+	(void)state;
+	sample_state(&b, 1);
+	header_of(&b)->major = SNAPSHOT_FORMAT_MAJOR + 1;
+	resign(&b);
+	expect_refused(&b, -EPROTO, "reads format 1.x only");
+	header_of(&b)->major = SNAPSHOT_FORMAT_MAJOR;
+	header_of(&b)->minor = SNAPSHOT_FORMAT_MINOR + 1;
+	resign(&b);
+	expect_refused(&b, -EPROTO, "is newer than this snapvm");
+	header_of(&b)->minor = SNAPSHOT_FORMAT_MINOR;
+	memcpy(header_of(&b)->magic, "NOTASNAP", 8);
+	resign(&b);
+	expect_refused(&b, -EINVAL, "bad magic");
+	snapshot_buffer_free(&b);
+}
+
+static void test_oversized_and_overlapping_sections(void **state)
+{
+	struct snapshot_buffer b;
+	struct snapshot_section_header *first;
+
+	(void)state;
+	sample_state(&b, 1);
+	first = (void *)(b.data + sizeof(struct snapshot_header));
+	first->length = (uint64_t)SNAPSHOT_MAX_SECTION_SIZE + 1;
+	resign(&b);
+	expect_refused(&b, -EINVAL, "more than 16 MiB");
+	first->length = b.len; /* runs past the end */
+	resign(&b);
+	expect_refused(&b, -EINVAL, "runs past the end");
+	first->length = sizeof(struct vm_section);
+	header_of(&b)->section_count = SNAPSHOT_MAX_SECTIONS + 1;
+	resign(&b);
+	expect_refused(&b, -EINVAL, "sections, more than");
+	header_of(&b)->section_count = 3; /* fewer than there are: bytes left over */
+	resign(&b);
+	expect_refused(&b, -EINVAL, "after its last section");
+	snapshot_buffer_free(&b);
+}
+
+static void test_file_size_cap(void **state)
+{
+	static uint8_t big[SNAPSHOT_MAX_FILE_SIZE + 1];
+	struct snapshot_parsed *p = malloc(sizeof(*p));
+
+	(void)state;
+	assert_int_equal(snapshot_parse(big, sizeof(big), p, error, sizeof(error)), -EINVAL);
+	assert_non_null(strstr(error, "limit"));
+	free(p);
+}
+
+static void test_bad_sections(void **state)
+{
+	struct snapshot_buffer b;
+	struct snapshot_header h = { 0 };
+	struct vm_section vm = { .mem_size = 128ULL << 20, .cpus = 1 };
+	struct vm_section zero_mem = { .mem_size = 0, .cpus = 1 };
+	struct vm_section many_cpus = { .mem_size = 128ULL << 20, .cpus = 99 };
+	struct vcpu_state v = sample_vcpu(1);
+
+	(void)state;
+	/* no vCPU section */
+	snapshot_write_begin(&b, &h);
+	snapshot_write_section(&b, SECTION_VM, 1, 0, &vm, sizeof(vm));
+	assert_int_equal(snapshot_write_finish(&b), 0);
+	expect_refused(&b, -EINVAL, "no state for vCPU 0");
+	snapshot_buffer_free(&b);
+
+	snapshot_write_begin(&b, &h);
+	snapshot_write_section(&b, SECTION_VM, 1, 0, &zero_mem, sizeof(zero_mem));
+	assert_int_equal(snapshot_write_finish(&b), 0);
+	expect_refused(&b, -EINVAL, "RAM size");
+	snapshot_buffer_free(&b);
+
+	snapshot_write_begin(&b, &h);
+	snapshot_write_section(&b, SECTION_VM, 1, 0, &many_cpus, sizeof(many_cpus));
+	assert_int_equal(snapshot_write_finish(&b), 0);
+	expect_refused(&b, -EINVAL, "99 vCPUs");
+	snapshot_buffer_free(&b);
+
+	/* a vCPU section whose counts promise more than it holds */
+	v.fixed.msr_count = 1000;
+	snapshot_write_begin(&b, &h);
+	snapshot_write_section(&b, SECTION_VM, 1, 0, &vm, sizeof(vm));
+	snapshot_write_section_open(&b, SECTION_VCPU, 1, 0);
+	snapshot_write_bytes(&b, &v.fixed, sizeof(v.fixed));
+	snapshot_write_section_close(&b);
+	assert_int_equal(snapshot_write_finish(&b), 0);
+	expect_refused(&b, -EINVAL, "its counts say");
+	snapshot_buffer_free(&b);
+
+	v.fixed.xsave_size = VCPU_MAX_XSAVE_SIZE + 1;
+	snapshot_write_begin(&b, &h);
+	snapshot_write_section(&b, SECTION_VM, 1, 0, &vm, sizeof(vm));
+	snapshot_write_section(&b, SECTION_VCPU, 1, 0, &v.fixed, sizeof(v.fixed));
+	assert_int_equal(snapshot_write_finish(&b), 0);
+	expect_refused(&b, -EINVAL, "impossible sizes");
+	snapshot_buffer_free(&b);
+}
+
+static void test_unknown_sections(void **state)
+{
+	struct snapshot_buffer b;
+	uint8_t extra[8] = { 0 };
+	struct snapshot_parsed *p = malloc(sizeof(*p));
+	struct snapshot_header h;
+
+	(void)state;
+	sample_state(&b, 1);
+	assert_int_equal(snapshot_parse(b.data, b.len, p, error, sizeof(error)), 0);
+	h = p->header;
+	snapshot_buffer_free(&b);
+	/* rebuild with two extra sections: an optional one is skipped, a mandatory one refused */
+	for (int optional = 1; optional >= 0; optional--) {
+		sample_state(&b, 1);
+		assert_int_equal(snapshot_parse(b.data, b.len, p, error, sizeof(error)), 0);
+		{
+			struct snapshot_buffer c;
+
+			snapshot_write_begin(&c, &h);
+			for (unsigned i = 0; i < p->section_count; i++)
+				snapshot_write_section(&c, p->sections[i].id,
+						       p->sections[i].version, p->sections[i].flags,
+						       p->sections[i].payload,
+						       p->sections[i].length);
+			snapshot_write_section(&c, 0x5000, 1, optional ? SECTION_OPTIONAL : 0,
+					       extra, sizeof(extra));
+			assert_int_equal(snapshot_write_finish(&c), 0);
+			if (optional)
+				assert_int_equal(decode(&c), 0);
+			else
+				expect_refused(&c, -EINVAL, "unknown section 0x5000");
+			snapshot_buffer_free(&c);
+		}
+		snapshot_buffer_free(&b);
+	}
+	free(p);
+}
+
+static void test_duplicate_section(void **state)
+{
+	struct snapshot_buffer b;
+	struct snapshot_header h = { 0 };
+	struct vm_section vm = { .mem_size = 128ULL << 20, .cpus = 1 };
+
+	(void)state;
+	snapshot_write_begin(&b, &h);
+	snapshot_write_section(&b, SECTION_VM, 1, 0, &vm, sizeof(vm));
+	snapshot_write_section(&b, SECTION_VM, 1, 0, &vm, sizeof(vm));
+	assert_int_equal(snapshot_write_finish(&b), 0);
+	expect_refused(&b, -EINVAL, "twice");
+	snapshot_buffer_free(&b);
+}
+
+static void test_cpu_checks(void **state)
+{
+	struct kvm_cpuid_entry2 saved[2] = {
+		{ .function = 1, .ecx = 0x1 | (1u << 31), .edx = 0x10, .ebx = 0x01000000 },
+		{ .function = 7, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .ebx = 0x20 },
+	};
+	struct kvm_cpuid_entry2 here[2] = {
+		{ .function = 1, .ecx = 0x1, .edx = 0x10 },
+		{ .function = 7, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .ebx = 0x20 },
+	};
+
+	(void)state;
+	assert_int_equal(cpu_check_vendor("GenuineIntel", "GenuineIntel", error, sizeof(error)), 0);
+	assert_int_equal(cpu_check_vendor("AuthenticAMD", "GenuineIntel", error, sizeof(error)),
+			 -EINVAL);
+	assert_non_null(strstr(error, "incompatible CPU"));
+	/* the hypervisor bit and the APIC id do not count */
+	assert_int_equal(cpu_check_features(saved, 2, here, 2, error, sizeof(error)), 0);
+	here[1].ebx = 0; /* leaf 7 EBX bit 5 (AVX2) missing here */
+	assert_int_equal(cpu_check_features(saved, 2, here, 2, error, sizeof(error)), -EINVAL);
+	assert_non_null(strstr(error, "leaf 0x7.0 ebx bit 5"));
+	assert_int_equal(cpu_check_features(saved, 2, here, 1, error, sizeof(error)), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_container_round_trip),
+		cmocka_unit_test(test_vcpu_section_round_trip),
+		cmocka_unit_test(test_valid_state_decodes),
+		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_bad_checksum),
+		cmocka_unit_test(test_versions),
+		cmocka_unit_test(test_oversized_and_overlapping_sections),
+		cmocka_unit_test(test_file_size_cap),
+		cmocka_unit_test(test_bad_sections),
+		cmocka_unit_test(test_unknown_sections),
+		cmocka_unit_test(test_duplicate_section),
+		cmocka_unit_test(test_cpu_checks),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
