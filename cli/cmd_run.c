@@ -16,9 +16,17 @@ static void run_help(void)
 	       "  --mem SIZE         guest RAM, e.g. 128M or 2G (default 128M)\n"
 	       "  --cpus N           vCPUs, 1 to %d (default 1)\n"
 	       "  --console WHERE    stdio (default), file:PATH (output to PATH, input from\n"
-	       "                     stdin) or none\n"
+	       "                     stdin), none, or virtio (stdio on a virtio console, the\n"
+	       "                     guest's hvc0; the serial port still prints to stdout)\n"
 	       "  --boot MODE        auto (default), elf64 (64-bit entry, Linux boot_params)\n"
 	       "                     or pvh (the PVH note's 32-bit entry, as QEMU uses)\n"
+	       "  --disk PATH[,ro][,id=NAME]\n"
+	       "                     a raw disk image as a virtio block device (repeatable,\n"
+	       "                     up to %d); ro: read-only; id: the serial the guest reads\n"
+	       "  --vsock CID,PATH   a virtio vsock device with guest CID: host programs\n"
+	       "                     connect to PATH and send 'CONNECT <port>\\n'; guest\n"
+	       "                     connections to host port P go to PATH_P\n"
+	       "  --rng              a virtio entropy device (host getrandom)\n"
 	       "  --api-sock PATH    serve control requests on a Unix socket (see\n"
 	       "                     'snapvm snapshot --help')\n"
 	       "  --snapshot-on-ready NAME\n"
@@ -26,8 +34,19 @@ static void run_help(void)
 	       "                     then stop (exit 0), or with --resume keep running\n"
 	       "  --store DIR        where snapshots go (default $SNAPVM_STORE or\n"
 	       "                     ~/.local/share/snapvm)\n"
-	       "  -h, --help         this help\n",
-	       VMM_MAX_CPUS);
+	       "  -h, --help         this help\n\n"
+	       "Virtio devices sit at fixed MMIO slots; -v prints them as Linux command-line\n"
+	       "words (virtio_mmio.device=...).\n",
+	       VMM_MAX_CPUS, VMM_MAX_DISKS);
+}
+
+/* The virtio devices as a Linux guest finds them on its command line. */
+static void run_list_virtio(const struct vm *vm)
+{
+	char words[1024];
+
+	if (vm_virtio_cmdline(vm, words, sizeof(words)) > 0)
+		log_info("virtio devices: %s", words);
 }
 
 /* The control socket and snapshot-on-ready, when asked for. */
@@ -74,6 +93,7 @@ int cmd_run_main(int argc, char **argv)
 		goto out;
 	}
 	log_debug("VM created");
+	run_list_virtio(vm);
 	if (vm_load_kernel(vm, error, sizeof(error))) {
 		fprintf(stderr, "snapvm run: %s\n", error);
 		ret = EXIT_USAGE;

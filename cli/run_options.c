@@ -10,12 +10,14 @@ int console_option_parse(const char *command, const char *text, struct vmm_confi
 		config->console = VMM_CONSOLE_STDIO;
 	} else if (!strcmp(text, "none")) {
 		config->console = VMM_CONSOLE_NONE;
+	} else if (!strcmp(text, "virtio")) {
+		config->console = VMM_CONSOLE_VIRTIO;
 	} else if (!strncmp(text, "file:", 5) && text[5]) {
 		config->console = VMM_CONSOLE_FILE;
 		config->console_path = text + 5;
 	} else {
-		return cli_usage_error(command, "--console: '%s' is not stdio, none or file:PATH",
-				       text);
+		return cli_usage_error(
+			command, "--console: '%s' is not stdio, none, virtio or file:PATH", text);
 	}
 	return 0;
 }
@@ -51,6 +53,9 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 		{ "snapshot-on-ready", required_argument, NULL, 's' },
 		{ "resume", no_argument, NULL, 'r' },
 		{ "store", required_argument, NULL, 'S' },
+		{ "disk", required_argument, NULL, 'd' },
+		{ "vsock", required_argument, NULL, 'v' },
+		{ "rng", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -101,6 +106,15 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 			break;
 		case 'S':
 			options->store = optarg;
+			break;
+		case 'd':
+			ret = disk_option_parse(optarg, vm);
+			break;
+		case 'v':
+			ret = vsock_option_parse(optarg, vm);
+			break;
+		case 'R':
+			vm->rng = true;
 			break;
 		case 'h':
 			options->help = true;

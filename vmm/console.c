@@ -37,6 +37,10 @@ int console_open(struct vm *vm)
 		vm->console_in_fd = vm->config.console_in_fd;
 		vm->console_out_fd = vm->config.console_out_fd;
 		break;
+	case VMM_CONSOLE_VIRTIO:
+		/* input goes to the virtio console; the UART still prints (early boot messages) */
+		vm->console_out_fd = STDOUT_FILENO;
+		break;
 	case VMM_CONSOLE_NONE:
 		break;
 	}

@@ -18,6 +18,29 @@
 #include "vmm/io.h"
 #include "vmm/memory.h"
 
+struct event_loop;
+struct vmm_config;
+
+/*
+ * Where virtio-mmio devices sit: fixed 4 KiB windows from VIRTIO_MMIO_BASE and
+ * IRQ lines from VIRTIO_MMIO_IRQ_BASE, handed out in creation order, so the
+ * same configuration always gives the same layout. The VM keeps the list for
+ * the guest's command line (virtio_mmio.device=SIZE@ADDR:IRQ).
+ */
+#define VIRTIO_MMIO_BASE      0xd0000000ULL
+#define VIRTIO_MMIO_SIZE      0x1000
+#define VIRTIO_MMIO_IRQ_BASE  5
+#define VIRTIO_MMIO_MAX_SLOTS 11 /* IRQs 5-15: ISA lines that guests route without tables */
+
+struct virtio_mmio_slots {
+	unsigned count;
+	struct {
+		uint64_t base;
+		unsigned irq;
+		uint32_t device_id;
+	} slot[VIRTIO_MMIO_MAX_SLOTS];
+};
+
 enum guest_event {
 	GUEST_EVENT_READY, /* value: the guest's ready code */
 	GUEST_EVENT_EXIT,  /* value: exit status 0-255 */
@@ -34,6 +57,13 @@ struct device_context {
 	/* Reports something the guest told the control port. */
 	void (*guest_event)(void *vm, enum guest_event event, uint64_t value, uint64_t rip);
 	int console_out_fd; /* where the UART writes; -1: nowhere */
+	int console_in_fd;  /* host input for a virtio console; -1: none */
+	/* Host fds (ioeventfds, io_uring, sockets) are watched here; NULL: no host I/O. */
+	struct event_loop *loop;
+	int vm_fd; /* for KVM_IOEVENTFD and KVM_IRQFD; -1: trapped notifications, irq_line */
+	const struct vmm_config *config; /* per-device configuration (disks, sockets) */
+	unsigned instance;		 /* which of ops->instances() this one is */
+	struct virtio_mmio_slots *virtio_slots;
 };
 
 struct device_ops {
@@ -41,6 +71,8 @@ struct device_ops {
 	uint32_t section_id;	/* the device's section in a snapshot */
 	uint32_t state_version; /* bumped when the state struct changes */
 	uint32_t state_size;
+	/* How many of this device the configuration asks for; NULL: always one. */
+	unsigned (*instances)(const struct vmm_config *config);
 	/* Creates the device and registers its I/O ranges; NULL on failure. */
 	void *(*create)(const struct device_context *ctx);
 	/* Puts the device in its power-on state. */
@@ -56,6 +88,10 @@ struct device_ops {
 
 extern const struct device_ops ctl_device_ops;
 extern const struct device_ops uart_device_ops;
+extern const struct device_ops virtio_console_device_ops;
+extern const struct device_ops virtio_rng_device_ops;
+extern const struct device_ops virtio_vsock_device_ops;
+extern const struct device_ops virtio_blk_device_ops;
 
 /* Every device type, in creation, save and restore order; NULL-terminated. */
 extern const struct device_ops *const device_table[];

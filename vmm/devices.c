@@ -4,5 +4,9 @@
 const struct device_ops *const device_table[] = {
 	&ctl_device_ops,
 	&uart_device_ops,
+	&virtio_console_device_ops,
+	&virtio_rng_device_ops,
+	&virtio_vsock_device_ops,
+	&virtio_blk_device_ops,
 	NULL,
 };

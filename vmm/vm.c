@@ -95,21 +95,49 @@ static int vm_create_devices(struct vm *vm)
 		.irq_line = vm_irq_line,
 		.guest_event = vm_guest_event,
 		.console_out_fd = vm->console_out_fd,
+		.console_in_fd = vm->config.console == VMM_CONSOLE_VIRTIO ? STDIN_FILENO : -1,
+		.loop = vm->loop,
+		.vm_fd = vm->vm_fd,
+		.config = &vm->config,
+		.virtio_slots = &vm->virtio_slots,
 	};
 
 	for (unsigned i = 0; device_table[i]; i++) {
 		const struct device_ops *ops = device_table[i];
-		void *dev = ops->create(&ctx);
+		unsigned count = ops->instances ? ops->instances(&vm->config) : 1;
 
-		if (!dev) {
-			log_error("cannot create device %s", ops->name);
-			return -ENOMEM;
+		for (ctx.instance = 0; ctx.instance < count; ctx.instance++) {
+			void *dev = vm->device_count < VM_MAX_DEVICES ? ops->create(&ctx) : NULL;
+
+			if (!dev) {
+				log_error("cannot create device %s", ops->name);
+				return -ENOMEM;
+			}
+			vm->devices[vm->device_count++] = (struct vm_device){ ops, dev };
+			if (ops == &uart_device_ops)
+				vm->uart = dev;
 		}
-		vm->devices[vm->device_count++] = (struct vm_device){ ops, dev };
-		if (ops == &uart_device_ops)
-			vm->uart = dev;
 	}
 	return 0;
+}
+
+int vm_virtio_cmdline(const struct vm *vm, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	if (size)
+		buf[0] = '\0';
+	for (unsigned i = 0; i < vm->virtio_slots.count; i++) {
+		int n = snprintf(buf + len, size - len, "%svirtio_mmio.device=%lluK@0x%llx:%u",
+				 i ? " " : "", (unsigned long long)(VIRTIO_MMIO_SIZE / 1024),
+				 (unsigned long long)vm->virtio_slots.slot[i].base,
+				 vm->virtio_slots.slot[i].irq);
+
+		if (n < 0 || (size_t)n >= size - len)
+			return -ENOSPC;
+		len += (size_t)n;
+	}
+	return (int)len;
 }
 
 static int vm_open_kvm(struct vm *vm)

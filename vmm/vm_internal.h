@@ -55,6 +55,7 @@ struct vm {
 	unsigned device_count;
 	struct vm_device devices[VM_MAX_DEVICES];
 	struct uart *uart;
+	struct virtio_mmio_slots virtio_slots; /* the virtio-mmio devices, in creation order */
 
 	struct event_loop *loop;
 	int stop_event_fd;    /* written when the VM must stop */

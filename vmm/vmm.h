@@ -25,7 +25,20 @@ enum vmm_console_kind {
 	VMM_CONSOLE_STDIO, /* guest output to stdout, stdin to the guest */
 	VMM_CONSOLE_FILE,  /* guest output appended to a file, stdin to the guest */
 	VMM_CONSOLE_NONE,
-	VMM_CONSOLE_FDS, /* the caller's descriptors: console_in_fd, console_out_fd */
+	VMM_CONSOLE_FDS,    /* the caller's descriptors: console_in_fd, console_out_fd */
+	VMM_CONSOLE_VIRTIO, /* stdio on a virtio console (hvc0); the UART still prints to stdout */
+};
+
+#define VMM_MAX_DISKS	  8
+#define VMM_DISK_PATH_MAX 4096
+#define VMM_DISK_ID_MAX	  20 /* bytes of a virtio-blk serial (GET_ID) */
+#define VMM_VSOCK_CID_MIN 3  /* 0-2 are reserved (hypervisor, local, host) */
+
+/* A virtio-blk disk: a raw file. */
+struct vmm_disk {
+	char path[VMM_DISK_PATH_MAX];
+	bool read_only;
+	char id[VMM_DISK_ID_MAX + 1]; /* serial reported to the guest; empty: none */
 };
 
 struct vmm_config {
@@ -38,6 +51,13 @@ struct vmm_config {
 	const char *console_path; /* VMM_CONSOLE_FILE */
 	int console_in_fd;	  /* VMM_CONSOLE_FDS; -1 for no input */
 	int console_out_fd;	  /* VMM_CONSOLE_FDS; -1 to drop output */
+
+	/* virtio devices */
+	unsigned disk_count;
+	struct vmm_disk disks[VMM_MAX_DISKS];
+	uint64_t vsock_cid;	/* 0: no vsock device */
+	const char *vsock_path; /* host side: listener for CONNECT, and PATH_PORT listeners */
+	bool rng;		/* a virtio entropy device */
 };
 
 /* One device as the snapshot code sees it. */
@@ -111,6 +131,13 @@ int vm_device_quiesce(struct vm *vm, unsigned index);
 void vm_device_save(struct vm *vm, unsigned index, void *state);
 /* Checks and applies saved state; -EINVAL if it cannot be this device's. */
 int vm_device_restore(struct vm *vm, unsigned index, const void *state);
+
+/*
+ * Writes the virtio-mmio devices as Linux command-line words
+ * ("virtio_mmio.device=4K@0xd0000000:5 ..."), in device order; returns the
+ * length, or -ENOSPC if it does not fit in size bytes (NUL included).
+ */
+int vm_virtio_cmdline(const struct vm *vm, char *buf, size_t size);
 
 /* The KVM file descriptors, for state capture. */
 int vm_kvm_fd(const struct vm *vm);

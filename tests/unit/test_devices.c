@@ -2,17 +2,22 @@
  * Every device in vmm/'s device table: save, restore into a fresh device,
  * save again and compare; then change the device through its own ports and
  * check that the saved state changes too (save must not replay stale bytes).
+ * Devices that exist only when configured (virtio disks, vsock, ...) get a
+ * configuration that asks for one of each, as `snapvm run` would build it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "vmm/device.h"
+#include "vmm/vmm.h"
 
 static void ignore_irq(void *vm, unsigned gsi, bool level)
 {
@@ -31,23 +36,64 @@ static void ignore_event(void *vm, enum guest_event event, uint64_t value, uint6
 
 struct instance {
 	struct io_registry io;
+	struct guest_memory mem;
+	struct vmm_config config;
+	char vsock_path[64];
+	struct virtio_mmio_slots virtio_slots;
 	struct device_context ctx;
 	void *dev;
 };
 
+static char disk_path[] = "/tmp/snapvm-test-devices-XXXXXX";
+
+/* One of every optional device; each instance gets its own vsock listener path. */
+static void instance_configure(struct instance *in)
+{
+	static unsigned serial;
+
+	vmm_config_init(&in->config);
+	in->config.console = VMM_CONSOLE_VIRTIO;
+	in->config.rng = true;
+	in->config.disk_count = 1;
+	snprintf(in->config.disks[0].path, sizeof(in->config.disks[0].path), "%s", disk_path);
+	snprintf(in->vsock_path, sizeof(in->vsock_path), "/tmp/snapvm-test-vsock-%d-%u",
+		 (int)getpid(), serial++);
+	in->config.vsock_cid = 3;
+	in->config.vsock_path = in->vsock_path;
+}
+
 static void instance_create(struct instance *in, const struct device_ops *ops)
 {
 	memset(in, 0, sizeof(*in));
+	instance_configure(in);
+	guest_memory_layout(&in->mem, 1 << 20);
+	assert_int_equal(guest_memory_map(&in->mem), 0);
 	in->ctx = (struct device_context){ .io = &in->io,
+					   .mem = &in->mem,
 					   .irq_line = ignore_irq,
 					   .guest_event = ignore_event,
-					   .console_out_fd = -1 };
+					   .console_out_fd = -1,
+					   .console_in_fd = -1,
+					   .vm_fd = -1,
+					   .config = &in->config,
+					   .virtio_slots = &in->virtio_slots };
+	if (ops->instances)
+		assert_true(ops->instances(&in->config) >= 1);
 	in->dev = ops->create(&in->ctx);
 	assert_non_null(in->dev);
 	assert_true(in->io.count > 0);
 }
 
-/* Writes a pattern to every byte of every range the device registered. */
+static void instance_destroy(struct instance *in, const struct device_ops *ops)
+{
+	ops->destroy(in->dev);
+	guest_memory_unmap(&in->mem);
+}
+
+/*
+ * Writes a pattern to every byte, then every aligned 32-bit word, of every
+ * range the device registered (virtio registers take 32-bit accesses only).
+ */
 static void instance_poke(struct instance *in, uint8_t pattern)
 {
 	for (unsigned r = 0; r < in->io.count; r++) {
@@ -57,6 +103,13 @@ static void instance_poke(struct instance *in, uint8_t pattern)
 			uint8_t v = (uint8_t)(pattern + off);
 
 			range->handler(range->opaque, off, &v, 1, true);
+		}
+		for (uint64_t off = 0; off + 4 <= range->len && off < 256; off += 4) {
+			uint8_t v[4] = { (uint8_t)(pattern + off), (uint8_t)(pattern + off + 1),
+					 (uint8_t)(pattern + off + 2),
+					 (uint8_t)(pattern + off + 3) };
+
+			range->handler(range->opaque, off, v, 4, true);
 		}
 	}
 }
@@ -84,8 +137,8 @@ static void test_device_round_trip(const struct device_ops *ops)
 		fail_msg("%s: a change after restore did not change the saved state", ops->name);
 
 	ops->reset(b.dev);
-	ops->destroy(a.dev);
-	ops->destroy(b.dev);
+	instance_destroy(&a, ops);
+	instance_destroy(&b, ops);
 	free(first);
 	free(second);
 }
@@ -112,6 +165,12 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_device),
 	};
+	int fd = mkstemp(disk_path), ret;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (fd < 0 || ftruncate(fd, 1 << 20))
+		return 1;
+	close(fd);
+	ret = cmocka_run_group_tests(tests, NULL, NULL);
+	unlink(disk_path);
+	return ret;
 }

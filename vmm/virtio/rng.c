@@ -1,0 +1,145 @@
+/*
+ * virtio entropy device (virtio 1.2, 5.4): one queue of device-writable
+ * buffers, filled from the host's getrandom(). Enabled with --rng.
+ */
+#include "vmm/virtio/virtio.h"
+#include "vmm/vmm.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/random.h>
+
+#define RNG_QUEUE_SIZE	  64
+#define RNG_MAX_PER_CHAIN (64 * 1024) /* bounds the time one request holds the device */
+
+struct virtio_rng_state {
+	struct virtio_mmio_state transport;
+};
+
+struct virtio_rng {
+	struct virtio_mmio t;
+};
+
+/* Fills the writable segments; returns the bytes written. */
+static uint32_t rng_fill(const struct virtq_chain *chain)
+{
+	uint32_t done = 0;
+
+	for (unsigned i = 0; i < chain->count && done < RNG_MAX_PER_CHAIN; i++) {
+		const struct virtq_segment *seg = &chain->segments[i];
+		uint32_t want = MIN(seg->len, RNG_MAX_PER_CHAIN - done), got = 0;
+
+		while (got < want) {
+			ssize_t n = getrandom(seg->host + got, want - got, 0);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return done + got;
+			got += (uint32_t)n;
+		}
+		done += got;
+	}
+	return done;
+}
+
+static void rng_queue_notify(struct virtio_mmio *t, unsigned index)
+{
+	struct virtq_chain chain;
+	bool used = false;
+
+	while (virtio_mmio_pop(t, index, &chain)) {
+		if (chain.readable_len || !chain.writable_len) {
+			virtio_mmio_drop(t, index, &chain,
+					 "entropy request needs writable buffers only");
+			continue;
+		}
+		virtq_push(&t->queues[index], chain.head, rng_fill(&chain));
+		used = true;
+	}
+	if (used)
+		virtio_mmio_notify_used(t, index);
+}
+
+static const struct virtio_model rng_model = {
+	.name = "rng",
+	.device_id = VIRTIO_ID_RNG,
+	.queue_count = 1,
+	.queue_max_size = RNG_QUEUE_SIZE,
+	.queue_notify = rng_queue_notify,
+};
+
+static unsigned rng_instances(const struct vmm_config *config)
+{
+	return config && config->rng ? 1 : 0;
+}
+
+static void *rng_create(const struct device_context *ctx)
+{
+	struct virtio_rng *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	if (virtio_mmio_init(&r->t, &rng_model, ctx)) {
+		virtio_mmio_destroy(&r->t);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void rng_reset(void *dev)
+{
+	virtio_mmio_device_reset(&((struct virtio_rng *)dev)->t);
+}
+
+static int rng_quiesce(void *dev)
+{
+	(void)dev; /* requests complete as they are taken */
+	return 0;
+}
+
+static void rng_save(void *dev, void *state)
+{
+	struct virtio_rng *r = dev;
+	struct virtio_rng_state *s = state;
+
+	pthread_mutex_lock(&r->t.lock);
+	virtio_mmio_save(&r->t, &s->transport);
+	pthread_mutex_unlock(&r->t.lock);
+}
+
+static int rng_restore(void *dev, const void *state)
+{
+	struct virtio_rng *r = dev;
+	const struct virtio_rng_state *s = state;
+	int ret;
+
+	pthread_mutex_lock(&r->t.lock);
+	ret = virtio_mmio_restore(&r->t, &s->transport);
+	pthread_mutex_unlock(&r->t.lock);
+	return ret;
+}
+
+static void rng_destroy(void *dev)
+{
+	struct virtio_rng *r = dev;
+
+	virtio_mmio_destroy(&r->t);
+	free(r);
+}
+
+const struct device_ops virtio_rng_device_ops = {
+	.name = "virtio-rng",
+	.section_id = 0x0302,
+	.state_version = 1,
+	.state_size = sizeof(struct virtio_rng_state),
+	.instances = rng_instances,
+	.create = rng_create,
+	.reset = rng_reset,
+	.quiesce = rng_quiesce,
+	.save = rng_save,
+	.restore = rng_restore,
+	.destroy = rng_destroy,
+};
