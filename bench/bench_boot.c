@@ -38,7 +38,7 @@ static int boot_once(char *const argv[], bool is_snapvm, double *ms)
 {
 	struct child child;
 	uint64_t start = time_now_ns();
-	int ret = child_spawn(argv, false, &child);
+	int ret = child_spawn(argv, CHILD_STDERR_NULL, &child);
 
 	if (ret)
 		return ret;

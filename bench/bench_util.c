@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-int child_spawn(char *const argv[], bool keep_stderr, struct child *child)
+int child_spawn(char *const argv[], enum child_stderr err, struct child *child)
 {
 	int in[2], out[2];
 	pid_t pid;
@@ -37,7 +39,9 @@ int child_spawn(char *const argv[], bool keep_stderr, struct child *child)
 	if (pid == 0) {
 		dup2(in[0], STDIN_FILENO);
 		dup2(out[1], STDOUT_FILENO);
-		if (!keep_stderr) {
+		if (err == CHILD_STDERR_MERGE) {
+			dup2(out[1], STDERR_FILENO);
+		} else if (err == CHILD_STDERR_NULL) {
 			int null = open("/dev/null", O_WRONLY);
 
 			if (null >= 0)
@@ -203,6 +207,136 @@ int bench_qemu_argv(char **argv, size_t max, const char *kernel, const char *app
 		argv[n] = (char *)args[n];
 	argv[n] = NULL;
 	return (int)n;
+}
+
+struct qmp {
+	int fd;
+	char buf[8192];
+	size_t len;
+	char line[8192]; /* the last line qmp_wait_for matched */
+	bool resumed;	 /* a RESUME event went by */
+};
+
+/* Reads QMP output until a line contains `want`; 0, -ETIMEDOUT or -EPIPE. */
+static int qmp_wait_for(struct qmp *q, const char *want, uint64_t deadline)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = q->fd, .events = POLLIN };
+		uint64_t now = time_now_ns();
+		ssize_t n;
+		char *nl;
+
+		while ((nl = memchr(q->buf, '\n', q->len))) {
+			size_t line_len = (size_t)(nl - q->buf);
+
+			snprintf(q->line, sizeof(q->line), "%.*s", (int)line_len, q->buf);
+			q->len -= line_len + 1;
+			memmove(q->buf, nl + 1, q->len);
+			if (strstr(q->line, "\"RESUME\""))
+				q->resumed = true;
+			if (strstr(q->line, want))
+				return 0;
+		}
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		if (poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
+			continue;
+		if (q->len == sizeof(q->buf))
+			q->len = 0; /* a line longer than the buffer: drop it */
+		n = read(q->fd, q->buf + q->len, sizeof(q->buf) - q->len);
+		if (n <= 0)
+			return -EPIPE;
+		q->len += (size_t)n;
+	}
+}
+
+struct qmp *qemu_qmp_open(const char *socket_path, int timeout_ms)
+{
+	static const char negotiate[] = "{\"execute\": \"qmp_capabilities\"}\n";
+	uint64_t deadline = time_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct qmp *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return NULL;
+	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (q->fd < 0 || path_format(addr.sun_path, sizeof(addr.sun_path), "%s", socket_path))
+		goto fail;
+	/* QEMU makes the socket while it starts: retry until it is there */
+	while (connect(q->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		if (time_now_ns() >= deadline)
+			goto fail;
+		usleep(100);
+	}
+	if (qmp_wait_for(q, "\"QMP\"", deadline) ||
+	    write_all(q->fd, negotiate, strlen(negotiate)) ||
+	    qmp_wait_for(q, "\"return\"", deadline))
+		goto fail;
+	return q;
+fail:
+	qemu_qmp_close(q);
+	return NULL;
+}
+
+int qemu_qmp_command(struct qmp *q, const char *command, char *reply, size_t size, int timeout_ms)
+{
+	uint64_t deadline = time_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	int ret = write_all(q->fd, command, strlen(command));
+
+	if (!ret)
+		ret = write_all(q->fd, "\n", 1);
+	/* events may come first; the command's answer is a "return" or an "error" */
+	while (!ret) {
+		ret = qmp_wait_for(q, "", deadline);
+		if (!ret && (strstr(q->line, "\"return\"") || strstr(q->line, "\"error\""))) {
+			snprintf(reply, size, "%s", q->line);
+			return strstr(q->line, "\"error\"") ? -EIO : 0;
+		}
+		if (!ret && strstr(q->line, "\"RESUME\""))
+			q->resumed = true;
+	}
+	return ret;
+}
+
+int qemu_qmp_wait_running(struct qmp *q, int timeout_ms)
+{
+	uint64_t deadline = time_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	char reply[4096];
+	int ret = qemu_qmp_command(q, "{\"execute\": \"query-status\"}", reply, sizeof(reply),
+				   timeout_ms);
+
+	if (ret || q->resumed || strstr(reply, "\"running\": true"))
+		return ret;
+	return qmp_wait_for(q, "\"RESUME\"", deadline);
+}
+
+void qemu_qmp_close(struct qmp *q)
+{
+	if (!q)
+		return;
+	if (q->fd >= 0)
+		close(q->fd);
+	free(q);
+}
+
+int bench_tmpdir(char *path, size_t size)
+{
+	const char *base = getenv("TMPDIR");
+
+	if (path_format(path, size, "%s/snapvm-bench.XXXXXX", base && *base ? base : "/tmp"))
+		return -ENAMETOOLONG;
+	return mkdtemp(path) ? 0 : -errno;
+}
+
+void bench_tmpdir_remove(const char *path)
+{
+	char command[4200];
+
+	/* only ever a directory bench_tmpdir made */
+	if (strstr(path, "/snapvm-bench.") &&
+	    snprintf(command, sizeof(command), "rm -rf '%s'", path) < (int)sizeof(command) &&
+	    system(command) != 0)
+		log_warn("cannot remove %s", path);
 }
 
 static int compare_double(const void *a, const void *b)

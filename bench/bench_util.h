@@ -15,8 +15,14 @@ struct child {
 	size_t len; /* bytes of output kept in buf, after the last consumed line */
 };
 
-/* Starts argv with pipes for stdin and stdout; stderr goes to /dev/null unless keep_stderr. */
-int child_spawn(char *const argv[], bool keep_stderr, struct child *child);
+enum child_stderr {
+	CHILD_STDERR_NULL,  /* to /dev/null */
+	CHILD_STDERR_KEEP,  /* to ours */
+	CHILD_STDERR_MERGE, /* into its stdout pipe, to be read with its output */
+};
+
+/* Starts argv with pipes for stdin and stdout. */
+int child_spawn(char *const argv[], enum child_stderr err, struct child *child);
 /*
  * Reads the child's output until a line equal to `line` (or starting with it
  * when prefix) arrives; copies that line to `got`. 0, -ETIMEDOUT, or -EPIPE
@@ -43,6 +49,21 @@ bool bench_qemu_available(void);
  */
 int bench_qemu_argv(char **argv, size_t max, const char *kernel, const char *append,
 		    const char *mem);
+
+/* A QMP connection to QEMU (its -qmp unix:PATH,server=on,wait=off socket). */
+struct qmp;
+
+/* Connects (retrying until QEMU has made the socket) and negotiates; NULL on failure. */
+struct qmp *qemu_qmp_open(const char *socket_path, int timeout_ms);
+/* Sends one command (a JSON object); its "return" line goes to reply; -EIO on "error". */
+int qemu_qmp_command(struct qmp *q, const char *command, char *reply, size_t size, int timeout_ms);
+/* Waits until the VM runs (after an incoming migration QEMU resumes it by itself). */
+int qemu_qmp_wait_running(struct qmp *q, int timeout_ms);
+void qemu_qmp_close(struct qmp *q);
+/* Makes a fresh directory under $TMPDIR (or /tmp) for a benchmark's files. */
+int bench_tmpdir(char *path, size_t size);
+/* Removes a directory made by bench_tmpdir and everything in it. */
+void bench_tmpdir_remove(const char *path);
 
 /* Percentile p (0-100) of n values (sorts them in place). */
 double stats_percentile(double *values, size_t n, double p);

@@ -7,6 +7,8 @@
 
 static const struct cli_command bench_commands[] = {
 	{ "boot", "process start to READY, snapvm beside QEMU microvm", bench_boot_main },
+	{ "restore", "process start to a restored clone's first reply, beside QEMU",
+	  bench_restore_main },
 	{ 0 },
 };
 

@@ -18,6 +18,9 @@ int main(int argc, char **argv)
 {
 	int i = 1;
 
+	/* replies and figures go out as soon as they are printed, even into a pipe */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			print_help();

@@ -53,6 +53,15 @@ void json_escape(const char *text, char *out, size_t size);
 /* CLOCK_MONOTONIC when the process started (before main). */
 uint64_t process_start_ns(void);
 
+/* SHA-256 (sha256.c says why not EVP). */
+struct sha256_state {
+	uint64_t opaque[16];
+};
+void sha256_digest(const void *data, size_t len, uint8_t digest[32]);
+void sha256_begin(struct sha256_state *state);
+void sha256_add(struct sha256_state *state, const void *data, size_t len);
+void sha256_end(struct sha256_state *state, uint8_t digest[32]);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t time_now_ns(void);
 /* CLOCK_REALTIME in nanoseconds. */

@@ -3,7 +3,6 @@
 
 #include <cpuid.h>
 #include <errno.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,7 +22,7 @@ void cpu_host_identity(char vendor[12], uint32_t *signature)
 
 void cpu_cpuid_digest(const struct kvm_cpuid_entry2 *entries, uint32_t count, uint8_t digest[32])
 {
-	SHA256((const uint8_t *)entries, count * sizeof(*entries), digest);
+	sha256_digest((const uint8_t *)entries, count * sizeof(*entries), digest);
 }
 
 int cpu_check_vendor(const char saved[12], const char host[12], char *error, size_t error_size)

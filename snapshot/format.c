@@ -2,7 +2,6 @@
 #include "common/common.h"
 
 #include <errno.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +99,7 @@ int snapshot_write_finish(struct snapshot_buffer *b)
 
 	if (b->failed)
 		return -ENOMEM;
-	SHA256(b->data, b->len, trailer.sha256);
+	sha256_digest(b->data, b->len, trailer.sha256);
 	buffer_append(b, &trailer, sizeof(trailer));
 	return b->failed ? -ENOMEM : 0;
 }
@@ -151,7 +150,7 @@ static int check_trailer(const uint8_t *data, size_t len, char *error, size_t er
 	memcpy(&trailer, data + len - sizeof(trailer), sizeof(trailer));
 	if (memcmp(trailer.magic, SNAPSHOT_TRAILER_MAGIC, sizeof(trailer.magic)))
 		return FORMAT_ERROR("snapshot state is truncated (no trailer)");
-	SHA256(data, len - sizeof(trailer), digest);
+	sha256_digest(data, len - sizeof(trailer), digest);
 	if (memcmp(digest, trailer.sha256, sizeof(digest)))
 		return FORMAT_ERROR("snapshot state is damaged (checksum mismatch)");
 	return 0;

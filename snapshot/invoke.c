@@ -21,6 +21,8 @@ struct invoke {
 	int timer_fd;
 	uint64_t start_ns;
 	struct snapshot_invoke_result *result;
+	void (*on_reply)(const struct snapshot_invoke_result *result, void *opaque);
+	void *opaque;
 	size_t len;
 	int status; /* 0 once the reply is complete */
 };
@@ -50,6 +52,8 @@ static void invoke_on_output(void *opaque, uint32_t events)
 	inv->result->reply_at_ns = time_now_ns();
 	inv->result->reply_ns = inv->result->reply_at_ns - inv->start_ns;
 	inv->status = 0;
+	if (inv->on_reply)
+		inv->on_reply(inv->result, inv->opaque);
 	vm_request_stop(inv->vm, EXIT_OK);
 }
 
@@ -88,10 +92,16 @@ static void close_pair(int fds[2])
 
 int snapshot_invoke(struct snapshot_repo *repo, const char *name, const char *request,
 		    unsigned timeout_ms, const struct snapshot_restore_options *options,
-		    struct snapshot_invoke_result *result, char *error, size_t error_size)
+		    void (*on_reply)(const struct snapshot_invoke_result *result, void *opaque),
+		    void *opaque, struct snapshot_invoke_result *result, char *error,
+		    size_t error_size)
 {
 	struct snapshot_restore_options o = *options;
-	struct invoke inv = { .timer_fd = -1, .result = result, .status = -EPIPE };
+	struct invoke inv = { .timer_fd = -1,
+			      .result = result,
+			      .on_reply = on_reply,
+			      .opaque = opaque,
+			      .status = -EPIPE };
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
 	int ret;
 

@@ -5,11 +5,11 @@
  *   snapshot_tamper FILE major N | minor N | vendor TEXT | section-length ID LEN
  *                        | section-byte ID OFFSET VALUE
  */
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/common.h"
 #include "snapshot/format.h"
 
 int main(int argc, char **argv)
@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	t = (struct snapshot_trailer *)(data + len - sizeof(*t));
-	SHA256(data, (size_t)len - sizeof(*t), t->sha256);
+	sha256_digest(data, (size_t)len - sizeof(*t), t->sha256);
 	rewind(f);
 	if (fwrite(data, 1, (size_t)len, f) != (size_t)len)
 		return 1;

@@ -10,7 +10,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +25,7 @@ static void resign(struct snapshot_buffer *b)
 {
 	struct snapshot_trailer *t = (void *)(b->data + b->len - sizeof(*t));
 
-	SHA256(b->data, b->len - sizeof(*t), t->sha256);
+	sha256_digest(b->data, b->len - sizeof(*t), t->sha256);
 }
 
 static struct snapshot_header *header_of(struct snapshot_buffer *b)
