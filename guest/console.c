@@ -39,8 +39,14 @@ static void insb(uint16_t port, char *bytes, size_t len)
 	__asm__ volatile("rep insb" : "+D"(bytes), "+c"(len) : "d"(port) : "memory");
 }
 
+void (*console_sink)(const char *s, size_t len);
+
 void console_write(const char *s, size_t len)
 {
+	if (console_sink) {
+		console_sink(s, len);
+		return;
+	}
 	while (len) {
 		size_t burst = len < FIFO_DEPTH ? len : FIFO_DEPTH;
 
@@ -84,23 +90,25 @@ void console_put_dec(uint64_t value)
 }
 
 /*
- * Waiting never spins: with no byte in the receive FIFO, the CPU halts in
- * ring 0 until the UART's interrupt arrives. A byte that lands between the
- * check and the halt leaves its interrupt pending, which ends the halt at once.
+ * Takes what the UART has, without waiting. The LSR is read (a VM exit) only
+ * when the UART's interrupt came since the FIFO was last found empty: its
+ * line stays up while bytes remain, so one edge covers them all.
  */
-size_t console_read_line(char *buf, size_t size)
+bool console_poll_line(char *buf, size_t size)
 {
 	static char pending[FIFO_DEPTH];
-	static size_t pending_len, pending_pos;
-	size_t len = 0;
+	static size_t pending_len, pending_pos, len;
+	static bool maybe_data = true; /* input may have come before boot */
 
 	for (;;) {
 		char c;
 
 		if (pending_pos == pending_len) {
-			if (!(inb(COM1_PORT + UART_LSR) & LSR_DATA_READY)) {
-				call_wait();
-				continue;
+			maybe_data |= irq_seen[VECTOR_UART];
+			irq_seen[VECTOR_UART] = 0;
+			if (!maybe_data || !(inb(COM1_PORT + UART_LSR) & LSR_DATA_READY)) {
+				maybe_data = false;
+				return false;
 			}
 			insb(COM1_PORT + UART_RBR, pending, FIFO_DEPTH);
 			pending_len = FIFO_DEPTH;
@@ -109,11 +117,24 @@ size_t console_read_line(char *buf, size_t size)
 		c = pending[pending_pos++];
 		if (c == '\0' || c == '\r')
 			continue;
-		if (c == '\n')
-			break;
+		if (c == '\n') {
+			buf[len] = '\0';
+			len = 0;
+			return true;
+		}
 		if (len + 1 < size)
 			buf[len++] = c;
 	}
-	buf[len] = '\0';
-	return len;
+}
+
+/*
+ * Waiting never spins: with no byte in the receive FIFO, the CPU halts in
+ * ring 0 until the UART's interrupt arrives. A byte that lands between the
+ * check and the halt leaves its interrupt pending, which ends the halt at once.
+ */
+size_t console_read_line(char *buf, size_t size)
+{
+	while (!console_poll_line(buf, size))
+		call_wait();
+	return strlen(buf);
 }

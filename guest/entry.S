@@ -199,6 +199,7 @@ trampoline_end:
 	.elseif vector == VECTOR_SPURIOUS
 	iretq
 	.else
+	movb $1, irq_seen + vector	/* tells ring 3 which device spoke (guest.h) */
 	jmp irq_eoi
 	.endif
 	.set vector, vector + 1
@@ -328,6 +329,9 @@ gdt_end:
 	.endr
 
 	.bss
+	.globl irq_seen
+irq_seen:
+	.skip 256
 	.p2align 12
 	.globl user_stacks
 user_stacks:

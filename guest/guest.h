@@ -47,6 +47,13 @@ static inline void call_wait(void)
 	__asm__ volatile("ud2" : "+a"(number) : : "rcx", "rdx", "memory");
 }
 
+/*
+ * Set to 1 by ring 0 for each interrupt vector taken; ring 3 clears the
+ * entries it looks at (interrupts only arrive during call_wait, so there is
+ * no race with ring 3 on the CPU that takes them).
+ */
+extern volatile uint8_t irq_seen[256];
+
 /* Writes the x2APIC interrupt command register (IPI, INIT, SIPI). */
 static inline void call_write_icr(uint32_t apic_id, uint32_t icr)
 {
@@ -70,6 +77,13 @@ void console_put_hex64(uint64_t value);
 void console_put_dec(uint64_t value);
 /* Reads one line (without its end) into buf; waits without spinning. */
 size_t console_read_line(char *buf, size_t size);
+/* Takes a whole line into buf if the UART has one; never waits. */
+bool console_poll_line(char *buf, size_t size);
+/* When set, console output goes here instead of the UART (virtio console, vsock replies). */
+extern void (*console_sink)(const char *s, size_t len);
+
+/* main.c: answers one request line (replies through console_write). */
+void serve_request(const char *line);
 
 /* lib.c */
 void *memcpy(void *dst, const void *src, size_t n);

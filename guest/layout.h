@@ -30,6 +30,7 @@
 /* Interrupt vectors. */
 #define VECTOR_UART	0x40
 #define VECTOR_WAKE	0x41 /* inter-processor "work is waiting" */
+#define VECTOR_VIRTIO	0x50 /* + the virtio-mmio slot number */
 #define VECTOR_SPURIOUS 0xff
 
 /* AP start-up: the real-mode trampoline is copied here (SIPI vector 0x08). */

@@ -5,6 +5,7 @@
  * clone and any number of CPUs. The protocol is described in README.md.
  */
 #include "guest.h"
+#include "virtio.h"
 
 #define LINE_MAX       128
 #define WORDS_PER_PAGE 512
@@ -161,16 +162,30 @@ static const struct request {
 	unsigned nargs;
 	void (*handle)(const uint64_t *arg);
 } requests[] = {
-	{ "ping", 0, request_ping },	     { "touch", 2, request_touch },
-	{ "spin", 1, request_spin },	     { "cpus", 0, request_cpus },
-	{ "gen", 0, request_gen },	     { "time", 0, request_time },
-	{ "walltime", 0, request_walltime }, { "exit", 1, request_exit },
-	{ "fault", 0, request_fault },	     { "triple-fault", 0, request_triple_fault },
+	{ "ping", 0, request_ping },
+	{ "touch", 2, request_touch },
+	{ "spin", 1, request_spin },
+	{ "cpus", 0, request_cpus },
+	{ "gen", 0, request_gen },
+	{ "time", 0, request_time },
+	{ "walltime", 0, request_walltime },
+	{ "exit", 1, request_exit },
+	{ "fault", 0, request_fault },
+	{ "triple-fault", 0, request_triple_fault },
+	/* virtio devices (virtio.h) */
+	{ "rng", 1, request_rng },
+	{ "blk write", 3, request_blk_write },
+	{ "blk read", 2, request_blk_read },
+	{ "blk random read", 2, request_blk_random_read },
+	{ "blk random write", 2, request_blk_random_write },
+	{ "vsock listen", 1, request_vsock_listen },
+	{ "vsock connect", 1, request_vsock_connect },
+	{ "evil", 0, request_evil },
 };
 
-static void serve_request(const char *line)
+void serve_request(const char *line)
 {
-	uint64_t arg[2];
+	uint64_t arg[3];
 
 	for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
 		const struct request *r = &requests[i];
@@ -218,6 +233,16 @@ static void cmdline_apply(const struct boot_info *boot)
 
 void user_main(uint64_t boot_kind, uint64_t boot_info_address, uint64_t cpu);
 
+/* Requests come from the virtio console when there is one, else from the UART. */
+static bool hvc_active;
+
+static bool input_poll_line(char *line, size_t size)
+{
+	static size_t hvc_len;
+
+	return hvc_active ? hvc_poll_line(line, size, &hvc_len) : console_poll_line(line, size);
+}
+
 void user_main(uint64_t boot_kind, uint64_t boot_info_address, uint64_t cpu)
 {
 	struct boot_info boot;
@@ -230,10 +255,15 @@ void user_main(uint64_t boot_kind, uint64_t boot_info_address, uint64_t cpu)
 	cmdline_apply(&boot);
 	smp_start_aps();
 	heap_fill();
+	hvc_active = hvc_start();
 	console_put_str("READY\n");
 	outl(CTL_PORT_READY, READY_CODE);
 	for (;;) {
-		if (console_read_line(line, sizeof(line)))
-			serve_request(line);
+		if (input_poll_line(line, sizeof(line))) {
+			if (line[0])
+				serve_request(line);
+		} else if (!vsock_poll()) {
+			call_wait(); /* until the UART or a virtio device has something */
+		}
 	}
 }
