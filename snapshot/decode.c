@@ -7,9 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DECODE_ERROR(...)    (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
-#define SECTION_DEVICE_FIRST 0x0200
-#define SECTION_DEVICE_LAST  0x0fff
+#define DECODE_ERROR(...) (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
 
 /* Finds a fixed-size section of version 1 and copies it out. */
 static int decode_fixed(const struct snapshot_parsed *parsed, uint32_t id, const char *what,
@@ -67,7 +65,7 @@ static int check_known_sections(const struct snapshot_state *st, char *error, si
 		bool known = s->id == SECTION_VM || s->id == SECTION_CLOCK ||
 			     s->id == SECTION_IRQCHIP ||
 			     (s->id >= SECTION_VCPU && s->id < SECTION_VCPU + st->vm.cpus) ||
-			     (s->id >= SECTION_DEVICE_FIRST && s->id <= SECTION_DEVICE_LAST);
+			     section_is_device(s->id);
 
 		if (!known && !(s->flags & SECTION_OPTIONAL))
 			return DECODE_ERROR(

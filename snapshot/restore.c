@@ -102,8 +102,7 @@ static int check_devices(struct vm *vm, const struct snapshot_state *st, char *e
 	for (unsigned i = 0; i < st->parsed.section_count; i++) {
 		const struct snapshot_section *s = &st->parsed.sections[i];
 
-		if (s->id >= 0x200 && s->id <= 0xfff && !(s->flags & SECTION_OPTIONAL) &&
-		    matched-- == 0)
+		if (section_is_device(s->id) && !(s->flags & SECTION_OPTIONAL) && matched-- == 0)
 			return RESTORE_ERROR(
 				"snapshot has state for a device this VM does not have "
 				"(section 0x%x)",

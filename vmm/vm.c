@@ -113,7 +113,8 @@ static int vm_create_devices(struct vm *vm)
 				log_error("cannot create device %s", ops->name);
 				return -ENOMEM;
 			}
-			vm->devices[vm->device_count++] = (struct vm_device){ ops, dev };
+			vm->devices[vm->device_count++] =
+				(struct vm_device){ ops, dev, ctx.instance };
 			if (ops == &uart_device_ops)
 				vm->uart = dev;
 		}
@@ -572,8 +573,10 @@ void vm_device_describe(const struct vm *vm, unsigned index, struct vm_device_in
 {
 	const struct device_ops *ops = vm->devices[index].ops;
 
-	*info = (struct vm_device_info){ ops->name, ops->section_id, ops->state_version,
-					 ops->state_size };
+	/* several disks share an ops table: each instance has a section of its own */
+	*info = (struct vm_device_info){ ops->name,
+					 ops->section_id | vm->devices[index].instance << 16,
+					 ops->state_version, ops->state_size };
 }
 
 int vm_device_quiesce(struct vm *vm, unsigned index)

@@ -40,6 +40,7 @@ struct vcpu {
 struct vm_device {
 	const struct device_ops *ops;
 	void *dev;
+	unsigned instance; /* among the devices of this ops table */
 };
 
 struct vm {

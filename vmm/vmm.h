@@ -63,7 +63,7 @@ struct vmm_config {
 /* One device as the snapshot code sees it. */
 struct vm_device_info {
 	const char *name;
-	uint32_t section_id;
+	uint32_t section_id; /* 0x0200-0x0fff, plus the instance number << 16 */
 	uint32_t state_version;
 	uint32_t state_size;
 };
