@@ -1,0 +1,114 @@
+/*
+ * The host end of a vsock connection, for the integration tests:
+ *
+ *   vsock_peer connect PATH PORT LINE...   connect to the guest's PORT through
+ *                                           snapvm's socket PATH (Firecracker's
+ *                                           "CONNECT <port>" handshake)
+ *   vsock_peer listen PATH_PORT LINE...    wait (20 s at most) for the guest to
+ *                                           connect to host port PORT
+ *
+ * Then sends each LINE and prints the reply line it gets; in connect mode the
+ * handshake's own reply ("OK <port>") is printed first. Exits 1 on any error.
+ */
+#include "common/common.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define TIMEOUT_MS 20000
+
+static int read_line(int fd, char *line, size_t size)
+{
+	size_t len = 0;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		char c;
+
+		if (poll(&pfd, 1, TIMEOUT_MS) != 1 || read(fd, &c, 1) != 1)
+			return -1;
+		if (c == '\n')
+			break;
+		if (len + 1 < size)
+			line[len++] = c;
+	}
+	line[len] = '\0';
+	return 0;
+}
+
+static int converse(int fd, char **lines, int count)
+{
+	char reply[512];
+
+	for (int i = 0; i < count; i++) {
+		if (write_all(fd, lines[i], strlen(lines[i])) || write_all(fd, "\n", 1) ||
+		    read_line(fd, reply, sizeof(reply)))
+			return 1;
+		printf("%s\n", reply);
+		fflush(stdout);
+	}
+	return 0;
+}
+
+static int unix_address(const char *path, struct sockaddr_un *addr)
+{
+	*addr = (struct sockaddr_un){ .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(addr->sun_path))
+		return -1;
+	strcpy(addr->sun_path, path);
+	return 0;
+}
+
+static int peer_connect(const char *path, const char *port, char **lines, int count)
+{
+	struct sockaddr_un addr;
+	char reply[64];
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || unix_address(path, &addr) ||
+	    connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+	    dprintf(fd, "CONNECT %s\n", port) < 0 || read_line(fd, reply, sizeof(reply))) {
+		perror("vsock_peer: connect");
+		return 1;
+	}
+	printf("%s\n", reply);
+	return converse(fd, lines, count);
+}
+
+static int peer_listen(const char *path, char **lines, int count)
+{
+	struct sockaddr_un addr;
+	struct pollfd pfd;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), conn, ret;
+
+	unlink(path);
+	if (fd < 0 || unix_address(path, &addr) ||
+	    bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0) {
+		perror("vsock_peer: listen");
+		return 1;
+	}
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	if (poll(&pfd, 1, TIMEOUT_MS) != 1 || (conn = accept(fd, NULL, NULL)) < 0) {
+		fprintf(stderr, "vsock_peer: nobody connected to %s\n", path);
+		unlink(path);
+		return 1;
+	}
+	ret = converse(conn, lines, count);
+	close(conn);
+	unlink(path);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 4 && !strcmp(argv[1], "connect"))
+		return peer_connect(argv[2], argv[3], argv + 4, argc - 4);
+	if (argc >= 3 && !strcmp(argv[1], "listen"))
+		return peer_listen(argv[2], argv + 3, argc - 3);
+	fprintf(stderr, "usage: vsock_peer connect PATH PORT LINE... | listen PATH_PORT LINE...\n");
+	return 2;
+}
