@@ -1,5 +1,6 @@
 /* snapvm invoke: one request to a fresh clone of a snapshot, the reply on stdout. */
 #include "cli/cli.h"
+#include "cli/run_options.h"
 #include "snapshot/snapshot.h"
 
 #include <errno.h>
@@ -21,7 +22,8 @@ static void invoke_help(void)
 	       "  --json             print {\"reply\", \"restore_ms\", \"reply_ms\", \"total_ms\"}:\n"
 	       "                     restore_ms and reply_ms count from the start of the\n"
 	       "                     restore, total_ms from snapvm's start to the reply\n"
-	       "  --clock-realtime   as for snapvm restore\n",
+	       "  --clock-realtime, --disk PATH[,ro], --vsock CID,PATH\n"
+	       "                     as for snapvm restore\n",
 	       DEFAULT_TIMEOUT_MS);
 }
 
@@ -65,6 +67,8 @@ int cmd_invoke_main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "clock-realtime", no_argument, NULL, 'r' },
+		{ "disk", required_argument, NULL, 'd' },
+		{ "vsock", required_argument, NULL, 'v' },
 		{ "store", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -92,6 +96,12 @@ int cmd_invoke_main(int argc, char **argv)
 			break;
 		case 'r':
 			options.clock_realtime = true;
+			break;
+		case 'd':
+			ret = disk_option_parse("invoke", optarg, &options.vm);
+			break;
+		case 'v':
+			ret = vsock_option_parse("invoke", optarg, &options.vm);
 			break;
 		case 's':
 			store = optarg;

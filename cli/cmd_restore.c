@@ -38,6 +38,9 @@ static void restore_help(void)
 	       "  --console WHERE    stdio (default), file:PATH or none; with --clones, %%i in\n"
 	       "                     PATH becomes the clone number\n"
 	       "  --api-sock PATH    serve control requests (snapvm snapshot); %%i as above\n"
+	       "  --disk PATH[,ro]   the file behind the snapshot's next disk, in order (default:\n"
+	       "                     the files the snapshot was taken with); give all or none\n"
+	       "  --vsock CID,PATH   the vsock device's host socket PATH (CID must not change)\n"
 	       "  --clock-realtime   advance the guest's clock by the time the snapshot was\n"
 	       "                     stored, so that its wall time is the host's now\n"
 	       "  --store DIR        where snapshots are (default $SNAPVM_STORE or\n"
@@ -52,6 +55,8 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		{ "console", required_argument, NULL, 'c' },
 		{ "api-sock", required_argument, NULL, 'a' },
 		{ "clock-realtime", no_argument, NULL, 'r' },
+		{ "disk", required_argument, NULL, 'd' },
+		{ "vsock", required_argument, NULL, 'v' },
 		{ "store", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -80,6 +85,12 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 			break;
 		case 'r':
 			o->restore.clock_realtime = true;
+			break;
+		case 'd':
+			ret = disk_option_parse("restore", optarg, &o->restore.vm);
+			break;
+		case 'v':
+			ret = vsock_option_parse("restore", optarg, &o->restore.vm);
 			break;
 		case 's':
 			o->store = optarg;

@@ -108,10 +108,10 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 			options->store = optarg;
 			break;
 		case 'd':
-			ret = disk_option_parse(optarg, vm);
+			ret = disk_option_parse("run", optarg, vm);
 			break;
 		case 'v':
-			ret = vsock_option_parse(optarg, vm);
+			ret = vsock_option_parse("run", optarg, vm);
 			break;
 		case 'R':
 			vm->rng = true;

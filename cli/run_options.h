@@ -23,8 +23,8 @@ int run_options_parse(int argc, char **argv, struct run_options *options);
 /* Parses a --console value: stdio, none, virtio or file:PATH. 0 or EXIT_USAGE. */
 int console_option_parse(const char *command, const char *text, struct vmm_config *config);
 /* Adds a --disk PATH[,ro][,id=NAME] to config. 0 or EXIT_USAGE. */
-int disk_option_parse(const char *text, struct vmm_config *config);
+int disk_option_parse(const char *command, const char *text, struct vmm_config *config);
 /* Parses --vsock CID,PATH (PATH points into text). 0 or EXIT_USAGE. */
-int vsock_option_parse(const char *text, struct vmm_config *config);
+int vsock_option_parse(const char *command, const char *text, struct vmm_config *config);
 
 #endif

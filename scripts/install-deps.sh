@@ -8,6 +8,8 @@ build-essential
 cmake
 pkg-config
 clang-format
+clang
+libclang-rt-14-dev
 libzstd-dev
 liblmdb-dev
 lmdb-utils

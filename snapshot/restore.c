@@ -130,12 +130,16 @@ static int restore_devices(struct vm *vm, const struct snapshot_state *st, char 
 static int restore_vm(struct snapshot_repo *repo, const struct snapshot_restore_options *o,
 		      struct snapshot_state *st, struct vm **out, char *error, size_t error_size)
 {
-	struct vmm_config config = o->vm;
+	struct vmm_config config;
 	uint64_t size;
 	uint8_t *ram;
 	struct vm *vm;
 	int ret;
 
+	*out = NULL;
+	ret = config_section_to_vm(&st->config, &o->vm, &config, error, error_size);
+	if (ret)
+		return ret;
 	config.mem_size = st->vm.mem_size;
 	config.cpus = st->vm.cpus;
 	config.kernel_path = NULL;

@@ -16,6 +16,7 @@
 
 enum snapshot_section_id {
 	SECTION_VM = 0x0001,	  /* struct vm_section */
+	SECTION_CONFIG = 0x0002,  /* struct config_section */
 	SECTION_CLOCK = 0x0010,	  /* struct clock_section */
 	SECTION_IRQCHIP = 0x0011, /* PIC master, PIC slave, I/O APIC: 3 struct kvm_irqchip */
 	SECTION_VCPU = 0x0100,	  /* + vCPU index: struct vcpu_section_fixed and its arrays */
@@ -36,6 +37,29 @@ struct vm_section {
 	uint64_t mem_size;
 	uint32_t cpus;
 	uint32_t reserved;
+};
+
+/*
+ * The virtio devices the VM had, with the host resources behind them as they
+ * were: which devices exist is part of the guest's machine and must match at
+ * restore; the paths are defaults that restore options may replace.
+ */
+#define CONFIG_RNG	      0x1
+#define CONFIG_VIRTIO_CONSOLE 0x2
+
+struct config_disk {
+	uint8_t read_only;
+	uint8_t reserved[7];
+	char id[24];
+	char path[VMM_DISK_PATH_MAX];
+};
+
+struct config_section {
+	uint32_t disk_count;
+	uint32_t flags;
+	uint64_t vsock_cid; /* 0: no vsock device */
+	char vsock_path[VMM_DISK_PATH_MAX];
+	struct config_disk disks[VMM_MAX_DISKS];
 };
 
 struct clock_section {
@@ -84,6 +108,7 @@ int vcpu_state_decode(const struct snapshot_section *section, struct vcpu_state 
 struct snapshot_state {
 	struct snapshot_parsed parsed;
 	struct vm_section vm;
+	struct config_section config;
 	struct vcpu_state vcpus[VMM_MAX_CPUS];
 	struct kvm_irqchip chips[3];
 	struct clock_section clock;
@@ -97,6 +122,16 @@ struct snapshot_state {
  */
 int snapshot_state_decode(const uint8_t *data, size_t len, struct snapshot_state *state,
 			  char *error, size_t error_size);
+
+/* Records a VM configuration's devices and their host resources. */
+void config_section_from_vm(const struct vmm_config *config, struct config_section *section);
+/*
+ * Builds the configuration of a restored VM: its devices from the snapshot,
+ * host resources from `wanted` where given, else from the snapshot. -EINVAL
+ * with a reason if wanted asks for devices the snapshot's VM did not have.
+ */
+int config_section_to_vm(const struct config_section *section, const struct vmm_config *wanted,
+			 struct vmm_config *config, char *error, size_t error_size);
 
 /* The VM-wide state: irqchips and the KVM clock. */
 int vm_state_save_irqchip(int vm_fd, struct kvm_irqchip chips[3]);

@@ -478,6 +478,11 @@ int vm_pause(struct vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	if (vm->request != VCPU_RUN) {
 		pthread_mutex_unlock(&vm->lock);
+const struct vmm_config *vm_config(const struct vm *vm)
+{
+	return &vm->config;
+}
+
 		return -EBUSY;
 	}
 	vm->request = VCPU_PARK;

@@ -121,6 +121,9 @@ void vm_unwatch_fd(struct vm *vm, int fd);
 
 /* Guest RAM: one host mapping of *size bytes; snapshot page N is ram + N * 4096. */
 uint8_t *vm_ram(const struct vm *vm, uint64_t *size);
+/* The configuration the VM was created with (host resources included). */
+const struct vmm_config *vm_config(const struct vm *vm);
+
 
 /* Devices, in the fixed order in which they are saved and restored. */
 unsigned vm_device_count(const struct vm *vm);

@@ -1,0 +1,107 @@
+/* The snapshot's record of the VM's devices and the host resources behind them. */
+#include "snapshot/state.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CONFIG_ERROR(...) (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
+
+void config_section_from_vm(const struct vmm_config *config, struct config_section *section)
+{
+	memset(section, 0, sizeof(*section));
+	section->disk_count = config->disk_count;
+	for (unsigned i = 0; i < config->disk_count; i++) {
+		struct config_disk *d = &section->disks[i];
+
+		d->read_only = config->disks[i].read_only;
+		snprintf(d->id, sizeof(d->id), "%s", config->disks[i].id);
+		snprintf(d->path, sizeof(d->path), "%s", config->disks[i].path);
+	}
+	section->vsock_cid = config->vsock_cid;
+	if (config->vsock_path)
+		snprintf(section->vsock_path, sizeof(section->vsock_path), "%s",
+			 config->vsock_path);
+	section->flags = (config->rng ? CONFIG_RNG : 0) |
+			 (config->console == VMM_CONSOLE_VIRTIO ? CONFIG_VIRTIO_CONSOLE : 0);
+}
+
+static bool terminated(const char *text, size_t size)
+{
+	return memchr(text, '\0', size) != NULL;
+}
+
+/* The section comes from a file: every count and string is checked before use. */
+static int config_check(const struct config_section *s, char *error, size_t error_size)
+{
+	if (s->disk_count > VMM_MAX_DISKS || (s->flags & ~(CONFIG_RNG | CONFIG_VIRTIO_CONSOLE)) ||
+	    !terminated(s->vsock_path, sizeof(s->vsock_path)))
+		return CONFIG_ERROR("snapshot's device configuration is damaged");
+	for (unsigned i = 0; i < s->disk_count; i++) {
+		const struct config_disk *d = &s->disks[i];
+
+		if (d->read_only > 1 || !terminated(d->id, VMM_DISK_ID_MAX + 1) ||
+		    !terminated(d->path, sizeof(d->path)))
+			return CONFIG_ERROR("snapshot's disk %u configuration is damaged", i);
+	}
+	return 0;
+}
+
+static int config_disks(const struct config_section *s, const struct vmm_config *wanted,
+			struct vmm_config *config, char *error, size_t error_size)
+{
+	if (wanted->disk_count && wanted->disk_count != s->disk_count)
+		return CONFIG_ERROR(
+			"the snapshot's VM has %u disk%s; give --disk for each or for none",
+			s->disk_count, s->disk_count == 1 ? "" : "s");
+	config->disk_count = s->disk_count;
+	for (unsigned i = 0; i < s->disk_count; i++) {
+		struct vmm_disk *disk = &config->disks[i];
+
+		/* what the guest sees (read-only flag, serial) stays; the file may move */
+		if (wanted->disk_count && wanted->disks[i].read_only != s->disks[i].read_only)
+			return CONFIG_ERROR("disk %u was %s in the snapshot; that cannot change", i,
+					    s->disks[i].read_only ? "read-only" : "writable");
+		*disk = (struct vmm_disk){ .read_only = s->disks[i].read_only };
+		snprintf(disk->id, sizeof(disk->id), "%s", s->disks[i].id);
+		snprintf(disk->path, sizeof(disk->path), "%s",
+			 wanted->disk_count ? wanted->disks[i].path : s->disks[i].path);
+	}
+	return 0;
+}
+
+int config_section_to_vm(const struct config_section *s, const struct vmm_config *wanted,
+			 struct vmm_config *config, char *error, size_t error_size)
+{
+	int ret = config_check(s, error, error_size);
+
+	if (ret)
+		return ret;
+	*config = *wanted;
+	ret = config_disks(s, wanted, config, error, error_size);
+	if (ret)
+		return ret;
+	if (wanted->vsock_cid && wanted->vsock_cid != s->vsock_cid)
+		return s->vsock_cid
+			       ? CONFIG_ERROR("the guest's vsock CID is %llu; it cannot change",
+					      (unsigned long long)s->vsock_cid)
+			       : CONFIG_ERROR("the snapshot's VM has no vsock device");
+	config->vsock_cid = s->vsock_cid;
+	config->vsock_path = wanted->vsock_path ? wanted->vsock_path
+			     : s->vsock_cid	? s->vsock_path
+						: NULL;
+	if (wanted->rng && !(s->flags & CONFIG_RNG))
+		return CONFIG_ERROR("the snapshot's VM has no entropy device");
+	config->rng = s->flags & CONFIG_RNG;
+	if (s->flags & CONFIG_VIRTIO_CONSOLE) {
+		if (wanted->console != VMM_CONSOLE_STDIO && wanted->console != VMM_CONSOLE_VIRTIO)
+			return CONFIG_ERROR(
+				"the snapshot's VM has a virtio console: restore it with "
+				"--console stdio");
+		config->console = VMM_CONSOLE_VIRTIO;
+	} else if (wanted->console == VMM_CONSOLE_VIRTIO) {
+		return CONFIG_ERROR("the snapshot's VM has no virtio console");
+	}
+	return 0;
+}
