@@ -478,11 +478,6 @@ int vm_pause(struct vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	if (vm->request != VCPU_RUN) {
 		pthread_mutex_unlock(&vm->lock);
-const struct vmm_config *vm_config(const struct vm *vm)
-{
-	return &vm->config;
-}
-
 		return -EBUSY;
 	}
 	vm->request = VCPU_PARK;
@@ -561,6 +556,11 @@ int vm_watch_fd(struct vm *vm, int fd, uint32_t events, void (*fn)(void *opaque,
 void vm_unwatch_fd(struct vm *vm, int fd)
 {
 	event_loop_remove(vm->loop, fd);
+}
+
+const struct vmm_config *vm_config(const struct vm *vm)
+{
+	return &vm->config;
 }
 
 uint8_t *vm_ram(const struct vm *vm, uint64_t *size)

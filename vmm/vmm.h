@@ -124,7 +124,6 @@ uint8_t *vm_ram(const struct vm *vm, uint64_t *size);
 /* The configuration the VM was created with (host resources included). */
 const struct vmm_config *vm_config(const struct vm *vm);
 
-
 /* Devices, in the fixed order in which they are saved and restored. */
 unsigned vm_device_count(const struct vm *vm);
 void vm_device_describe(const struct vm *vm, unsigned index, struct vm_device_info *info);
