@@ -8,4 +8,10 @@ int bench_boot_main(int argc, char **argv);
 /* `snapvm bench restore`: process start to a restored guest's first reply, beside QEMU. */
 int bench_restore_main(int argc, char **argv);
 
+/* `snapvm bench vsock`: host <-> guest round trips over vsock, beside the serial console. */
+int bench_vsock_main(int argc, char **argv);
+
+/* `snapvm bench blk`: virtio-blk throughput beside the raw file's on the host. */
+int bench_blk_main(int argc, char **argv);
+
 #endif

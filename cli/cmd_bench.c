@@ -9,6 +9,9 @@ static const struct cli_command bench_commands[] = {
 	{ "boot", "process start to READY, snapvm beside QEMU microvm", bench_boot_main },
 	{ "restore", "process start to a restored clone's first reply, beside QEMU",
 	  bench_restore_main },
+	{ "vsock", "host <-> guest round trips over vsock, beside the serial console",
+	  bench_vsock_main },
+	{ "blk", "virtio-blk throughput, beside the raw file's on the host", bench_blk_main },
 	{ 0 },
 };
 

@@ -297,6 +297,7 @@ void request_vsock_listen(const uint64_t *arg)
 void request_vsock_connect(const uint64_t *arg)
 {
 	struct conn *c;
+	uint32_t port;
 
 	if (arg[0] > 0xffffffffULL) {
 		console_put_str("ERR bad port\n");
@@ -304,7 +305,8 @@ void request_vsock_connect(const uint64_t *arg)
 	}
 	if (!vsock_ready())
 		return;
-	c = conn_new((uint32_t)arg[0], next_local_port++);
+	port = next_local_port++;
+	c = conn_new((uint32_t)arg[0], port);
 	if (!c) {
 		console_put_str("ERR too many connections\n");
 		return;
@@ -314,5 +316,7 @@ void request_vsock_connect(const uint64_t *arg)
 		if (!vsock_poll())
 			call_wait();
 	}
-	console_put_str(c->in_use ? "OK\n" : "ERR connection refused\n");
+	/* the host may have used the connection and closed it within one poll */
+	console_put_str(c->guest_port == port && c->established ? "OK\n"
+								: "ERR connection refused\n");
 }
