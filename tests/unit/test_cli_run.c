@@ -78,6 +78,63 @@ static void test_run_bad_input(void **state)
 	assert_int_equal(PARSE(&o, "--kernel"), EXIT_USAGE);	/* value missing */
 }
 
+static void test_run_virtio_devices(void **state)
+{
+	struct run_options o;
+
+	(void)state;
+	assert_int_equal(PARSE(&o, "--kernel", "k"), 0);
+	assert_int_equal(o.vm.disk_count, 0);
+	assert_int_equal(o.vm.vsock_cid, 0);
+	assert_false(o.vm.rng);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "a.img", "--disk",
+			       "/b,c.img,ro,id=serial-1", "--vsock", "42,/tmp/v.sock", "--rng",
+			       "--console", "virtio"),
+			 EXIT_USAGE); /* a comma in the path is taken as a flag */
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "a.img", "--disk",
+			       "/b.img,ro,id=serial-1", "--vsock", "42,/tmp/v.sock", "--rng",
+			       "--console", "virtio"),
+			 0);
+	assert_int_equal(o.vm.disk_count, 2);
+	assert_string_equal(o.vm.disks[0].path, "a.img");
+	assert_false(o.vm.disks[0].read_only);
+	assert_string_equal(o.vm.disks[0].id, "");
+	assert_string_equal(o.vm.disks[1].path, "/b.img");
+	assert_true(o.vm.disks[1].read_only);
+	assert_string_equal(o.vm.disks[1].id, "serial-1");
+	assert_int_equal(o.vm.vsock_cid, 42);
+	assert_string_equal(o.vm.vsock_path, "/tmp/v.sock");
+	assert_true(o.vm.rng);
+	assert_int_equal(o.vm.console, VMM_CONSOLE_VIRTIO);
+}
+
+static void test_run_virtio_bad_input(void **state)
+{
+	struct run_options o;
+
+	(void)state;
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", ""), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", ",ro"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "a,rw"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "a,id="), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "a,id=123456789012345678901"),
+			 EXIT_USAGE); /* 21 bytes */
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "a", "--disk", "a", "--disk", "a",
+			       "--disk", "a", "--disk", "a", "--disk", "a", "--disk", "a", "--disk",
+			       "a", "--disk", "a"),
+			 EXIT_USAGE); /* nine */
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--vsock", "3"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--vsock", "2,/tmp/v"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--vsock", "4294967296,/tmp/v"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--vsock", "x,/tmp/v"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--vsock", "3,"), EXIT_USAGE);
+	assert_int_equal(
+		PARSE(&o, "--kernel", "k", "--vsock",
+		      "3,/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+		EXIT_USAGE); /* no room for _PORT */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -85,6 +142,8 @@ int main(void)
 		cmocka_unit_test(test_run_all_options),
 		cmocka_unit_test(test_run_help),
 		cmocka_unit_test(test_run_bad_input),
+		cmocka_unit_test(test_run_virtio_devices),
+		cmocka_unit_test(test_run_virtio_bad_input),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
