@@ -44,7 +44,9 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 {
 	static const struct option longopts[] = {
 		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
 		{ "cmdline", required_argument, NULL, 'c' },
+		{ "no-legacy", no_argument, NULL, 'L' },
 		{ "mem", required_argument, NULL, 'm' },
 		{ "cpus", required_argument, NULL, 'n' },
 		{ "console", required_argument, NULL, 'o' },
@@ -72,8 +74,14 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 		case 'k':
 			vm->kernel_path = optarg;
 			break;
+		case 'i':
+			vm->initrd_path = optarg;
+			break;
 		case 'c':
 			vm->cmdline = optarg;
+			break;
+		case 'L':
+			vm->no_legacy = true;
 			break;
 		case 'm':
 			ret = cli_parse_size_option("run", "--mem", optarg, &vm->mem_size);
@@ -131,6 +139,11 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 		return cli_usage_error("run", "unexpected argument '%s'", argv[optind]);
 	if (!vm->kernel_path)
 		return cli_usage_error("run", "--kernel PATH is required");
+	if (vm->no_legacy && (vm->console == VMM_CONSOLE_STDIO || vm->console == VMM_CONSOLE_FILE))
+		return cli_usage_error("run",
+				       "--no-legacy removes the serial port that --console %s "
+				       "uses: add --console virtio or none",
+				       vm->console == VMM_CONSOLE_STDIO ? "stdio" : "file");
 	if (options->resume && !options->snapshot_on_ready)
 		return cli_usage_error("run", "--resume goes with --snapshot-on-ready NAME");
 	if (options->snapshot_on_ready)

@@ -123,7 +123,7 @@ int console_attach(struct vm *vm)
 {
 	int ret;
 
-	if (vm->console_in_fd < 0)
+	if (vm->console_in_fd < 0 || !vm->uart) /* no UART (--no-legacy): no serial input */
 		return 0;
 	vm->rx_space_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->rx_space_fd < 0)

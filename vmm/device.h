@@ -45,6 +45,7 @@ enum guest_event {
 	GUEST_EVENT_READY, /* value: the guest's ready code */
 	GUEST_EVENT_EXIT,  /* value: exit status 0-255 */
 	GUEST_EVENT_PANIC, /* value: exception vector; rip: where */
+	GUEST_EVENT_RESET, /* the guest pulsed the reset line (i8042): the VM ends, status 0 */
 };
 
 /* What a device may use of its VM. Tests build one without a VM. */
@@ -88,6 +89,7 @@ struct device_ops {
 
 extern const struct device_ops ctl_device_ops;
 extern const struct device_ops uart_device_ops;
+extern const struct device_ops i8042_device_ops;
 extern const struct device_ops virtio_console_device_ops;
 extern const struct device_ops virtio_rng_device_ops;
 extern const struct device_ops virtio_vsock_device_ops;

@@ -8,5 +8,6 @@ const struct device_ops *const device_table[] = {
 	&virtio_rng_device_ops,
 	&virtio_vsock_device_ops,
 	&virtio_blk_device_ops,
+	&i8042_device_ops,
 	NULL,
 };

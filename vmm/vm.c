@@ -18,7 +18,6 @@
 
 #define KVM_TSS_ADDR	      0xfffbd000 /* three pages Intel's KVM needs for real mode */
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000
-#define KERNEL_MAX_SIZE	      (512ULL << 20)
 
 void vmm_config_init(struct vmm_config *config)
 {
@@ -82,6 +81,10 @@ static void vm_guest_event(void *opaque, enum guest_event event, uint64_t value,
 		log_error("guest panic: %s (vector %llu) at RIP 0x%llx", exception_name(value),
 			  (unsigned long long)value, (unsigned long long)rip);
 		vm_request_stop(vm, EXIT_RUNTIME);
+		break;
+	case GUEST_EVENT_RESET:
+		log_info("guest reset the machine (i8042)");
+		vm_request_stop(vm, EXIT_OK);
 		break;
 	}
 }
@@ -275,89 +278,6 @@ int vm_create(const struct vmm_config *config, struct vm **out)
 			return ret;
 	}
 	return 0;
-}
-
-static int vm_set_boot_regs(struct vm *vm, bool pvh, uint64_t entry)
-{
-	int fd = vm->vcpus[0].fd;
-	struct kvm_sregs sregs;
-	struct kvm_regs regs = { .rflags = 2, .rip = entry };
-
-	if (ioctl(fd, KVM_GET_SREGS, &sregs) < 0) {
-		log_error("KVM_GET_SREGS failed: %s", strerror(errno));
-		return -errno;
-	}
-	if (pvh) {
-		x86_sregs_pvh(&sregs);
-		regs.rbx = X86_PVH_INFO_ADDR;
-	} else {
-		x86_sregs_long_mode(&sregs);
-		regs.rsi = X86_ZERO_PAGE_ADDR;
-	}
-	if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0) {
-		log_error("KVM_SET_SREGS failed: %s", strerror(errno));
-		return -errno;
-	}
-	if (ioctl(fd, KVM_SET_REGS, &regs) < 0) {
-		log_error("KVM_SET_REGS failed: %s", strerror(errno));
-		return -errno;
-	}
-	return 0;
-}
-
-static int vm_write_boot_data(struct vm *vm, bool pvh, char *error, size_t error_size)
-{
-	int ret =
-		x86_cmdline_write(&vm->mem, vm->config.cmdline, VMM_CMDLINE_MAX, error, error_size);
-
-	if (ret)
-		return ret;
-	if (x86_boot_tables_write(&vm->mem) || x86_mptable_write(&vm->mem, vm->vcpu_count) ||
-	    (pvh ? x86_pvh_start_info_write(&vm->mem, X86_CMDLINE_ADDR)
-		 : x86_zero_page_write(&vm->mem, X86_CMDLINE_ADDR))) {
-		snprintf(error, error_size, "guest RAM too small for the boot data");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int vm_load_kernel(struct vm *vm, char *error, size_t error_size)
-{
-	const char *path = vm->config.kernel_path;
-	struct elf_image image;
-	uint8_t *file;
-	size_t size;
-	bool pvh;
-	int ret;
-
-	ret = file_read_all(path, &file, &size, KERNEL_MAX_SIZE);
-	if (ret) {
-		snprintf(error, error_size, "cannot read kernel %s: %s", path,
-			 ret == -EFBIG ? "larger than 512 MiB" : strerror(-ret));
-		return ret;
-	}
-	if (!elf_is_elf(file, size)) {
-		snprintf(error, error_size, "%s: not an ELF kernel", path);
-		ret = -EINVAL;
-		goto out;
-	}
-	ret = elf_load(file, size, &vm->mem, &image, error, error_size);
-	if (ret)
-		goto out;
-	pvh = vm->config.boot == VMM_BOOT_PVH;
-	if (pvh && !image.has_pvh) {
-		snprintf(error, error_size,
-			 "%s has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); try --boot elf64",
-			 path);
-		ret = -EINVAL;
-		goto out;
-	}
-	ret = vm_write_boot_data(vm, pvh, error, error_size);
-	if (!ret)
-		ret = vm_set_boot_regs(vm, pvh, pvh ? image.pvh_entry : image.entry64);
-out:
-	free(file);
-	return ret;
 }
 
 void vm_set_event_handler(struct vm *vm,

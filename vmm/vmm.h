@@ -16,7 +16,7 @@
 #define VMM_CMDLINE_MAX 4096 /* bytes, including the terminating NUL */
 
 enum vmm_boot_mode {
-	VMM_BOOT_AUTO,	/* PVH-capable ELF: 64-bit entry; plain ELF64: 64-bit entry */
+	VMM_BOOT_AUTO,	/* bzImage: 64-bit entry; ELF: the PVH entry if noted, else e_entry */
 	VMM_BOOT_ELF64, /* long mode at e_entry, %rsi = Linux boot_params */
 	VMM_BOOT_PVH,	/* 32-bit protected mode at the PVH note's entry, %ebx = start_info */
 };
@@ -43,7 +43,9 @@ struct vmm_disk {
 
 struct vmm_config {
 	const char *kernel_path;
-	const char *cmdline;
+	const char *initrd_path; /* NULL: no initrd */
+	const char *cmdline;	 /* a Linux kernel gets it after snapvm's defaults */
+	bool no_legacy;		 /* no COM1 UART (README.md, "--no-legacy") */
 	uint64_t mem_size;
 	unsigned cpus;
 	enum vmm_boot_mode boot;

@@ -135,6 +135,27 @@ static void test_run_virtio_bad_input(void **state)
 		EXIT_USAGE); /* no room for _PORT */
 }
 
+static void test_run_linux_options(void **state)
+{
+	struct run_options o;
+
+	(void)state;
+	assert_int_equal(PARSE(&o, "--kernel", "bzImage"), 0);
+	assert_null(o.vm.initrd_path);
+	assert_false(o.vm.no_legacy);
+	assert_int_equal(PARSE(&o, "--kernel", "bzImage", "--initrd", "initramfs.cpio",
+			       "--no-legacy", "--console", "virtio"),
+			 0);
+	assert_string_equal(o.vm.initrd_path, "initramfs.cpio");
+	assert_true(o.vm.no_legacy);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--no-legacy", "--console", "none"), 0);
+	/* without COM1 the serial console has nowhere to go */
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--no-legacy"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--no-legacy", "--console", "file:/tmp/x"),
+			 EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--initrd"), EXIT_USAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -144,6 +165,7 @@ int main(void)
 		cmocka_unit_test(test_run_bad_input),
 		cmocka_unit_test(test_run_virtio_devices),
 		cmocka_unit_test(test_run_virtio_bad_input),
+		cmocka_unit_test(test_run_linux_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

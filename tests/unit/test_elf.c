@@ -108,6 +108,58 @@ static void test_elf_loads_segments_and_pvh_note(void **state)
 		assert_int_equal(dest[i], 0); /* bss cleared */
 }
 
+/* A vmlinux carries notes named "Linux": that is how snapvm knows to give it Linux's defaults. */
+static void test_elf_linux_note(void **state)
+{
+	struct fixture *f = *state;
+	struct elf_image image;
+	uint32_t *n = (uint32_t *)(f->file + 1024 + 20);
+
+	assert_int_equal(load(f, &image), 0);
+	assert_false(image.is_linux);
+	n[0] = 6; /* namesz: "Linux" and its NUL */
+	n[1] = 4;
+	n[2] = 0x100; /* LINUX_ELFNOTE_BUILD_SALT */
+	memcpy(&n[3], "Linux\0\0", 8);
+	n[5] = 0;
+	phdr(f, 1)->p_filesz = 20 + 24;
+	assert_int_equal(load(f, &image), 0);
+	assert_true(image.is_linux);
+	assert_true(image.has_pvh); /* the note after the Xen one did not hide it */
+	memcpy(&n[3], "Linus", 6);
+	assert_int_equal(load(f, &image), 0);
+	assert_false(image.is_linux);
+}
+
+static void test_elf_kernel_entry_and_limits(void **state)
+{
+	struct fixture *f = *state;
+	struct x86_kernel kernel;
+
+	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_AUTO, &f->mem, &kernel,
+					 f->error, sizeof(f->error)),
+			 0);
+	assert_true(kernel.pvh); /* auto prefers the PVH entry, as QEMU and Firecracker do */
+	assert_int_equal(kernel.entry, LOAD_ADDR + 0x20);
+	assert_false(kernel.linux_kernel);
+	assert_int_equal(kernel.cmdline_max, VMM_CMDLINE_MAX - 1);
+	assert_int_equal(kernel.end, LOAD_ADDR + 256 + 4096);
+	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_ELF64, &f->mem, &kernel,
+					 f->error, sizeof(f->error)),
+			 0);
+	assert_false(kernel.pvh);
+	assert_int_equal(kernel.entry, LOAD_ADDR + 0x10);
+	ehdr(f)->e_phnum = 1; /* no PVH note: auto takes the ELF entry, pvh is refused */
+	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_AUTO, &f->mem, &kernel,
+					 f->error, sizeof(f->error)),
+			 0);
+	assert_false(kernel.pvh);
+	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_PVH, &f->mem, &kernel, f->error,
+					 sizeof(f->error)),
+			 -EINVAL);
+	assert_non_null(strstr(f->error, "no PVH entry note"));
+}
+
 static void test_elf_without_pvh_note(void **state)
 {
 	struct fixture *f = *state;
@@ -227,6 +279,7 @@ static void test_elf_loads_the_test_guest(void **state)
 	assert_int_equal(file_read_all(SNAPGUEST_ELF, &file, &size, 64 << 20), 0);
 	assert_int_equal(elf_load(file, size, &mem, &image, error, sizeof(error)), 0);
 	assert_true(image.has_pvh);
+	assert_false(image.is_linux); /* so it gets exactly the user's command line */
 	assert_int_equal(image.load_start, 0x100000);
 	assert_true(image.entry64 > image.pvh_entry);
 	free(file);
@@ -239,6 +292,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_elf_loads_segments_and_pvh_note, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_elf_without_pvh_note, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_elf_linux_note, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_elf_kernel_entry_and_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_elf_rejects_short_and_foreign_files, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_elf_rejects_bad_program_headers, setup,

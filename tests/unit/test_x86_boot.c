@@ -126,7 +126,9 @@ static void test_zero_page(void **state)
 	struct boot_params *bp;
 
 	(void)state;
-	assert_int_equal(x86_zero_page_write(&mem, X86_CMDLINE_ADDR), 0);
+	assert_int_equal(x86_zero_page_write(
+				 &mem, &(struct x86_boot_info){ .cmdline_gpa = X86_CMDLINE_ADDR }),
+			 0);
 	bp = guest_memory_ptr(&mem, X86_ZERO_PAGE_ADDR, sizeof(*bp));
 	assert_int_equal(bp->hdr.boot_flag, 0xaa55);
 	assert_int_equal(bp->hdr.header, SETUP_HEADER_MAGIC);
@@ -144,7 +146,9 @@ static void test_pvh_start_info(void **state)
 	struct hvm_memmap_table_entry *map;
 
 	(void)state;
-	assert_int_equal(x86_pvh_start_info_write(&mem, X86_CMDLINE_ADDR), 0);
+	assert_int_equal(x86_pvh_start_info_write(
+				 &mem, &(struct x86_boot_info){ .cmdline_gpa = X86_CMDLINE_ADDR }),
+			 0);
 	si = guest_memory_ptr(&mem, X86_PVH_INFO_ADDR, sizeof(*si));
 	assert_int_equal(si->magic, PVH_START_MAGIC);
 	assert_int_equal(si->version, 1);
@@ -199,6 +203,32 @@ static void test_mptable(void **state)
 	guest_memory_unmap(&mem);
 }
 
+/* Both checksums and the entry count hold for every vCPU count snapvm allows. */
+static void test_mptable_every_cpu_count(void **state)
+{
+	struct guest_memory mem = mem_of(16ULL << 20);
+
+	(void)state;
+	for (unsigned cpus = 1; cpus <= VMM_MAX_CPUS; cpus++) {
+		const uint8_t *fp, *config;
+		uint16_t length, entries;
+		uint32_t config_addr;
+
+		assert_int_equal(x86_mptable_write(&mem, cpus), 0);
+		fp = guest_memory_ptr(&mem, X86_MPTABLE_ADDR, 16);
+		assert_int_equal(sum_bytes(fp, 16), 0);
+		memcpy(&config_addr, fp + 4, 4);
+		config = guest_memory_ptr(&mem, config_addr, 44);
+		memcpy(&length, config + 4, 2);
+		memcpy(&entries, config + 34, 2);
+		assert_int_equal(sum_bytes(config, length), 0);
+		/* processors, the ISA bus, the I/O APIC, 16 ISA interrupts, LINT0 and LINT1 */
+		assert_int_equal(entries, cpus + 2 + 16 + 2);
+		assert_int_equal(length, 44 + cpus * 20 + (2 + 16 + 2) * 8);
+	}
+	guest_memory_unmap(&mem);
+}
+
 static void test_cmdline(void **state)
 {
 	struct guest_memory mem = mem_of(8ULL << 20);
@@ -225,6 +255,7 @@ int main(void)
 		cmocka_unit_test(test_zero_page),
 		cmocka_unit_test(test_pvh_start_info),
 		cmocka_unit_test(test_mptable),
+		cmocka_unit_test(test_mptable_every_cpu_count),
 		cmocka_unit_test(test_cmdline),
 	};
 

@@ -5,6 +5,7 @@
  */
 #include "vmm/hw/uart.h"
 #include "vmm/device.h"
+#include "vmm/vmm.h"
 #include "common/common.h"
 
 #include <errno.h>
@@ -267,6 +268,12 @@ static void uart_reset(void *dev)
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* --no-legacy leaves COM1 out, as QEMU microvm's isa-serial=off does. */
+static unsigned uart_instances(const struct vmm_config *config)
+{
+	return config->no_legacy ? 0 : 1;
+}
+
 static void *uart_create(const struct device_context *ctx)
 {
 	struct uart *u = calloc(1, sizeof(*u));
@@ -336,6 +343,7 @@ const struct device_ops uart_device_ops = {
 	.section_id = 0x0201,
 	.state_version = 1,
 	.state_size = sizeof(struct uart_state),
+	.instances = uart_instances,
 	.create = uart_create,
 	.reset = uart_reset,
 	.quiesce = uart_quiesce,

@@ -58,23 +58,65 @@ int x86_cmdline_write(const struct guest_memory *mem, const char *cmdline, size_
 	return 0;
 }
 
-int x86_zero_page_write(const struct guest_memory *mem, uint64_t cmdline_gpa)
+/* A bzImage's own header, or a minimal one for an ELF kernel that has none. */
+static void zero_page_header_fill(struct setup_header *hdr, const struct x86_boot_info *info)
+{
+	if (info->header) {
+		*hdr = *info->header;
+		hdr->code32_start = (uint32_t)info->kernel_gpa;
+		hdr->vid_mode = VID_MODE_NORMAL;
+		/* nothing the file says may send the kernel chasing pointers or platforms */
+		hdr->setup_data = 0;
+		hdr->hardware_subarch = 0;
+		hdr->hardware_subarch_data = 0;
+	} else {
+		hdr->boot_flag = BOOT_FLAG_MAGIC;
+		hdr->header = SETUP_HEADER_MAGIC;
+		hdr->version = BOOT_PROTOCOL_MIN;
+	}
+	hdr->type_of_loader = LOADER_TYPE_UNDEFINED;
+}
+
+int x86_zero_page_write(const struct guest_memory *mem, const struct x86_boot_info *info)
 {
 	struct boot_params *bp = guest_memory_ptr(mem, X86_ZERO_PAGE_ADDR, sizeof(*bp));
 
 	if (!bp)
 		return -EINVAL;
 	memset(bp, 0, sizeof(*bp));
-	bp->hdr.boot_flag = BOOT_FLAG_MAGIC;
-	bp->hdr.header = SETUP_HEADER_MAGIC;
-	bp->hdr.type_of_loader = 0xff; /* "undefined" loader */
-	bp->hdr.cmd_line_ptr = (uint32_t)cmdline_gpa;
-	bp->ext_cmd_line_ptr = (uint32_t)(cmdline_gpa >> 32);
+	zero_page_header_fill(&bp->hdr, info);
+	bp->hdr.cmd_line_ptr = (uint32_t)info->cmdline_gpa;
+	bp->ext_cmd_line_ptr = (uint32_t)(info->cmdline_gpa >> 32);
+	bp->hdr.ramdisk_image = (uint32_t)info->initrd_gpa;
+	bp->ext_ramdisk_image = (uint32_t)(info->initrd_gpa >> 32);
+	bp->hdr.ramdisk_size = (uint32_t)info->initrd_size;
+	bp->ext_ramdisk_size = (uint32_t)(info->initrd_size >> 32);
 	bp->e820_entries = (uint8_t)x86_e820_build(mem, bp->e820_table, E820_MAX_ENTRIES);
 	return 0;
 }
 
-int x86_pvh_start_info_write(const struct guest_memory *mem, uint64_t cmdline_gpa)
+_Static_assert(X86_PVH_MEMMAP_ADDR + E820_MAX_ENTRIES * sizeof(struct hvm_memmap_table_entry) <=
+		       X86_PVH_MODLIST_ADDR,
+	       "the PVH memory map runs into the module list");
+
+/* The initrd as the first (and only) module, which is where Linux looks for it. */
+static int pvh_modules_write(const struct guest_memory *mem, const struct x86_boot_info *info,
+			     struct hvm_start_info *si)
+{
+	struct hvm_modlist_entry *mod;
+
+	if (!info->initrd_size)
+		return 0;
+	mod = guest_memory_ptr(mem, X86_PVH_MODLIST_ADDR, sizeof(*mod));
+	if (!mod)
+		return -EINVAL;
+	*mod = (struct hvm_modlist_entry){ .paddr = info->initrd_gpa, .size = info->initrd_size };
+	si->nr_modules = 1;
+	si->modlist_paddr = X86_PVH_MODLIST_ADDR;
+	return 0;
+}
+
+int x86_pvh_start_info_write(const struct guest_memory *mem, const struct x86_boot_info *info)
 {
 	struct hvm_start_info *si = guest_memory_ptr(mem, X86_PVH_INFO_ADDR, sizeof(*si));
 	struct e820_entry e820[E820_MAX_ENTRIES];
@@ -87,14 +129,14 @@ int x86_pvh_start_info_write(const struct guest_memory *mem, uint64_t cmdline_gp
 	*si = (struct hvm_start_info){
 		.magic = PVH_START_MAGIC,
 		.version = 1,
-		.cmdline_paddr = cmdline_gpa,
+		.cmdline_paddr = info->cmdline_gpa,
 		.memmap_paddr = X86_PVH_MEMMAP_ADDR,
 		.memmap_entries = n,
 	};
 	for (unsigned i = 0; i < n; i++)
 		map[i] = (struct hvm_memmap_table_entry){ e820[i].addr, e820[i].size, e820[i].type,
 							  0 };
-	return 0;
+	return pvh_modules_write(mem, info, si);
 }
 
 int x86_boot_tables_write(const struct guest_memory *mem)

@@ -24,6 +24,18 @@ struct e820_entry {
 #define SETUP_HEADER_MAGIC 0x53726448 /* "HdrS" */
 #define BOOT_FLAG_MAGIC	   0xaa55
 
+/* Where a bzImage keeps its setup header, and what its fields mean. */
+#define SETUP_HEADER_OFFSET	   0x1f1
+#define SETUP_JUMP_OFFSET	   0x200 /* a short jmp whose offset byte gives the header's end */
+#define SETUP_SECTOR_SIZE	   512
+#define SETUP_SECTS_DEFAULT	   4 /* setup_sects 0 means 4 */
+#define LOADFLAGS_LOADED_HIGH	   0x01
+#define XLF_KERNEL_64		   0x01 /* 64-bit entry point 0x200 past the protected-mode code */
+#define XLF_CAN_BE_LOADED_ABOVE_4G 0x02
+#define BOOT_PROTOCOL_MIN	   0x020c /* 2.12: xloadflags */
+#define LOADER_TYPE_UNDEFINED	   0xff
+#define VID_MODE_NORMAL		   0xffff
+
 struct setup_header {
 	uint8_t setup_sects;
 	uint16_t root_flags;

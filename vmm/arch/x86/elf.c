@@ -46,8 +46,24 @@ static int elf_check_header(const Elf64_Ehdr *eh, size_t size, char *error, size
 	return 0;
 }
 
-/* Looks for the PVH entry note in one PT_NOTE segment. */
-static void elf_find_pvh_note(const uint8_t *notes, uint64_t len, struct elf_image *image)
+/* Notes snapvm reads: the PVH entry, and any note of Linux's own (a vmlinux has several). */
+static void elf_note_apply(const Elf64_Nhdr *nh, const uint8_t *name, const uint8_t *desc,
+			   struct elf_image *image)
+{
+	if (nh->n_namesz == 6 && !memcmp(name, "Linux", 6))
+		image->is_linux = true;
+	if (nh->n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh->n_namesz == 4 &&
+	    !memcmp(name, "Xen", 4) && (nh->n_descsz == 4 || nh->n_descsz == 8)) {
+		uint64_t entry = 0;
+
+		memcpy(&entry, desc, nh->n_descsz);
+		image->has_pvh = true;
+		image->pvh_entry = entry;
+	}
+}
+
+/* Walks the notes of one PT_NOTE segment; a malformed note ends the walk. */
+static void elf_notes_scan(const uint8_t *notes, uint64_t len, struct elf_image *image)
 {
 	uint64_t pos = 0;
 
@@ -61,15 +77,7 @@ static void elf_find_pvh_note(const uint8_t *notes, uint64_t len, struct elf_ima
 		desc_len = ALIGN_UP((uint64_t)nh.n_descsz, 4);
 		if (name_len > len - pos || desc_len > len - pos - name_len)
 			return;
-		if (nh.n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh.n_namesz == 4 &&
-		    !memcmp(notes + pos, "Xen", 4) && (nh.n_descsz == 4 || nh.n_descsz == 8)) {
-			uint64_t entry = 0;
-
-			memcpy(&entry, notes + pos + name_len, nh.n_descsz);
-			image->has_pvh = true;
-			image->pvh_entry = entry;
-			return;
-		}
+		elf_note_apply(&nh, notes + pos, notes + pos + name_len, image);
 		pos += name_len + desc_len;
 	}
 }
@@ -121,7 +129,7 @@ int elf_load(const uint8_t *file, size_t size, const struct guest_memory *mem,
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
 		memcpy(&ph, file + eh->e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
 		if (ph.p_type == PT_NOTE && in_file(ph.p_offset, ph.p_filesz, size))
-			elf_find_pvh_note(file + ph.p_offset, ph.p_filesz, image);
+			elf_notes_scan(file + ph.p_offset, ph.p_filesz, image);
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
 		ret = elf_load_segment(file, size, &ph, i, mem, image, error, error_size);

@@ -9,6 +9,7 @@
 #include <linux/kvm.h>
 
 #include "vmm/memory.h"
+#include "vmm/vmm.h"
 #include "vmm/arch/x86/bootparams.h"
 
 /* Where snapvm puts its boot structures in guest-physical memory. */
@@ -16,6 +17,7 @@
 #define X86_IDT_ADDR	     0x520
 #define X86_PVH_INFO_ADDR    0x6000
 #define X86_PVH_MEMMAP_ADDR  0x6040
+#define X86_PVH_MODLIST_ADDR 0x6fc0 /* one hvm_modlist_entry: the initrd */
 #define X86_ZERO_PAGE_ADDR   0x7000
 #define X86_PAGE_TABLES_ADDR 0x9000 /* PML4, PDPT, 4 PDs: identity map of 4 GiB */
 #define X86_PAGE_TABLES_SIZE (6 * 4096)
@@ -36,7 +38,37 @@ struct elf_image {
 	uint64_t entry64;	       /* e_entry */
 	bool has_pvh;		       /* the file carries XEN_ELFNOTE_PHYS32_ENTRY */
 	uint64_t pvh_entry;	       /* 32-bit entry from that note */
+	bool is_linux;		       /* the file carries a note named "Linux" (a vmlinux) */
 	uint64_t load_start, load_end; /* guest-physical range the segments cover */
+};
+
+/* A bzImage's setup header, checked, and where its parts lie in the file. */
+struct bzimage_header {
+	struct setup_header hdr; /* as in the file; fields past the header's end are zero */
+	uint64_t setup_size;	 /* bytes of real-mode code before the protected-mode kernel */
+	uint64_t kernel_size;	 /* bytes of protected-mode kernel */
+};
+
+/* A kernel in guest RAM: how to enter it and what its boot data must respect. */
+struct x86_kernel {
+	bool linux_kernel; /* a bzImage, or an ELF with a "Linux" note */
+	bool pvh;	   /* enter at the PVH entry (32-bit), else at the 64-bit entry */
+	uint64_t entry;
+	uint64_t end;		  /* first byte past what the kernel occupies while it boots */
+	uint64_t initrd_addr_max; /* highest byte an initrd may occupy */
+	uint64_t cmdline_max;	  /* bytes of command line it reads, without the NUL */
+	bool has_header;	  /* a bzImage: its setup header goes into boot_params */
+	struct setup_header header;
+	uint64_t load_addr; /* a bzImage's protected-mode kernel (code32_start) */
+};
+
+/* What boot_params or hvm_start_info tell the kernel. */
+struct x86_boot_info {
+	uint64_t cmdline_gpa;
+	uint64_t initrd_gpa;
+	uint64_t initrd_size;		   /* 0: no initrd */
+	const struct setup_header *header; /* copied into boot_params; NULL: none */
+	uint64_t kernel_gpa;		   /* code32_start, with a header */
 };
 
 /* True if the file starts like an ELF file. */
@@ -48,15 +80,48 @@ bool elf_is_elf(const uint8_t *file, size_t size);
 int elf_load(const uint8_t *file, size_t size, const struct guest_memory *mem,
 	     struct elf_image *image, char *error, size_t error_size);
 
+/*
+ * Loads a kernel file (ELF64 or bzImage, told apart by their magic) into guest
+ * RAM and picks its entry for the boot mode; 0, or -EINVAL with a one-line
+ * reason in error.
+ */
+int x86_kernel_load(const uint8_t *file, size_t size, enum vmm_boot_mode boot,
+		    const struct guest_memory *mem, struct x86_kernel *kernel, char *error,
+		    size_t error_size);
+/*
+ * Picks the highest page-aligned place for an initrd of size bytes in low RAM,
+ * above kernel_end and ending at or below addr_max (its highest usable byte).
+ * 0, or -ENOSPC if it does not fit.
+ */
+int x86_initrd_place(const struct guest_memory *mem, uint64_t kernel_end, uint64_t addr_max,
+		     uint64_t size, uint64_t *gpa);
+/*
+ * Writes the command line, the boot tables, the MP table and the kernel's
+ * boot_params or PVH start_info; 0, or -EINVAL with a one-line reason.
+ */
+int x86_boot_data_write(const struct guest_memory *mem, const struct x86_kernel *kernel,
+			const char *cmdline, uint64_t initrd_gpa, uint64_t initrd_size,
+			unsigned cpus, char *error, size_t error_size);
+
+/* True if the file starts like a bzImage ("HdrS" in its setup header). */
+bool bzimage_is_bzimage(const uint8_t *file, size_t size);
+/* Checks a bzImage's setup header (protocol 2.12+, 64-bit entry); 0 or -EINVAL with a reason. */
+int bzimage_header_parse(const uint8_t *file, size_t size, struct bzimage_header *header,
+			 char *error, size_t error_size);
+/* Copies the protected-mode kernel where its header allows and describes it in kernel. */
+int bzimage_load(const uint8_t *file, const struct bzimage_header *header,
+		 const struct guest_memory *mem, struct x86_kernel *kernel, char *error,
+		 size_t error_size);
+
 /* Fills an e820 map for the memory layout; returns the number of entries. */
 unsigned x86_e820_build(const struct guest_memory *mem, struct e820_entry *table, unsigned max);
 /* Copies the command line to X86_CMDLINE_ADDR; -EINVAL if it is too long. */
 int x86_cmdline_write(const struct guest_memory *mem, const char *cmdline, size_t max_size,
 		      char *error, size_t error_size);
-/* Writes boot_params for the 64-bit entry of an ELF kernel (Linux 64-bit boot protocol). */
-int x86_zero_page_write(const struct guest_memory *mem, uint64_t cmdline_gpa);
-/* Writes a PVH hvm_start_info with the memory map and command line. */
-int x86_pvh_start_info_write(const struct guest_memory *mem, uint64_t cmdline_gpa);
+/* Writes boot_params for a 64-bit entry (Linux 64-bit boot protocol). */
+int x86_zero_page_write(const struct guest_memory *mem, const struct x86_boot_info *info);
+/* Writes a PVH hvm_start_info with the memory map, command line and initrd module. */
+int x86_pvh_start_info_write(const struct guest_memory *mem, const struct x86_boot_info *info);
 /* Writes an MP table (Intel MP spec 1.4) describing cpus processors and the I/O APIC. */
 int x86_mptable_write(const struct guest_memory *mem, unsigned cpus);
 /* Writes the boot GDT and the identity-mapping page tables. */

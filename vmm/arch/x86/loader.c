@@ -1,0 +1,105 @@
+/*
+ * Kernel loading: which format a file is, which entry it takes, and the boot
+ * data (command line, initrd, tables, boot_params or start_info) it gets.
+ */
+#include "vmm/arch/x86/x86.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LOADER_ERROR(...) (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
+
+/* What a Linux vmlinux does not say about itself, as its bzImage would (x86-64). */
+#define LINUX_COMMAND_LINE_SIZE 2048	   /* COMMAND_LINE_SIZE, NUL included */
+#define LINUX_INITRD_ADDR_MAX	0x7fffffff /* header.S's initrd_addr_max */
+
+static int elf_kernel_load(const uint8_t *file, size_t size, enum vmm_boot_mode boot,
+			   const struct guest_memory *mem, struct x86_kernel *kernel, char *error,
+			   size_t error_size)
+{
+	struct elf_image image;
+	int ret = elf_load(file, size, mem, &image, error, error_size);
+
+	if (ret)
+		return ret;
+	if (boot == VMM_BOOT_PVH && !image.has_pvh)
+		return LOADER_ERROR("kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
+				    "try --boot elf64");
+	/* like QEMU and Firecracker, prefer the PVH entry when the kernel has one */
+	*kernel = (struct x86_kernel){
+		.linux_kernel = image.is_linux,
+		.pvh = boot == VMM_BOOT_PVH || (boot == VMM_BOOT_AUTO && image.has_pvh),
+		.end = image.load_end,
+		.initrd_addr_max = LINUX_INITRD_ADDR_MAX,
+		.cmdline_max = image.is_linux ? LINUX_COMMAND_LINE_SIZE - 1 : VMM_CMDLINE_MAX - 1,
+	};
+	kernel->entry = kernel->pvh ? image.pvh_entry : image.entry64;
+	return 0;
+}
+
+static int bzimage_kernel_load(const uint8_t *file, size_t size, enum vmm_boot_mode boot,
+			       const struct guest_memory *mem, struct x86_kernel *kernel,
+			       char *error, size_t error_size)
+{
+	struct bzimage_header header;
+	int ret;
+
+	if (boot != VMM_BOOT_AUTO)
+		return LOADER_ERROR("--boot %s needs an ELF kernel, and this is a bzImage "
+				    "(boot it with --boot auto, or use its vmlinux)",
+				    boot == VMM_BOOT_PVH ? "pvh" : "elf64");
+	ret = bzimage_header_parse(file, size, &header, error, error_size);
+	if (!ret)
+		ret = bzimage_load(file, &header, mem, kernel, error, error_size);
+	return ret;
+}
+
+int x86_kernel_load(const uint8_t *file, size_t size, enum vmm_boot_mode boot,
+		    const struct guest_memory *mem, struct x86_kernel *kernel, char *error,
+		    size_t error_size)
+{
+	if (elf_is_elf(file, size))
+		return elf_kernel_load(file, size, boot, mem, kernel, error, error_size);
+	if (bzimage_is_bzimage(file, size))
+		return bzimage_kernel_load(file, size, boot, mem, kernel, error, error_size);
+	return LOADER_ERROR(
+		"not a kernel: neither an ELF file nor a bzImage (no \"HdrS\" at 0x202)");
+}
+
+int x86_initrd_place(const struct guest_memory *mem, uint64_t kernel_end, uint64_t addr_max,
+		     uint64_t size, uint64_t *gpa)
+{
+	/* addr_max is the highest byte the initrd may use, hence the + 1 */
+	uint64_t top = MIN(guest_memory_low_end(mem), addr_max + 1);
+	uint64_t bottom = ALIGN_UP(MAX(kernel_end, X86_KERNEL_MIN_ADDR), PAGE_SIZE);
+
+	if (size == 0 || top < bottom || size > top - bottom)
+		return -ENOSPC;
+	*gpa = ALIGN_DOWN(top - size, PAGE_SIZE);
+	return 0;
+}
+
+int x86_boot_data_write(const struct guest_memory *mem, const struct x86_kernel *kernel,
+			const char *cmdline, uint64_t initrd_gpa, uint64_t initrd_size,
+			unsigned cpus, char *error, size_t error_size)
+{
+	struct x86_boot_info info = {
+		.cmdline_gpa = X86_CMDLINE_ADDR,
+		.initrd_gpa = initrd_gpa,
+		.initrd_size = initrd_size,
+		.header = kernel->has_header ? &kernel->header : NULL,
+		.kernel_gpa = kernel->load_addr,
+	};
+	size_t max = MIN(kernel->cmdline_max + 1, (uint64_t)VMM_CMDLINE_MAX);
+	int ret = x86_cmdline_write(mem, cmdline, max, error, error_size);
+
+	if (ret)
+		return ret;
+	if (x86_boot_tables_write(mem) || x86_mptable_write(mem, cpus) ||
+	    (kernel->pvh ? x86_pvh_start_info_write(mem, &info) : x86_zero_page_write(mem, &info)))
+		return LOADER_ERROR("guest RAM too small for the boot data");
+	return 0;
+}
