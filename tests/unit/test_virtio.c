@@ -10,7 +10,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "vmm/virtio/virtio.h"
@@ -482,6 +485,78 @@ static void test_restore_checks(void **state)
 	assert_int_equal(used_idx(), 2);
 }
 
+/* The block device on a 4 KiB file: requests complete on io_uring, reaped by quiesce. */
+static void test_blk_requests(void **state)
+{
+	static const uint32_t ro_out[4] = { 1, 0, 0, 0 }, get_id[4] = { 8, 0, 0, 0 },
+			      bad[4] = { 99, 0, 0, 0 }, read_past_end[4] = { 0, 0, 8, 0 };
+	char path[] = "/tmp/snapvm-test-blk-XXXXXX";
+	int fd = mkstemp(path);
+	struct vmm_config config;
+	struct device_context ctx = f.ctx;
+	const struct device_ops *ops = &virtio_blk_device_ops;
+	void *blk;
+	uint8_t *status = gpa(BUF + 0x800);
+
+	(void)state;
+	assert_true(fd >= 0 && ftruncate(fd, 4096) == 0);
+	vmm_config_init(&config);
+	config.disk_count = 1;
+	config.disks[0].read_only = true;
+	snprintf(config.disks[0].path, sizeof(config.disks[0].path), "%s", path);
+	snprintf(config.disks[0].id, sizeof(config.disks[0].id), "serial-7");
+	ctx.config = &config;
+	blk = ops->create(&ctx);
+	assert_non_null(blk);
+	f.t = blk;
+	driver_init();
+	wr(REG_DEVICE_FEATURES_SEL, 0);
+	assert_true(rd(REG_DEVICE_FEATURES) & (1u << 5)); /* VIRTIO_BLK_F_RO */
+	assert_int_equal(rd(0x100), 8);			  /* capacity: 8 sectors */
+
+	struct {
+		const uint32_t *header;
+		uint32_t data_len;
+		uint16_t data_flags;
+		uint8_t want;
+	} cases[] = {
+		{ ro_out, 512, 0, 1 },		       /* write to a read-only disk: IOERR */
+		{ get_id, 20, VIRTQ_DESC_F_WRITE, 0 }, /* get-id */
+		{ bad, 0, 0, 2 },		       /* unknown type: UNSUPP */
+		{ read_past_end, 1024, VIRTQ_DESC_F_WRITE, 1 },
+	};
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		memcpy(gpa(BUF), cases[i].header, 16);
+		*status = 0xee;
+		set_desc(0, BUF, 16, VIRTQ_DESC_F_NEXT, 1);
+		set_desc(1, BUF + 0x100, cases[i].data_len,
+			 (uint16_t)(cases[i].data_flags | VIRTQ_DESC_F_NEXT), 2);
+		set_desc(2, BUF + 0x800, 1, VIRTQ_DESC_F_WRITE, 0);
+		post(0);
+		wr(REG_QUEUE_NOTIFY, 0);
+		assert_int_equal(ops->quiesce(blk), 0);
+		if (*status != cases[i].want)
+			fail_msg("case %u: status %u, want %u", i, *status, cases[i].want);
+	}
+	assert_memory_equal(gpa(BUF + 0x100), "serial-7\0", 9);
+	/* a read of the whole disk goes through io_uring */
+	memcpy(gpa(BUF), (uint32_t[4]){ 0, 0, 0, 0 }, 16);
+	set_desc(0, BUF, 16, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(1, BUF + 0x1000, 4096, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
+	set_desc(2, BUF + 0x800, 1, VIRTQ_DESC_F_WRITE, 0);
+	memset(gpa(BUF + 0x1000), 0xff, 4096);
+	post(0);
+	wr(REG_QUEUE_NOTIFY, 0);
+	assert_int_equal(ops->quiesce(blk), 0);
+	assert_int_equal(*status, 0);
+	assert_int_equal(used_len(4), 4097);
+	assert_int_equal(((uint8_t *)gpa(BUF + 0x1000))[4095], 0);
+	ops->destroy(blk);
+	f.t = f.dev;
+	unlink(path);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -493,6 +568,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_walker_bad_chains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_walker_broken_rings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blk_requests, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
