@@ -46,6 +46,22 @@ refused "incompatible CPU" cpu "incompatible CPU"
 f=$(damaged uart); "$TAMPER" "$f" section-byte 0x201 10 200 # rx_count past the FIFO
 refused "impossible device state" uart "snapshot's uart state is invalid"
 
+# A virtio queue whose ring lies outside guest RAM: the device's own check refuses it.
+mkfifo "$TMP/in"
+"$SNAPVM" run --kernel "$GUEST" --rng --api-sock "$TMP/api" <"$TMP/in" >"$TMP/rng.out" 2>&1 &
+pid=$!
+exec 3>"$TMP/in"
+echo "rng 16" >&3 # the guest sets up the entropy device's queue on first use
+for _ in $(seq 100); do grep -q '^OK' "$TMP/rng.out" && break; sleep 0.1; done
+"$SNAPVM" snapshot --api-sock "$TMP/api" rngsnap >/dev/null
+exec 3>&-
+wait $pid
+expect_eq "snapshot of a VM with a live virtio queue" "$(timeout 30 "$SNAPVM" invoke rngsnap ping)" PONG
+# the queue's descriptor table address: the transport's registers (32 bytes), then queue 0
+f=$(damaged badqueue); cp "$SNAPS/rngsnap/"* "$SNAPS/badqueue/"
+"$TAMPER" "$f" section-byte 0x302 38 0x7f
+refused "a queue address outside guest RAM" badqueue "virtio-rng state is invalid"
+
 damaged nomemory >/dev/null; rm "$SNAPS/nomemory/memory"
 refused "missing memory file" nomemory "cannot open"
 
