@@ -28,10 +28,15 @@ static int elf_kernel_load(const uint8_t *file, size_t size, enum vmm_boot_mode 
 	if (boot == VMM_BOOT_PVH && !image.has_pvh)
 		return LOADER_ERROR("kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
 				    "try --boot elf64");
-	/* like QEMU and Firecracker, prefer the PVH entry when the kernel has one */
+	/*
+	 * Like QEMU and Firecracker, a Linux vmlinux with a PVH note boots by it.
+	 * Other ELF kernels (the test guest) take e_entry in long mode: no
+	 * emulated 32-bit start-up on PVM hosts.
+	 */
 	*kernel = (struct x86_kernel){
 		.linux_kernel = image.is_linux,
-		.pvh = boot == VMM_BOOT_PVH || (boot == VMM_BOOT_AUTO && image.has_pvh),
+		.pvh = boot == VMM_BOOT_PVH ||
+		       (boot == VMM_BOOT_AUTO && image.has_pvh && image.is_linux),
 		.end = image.load_end,
 		.initrd_addr_max = LINUX_INITRD_ADDR_MAX,
 		.cmdline_max = image.is_linux ? LINUX_COMMAND_LINE_SIZE - 1 : VMM_CMDLINE_MAX - 1,
