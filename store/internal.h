@@ -1,0 +1,59 @@
+/* The store handle and helpers shared by the store's operations (private to store/). */
+#ifndef SNAPVM_STORE_INTERNAL_H
+#define SNAPVM_STORE_INTERNAL_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "store/store.h"
+#include "store/backend.h"
+#include "store/dset.h"
+#include "store/index.h"
+#include "store/manifest.h"
+#include "store/pack.h"
+
+struct store {
+	char dir[PATH_MAX];
+	unsigned flags;
+	struct index index;
+	struct backend *backend;
+	dev_t dev; /* of the store directory: one open per process */
+	ino_t ino;
+	store_progress_fn *progress;
+	void *progress_opaque;
+	uint64_t progress_last_ns;
+};
+
+/* Takes the writer lock (waiting, or -EBUSY with STORE_OPEN_NOWAIT); *fd holds it. */
+int store_lock_take(struct store *store, int *fd);
+/* Releases the writer lock. */
+void store_lock_release(int fd);
+/* Reports progress to the callback, at most ten times a second (and always at the end). */
+void store_progress(struct store *store, const char *what, uint64_t done, uint64_t total);
+/* Logs the one line that names a damaged or unreadable chunk, its pack and offset. */
+void store_chunk_error(const uint8_t digest[STORE_DIGEST_SIZE], const struct chunk_entry *e,
+		       const char *context, const char *reason);
+
+/*
+ * Reads the chunks of a blob (count digests, len bytes in all) into a
+ * malloc'ed buffer, checking each; context names the blob in messages.
+ */
+int store_chunks_load(struct store *store, MDB_txn *txn, struct pack_cache *cache,
+		      const uint8_t (*digests)[STORE_DIGEST_SIZE], uint32_t count, uint64_t len,
+		      uint8_t **out, const char *context);
+/* Reads and decodes the record of snapshot name; -ENOENT (logged) if there is none. */
+int store_record_load(struct store *store, MDB_txn *txn, const char *name,
+		      struct snap_record *record);
+/* Reads a snapshot's record and manifest. */
+int store_snapshot_load(struct store *store, MDB_txn *txn, struct pack_cache *cache,
+			const char *name, struct snap_record *record, struct manifest *manifest);
+/* Adds every chunk the snapshot references (manifest, pages, blobs) to set. */
+int store_snapshot_refs(const struct snap_record *record, const struct manifest *manifest,
+			struct dset *set);
+/* Pages in the working set recorded for name, 0 if none; -EUCLEAN if its record is damaged. */
+int store_workset_count(struct store *store, MDB_txn *txn, const char *name, uint64_t *count);
+/* Records packs just written by writer, and the next pack id, in txn. */
+int store_packs_record(struct store *store, MDB_txn *txn, const struct pack_writer *writer);
+
+#endif

@@ -1,0 +1,267 @@
+/*
+ * Reading a snapshot. Opening it loads and checks the manifest; each page's
+ * chunk is then looked up in the index the first time it is needed and
+ * remembered. A gc may move chunks to new packs and delete the old ones
+ * meanwhile: packs already open stay readable (the descriptor keeps the file),
+ * and a pack that is gone when first opened means the chunk moved, so it is
+ * looked up again in a fresh transaction.
+ */
+#include "store/internal.h"
+#include "store/chunk.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct store_snapshot {
+	struct store *store;
+	struct snap_record record; /* record.info.name is the snapshot's name */
+	struct manifest manifest;
+	pthread_mutex_t lock;	  /* guards locs, packs and txn */
+	struct chunk_entry *locs; /* per distinct page chunk; pack 0 until looked up */
+	struct pack_cache packs;
+	MDB_txn *txn; /* reset between uses */
+};
+
+int store_snapshot_open(struct store *s, const char *name, struct store_snapshot **out)
+{
+	struct store_snapshot *snap = calloc(1, sizeof(*snap));
+	int ret;
+
+	if (!snap)
+		return -ENOMEM;
+	snap->store = s;
+	pthread_mutex_init(&snap->lock, NULL);
+	pack_cache_init(&snap->packs, s->backend);
+	ret = index_txn_begin(&s->index, false, &snap->txn);
+	if (ret) {
+		store_snapshot_close(snap);
+		return ret;
+	}
+	ret = store_snapshot_load(s, snap->txn, &snap->packs, name, &snap->record, &snap->manifest);
+	mdb_txn_reset(snap->txn);
+	if (!ret) {
+		snprintf(snap->record.info.name, sizeof(snap->record.info.name), "%s", name);
+		snap->locs = calloc(snap->manifest.unique_count ? snap->manifest.unique_count : 1,
+				    sizeof(*snap->locs));
+		if (!snap->locs)
+			ret = -ENOMEM;
+	}
+	if (ret) {
+		store_snapshot_close(snap);
+		return ret;
+	}
+	*out = snap;
+	return 0;
+}
+
+void store_snapshot_close(struct store_snapshot *snap)
+{
+	if (!snap)
+		return;
+	if (snap->txn)
+		mdb_txn_abort(snap->txn);
+	pack_cache_free(&snap->packs);
+	manifest_free(&snap->manifest);
+	snap_record_free(&snap->record);
+	free(snap->locs);
+	pthread_mutex_destroy(&snap->lock);
+	free(snap);
+}
+
+const struct store_snapshot_info *store_snapshot_meta(const struct store_snapshot *snap)
+{
+	return &snap->record.info;
+}
+
+uint64_t store_snapshot_page_count(const struct store_snapshot *snap)
+{
+	return snap->manifest.page_count;
+}
+
+bool store_page_is_zero(const struct store_snapshot *snap, uint64_t page)
+{
+	return page >= snap->manifest.page_count || snap->manifest.page_map[page] == 0;
+}
+
+/* Looks chunk k up in a fresh view of the index. Called with the lock held. */
+static int snapshot_chunk_lookup(struct store_snapshot *snap, uint32_t k, const char *context)
+{
+	struct store *s = snap->store;
+	char hex[2 * STORE_DIGEST_SIZE + 1];
+	int rc = mdb_txn_renew(snap->txn), ret;
+
+	if (rc)
+		return index_error(&s->index, rc, "cannot renew a transaction");
+	ret = index_chunk_get(&s->index, snap->txn, snap->manifest.unique[k], &snap->locs[k]);
+	mdb_txn_reset(snap->txn);
+	if (ret == -ENOENT) {
+		store_digest_hex(snap->manifest.unique[k], hex);
+		log_error("store: chunk %s (%s) is no longer in the index (was the snapshot "
+			  "removed and collected?)",
+			  hex, context);
+	}
+	if (ret)
+		snap->locs[k].pack = 0;
+	return ret;
+}
+
+/* Finds where chunk k is and opens its pack. Called with the lock held. */
+static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, const char *context,
+				  struct backend_object **obj)
+{
+	const char *reason;
+	int ret = 0;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (!snap->locs[k].pack || attempt)
+			ret = snapshot_chunk_lookup(snap, k, context);
+		if (ret)
+			return ret;
+		ret = pack_cache_get(&snap->packs, snap->locs[k].pack, obj);
+		if (ret != -ENOENT)
+			break;
+	}
+	if (ret) {
+		reason = ret == -ENOENT	   ? "its pack is missing"
+			 : ret == -EBADMSG ? "its pack has a bad header"
+					   : "its pack cannot be opened";
+		store_chunk_error(snap->manifest.unique[k], &snap->locs[k], context, reason);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* Locates page's chunk and its pack; STORE_PAGE_ZERO for a zero page. */
+static int snapshot_page_find(struct store_snapshot *snap, uint64_t page,
+			      struct store_chunk_loc *loc, struct backend_object **obj)
+{
+	char context[STORE_NAME_MAX + 48];
+	uint32_t slot, k;
+	int ret;
+
+	if (page >= snap->manifest.page_count) {
+		log_error("store: snapshot '%s' has no page %llu (it has %llu)",
+			  snap->record.info.name, (unsigned long long)page,
+			  (unsigned long long)snap->manifest.page_count);
+		return -EINVAL;
+	}
+	slot = snap->manifest.page_map[page];
+	if (!slot)
+		return STORE_PAGE_ZERO;
+	k = slot - 1;
+	snprintf(context, sizeof(context), "page %llu of '%s'", (unsigned long long)page,
+		 snap->record.info.name);
+	pthread_mutex_lock(&snap->lock);
+	ret = snapshot_chunk_resolve(snap, k, context, obj);
+	if (!ret) {
+		const struct chunk_entry *e = &snap->locs[k];
+
+		loc->offset = e->offset;
+		loc->pack = e->pack;
+		loc->raw_len = e->raw_len;
+		loc->stored_len = e->stored_len;
+		loc->length = CHUNK_HEADER_SIZE + e->stored_len;
+		loc->codec = e->codec;
+		memcpy(loc->digest, snap->manifest.unique[k], STORE_DIGEST_SIZE);
+	}
+	pthread_mutex_unlock(&snap->lock);
+	return ret;
+}
+
+int store_page_locate(struct store_snapshot *snap, uint64_t page, struct store_chunk_loc *loc)
+{
+	struct backend_object *obj;
+	int ret = snapshot_page_find(snap, page, loc, &obj);
+
+	if (ret == 0)
+		loc->fd = snap->store->backend->ops->object_fd(obj);
+	return ret;
+}
+
+/* Checks and decodes a record read at loc; logs nothing. */
+static int snapshot_chunk_decode(const struct store_chunk_loc *loc, const void *record, void *out,
+				 const char **reason)
+{
+	struct chunk_header expect = { .stored_len = loc->stored_len,
+				       .raw_len = loc->raw_len,
+				       .codec = (uint8_t)loc->codec };
+
+	memcpy(expect.digest, loc->digest, STORE_DIGEST_SIZE);
+	return chunk_record_decode(record, loc->length, &expect, out, reason);
+}
+
+static void snapshot_chunk_error(const struct store_chunk_loc *loc, const char *context,
+				 const char *reason)
+{
+	struct chunk_entry e = { .pack = loc->pack, .offset = loc->offset };
+
+	store_chunk_error(loc->digest, &e, context, reason);
+}
+
+int store_chunk_decode(const struct store_chunk_loc *loc, const void *record, void *out)
+{
+	const char *reason;
+	int ret = snapshot_chunk_decode(loc, record, out, &reason);
+
+	if (ret)
+		snapshot_chunk_error(loc, "read by the caller", reason);
+	return ret;
+}
+
+int store_page_read(struct store_snapshot *snap, uint64_t page, void *buf)
+{
+	char context[STORE_NAME_MAX + 48];
+	uint8_t record[CHUNK_RECORD_MAX];
+	struct store_chunk_loc loc;
+	struct backend_object *obj;
+	const char *reason = "reading its pack failed";
+	int ret = snapshot_page_find(snap, page, &loc, &obj);
+
+	if (ret == STORE_PAGE_ZERO) {
+		memset(buf, 0, STORE_PAGE_SIZE);
+		return 0;
+	}
+	if (ret)
+		return ret;
+	ret = snap->store->backend->ops->object_read(obj, loc.offset, record, loc.length);
+	if (ret == -EBADMSG)
+		reason = "its pack ends before the chunk does";
+	else if (ret == 0)
+		ret = snapshot_chunk_decode(&loc, record, buf, &reason);
+	if (ret) {
+		snprintf(context, sizeof(context), "page %llu of '%s'", (unsigned long long)page,
+			 snap->record.info.name);
+		snapshot_chunk_error(&loc, context, reason);
+	}
+	return ret;
+}
+
+int store_blob_read(struct store_snapshot *snap, const char *name, uint8_t **data, size_t *len)
+{
+	const struct manifest_blob *b = manifest_blob_find(&snap->manifest, name);
+	char context[2 * STORE_NAME_MAX + 32];
+	int rc, ret;
+
+	if (!b) {
+		log_error("store: snapshot '%s' has no blob '%s'", snap->record.info.name, name);
+		return -ENOENT;
+	}
+	snprintf(context, sizeof(context), "blob '%s' of '%s'", name, snap->record.info.name);
+	pthread_mutex_lock(&snap->lock);
+	rc = mdb_txn_renew(snap->txn);
+	if (rc) {
+		pthread_mutex_unlock(&snap->lock);
+		return index_error(&snap->store->index, rc, "cannot renew a transaction");
+	}
+	ret = store_chunks_load(snap->store, snap->txn, &snap->packs, b->digests, b->chunk_count,
+				b->len, data, context);
+	mdb_txn_reset(snap->txn);
+	pthread_mutex_unlock(&snap->lock);
+	if (!ret)
+		*len = b->len;
+	return ret;
+}
