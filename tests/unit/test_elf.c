@@ -131,6 +131,27 @@ static void test_elf_linux_note(void **state)
 	assert_false(image.is_linux);
 }
 
+/* --boot auto: a Linux vmlinux with a PVH note boots by it, as QEMU and Firecracker do. */
+static void test_elf_auto_boots_linux_by_pvh(void **state)
+{
+	struct fixture *f = *state;
+	struct x86_kernel kernel;
+	uint32_t *n = (uint32_t *)(f->file + 1024 + 20);
+
+	n[0] = 6;
+	n[1] = 4;
+	n[2] = 0x100;
+	memcpy(&n[3], "Linux\0\0", 8);
+	n[5] = 0;
+	phdr(f, 1)->p_filesz = 20 + 24;
+	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_AUTO, &f->mem, &kernel,
+					 f->error, sizeof(f->error)),
+			 0);
+	assert_true(kernel.linux_kernel);
+	assert_true(kernel.pvh);
+	assert_int_equal(kernel.entry, LOAD_ADDR + 0x20);
+}
+
 static void test_elf_kernel_entry_and_limits(void **state)
 {
 	struct fixture *f = *state;
@@ -139,8 +160,9 @@ static void test_elf_kernel_entry_and_limits(void **state)
 	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_AUTO, &f->mem, &kernel,
 					 f->error, sizeof(f->error)),
 			 0);
-	assert_true(kernel.pvh); /* auto prefers the PVH entry, as QEMU and Firecracker do */
-	assert_int_equal(kernel.entry, LOAD_ADDR + 0x20);
+	/* auto takes e_entry of an ELF that is not Linux, even with a PVH note */
+	assert_false(kernel.pvh);
+	assert_int_equal(kernel.entry, LOAD_ADDR + 0x10);
 	assert_false(kernel.linux_kernel);
 	assert_int_equal(kernel.cmdline_max, VMM_CMDLINE_MAX - 1);
 	assert_int_equal(kernel.end, LOAD_ADDR + 256 + 4096);
@@ -293,6 +315,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_elf_without_pvh_note, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_elf_linux_note, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_elf_auto_boots_linux_by_pvh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_elf_kernel_entry_and_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_elf_rejects_short_and_foreign_files, setup,
 						teardown),
