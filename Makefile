@@ -6,7 +6,7 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan demo test test-quick bench format check-format clean
+.PHONY: all deps build build-asan guest-linux demo test test-quick bench format check-format clean
 
 all: build
 
@@ -25,18 +25,23 @@ build: $(BUILD)/CMakeCache.txt
 build-asan: $(BUILD_ASAN)/CMakeCache.txt
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 
+# The Linux guest (vmlinux, bzImage, initramfs) from Debian packages, built
+# once into ~/.cache/snapvm (a few minutes) and linked into $(BUILD)/guest/linux.
+guest-linux:
+	guest/linux/build.sh $(BUILD)/guest/linux
+
 demo: deps
 	$(MAKE) build
 	scripts/demo.sh $(BUILD)
 
 # Every test, first in the plain build, then under ASan + UBSan.
 test: deps
-	$(MAKE) check-format build build-asan
+	$(MAKE) check-format build build-asan guest-linux
 	cd $(BUILD) && ctest --output-on-failure --timeout 300
 	cd $(BUILD_ASAN) && ctest --output-on-failure --timeout 300
 
 # The plain build only, for a quick edit-compile-test loop.
-test-quick: build
+test-quick: build guest-linux
 	cd $(BUILD) && ctest --output-on-failure --timeout 300
 
 bench: deps

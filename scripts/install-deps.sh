@@ -17,6 +17,15 @@ liburing-dev
 libssl-dev
 libcmocka-dev
 qemu-system-x86
+linux-source-6.1
+busybox-static
+bc
+bison
+flex
+cpio
+lz4
+xz-utils
+libelf-dev
 "
 
 missing=""

@@ -1,0 +1,97 @@
+#!/bin/sh
+# Builds snapvm's Linux guest from Debian packages: vmlinux and bzImage from
+# linux-source-6.1 (tinyconfig + snapvm.config), and an initramfs around
+# busybox-static. The images go to a cache outside the source tree, one
+# directory per hash of their inputs, so an unchanged guest is never built
+# twice (a kernel build takes minutes); OUTDIR gets symbolic links to them.
+#
+# usage: guest/linux/build.sh OUTDIR
+# cache: $SNAPVM_CACHE_DIR, else $XDG_CACHE_HOME/snapvm, else ~/.cache/snapvm
+set -eu
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=${1:?usage: build.sh OUTDIR}
+CACHE=${SNAPVM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/snapvm}
+TARBALL=/usr/src/linux-source-6.1.tar.xz
+BUSYBOX=/bin/busybox
+RECIPE=1 # bump when this script builds differently from the same inputs
+
+die() {
+	echo "guest/linux/build.sh: $*" >&2
+	exit 1
+}
+
+package_version() {
+	dpkg-query -W -f='${Version}' "$1" 2>/dev/null || die "package $1 is not installed (make deps)"
+}
+
+# hash_of WORDS...: a short hash of the words and of the files among them.
+hash_of() {
+	for word in "$@"; do
+		if [ -f "$word" ]; then cat "$word"; else echo "$word"; fi
+	done | sha256sum | cut -c1-16
+}
+
+# Checks that every option snapvm.config sets survived Kconfig's dependency rules.
+config_check() {
+	grep -E '^CONFIG_[A-Z0-9_]+=' "$HERE/snapvm.config" | while read -r line; do
+		grep -qx "$line" "$1" || die "Kconfig dropped $line (see $1)"
+	done
+}
+
+# A subshell, so that the source tree (over a gigabyte) goes whatever happens.
+kernel_build() (
+	dir=$1
+	src=$dir/src
+	trap 'rm -rf "$src"' EXIT
+	rm -rf "$dir" && mkdir -p "$src"
+	echo "build.sh: building Linux $(package_version linux-source-6.1) for the guest" \
+		"in $dir (a few minutes)" >&2
+	tar -xf "$TARBALL" -C "$src" --strip-components=1
+	# the same banner from the same inputs, whoever builds it when
+	KBUILD_BUILD_TIMESTAMP="Debian $(package_version linux-source-6.1)"
+	export ARCH=x86_64 KBUILD_BUILD_USER=snapvm KBUILD_BUILD_HOST=snapvm KBUILD_BUILD_TIMESTAMP
+	{ make -C "$src" -s tinyconfig &&
+		"$src/scripts/kconfig/merge_config.sh" -m -O "$src" "$src/.config" \
+			"$HERE/snapvm.config" &&
+		make -C "$src" -s olddefconfig; } >"$dir/build.log" 2>&1 ||
+		die "configuring the kernel failed; log: $dir/build.log"
+	config_check "$src/.config"
+	if ! make -C "$src" -j "$(nproc)" vmlinux bzImage >>"$dir/build.log" 2>&1; then
+		tail -n 30 "$dir/build.log" >&2
+		die "kernel build failed; log: $dir/build.log"
+	fi
+	cp "$src/vmlinux" "$src/arch/x86/boot/bzImage" "$src/.config" "$dir/"
+)
+
+initramfs_build() {
+	file=$1
+	stage=$(mktemp -d)
+	mkdir -p "$stage/bin" "$stage/proc" "$stage/sys" "$stage/dev"
+	cp "$BUSYBOX" "$stage/bin/busybox"
+	ln -s busybox "$stage/bin/sh"
+	install -m 0755 "$HERE/init" "$stage/init"
+	(cd "$stage" && find . | LC_ALL=C sort |
+		cpio -o -H newc -R 0:0 --reproducible --quiet) >"$file.tmp"
+	rm -rf "$stage"
+	mv "$file.tmp" "$file"
+}
+
+[ -r "$TARBALL" ] || die "$TARBALL is missing (package linux-source-6.1; make deps)"
+[ -x "$BUSYBOX" ] || die "$BUSYBOX is missing (package busybox-static; make deps)"
+mkdir -p "$CACHE" "$OUT"
+exec 9>"$CACHE/linux.lock"
+flock 9 # one build at a time; the others then find it done
+
+kernel_key=$(hash_of "$(package_version linux-source-6.1)" "$(gcc -dumpfullversion)" \
+	"$HERE/snapvm.config" "recipe $RECIPE")
+kernel_dir=$CACHE/linux-$kernel_key
+[ -f "$kernel_dir/bzImage" ] && [ -f "$kernel_dir/vmlinux" ] || kernel_build "$kernel_dir"
+
+initramfs=$CACHE/initramfs-$(hash_of "$(package_version busybox-static)" "$HERE/init" \
+	"recipe $RECIPE").cpio
+[ -f "$initramfs" ] || initramfs_build "$initramfs"
+
+ln -sf "$kernel_dir/vmlinux" "$OUT/vmlinux"
+ln -sf "$kernel_dir/bzImage" "$OUT/bzImage"
+ln -sf "$initramfs" "$OUT/initramfs.cpio"
