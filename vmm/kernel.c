@@ -99,6 +99,8 @@ static int vm_initrd_load(struct vm *vm, const struct x86_kernel *kernel, uint64
 		if (ret)
 			snprintf(error, error_size, "cannot read initrd %s: %s", path,
 				 strerror(-ret));
+		else
+			log_info("initrd %s: %" PRIu64 " bytes at 0x%" PRIx64, path, *size, *gpa);
 	}
 out:
 	if (fd >= 0)
@@ -146,9 +148,22 @@ static int vm_boot_data_load(struct vm *vm, const struct x86_kernel *kernel, cha
 	ret = vm_initrd_load(vm, kernel, &initrd_gpa, &initrd_size, error, error_size);
 	if (ret)
 		return ret;
-	log_debug("command line: %s", cmdline);
+	log_info("command line: %s", cmdline);
 	return x86_boot_data_write(&vm->mem, kernel, cmdline, initrd_gpa, initrd_size,
 				   vm->vcpu_count, error, error_size);
+}
+
+bool vmm_kernel_is_linux(const char *path)
+{
+	uint8_t *file;
+	size_t size;
+	bool is_linux;
+
+	if (file_read_all(path, &file, &size, KERNEL_MAX_SIZE))
+		return false;
+	is_linux = bzimage_is_bzimage(file, size) || elf_is_linux(file, size);
+	free(file);
+	return is_linux;
 }
 
 int vm_load_kernel(struct vm *vm, char *error, size_t error_size)

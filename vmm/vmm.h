@@ -87,6 +87,8 @@ int vm_create(const struct vmm_config *config, struct vm **vm);
  * one line in *error and -EINVAL (or -errno for I/O errors).
  */
 int vm_load_kernel(struct vm *vm, char *error, size_t error_size);
+/* True if the file is a Linux kernel: a bzImage, or an ELF with Linux's notes (a vmlinux). */
+bool vmm_kernel_is_linux(const char *path);
 /* Starts one thread per vCPU; with paused, they wait for vm_resume(). */
 int vm_start(struct vm *vm, bool paused);
 /*

@@ -11,6 +11,7 @@
 
 #include "common/common.h"
 #include "vmm/device.h"
+#include "vmm/vmm.h"
 
 static unsigned resets;
 
@@ -119,6 +120,19 @@ static void test_ports_are_only_0x60_and_0x64(void **state)
 	i8042_device_ops.destroy(c.dev);
 }
 
+/* --no-legacy drops COM1 but keeps the i8042: without it Linux could not end the VM. */
+static void test_no_legacy(void **state)
+{
+	struct vmm_config config;
+
+	(void)state;
+	vmm_config_init(&config);
+	assert_null(i8042_device_ops.instances);
+	assert_int_equal(uart_device_ops.instances(&config), 1);
+	config.no_legacy = true;
+	assert_int_equal(uart_device_ops.instances(&config), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -126,6 +140,7 @@ int main(void)
 		cmocka_unit_test(test_reset_by_output_port),
 		cmocka_unit_test(test_commands),
 		cmocka_unit_test(test_ports_are_only_0x60_and_0x64),
+		cmocka_unit_test(test_no_legacy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

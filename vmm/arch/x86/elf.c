@@ -82,6 +82,30 @@ static void elf_notes_scan(const uint8_t *notes, uint64_t len, struct elf_image 
 	}
 }
 
+/* The notes of every PT_NOTE segment; the header must have been checked. */
+static void elf_notes_find(const uint8_t *file, size_t size, struct elf_image *image)
+{
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)file;
+	Elf64_Phdr ph;
+
+	for (unsigned i = 0; i < eh->e_phnum; i++) {
+		memcpy(&ph, file + eh->e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+		if (ph.p_type == PT_NOTE && in_file(ph.p_offset, ph.p_filesz, size))
+			elf_notes_scan(file + ph.p_offset, ph.p_filesz, image);
+	}
+}
+
+bool elf_is_linux(const uint8_t *file, size_t size)
+{
+	struct elf_image image = { 0 };
+	char error[8];
+
+	if (elf_check_header((const Elf64_Ehdr *)file, size, error, sizeof(error)))
+		return false;
+	elf_notes_find(file, size, &image);
+	return image.is_linux;
+}
+
 static int elf_load_segment(const uint8_t *file, size_t size, const Elf64_Phdr *ph, unsigned index,
 			    const struct guest_memory *mem, struct elf_image *image, char *error,
 			    size_t error_size)
@@ -126,10 +150,9 @@ int elf_load(const uint8_t *file, size_t size, const struct guest_memory *mem,
 	if (ret)
 		return ret;
 	*image = (struct elf_image){ .entry64 = eh->e_entry, .load_start = UINT64_MAX };
+	elf_notes_find(file, size, image);
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
 		memcpy(&ph, file + eh->e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
-		if (ph.p_type == PT_NOTE && in_file(ph.p_offset, ph.p_filesz, size))
-			elf_notes_scan(file + ph.p_offset, ph.p_filesz, image);
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
 		ret = elf_load_segment(file, size, &ph, i, mem, image, error, error_size);

@@ -73,6 +73,8 @@ struct x86_boot_info {
 
 /* True if the file starts like an ELF file. */
 bool elf_is_elf(const uint8_t *file, size_t size);
+/* True if the file is a valid ELF64 x86-64 executable with a note named "Linux". */
+bool elf_is_linux(const uint8_t *file, size_t size);
 /*
  * Checks an ELF64 x86-64 executable and copies its PT_LOAD segments into guest
  * RAM; 0, or -EINVAL with a one-line reason in error.
