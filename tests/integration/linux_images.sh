@@ -1,0 +1,34 @@
+#!/bin/bash
+# The project's Linux guest images work on their own, whatever this host's
+# KVM: QEMU boots the bzImage and initramfs under TCG (pure emulation) to the
+# init, which must say READY, answer ping with PONG and unknown requests with
+# an error, and reboot on exit. snapvm's own full boot needs hardware
+# virtualization (linux_full_boot); this keeps the images honest everywhere.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/linux_lib.sh"
+command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed"
+linux_images
+
+deadline=$((SECONDS + 90))
+coproc QEMU { exec qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel tcg \
+	-cpu max -m 128M -kernel "$BZIMAGE" -initrd "$INITRAMFS" \
+	-append "console=ttyS0 reboot=k panic=-1" -serial stdio -nodefaults -no-user-config \
+	-nographic -no-reboot 2>&1; }
+replies=()
+while [ $SECONDS -lt $deadline ] && IFS= read -r -t $((deadline - SECONDS)) line <&"${QEMU[0]}"; do
+	line=${line%$'\r'}
+	case "$line" in
+	READY) echo ping >&"${QEMU[1]}" ;;
+	PONG) echo bogus >&"${QEMU[1]}" ;;
+	"ERR unknown request") echo exit >&"${QEMU[1]}" ;;
+	"reboot: Restarting system") replies+=("$line") && break ;;
+	*) continue ;;
+	esac
+	replies+=("$line")
+done
+pid=$QEMU_PID
+kill "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+expect_eq "init's conversation" "${replies[*]}" \
+	"READY PONG ERR unknown request reboot: Restarting system"
+finish
