@@ -252,6 +252,7 @@ static int import_body(struct import *im)
 		ret = dset_add(&im->manifest_set, im->record.manifest_digests[i], &index);
 	if (ret < 0)
 		return ret;
+	ret = 0;
 	im->manifest_buf = calloc(1, im->record.manifest_len);
 	if (!im->manifest_buf)
 		return -ENOMEM;
