@@ -170,7 +170,7 @@ static int boot_parse(int argc, char **argv, struct boot_options *o)
 	o->linux_kernel = vmm_kernel_is_linux(o->kernel);
 	if (!o->cmdline)
 		o->cmdline = o->linux_kernel ? "" : "heap=0";
-	/* QEMU gets the words snapvm puts before a Linux command line, so both boot the same */
+	/* QEMU gets the words snapvm puts before a Linux command line (vmm/kernel.c) */
 	snprintf(o->qemu_append, sizeof(o->qemu_append), "%s%s",
 		 o->linux_kernel ? "console=ttyS0 reboot=k panic=-1 " : "", o->cmdline);
 	if (o->vs_qemu && !bench_qemu_available()) {

@@ -67,7 +67,23 @@ static int vm_cmdline_compose(const struct vm *vm, bool linux_kernel, char *buf,
 	return (int)len;
 }
 
-/* Reads the initrd straight into guest RAM, at the top of what the kernel allows. */
+/* Where the initrd goes: the top of what RAM and the kernel allow. */
+static int vm_initrd_place(struct vm *vm, const struct x86_kernel *kernel, const char *path,
+			   uint64_t size, uint64_t *gpa, char *error, size_t error_size)
+{
+	uint64_t top = MIN(guest_memory_low_end(&vm->mem), kernel->initrd_addr_max + 1);
+
+	if (!size)
+		return KERNEL_ERROR("initrd %s is empty", path);
+	if (x86_initrd_place(&vm->mem, kernel->end, kernel->initrd_addr_max, size, gpa))
+		return KERNEL_ERROR("initrd %s (%" PRIu64 " KiB) does not fit in guest RAM between "
+				    "the kernel's end (%" PRIu64 " MiB) and %" PRIu64
+				    " MiB: use a larger --mem",
+				    path, size >> 10, kernel->end >> 20, top >> 20);
+	return 0;
+}
+
+/* Reads the initrd straight into guest RAM; no initrd: size 0. */
 static int vm_initrd_load(struct vm *vm, const struct x86_kernel *kernel, uint64_t *gpa,
 			  uint64_t *size, char *error, size_t error_size)
 {
@@ -81,27 +97,22 @@ static int vm_initrd_load(struct vm *vm, const struct x86_kernel *kernel, uint64
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		ret = -errno;
-		snprintf(error, error_size, "cannot read initrd %s: %s", path, strerror(errno));
+		snprintf(error, error_size, "cannot read initrd %s: %s", path, strerror(-ret));
 		goto out;
 	}
-	ret = !S_ISREG(st.st_mode) ? KERNEL_ERROR("initrd %s is not a regular file", path) : 0;
-	if (!ret && x86_initrd_place(&vm->mem, kernel->end, kernel->initrd_addr_max,
-				     (uint64_t)st.st_size, gpa))
-		ret = KERNEL_ERROR(
-			"initrd %s (%" PRIu64 " KiB) does not fit in guest RAM between "
-			"the kernel's end (%" PRIu64 " MiB) and %" PRIu64
-			" MiB: use a larger --mem",
-			path, (uint64_t)st.st_size >> 10, kernel->end >> 20,
-			MIN(guest_memory_low_end(&vm->mem), kernel->initrd_addr_max + 1) >> 20);
-	if (!ret) {
-		*size = (uint64_t)st.st_size;
-		ret = pread_all(fd, guest_memory_ptr(&vm->mem, *gpa, *size), *size, 0);
-		if (ret)
-			snprintf(error, error_size, "cannot read initrd %s: %s", path,
-				 strerror(-ret));
-		else
-			log_info("initrd %s: %" PRIu64 " bytes at 0x%" PRIx64, path, *size, *gpa);
+	if (!S_ISREG(st.st_mode)) {
+		ret = KERNEL_ERROR("initrd %s is not a regular file", path);
+		goto out;
 	}
+	ret = vm_initrd_place(vm, kernel, path, (uint64_t)st.st_size, gpa, error, error_size);
+	if (ret)
+		goto out;
+	*size = (uint64_t)st.st_size;
+	ret = pread_all(fd, guest_memory_ptr(&vm->mem, *gpa, *size), *size, 0);
+	if (ret)
+		snprintf(error, error_size, "cannot read initrd %s: %s", path, strerror(-ret));
+	else
+		log_info("initrd %s: %" PRIu64 " bytes at 0x%" PRIx64, path, *size, *gpa);
 out:
 	if (fd >= 0)
 		close(fd);

@@ -46,6 +46,8 @@ refused "command line longer than a bzImage takes" "this kernel takes at most 20
 	--kernel "$BZIMAGE" --cmdline "$long"
 refused "missing initrd" "cannot read initrd" --kernel "$VMLINUX" --initrd "$TMP/nope"
 refused "directory as initrd" "not a regular file" --kernel "$VMLINUX" --initrd "$TMP"
+: >"$TMP/empty.initrd"
+refused "empty initrd" "is empty" --kernel "$VMLINUX" --initrd "$TMP/empty.initrd"
 head -c $((40 << 20)) /dev/zero >"$TMP/big.initrd"
 refused "initrd larger than the RAM left" "use a larger --mem" \
 	--kernel "$VMLINUX" --mem 48M --initrd "$TMP/big.initrd"
