@@ -14,25 +14,27 @@ BOUND=60 # seconds for a whole boot-ping-exit round
 
 # full_boot NAME ARGS...: boots, talks the init's protocol, checks the exit.
 full_boot() {
-	local name=$1 line got_ready="" got_pong="" deadline=$((SECONDS + BOUND))
+	local name=$1 line got_ready="" got_pong="" deadline=$((SECONDS + BOUND)) pid rc from to
 	shift
 	coproc GUEST { exec "$SNAPVM" run --initrd "$INITRAMFS" "$@" 2>"$TMP/$name.err"; }
-	while [ $SECONDS -lt $deadline ] && IFS= read -r -t $((deadline - SECONDS)) line \
-		<&"${GUEST[0]}"; do
+	# bash forgets a coprocess's descriptors and pid once it ends: keep copies
+	pid=$GUEST_PID
+	exec {from}<&"${GUEST[0]}" {to}>&"${GUEST[1]}"
+	while [ $SECONDS -lt $deadline ] && IFS= read -r -t $((deadline - SECONDS)) line <&$from; do
 		line=${line%$'\r'}
 		echo "$line" >>"$TMP/$name.out"
 		if [ "$line" = READY ] && [ -z "$got_ready" ]; then
 			got_ready=1
-			echo ping >&"${GUEST[1]}"
+			echo ping >&$to
 		elif [ "$line" = PONG ] && [ -z "$got_pong" ]; then
 			got_pong=1
-			echo exit >&"${GUEST[1]}"
+			echo exit >&$to
 		fi
 	done
-	local pid=$GUEST_PID
+	exec {from}<&- {to}>&-
 	kill "$pid" 2>/dev/null
 	wait "$pid"
-	local rc=$?
+	rc=$?
 	expect_eq "$name: READY" "${got_ready:-no}" 1
 	expect_eq "$name: PONG" "${got_pong:-no}" 1
 	expect_eq "$name: exit status after the guest's reboot" "$rc" 0

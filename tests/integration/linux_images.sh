@@ -14,19 +14,22 @@ coproc QEMU { exec qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -acce
 	-cpu max -m 128M -kernel "$BZIMAGE" -initrd "$INITRAMFS" \
 	-append "console=ttyS0 reboot=k panic=-1" -serial stdio -nodefaults -no-user-config \
 	-nographic -no-reboot 2>&1; }
+# bash forgets a coprocess's descriptors and pid once it ends: keep copies
+pid=$QEMU_PID
+exec {from}<&"${QEMU[0]}" {to}>&"${QEMU[1]}"
 replies=()
-while [ $SECONDS -lt $deadline ] && IFS= read -r -t $((deadline - SECONDS)) line <&"${QEMU[0]}"; do
+while [ $SECONDS -lt $deadline ] && IFS= read -r -t $((deadline - SECONDS)) line <&$from; do
 	line=${line%$'\r'}
 	case "$line" in
-	READY) echo ping >&"${QEMU[1]}" ;;
-	PONG) echo bogus >&"${QEMU[1]}" ;;
-	"ERR unknown request") echo exit >&"${QEMU[1]}" ;;
+	READY) echo ping >&$to ;;
+	PONG) echo bogus >&$to ;;
+	"ERR unknown request") echo exit >&$to ;;
 	"reboot: Restarting system") replies+=("$line") && break ;;
 	*) continue ;;
 	esac
 	replies+=("$line")
 done
-pid=$QEMU_PID
+exec {from}<&- {to}>&-
 kill "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 expect_eq "init's conversation" "${replies[*]}" \
