@@ -16,7 +16,7 @@
 #define VMM_CMDLINE_MAX 4096 /* bytes, including the terminating NUL */
 
 enum vmm_boot_mode {
-	VMM_BOOT_AUTO,	/* bzImage: 64-bit entry; ELF: the PVH entry if noted, else e_entry */
+	VMM_BOOT_AUTO,	/* bzImage: 64-bit entry; vmlinux: PVH entry if noted; other ELF: e_entry */
 	VMM_BOOT_ELF64, /* long mode at e_entry, %rsi = Linux boot_params */
 	VMM_BOOT_PVH,	/* 32-bit protected mode at the PVH note's entry, %ebx = start_info */
 };
