@@ -166,7 +166,8 @@ static int gc_plan(struct gc *gc)
 		gc->stats->bytes_before += p->size;
 		p->rewrite = p->size > PACK_HEADER_SIZE + p->live;
 	}
-	qsort(gc->live, gc->live_count, sizeof(*gc->live), gc_live_order);
+	if (gc->live_count)
+		qsort(gc->live, gc->live_count, sizeof(*gc->live), gc_live_order);
 	return gc->store->backend->ops->list(gc->store->backend, gc_orphan_check, gc);
 }
 

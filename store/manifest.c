@@ -159,6 +159,12 @@ void snap_record_free(struct snap_record *r)
 	r->manifest_digests = NULL;
 }
 
+/* mempcpy that accepts NULL with a zero length (empty tables and blobs). */
+static uint8_t *put_bytes(uint8_t *p, const void *data, size_t len)
+{
+	return len ? mempcpy(p, data, len) : p;
+}
+
 static size_t manifest_size(const struct manifest *m)
 {
 	size_t size = MANIFEST_FIXED + (size_t)m->page_count * 4 +
@@ -185,8 +191,8 @@ int manifest_encode(const struct manifest *m, uint8_t **out, size_t *len)
 	put_u32(buf + 12, m->blob_count);
 	put_u64(buf + 16, m->page_count);
 	put_u64(buf + 24, m->unique_count);
-	p = mempcpy(buf + MANIFEST_FIXED, m->page_map, (size_t)m->page_count * 4);
-	p = mempcpy(p, m->unique, (size_t)m->unique_count * STORE_DIGEST_SIZE);
+	p = put_bytes(buf + MANIFEST_FIXED, m->page_map, (size_t)m->page_count * 4);
+	p = put_bytes(p, m->unique, (size_t)m->unique_count * STORE_DIGEST_SIZE);
 	for (uint32_t i = 0; i < m->blob_count; i++) {
 		const struct manifest_blob *b = &m->blobs[i];
 
@@ -194,7 +200,7 @@ int manifest_encode(const struct manifest *m, uint8_t **out, size_t *len)
 		p = mempcpy(p, b->name, strlen(b->name));
 		put_u64(p, b->len);
 		put_u32(p + 8, b->chunk_count);
-		p = mempcpy(p + 12, b->digests, (size_t)b->chunk_count * STORE_DIGEST_SIZE);
+		p = put_bytes(p + 12, b->digests, (size_t)b->chunk_count * STORE_DIGEST_SIZE);
 	}
 	*out = buf;
 	*len = size;

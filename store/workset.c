@@ -27,7 +27,8 @@ static int workset_encode(const uint32_t *pages, size_t count, uint8_t **out, si
 		return -ENOMEM;
 	memcpy(buf, WORKSET_MAGIC, 8);
 	put_u32(buf + 12, (uint32_t)count);
-	memcpy(buf + WORKSET_FIXED, pages, count * 4);
+	if (count)
+		memcpy(buf + WORKSET_FIXED, pages, count * 4);
 	put_u32(buf + 8, checksum32(buf + 12, size - 12));
 	*out = buf;
 	*len = size;
