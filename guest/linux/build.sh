@@ -14,7 +14,6 @@ OUT=${1:?usage: build.sh OUTDIR}
 CACHE=${SNAPVM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/snapvm}
 TARBALL=/usr/src/linux-source-6.1.tar.xz
 BUSYBOX=/bin/busybox
-RECIPE=1 # bump when this script builds differently from the same inputs
 
 die() {
 	echo "guest/linux/build.sh: $*" >&2
@@ -83,13 +82,14 @@ mkdir -p "$CACHE" "$OUT"
 exec 9>"$CACHE/linux.lock"
 flock 9 # one build at a time; the others then find it done
 
+# this script is part of each key: how it builds is an input too
 kernel_key=$(hash_of "$(package_version linux-source-6.1)" "$(gcc -dumpfullversion)" \
-	"$HERE/snapvm.config" "recipe $RECIPE")
+	"$HERE/snapvm.config" "$HERE/build.sh")
 kernel_dir=$CACHE/linux-$kernel_key
 [ -f "$kernel_dir/bzImage" ] && [ -f "$kernel_dir/vmlinux" ] || kernel_build "$kernel_dir"
 
 initramfs=$CACHE/initramfs-$(hash_of "$(package_version busybox-static)" "$HERE/init" \
-	"recipe $RECIPE").cpio
+	"$HERE/build.sh").cpio
 [ -f "$initramfs" ] || initramfs_build "$initramfs"
 
 ln -sf "$kernel_dir/vmlinux" "$OUT/vmlinux"
