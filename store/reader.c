@@ -125,6 +125,12 @@ static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, const
 		if (ret != -ENOENT)
 			break;
 	}
+	if (!ret && snap->locs[k].raw_len != STORE_PAGE_SIZE) {
+		store_chunk_error(snap->manifest.unique[k], &snap->locs[k], context,
+				  "the index says it is not a whole page");
+		snap->locs[k].pack = 0;
+		return -EBADMSG;
+	}
 	if (ret) {
 		reason = ret == -ENOENT	   ? "its pack is missing"
 			 : ret == -EBADMSG ? "its pack has a bad header"
