@@ -59,7 +59,9 @@ static void batch_process(struct pipeline *p, struct batch *b, MDB_txn *txn)
 			continue;
 		}
 		b->error = digest_compute(page, STORE_PAGE_SIZE, r->digest);
-		ret = b->error ? 0 : index_chunk_get(p->index, txn, r->digest, &r->entry);
+		if (b->error)
+			break;
+		ret = index_chunk_get(p->index, txn, r->digest, &r->entry);
 		if (ret == 0) {
 			r->kind = PAGE_STORED;
 			continue;

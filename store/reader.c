@@ -87,11 +87,19 @@ bool store_page_is_zero(const struct store_snapshot *snap, uint64_t page)
 	return page >= snap->manifest.page_count || snap->manifest.page_map[page] == 0;
 }
 
+/* Names a page in messages: "page N of 'NAME'". */
+static const char *page_context(const struct store_snapshot *snap, uint64_t page, char *buf,
+				size_t size)
+{
+	snprintf(buf, size, "page %llu of '%s'", (unsigned long long)page, snap->record.info.name);
+	return buf;
+}
+
 /* Looks chunk k up in a fresh view of the index. Called with the lock held. */
-static int snapshot_chunk_lookup(struct store_snapshot *snap, uint32_t k, const char *context)
+static int snapshot_chunk_lookup(struct store_snapshot *snap, uint32_t k, uint64_t page)
 {
 	struct store *s = snap->store;
-	char hex[2 * STORE_DIGEST_SIZE + 1];
+	char hex[2 * STORE_DIGEST_SIZE + 1], context[STORE_NAME_MAX + 48];
 	int rc = mdb_txn_renew(snap->txn), ret;
 
 	if (rc)
@@ -102,23 +110,24 @@ static int snapshot_chunk_lookup(struct store_snapshot *snap, uint32_t k, const 
 		store_digest_hex(snap->manifest.unique[k], hex);
 		log_error("store: chunk %s (%s) is no longer in the index (was the snapshot "
 			  "removed and collected?)",
-			  hex, context);
+			  hex, page_context(snap, page, context, sizeof(context)));
 	}
 	if (ret)
 		snap->locs[k].pack = 0;
 	return ret;
 }
 
-/* Finds where chunk k is and opens its pack. Called with the lock held. */
-static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, const char *context,
+/* Finds where chunk k (of page) is and opens its pack. Called with the lock held. */
+static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, uint64_t page,
 				  struct backend_object **obj)
 {
+	char context[STORE_NAME_MAX + 48];
 	const char *reason;
 	int ret = 0;
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (!snap->locs[k].pack || attempt)
-			ret = snapshot_chunk_lookup(snap, k, context);
+			ret = snapshot_chunk_lookup(snap, k, page);
 		if (ret)
 			return ret;
 		ret = pack_cache_get(&snap->packs, snap->locs[k].pack, obj);
@@ -126,7 +135,8 @@ static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, const
 			break;
 	}
 	if (!ret && snap->locs[k].raw_len != STORE_PAGE_SIZE) {
-		store_chunk_error(snap->manifest.unique[k], &snap->locs[k], context,
+		store_chunk_error(snap->manifest.unique[k], &snap->locs[k],
+				  page_context(snap, page, context, sizeof(context)),
 				  "the index says it is not a whole page");
 		snap->locs[k].pack = 0;
 		return -EBADMSG;
@@ -135,7 +145,8 @@ static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, const
 		reason = ret == -ENOENT	   ? "its pack is missing"
 			 : ret == -EBADMSG ? "its pack has a bad header"
 					   : "its pack cannot be opened";
-		store_chunk_error(snap->manifest.unique[k], &snap->locs[k], context, reason);
+		store_chunk_error(snap->manifest.unique[k], &snap->locs[k],
+				  page_context(snap, page, context, sizeof(context)), reason);
 		return -EBADMSG;
 	}
 	return 0;
@@ -145,7 +156,6 @@ static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, const
 static int snapshot_page_find(struct store_snapshot *snap, uint64_t page,
 			      struct store_chunk_loc *loc, struct backend_object **obj)
 {
-	char context[STORE_NAME_MAX + 48];
 	uint32_t slot, k;
 	int ret;
 
@@ -159,10 +169,8 @@ static int snapshot_page_find(struct store_snapshot *snap, uint64_t page,
 	if (!slot)
 		return STORE_PAGE_ZERO;
 	k = slot - 1;
-	snprintf(context, sizeof(context), "page %llu of '%s'", (unsigned long long)page,
-		 snap->record.info.name);
 	pthread_mutex_lock(&snap->lock);
-	ret = snapshot_chunk_resolve(snap, k, context, obj);
+	ret = snapshot_chunk_resolve(snap, k, page, obj);
 	if (!ret) {
 		const struct chunk_entry *e = &snap->locs[k];
 
@@ -238,11 +246,9 @@ int store_page_read(struct store_snapshot *snap, uint64_t page, void *buf)
 		reason = "its pack ends before the chunk does";
 	else if (ret == 0)
 		ret = snapshot_chunk_decode(&loc, record, buf, &reason);
-	if (ret) {
-		snprintf(context, sizeof(context), "page %llu of '%s'", (unsigned long long)page,
-			 snap->record.info.name);
-		snapshot_chunk_error(&loc, context, reason);
-	}
+	if (ret)
+		snapshot_chunk_error(&loc, page_context(snap, page, context, sizeof(context)),
+				     reason);
 	return ret;
 }
 

@@ -97,7 +97,8 @@ struct store_write_stats {
 /*
  * Starts snapshot `name` of a guest with ram_size bytes of RAM (a multiple of
  * 4 KiB, at most STORE_RAM_MAX). Takes the store's writer lock until commit
- * or abort; -EEXIST if the name is taken. Nothing is visible until commit.
+ * or abort (other writes wait for it, even from this process); -EEXIST if the
+ * name is taken. Nothing is visible until commit.
  */
 int store_snapshot_begin(struct store *store, const char *name, uint64_t ram_size,
 			 struct store_writer **writer);
