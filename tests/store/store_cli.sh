@@ -95,9 +95,13 @@ after=$(sed -E 's/.*"pack_bytes": ([0-9]+).*/\1/' <<<"$OUT")
 cli verify
 expect_rc "verify after gc" 0
 
-# no progress bar when stderr is not a terminal
-cli gc
+# a progress bar when stderr is a terminal, none otherwise
+cli verify
 expect_eq "no progress output without a terminal" "$ERR" ""
+if command -v script >/dev/null; then
+	out=$(script -qec "${STORE_CLI[*]} verify --store $STORE" /dev/null)
+	expect_match "a progress bar on a terminal" "$out" "verify +\[#+\] 100%"
+fi
 
 # the environment variable and a second writer
 SNAPVM_STORE="$STORE" "${STORE_CLI[@]}" ls >"$TMP/o" 2>&1
