@@ -26,6 +26,7 @@ struct store_command {
 	const char *synopsis;
 	const char *summary;
 	int min_operands, max_operands;
+	int names;   /* how many leading operands are snapshot names (INT_MAX: all) */
 	bool writes; /* opens the store for writing (creating it if missing) */
 	int (*run)(struct store *store, const struct store_args *args);
 };
@@ -373,20 +374,20 @@ static int store_import_run(struct store *store, const struct store_args *args)
 }
 
 static const struct store_command store_commands[] = {
-	{ "ls", "ls", "list the snapshots", 0, 0, true, store_ls },
+	{ "ls", "ls", "list the snapshots", 0, 0, 0, true, store_ls },
 	{ "info", "info NAME", "one snapshot: metadata; logical, non-zero, unique, stored bytes", 1,
-	  1, false, store_info },
-	{ "rm", "rm NAME...", "delete snapshots (gc then reclaims their space)", 1, INT_MAX, true,
-	  store_rm },
-	{ "gc", "gc", "reclaim the space of chunks no snapshot uses", 0, 0, true, store_gc_run },
+	  1, 1, false, store_info },
+	{ "rm", "rm NAME...", "delete snapshots (gc then reclaims their space)", 1, INT_MAX,
+	  INT_MAX, true, store_rm },
+	{ "gc", "gc", "reclaim the space of chunks no snapshot uses", 0, 0, 0, true, store_gc_run },
 	{ "verify", "verify [NAME]", "check chunks against their digests; exit 1 on damage", 0, 1,
-	  false, store_verify_run },
-	{ "du", "du", "logical and stored bytes, dedup and compression ratios", 0, 0, true,
+	  1, false, store_verify_run },
+	{ "du", "du", "logical and stored bytes, dedup and compression ratios", 0, 0, 0, true,
 	  store_du },
-	{ "export", "export NAME FILE", "write a snapshot and all its chunks to one file", 2, 2,
+	{ "export", "export NAME FILE", "write a snapshot and all its chunks to one file", 2, 2, 1,
 	  false, store_export_run },
 	{ "import", "import FILE [--as NAME]", "add a snapshot from an export, checked whole first",
-	  1, 1, true, store_import_run },
+	  1, 1, 0, true, store_import_run },
 	{ 0 },
 };
 
