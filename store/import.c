@@ -194,36 +194,18 @@ static int import_record_encode(struct import *im, uint8_t **out, size_t *len)
 
 static int import_commit(struct import *im)
 {
-	struct store *s = im->store;
 	uint8_t *record;
-	MDB_val value;
-	MDB_txn *txn;
 	size_t len;
 	int ret = import_record_encode(im, &record, &len);
 
-	if (!ret)
-		ret = pack_writer_commit(im->packs);
-	if (!ret)
-		ret = index_txn_begin(&s->index, true, &txn);
 	if (ret)
 		return ret;
-	ret = index_record_get(&s->index, txn, s->index.snapshots, im->name, &value);
-	if (ret == 0) {
-		log_error("store %s: a snapshot named '%s' exists already", s->dir, im->name);
-		ret = -EEXIST;
-	} else if (ret == -ENOENT) {
-		ret = refs_commit(&s->index, txn, &im->refs);
-	}
+	ret = pack_writer_commit(im->packs);
 	if (!ret)
-		ret = store_packs_record(s, txn, im->packs);
-	if (!ret)
-		ret = index_record_put(&s->index, txn, s->index.snapshots, im->name, record, len);
+		ret = store_snapshot_publish(im->store, im->name, &im->refs, im->packs, record,
+					     len);
 	free(record);
-	if (ret) {
-		mdb_txn_abort(txn);
-		return ret;
-	}
-	return index_txn_commit(&s->index, txn);
+	return ret;
 }
 
 /* Everything between reading the record and committing: the chunks and the trailer. */

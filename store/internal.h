@@ -53,6 +53,14 @@ int store_snapshot_refs(const struct snap_record *record, const struct manifest 
 			struct dset *set);
 /* Pages in the working set recorded for name, 0 if none; -EUCLEAN if its record is damaged. */
 int store_workset_count(struct store *store, MDB_txn *txn, const char *name, uint64_t *count);
+struct refs;
+/*
+ * The one index commit that makes snapshot name exist: a reference to each
+ * chunk of refs (new ones inserted), the packs just written and the record.
+ * The packs must be committed (synced) already.
+ */
+int store_snapshot_publish(struct store *store, const char *name, const struct refs *refs,
+			   const struct pack_writer *packs, const uint8_t *record, size_t len);
 /* Records packs just written by writer, and the next pack id, in txn. */
 int store_packs_record(struct store *store, MDB_txn *txn, const struct pack_writer *writer);
 

@@ -389,27 +389,26 @@ static int writer_manifest_store(struct store_writer *w, struct snap_record *r)
 	return ret;
 }
 
-/* The one index commit that makes the snapshot exist. */
-static int writer_index_commit(struct store_writer *w, const uint8_t *record, size_t len)
+int store_snapshot_publish(struct store *s, const char *name, const struct refs *refs,
+			   const struct pack_writer *packs, const uint8_t *record, size_t len)
 {
-	struct store *s = w->store;
 	MDB_val value;
 	MDB_txn *txn;
 	int ret = index_txn_begin(&s->index, true, &txn);
 
 	if (ret)
 		return ret;
-	ret = index_record_get(&s->index, txn, s->index.snapshots, w->name, &value);
+	ret = index_record_get(&s->index, txn, s->index.snapshots, name, &value);
 	if (ret == 0) {
-		log_error("store %s: a snapshot named '%s' appeared meanwhile", s->dir, w->name);
+		log_error("store %s: a snapshot named '%s' exists already", s->dir, name);
 		ret = -EEXIST;
 	} else if (ret == -ENOENT) {
-		ret = refs_commit(&s->index, txn, &w->refs);
+		ret = refs_commit(&s->index, txn, refs);
 	}
 	if (!ret)
-		ret = store_packs_record(s, txn, w->packs);
+		ret = store_packs_record(s, txn, packs);
 	if (!ret)
-		ret = index_record_put(&s->index, txn, s->index.snapshots, w->name, record, len);
+		ret = index_record_put(&s->index, txn, s->index.snapshots, name, record, len);
 	if (ret) {
 		mdb_txn_abort(txn);
 		return ret;
@@ -441,7 +440,7 @@ int store_snapshot_commit(struct store_writer *w, const struct store_commit_info
 		ret = pack_writer_commit(w->packs);
 	if (!ret) {
 		synced = time_now_ns();
-		ret = writer_index_commit(w, record, len);
+		ret = store_snapshot_publish(w->store, w->name, &w->refs, w->packs, record, len);
 	}
 	if (!ret)
 		log_debug(
