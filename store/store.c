@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,19 +225,22 @@ void store_progress(struct store *s, const char *what, uint64_t done, uint64_t t
 	s->progress(s->progress_opaque, what, done, total);
 }
 
-/* The pid recorded in the lock file by its holder, or 0. */
-static int lock_holder(int fd)
+/* Names the lock's holder from the pid it recorded: "pid N", or "another process". */
+static void lock_holder(int fd, char *out, size_t size)
 {
 	char buf[32] = { 0 };
+	int pid = pread(fd, buf, sizeof(buf) - 1, 0) > 0 ? atoi(buf) : 0;
 
-	if (pread(fd, buf, sizeof(buf) - 1, 0) <= 0)
-		return 0;
-	return atoi(buf);
+	/* a holder that is not a store process leaves the last writer's pid there */
+	if (pid > 0 && (kill(pid, 0) == 0 || errno == EPERM))
+		snprintf(out, size, "pid %d", pid);
+	else
+		snprintf(out, size, "another process");
 }
 
 int store_lock_take(struct store *s, int *out)
 {
-	char path[PATH_MAX + 16], pid[32];
+	char path[PATH_MAX + 16], pid[32], holder[32];
 	int fd, ret;
 
 	if (!(s->flags & STORE_OPEN_WRITE)) {
@@ -250,15 +254,14 @@ int store_lock_take(struct store *s, int *out)
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK)
 			goto err;
+		lock_holder(fd, holder, sizeof(holder));
 		if (s->flags & STORE_OPEN_NOWAIT) {
-			log_error("store %s: another process (pid %d) is writing to it; try again "
-				  "when it is done",
-				  s->dir, lock_holder(fd));
+			log_error("store %s: %s is writing to it; try again when it is done",
+				  s->dir, holder);
 			close(fd);
 			return -EBUSY;
 		}
-		log_info("store %s: waiting for pid %d, which is writing to it", s->dir,
-			 lock_holder(fd));
+		log_warn("store %s: waiting for %s, which is writing to it", s->dir, holder);
 		while (flock(fd, LOCK_EX) < 0) {
 			if (errno != EINTR)
 				goto err;

@@ -103,7 +103,18 @@ if command -v script >/dev/null; then
 	expect_match "a progress bar on a terminal" "$out" "verify +\[#+\] 100%"
 fi
 
-# the environment variable and a second writer
+# a second writer waits for the first, and says so
+if command -v flock >/dev/null; then
+	flock "$STORE/writer.lock" sleep 1 &
+	holder=$!
+	sleep 0.3
+	cli gc
+	wait $holder
+	expect_rc "gc waits for the writer lock" 0
+	expect_match "gc says whom it waits for" "$ERR" "waiting for (pid [0-9]+|another process), which is writing"
+fi
+
+# the environment variable
 SNAPVM_STORE="$STORE" "${STORE_CLI[@]}" ls >"$TMP/o" 2>&1
 expect_eq "SNAPVM_STORE selects the store" "$(grep -c '^a-' "$TMP/o")" 2
 finish
