@@ -20,6 +20,7 @@ struct store {
 	struct backend *backend;
 	dev_t dev; /* of the store directory: one open per process */
 	ino_t ino;
+	pid_t pid; /* of the process that opened it */
 	store_progress_fn *progress;
 	void *progress_opaque;
 	uint64_t progress_last_ns;

@@ -98,9 +98,12 @@ static int store_register(struct store *s)
 	s->dev = st.st_dev;
 	s->ino = st.st_ino;
 	pthread_mutex_lock(&open_lock);
+	s->pid = getpid();
 	for (size_t i = 0; i < ARRAY_SIZE(open_stores); i++) {
-		if (open_stores[i] && open_stores[i]->dev == s->dev &&
-		    open_stores[i]->ino == s->ino)
+		struct store *o = open_stores[i];
+
+		/* after fork() the parent's stores are in the array but not open here */
+		if (o && o->dev == s->dev && o->ino == s->ino && o->pid == s->pid)
 			goto out;
 	}
 	ret = -EMFILE;
