@@ -230,10 +230,10 @@ static int store_gc_run(struct store *store, const struct store_args *args)
 	if (args->json) {
 		printf("{\"chunks_freed\": %" PRIu64 ", \"chunks_moved\": %" PRIu64
 		       ", \"packs_rewritten\": %" PRIu64 ", \"packs_written\": %" PRIu64
-		       ", \"orphans_removed\": %" PRIu64 ", \"bytes_before\": %" PRIu64
-		       ", \"bytes_after\": %" PRIu64 "}\n",
+		       ", \"orphans_removed\": %" PRIu64 ", \"refcounts_fixed\": %" PRIu64
+		       ", \"bytes_before\": %" PRIu64 ", \"bytes_after\": %" PRIu64 "}\n",
 		       st.chunks_freed, st.chunks_moved, st.packs_rewritten, st.packs_written,
-		       st.orphans_removed, st.bytes_before, st.bytes_after);
+		       st.orphans_removed, st.refcounts_fixed, st.bytes_before, st.bytes_after);
 		return EXIT_OK;
 	}
 	bytes_format(st.bytes_before, before, sizeof(before));
@@ -242,6 +242,9 @@ static int store_gc_run(struct store *store, const struct store_args *args)
 	       " packs rewritten, %" PRIu64 " left-over files removed\n",
 	       before, after, st.chunks_freed, st.chunks_moved, st.packs_rewritten,
 	       st.orphans_removed);
+	if (st.refcounts_fixed)
+		printf("%" PRIu64 " reference counts were wrong and are corrected\n",
+		       st.refcounts_fixed);
 	return EXIT_OK;
 }
 

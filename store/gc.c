@@ -1,6 +1,7 @@
 /*
- * Garbage collection. Chunks nobody references (refs 0) and old copies left
- * by relayout are garbage; a pack holding any is rewritten: its live chunks
+ * Garbage collection. Chunks nobody references (refs 0, counted again from
+ * the manifests when they all read back) and old copies left by relayout
+ * are garbage; a pack holding any is rewritten: its live chunks
  * are copied, checked, into new packs, which are synced, then one index
  * commit points the chunks at their new places, drops the dead records and
  * swaps the pack records, and only then are the old packs deleted. A crash
@@ -27,20 +28,20 @@ struct gc_pack {
 
 struct gc_chunk {
 	uint8_t digest[STORE_DIGEST_SIZE];
-	struct chunk_entry entry;
+	struct chunk_entry entry; /* refs as recounted, when that was possible */
 	struct chunk_entry moved; /* its new place, once copied */
+	bool fixed;		  /* its reference count was wrong */
 };
 
 struct gc {
 	struct store *store;
 	struct store_gc_stats *stats;
 	MDB_txn *txn;
+	struct pack_cache cache;
 	struct gc_pack *packs; /* in id order */
 	size_t pack_count;
-	struct gc_chunk *live;
-	size_t live_count, live_cap;
-	uint8_t (*dead)[STORE_DIGEST_SIZE];
-	size_t dead_count, dead_cap;
+	struct gc_chunk *chunks; /* in digest order, later in pack order */
+	size_t count, cap;
 	struct pack_writer *writer;
 };
 
@@ -79,53 +80,136 @@ static int gc_pack_add(void *opaque, uint64_t id, const struct pack_entry *e)
 static int gc_chunk_add(void *opaque, const uint8_t *digest, const struct chunk_entry *e)
 {
 	struct gc *gc = opaque;
-	struct gc_pack *p;
 
 	if (!e)
 		return -EUCLEAN;
-	p = gc_pack_find(gc, e->pack);
-	if (e->refs == 0) {
-		if (gc->dead_count == gc->dead_cap) {
-			size_t cap = gc->dead_cap ? gc->dead_cap * 2 : 1024;
-			void *dead = realloc(gc->dead, cap * STORE_DIGEST_SIZE);
+	if (gc->count == gc->cap) {
+		size_t cap = gc->cap ? gc->cap * 2 : 1024;
+		void *chunks = realloc(gc->chunks, cap * sizeof(*gc->chunks));
 
-			if (!dead)
-				return -ENOMEM;
-			gc->dead = dead;
-			gc->dead_cap = cap;
-		}
-		memcpy(gc->dead[gc->dead_count++], digest, STORE_DIGEST_SIZE);
+		if (!chunks)
+			return -ENOMEM;
+		gc->chunks = chunks;
+		gc->cap = cap;
+	}
+	memcpy(gc->chunks[gc->count].digest, digest, STORE_DIGEST_SIZE);
+	gc->chunks[gc->count].entry = *e;
+	gc->chunks[gc->count++].fixed = false;
+	return 0;
+}
+
+/* The chunk with this digest; chunks are still in digest order (the index's). */
+static struct gc_chunk *gc_chunk_find(struct gc *gc, const uint8_t *digest)
+{
+	size_t lo = 0, hi = gc->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = memcmp(gc->chunks[mid].digest, digest, STORE_DIGEST_SIZE);
+
+		if (!cmp)
+			return &gc->chunks[mid];
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Adds the references of snapshot name to used[]; -EBADMSG if it cannot be read whole. */
+static int gc_snapshot_count(struct gc *gc, const char *name, uint64_t *used)
+{
+	struct snap_record r;
+	struct manifest m;
+	struct dset refs;
+	int ret = store_snapshot_load(gc->store, gc->txn, &gc->cache, name, &r, &m);
+
+	if (ret)
+		return ret;
+	dset_init(&refs);
+	ret = store_snapshot_refs(&r, &m, &refs);
+	for (size_t i = 0; i < refs.count && !ret; i++) {
+		struct gc_chunk *c = gc_chunk_find(gc, refs.keys[i]);
+
+		if (c)
+			used[c - gc->chunks]++;
+		else
+			ret = -EBADMSG;
+	}
+	dset_free(&refs);
+	manifest_free(&m);
+	snap_record_free(&r);
+	return ret;
+}
+
+struct gc_names {
+	struct gc *gc;
+	uint64_t *used;
+	int error;
+};
+
+static int gc_count_one(void *opaque, const char *name, const void *data, size_t len)
+{
+	struct gc_names *n = opaque;
+
+	(void)data, (void)len;
+	if (!*name)
+		return -EUCLEAN;
+	n->error = gc_snapshot_count(n->gc, name, n->used);
+	return n->error;
+}
+
+/*
+ * Counts again, from every snapshot's manifest, how many snapshots use each
+ * chunk, and corrects the counts that are wrong (a snapshot removed while
+ * its manifest was damaged leaves its chunks referenced). Only done when
+ * every snapshot reads back whole: a chunk that a damaged snapshot might
+ * use is never taken for garbage.
+ */
+static int gc_recount(struct gc *gc)
+{
+	struct gc_names n = { .gc = gc, .used = calloc(gc->count + 1, sizeof(uint64_t)) };
+	int ret;
+
+	if (!n.used)
+		return -ENOMEM;
+	ret = index_record_foreach(&gc->store->index, gc->txn, gc->store->index.snapshots,
+				   gc_count_one, &n);
+	if (ret == -ENOMEM || (ret && ret != -EBADMSG && ret != -EUCLEAN && ret != -ENOENT)) {
+		free(n.used);
+		return ret;
+	}
+	if (ret) {
+		log_warn("store: a snapshot cannot be read whole, so gc keeps every reference "
+			 "count as it is");
+		free(n.used);
 		return 0;
 	}
-	if (gc->live_count == gc->live_cap) {
-		size_t cap = gc->live_cap ? gc->live_cap * 2 : 1024;
-		void *live = realloc(gc->live, cap * sizeof(*gc->live));
+	for (size_t i = 0; i < gc->count; i++) {
+		struct gc_chunk *c = &gc->chunks[i];
 
-		if (!live)
-			return -ENOMEM;
-		gc->live = live;
-		gc->live_cap = cap;
+		if (c->entry.refs != n.used[i]) {
+			c->entry.refs = n.used[i];
+			c->fixed = true;
+			gc->stats->refcounts_fixed++;
+		}
 	}
-	memcpy(gc->live[gc->live_count].digest, digest, STORE_DIGEST_SIZE);
-	gc->live[gc->live_count++].entry = *e;
-	if (p)
-		p->live += CHUNK_HEADER_SIZE + e->stored_len;
+	free(n.used);
 	return 0;
 }
 
 static int gc_orphan_check(void *opaque, const char *name)
 {
 	struct gc *gc = opaque;
-	struct gc_pack *p;
 	uint64_t id;
 
 	if (pack_name_parse(name, &id) == 0) {
-		p = gc_pack_find(gc, id);
-		if (p)
+		if (gc_pack_find(gc, id))
 			return 0;
 		/* A chunk record pointing into it is an index error for verify; keep it. */
-		for (size_t i = 0; i < gc->live_count; i++) {
-			if (gc->live[i].entry.pack == id)
+		for (size_t i = 0; i < gc->count; i++) {
+			if (gc->chunks[i].entry.pack == id)
 				return 0;
 		}
 	} else if (strncmp(name, ".tmp-", 5)) {
@@ -136,7 +220,7 @@ static int gc_orphan_check(void *opaque, const char *name)
 	return 0;
 }
 
-static int gc_live_order(const void *a, const void *b)
+static int gc_pack_order(const void *a, const void *b)
 {
 	const struct chunk_entry *x = &((const struct gc_chunk *)a)->entry;
 	const struct chunk_entry *y = &((const struct gc_chunk *)b)->entry;
@@ -158,16 +242,24 @@ static int gc_plan(struct gc *gc)
 		log_error("store index %s: a record is damaged; gc stops (run 'snapvm store "
 			  "verify')",
 			  ix->path);
+	if (!ret)
+		ret = gc_recount(gc);
 	if (ret)
 		return ret;
+	for (size_t i = 0; i < gc->count; i++) {
+		struct gc_pack *p = gc_pack_find(gc, gc->chunks[i].entry.pack);
+
+		if (p && gc->chunks[i].entry.refs)
+			p->live += CHUNK_HEADER_SIZE + gc->chunks[i].entry.stored_len;
+	}
 	for (size_t i = 0; i < gc->pack_count; i++) {
 		struct gc_pack *p = &gc->packs[i];
 
 		gc->stats->bytes_before += p->size;
 		p->rewrite = p->size > PACK_HEADER_SIZE + p->live;
 	}
-	if (gc->live_count)
-		qsort(gc->live, gc->live_count, sizeof(*gc->live), gc_live_order);
+	if (gc->count)
+		qsort(gc->chunks, gc->count, sizeof(*gc->chunks), gc_pack_order);
 	return gc->store->backend->ops->list(gc->store->backend, gc_orphan_check, gc);
 }
 
@@ -176,7 +268,6 @@ static int gc_copy(struct gc *gc)
 {
 	uint8_t record[CHUNK_RECORD_MAX], scratch[CHUNK_RAW_MAX];
 	uint64_t next_pack, total = 0, done = 0;
-	struct pack_cache cache;
 	const char *reason;
 	int ret = index_next_pack_get(&gc->store->index, gc->txn, &next_pack);
 
@@ -186,14 +277,13 @@ static int gc_copy(struct gc *gc)
 		return ret;
 	for (size_t i = 0; i < gc->pack_count; i++)
 		total += gc->packs[i].rewrite ? gc->packs[i].live : 0;
-	pack_cache_init(&cache, gc->store->backend);
-	for (size_t i = 0; i < gc->live_count && !ret; i++) {
-		struct gc_chunk *c = &gc->live[i];
+	for (size_t i = 0; i < gc->count && !ret; i++) {
+		struct gc_chunk *c = &gc->chunks[i];
 		struct gc_pack *p = gc_pack_find(gc, c->entry.pack);
 
-		if (!p || !p->rewrite || p->damaged)
+		if (!c->entry.refs || !p || !p->rewrite || p->damaged)
 			continue;
-		if (pack_chunk_read(&cache, c->digest, &c->entry, record, scratch, &reason)) {
+		if (pack_chunk_read(&gc->cache, c->digest, &c->entry, record, scratch, &reason)) {
 			store_chunk_error(c->digest, &c->entry, "gc", reason);
 			log_warn("store: gc leaves that pack as it is");
 			p->damaged = true;
@@ -206,7 +296,6 @@ static int gc_copy(struct gc *gc)
 		done += CHUNK_HEADER_SIZE + c->entry.stored_len;
 		store_progress(gc->store, "gc", done, total);
 	}
-	pack_cache_free(&cache);
 	return ret ? ret : pack_writer_commit(gc->writer);
 }
 
@@ -219,17 +308,20 @@ static int gc_switch(struct gc *gc)
 
 	if (ret)
 		return ret;
-	for (size_t i = 0; i < gc->live_count && !ret; i++) {
-		struct gc_chunk *c = &gc->live[i];
+	for (size_t i = 0; i < gc->count && !ret; i++) {
+		struct gc_chunk *c = &gc->chunks[i];
 		struct gc_pack *p = gc_pack_find(gc, c->entry.pack);
 
-		if (p && p->rewrite && !p->damaged) {
+		if (!c->entry.refs) {
+			gc->stats->chunks_freed++;
+			ret = index_chunk_delete(ix, txn, c->digest);
+		} else if (p && p->rewrite && !p->damaged) {
 			gc->stats->chunks_moved++;
 			ret = index_chunk_put(ix, txn, c->digest, &c->moved);
+		} else if (c->fixed) {
+			ret = index_chunk_put(ix, txn, c->digest, &c->entry);
 		}
 	}
-	for (size_t i = 0; i < gc->dead_count && !ret; i++)
-		ret = index_chunk_delete(ix, txn, gc->dead[i]);
 	for (size_t i = 0; i < gc->pack_count && !ret; i++) {
 		if (gc->packs[i].rewrite && !gc->packs[i].damaged)
 			ret = index_pack_delete(ix, txn, gc->packs[i].id);
@@ -264,7 +356,6 @@ static void gc_packs_delete(struct gc *gc)
 	gc->stats->packs_written = count;
 	for (size_t i = 0; i < count; i++)
 		gc->stats->bytes_after += written[i].entry.size;
-	gc->stats->chunks_freed = gc->dead_count;
 }
 
 int store_gc(struct store *s, struct store_gc_stats *stats)
@@ -276,6 +367,7 @@ int store_gc(struct store *s, struct store_gc_stats *stats)
 	if (ret)
 		return ret;
 	memset(gc.stats, 0, sizeof(*gc.stats));
+	pack_cache_init(&gc.cache, s->backend);
 	ret = index_txn_begin(&s->index, false, &gc.txn);
 	if (!ret) {
 		ret = gc_plan(&gc);
@@ -292,9 +384,9 @@ int store_gc(struct store *s, struct store_gc_stats *stats)
 		gc_packs_delete(&gc);
 		pack_writer_free(gc.writer);
 	}
+	pack_cache_free(&gc.cache);
 	free(gc.packs);
-	free(gc.live);
-	free(gc.dead);
+	free(gc.chunks);
 	store_lock_release(lock_fd);
 	return ret;
 }

@@ -220,6 +220,7 @@ struct store_gc_stats {
 	uint64_t packs_rewritten; /* packs replaced (or deleted when nothing in them lived) */
 	uint64_t packs_written;
 	uint64_t orphans_removed; /* pack files left by crashed writers */
+	uint64_t refcounts_fixed; /* reference counts found wrong and corrected */
 	uint64_t bytes_before;	  /* pack bytes before and after */
 	uint64_t bytes_after;
 };

@@ -62,8 +62,13 @@ cli verify
 expect_match "deleted pack: says the pack is missing" "$OUT" "its pack is missing"
 cli rm a-1-2048
 expect_rc "deleted pack: a damaged snapshot can be removed" 0
+cli verify
+expect_rc "deleted pack: after rm, verify finds a's chunks still referenced" 1
 cli gc
 expect_rc "deleted pack: gc afterwards" 0
+expect_match "deleted pack: gc corrects the reference counts" "$OUT" "reference counts were wrong"
+cli verify
+expect_rc "deleted pack: verify is clean after rm and gc" 0
 "$TOOL" check "$STORE" b- >/dev/null 2>&1
 expect_eq "deleted pack: b-1-2048 still reads back after rm and gc" "$?" 0
 

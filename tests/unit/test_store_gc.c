@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 
+#include "store/internal.h"
 #include "test_store_util.h"
 
 #define PAGES 400
@@ -228,14 +229,46 @@ static void test_verify(void **state)
 	assert_int_equal(report.damaged_chunks, 1);
 }
 
+/* Adds one to the reference count of the first chunk in the index (a leak). */
+static int leak_one(void *opaque, const uint8_t *digest, const struct chunk_entry *e)
+{
+	struct chunk_entry copy = *e;
+	struct store *s = opaque;
+	MDB_txn *txn;
+
+	copy.refs++;
+	assert_int_equal(index_txn_begin(&s->index, true, &txn), 0);
+	assert_int_equal(index_chunk_put(&s->index, txn, digest, &copy), 0);
+	assert_int_equal(index_txn_commit(&s->index, txn), 0);
+	return 1;
+}
+
+static void test_gc_repairs_refcounts(void **state)
+{
+	struct fixture *f = *state;
+	struct store_verify_report report = { 0 };
+	struct store_gc_stats gs;
+	MDB_txn *txn;
+
+	write_seed(f->store, "a", 1);
+	assert_int_equal(index_txn_begin(&f->store->index, false, &txn), 0);
+	index_chunk_foreach(&f->store->index, txn, leak_one, f->store);
+	mdb_txn_abort(txn);
+	assert_int_equal(store_verify(f->store, NULL, &report), -EBADMSG);
+	assert_int_equal(report.index_errors, 1);
+	assert_int_equal(store_gc(f->store, &gs), 0);
+	assert_int_equal(gs.refcounts_fixed, 1);
+	assert_int_equal(store_verify(f->store, NULL, &report), 0);
+	check_seed(f->store, "a", 1);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_info_and_usage),
-		T(test_rm_and_gc),
-		T(test_gc_sweeps_orphans),
-		T(test_verify),
+		T(test_info_and_usage),	      T(test_rm_and_gc),
+		T(test_gc_sweeps_orphans),    T(test_verify),
+		T(test_gc_repairs_refcounts),
 	};
 #undef T
 
