@@ -47,10 +47,9 @@ struct store_writer;
 struct store_snapshot;
 
 enum store_open_flags {
-	STORE_OPEN_READ = 0,	   /* read only; the store must exist */
-	STORE_OPEN_WRITE = 1 << 0, /* may also write; creates the store if it is missing */
-	STORE_OPEN_NOWAIT =
-		1 << 1, /* writes fail with -EBUSY instead of waiting for another writer */
+	STORE_OPEN_READ = 0,	    /* read only; the store must exist */
+	STORE_OPEN_WRITE = 1 << 0,  /* may also write; creates the store if it is missing */
+	STORE_OPEN_NOWAIT = 1 << 1, /* a write fails (-EBUSY) rather than wait for another */
 };
 
 /* Fills dir with $SNAPVM_STORE, else $HOME/.local/share/snapvm. */
