@@ -402,27 +402,6 @@ static int pack_value_decode(const MDB_val *value, struct pack_entry *e)
 	return 0;
 }
 
-int index_pack_get(struct index *index, MDB_txn *txn, uint64_t id, struct pack_entry *entry)
-{
-	uint8_t k[8];
-	MDB_val key = { 8, k }, value;
-	int rc;
-
-	pack_key(id, k);
-	rc = mdb_get(txn, index->packs, &key, &value);
-	if (rc == MDB_NOTFOUND)
-		return -ENOENT;
-	if (rc)
-		return index_error(index, rc, "cannot look up a pack");
-	if (pack_value_decode(&value, entry)) {
-		log_error("store index %s: the record of pack %016llx is malformed (the index is "
-			  "damaged)",
-			  index->path, (unsigned long long)id);
-		return -EUCLEAN;
-	}
-	return 0;
-}
-
 int index_pack_put(struct index *index, MDB_txn *txn, uint64_t id, const struct pack_entry *entry)
 {
 	uint8_t k[8], v[PACK_VALUE_SIZE];

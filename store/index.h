@@ -71,7 +71,6 @@ int index_chunk_foreach(struct index *index, MDB_txn *txn,
 				  const struct chunk_entry *entry),
 			void *opaque);
 
-int index_pack_get(struct index *index, MDB_txn *txn, uint64_t id, struct pack_entry *entry);
 int index_pack_put(struct index *index, MDB_txn *txn, uint64_t id, const struct pack_entry *entry);
 int index_pack_delete(struct index *index, MDB_txn *txn, uint64_t id);
 /* Calls fn for each pack in id order (entry NULL for a damaged record). */

@@ -30,7 +30,6 @@ struct pack_writer {
 	bool sealed; /* the last pack is full: the next record starts a new one */
 	uint8_t *buf;
 	size_t buf_len;
-	uint64_t bytes;
 };
 
 void pack_name(uint64_t id, char name[PACK_NAME_SIZE])
@@ -129,7 +128,6 @@ static int pack_writer_start(struct pack_writer *w)
 	pack_header_encode(w->packs[w->count - 1].id, w->buf);
 	w->buf_len = PACK_HEADER_SIZE;
 	w->packs[w->count - 1].entry.size = PACK_HEADER_SIZE;
-	w->bytes += PACK_HEADER_SIZE;
 	return 0;
 }
 
@@ -158,7 +156,6 @@ int pack_writer_append(struct pack_writer *w, const uint8_t *record, size_t len,
 	*offset = p->entry.size;
 	p->entry.size += len;
 	p->entry.chunks++;
-	w->bytes += len;
 	return 0;
 }
 
@@ -187,11 +184,6 @@ const struct pack_written *pack_writer_packs(const struct pack_writer *w, size_t
 uint64_t pack_writer_next_id(const struct pack_writer *w)
 {
 	return w->next_id;
-}
-
-uint64_t pack_writer_bytes(const struct pack_writer *w)
-{
-	return w->bytes;
 }
 
 void pack_writer_free(struct pack_writer *w)

@@ -40,8 +40,6 @@ struct pack_written {
 const struct pack_written *pack_writer_packs(const struct pack_writer *writer, size_t *count);
 /* The first id not used by this writer. */
 uint64_t pack_writer_next_id(const struct pack_writer *writer);
-/* Bytes written so far, headers included. */
-uint64_t pack_writer_bytes(const struct pack_writer *writer);
 /* Deletes every pack it wrote, committed or not, and frees the writer. */
 void pack_writer_discard(struct pack_writer *writer);
 /* Frees the writer, keeping what was committed. */
