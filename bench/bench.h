@@ -14,7 +14,7 @@ int bench_vsock_main(int argc, char **argv);
 /* `snapvm bench blk`: virtio-blk throughput beside the raw file's on the host. */
 int bench_blk_main(int argc, char **argv);
 
-/* `snapvm bench store`: the snapshot store's writes and reads beside plain files (argv[0] "store"). */
+/* `snapvm bench store`: the store's writes and reads beside plain files (argv[0] "store"). */
 int bench_store_main(int argc, char **argv);
 
 #endif
