@@ -160,8 +160,16 @@ static void vcpu_park(struct vcpu *vcpu)
 	pthread_cond_broadcast(&vm->cond);
 	while (vm->request == VCPU_PARK) {
 		if (vcpu->call_fn) {
-			vcpu->call_result =
-				vcpu->call_fn(vm, vcpu->index, vcpu->fd, vcpu->call_arg);
+			int result;
+
+			/*
+			 * Unlocked: the call's ioctls may touch guest memory, and
+			 * whoever pages it in may need to stop the VM meanwhile.
+			 */
+			pthread_mutex_unlock(&vm->lock);
+			result = vcpu->call_fn(vm, vcpu->index, vcpu->fd, vcpu->call_arg);
+			pthread_mutex_lock(&vm->lock);
+			vcpu->call_result = result;
 			vcpu->call_fn = NULL;
 			pthread_cond_broadcast(&vm->cond);
 			continue;

@@ -355,6 +355,7 @@ int vm_start(struct vm *vm, bool paused)
 void vm_request_stop(struct vm *vm, int status)
 {
 	uint64_t one = 1;
+	bool kick = false;
 
 	pthread_mutex_lock(&vm->lock);
 	if (!vm->stop_requested) {
@@ -363,7 +364,18 @@ void vm_request_stop(struct vm *vm, int status)
 		if (vm->stop_event_fd >= 0 && write(vm->stop_event_fd, &one, sizeof(one)) < 0)
 			log_warn("cannot wake the event loop: %s", strerror(errno));
 	}
+	/*
+	 * Running vCPUs stop now, not when the loop gets round to it: a caller
+	 * may be about to let a vCPU out of a fault it must not see through.
+	 * (Parked vCPUs are left to the loop: they may be busy with a call.)
+	 */
+	if (vm->request == VCPU_RUN) {
+		vm->request = VCPU_STOP;
+		kick = true;
+	}
 	pthread_mutex_unlock(&vm->lock);
+	if (kick)
+		vcpus_kick(vm);
 }
 
 static void vm_stop_vcpus(struct vm *vm)
@@ -413,8 +425,9 @@ int vm_pause(struct vm *vm)
 void vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
+	/* a VM told to stop while parked never runs again */
 	if (vm->request == VCPU_PARK)
-		vm->request = VCPU_RUN;
+		vm->request = vm->stop_requested ? VCPU_STOP : VCPU_RUN;
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 }
@@ -476,6 +489,14 @@ int vm_watch_fd(struct vm *vm, int fd, uint32_t events, void (*fn)(void *opaque,
 void vm_unwatch_fd(struct vm *vm, int fd)
 {
 	event_loop_remove(vm->loop, fd);
+}
+
+void vm_ram_huge_pages(struct vm *vm)
+{
+	int ret = guest_memory_huge_pages(&vm->mem);
+
+	if (ret)
+		log_debug("no transparent huge pages for guest RAM: %s", strerror(-ret));
 }
 
 const struct vmm_config *vm_config(const struct vm *vm)

@@ -96,7 +96,10 @@ int vm_start(struct vm *vm, bool paused);
  * status for the process (the guest's code, or EXIT_RUNTIME with a message).
  */
 int vm_run(struct vm *vm);
-/* Stops the VM from any thread; vm_run() returns `status`. The first call wins. */
+/*
+ * Stops the VM from any thread; vm_run() returns `status`. The first call
+ * wins. Running vCPUs are kicked out of the guest before this returns.
+ */
 void vm_request_stop(struct vm *vm, int status);
 /* Stops the vCPUs, releases every resource. */
 void vm_destroy(struct vm *vm);
@@ -122,6 +125,13 @@ int vm_watch_fd(struct vm *vm, int fd, uint32_t events, void (*fn)(void *opaque,
 		void *opaque);
 /* Stops watching fd. */
 void vm_unwatch_fd(struct vm *vm, int fd);
+
+/*
+ * Backs guest RAM with transparent huge pages where the host has them: fewer
+ * faults for guests that touch much memory, at the price of 2 MiB granules.
+ * Booted VMs have them; restores that page memory in lazily do not.
+ */
+void vm_ram_huge_pages(struct vm *vm);
 
 /* Guest RAM: one host mapping of *size bytes; snapshot page N is ram + N * 4096. */
 uint8_t *vm_ram(const struct vm *vm, uint64_t *size);
