@@ -6,13 +6,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/common.h"
+
 #include "store/store.h"
 
 /* SHA-256 of data through libcrypto (SHA-NI when the CPU has it); 0 or -EIO. */
 int digest_compute(const void *data, size_t len, uint8_t digest[STORE_DIGEST_SIZE]);
 /* SHA-256 over data that arrives in pieces (export files). */
 struct digest_stream {
-	void *ctx;
+	struct sha256_state state;
+	bool open; /* between begin and end */
 };
 
 int digest_stream_begin(struct digest_stream *stream);

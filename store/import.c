@@ -255,7 +255,7 @@ static void import_free(struct import *im)
 {
 	if (im->txn)
 		mdb_txn_abort(im->txn);
-	if (im->sha.ctx)
+	if (im->sha.open)
 		digest_stream_end(&im->sha, NULL);
 	if (im->in)
 		fclose(im->in);

@@ -226,6 +226,21 @@ int store_chunk_decode(const struct store_chunk_loc *loc, const void *record, vo
 	return ret;
 }
 
+int store_page_decode(const struct store_snapshot *snap, uint64_t page,
+		      const struct store_chunk_loc *loc, const void *record, void *out)
+{
+	char context[STORE_NAME_MAX + 48];
+	const char *reason;
+	int ret = snapshot_chunk_decode(loc, record, out, &reason);
+
+	if (ret) {
+		snprintf(context, sizeof(context), "page %llu of '%s'", (unsigned long long)page,
+			 snap->record.info.name);
+		snapshot_chunk_error(loc, context, reason);
+	}
+	return ret;
+}
+
 int store_page_read(struct store_snapshot *snap, uint64_t page, void *buf)
 {
 	char context[STORE_NAME_MAX + 48];
