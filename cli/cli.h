@@ -26,8 +26,12 @@ int cli_parse_uint_option(const char *command, const char *option, const char *t
 /* Checks a snapshot name given on the command line; 0 or EXIT_USAGE with a message. */
 int cli_snapshot_name_option(const char *command, const char *name);
 struct snapshot_repo;
-/* Opens the snapshot repository: --store DIR, else $SNAPVM_STORE, else the default. */
-int cli_repo_open(const char *command, const char *store_option, struct snapshot_repo **repo);
+/*
+ * Opens the snapshot store: --store DIR, else $SNAPVM_STORE, else the default;
+ * for writing it is created if missing. 0 or EXIT_RUNTIME with a message.
+ */
+int cli_repo_open(const char *command, const char *store_option, bool write,
+		  struct snapshot_repo **repo);
 
 int cmd_run_main(int argc, char **argv);
 int cmd_snapshot_main(int argc, char **argv);

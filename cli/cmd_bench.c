@@ -9,6 +9,7 @@ static const struct cli_command bench_commands[] = {
 	{ "boot", "process start to READY, snapvm beside QEMU microvm", bench_boot_main },
 	{ "restore", "process start to a restored clone's first reply, beside QEMU",
 	  bench_restore_main },
+	{ "store", "the snapshot store's writes and reads beside plain files", bench_store_main },
 	{ "vsock", "host <-> guest round trips over vsock, beside the serial console",
 	  bench_vsock_main },
 	{ "blk", "virtio-blk throughput, beside the raw file's on the host", bench_blk_main },

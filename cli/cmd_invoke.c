@@ -22,7 +22,7 @@ static void invoke_help(void)
 	       "  --json             print {\"reply\", \"restore_ms\", \"reply_ms\", \"total_ms\"}:\n"
 	       "                     restore_ms and reply_ms count from the start of the\n"
 	       "                     restore, total_ms from snapvm's start to the reply\n"
-	       "  --clock-realtime, --disk PATH[,ro], --vsock CID,PATH\n"
+	       "  --memory MODE, --clock-realtime, --disk PATH[,ro], --vsock CID,PATH\n"
 	       "                     as for snapvm restore\n",
 	       DEFAULT_TIMEOUT_MS);
 }
@@ -51,10 +51,18 @@ static void invoke_print(const struct snapshot_invoke_result *result, void *opaq
 		char escaped[sizeof(result->reply) * 6];
 
 		json_escape(result->reply, escaped, sizeof(escaped));
+		const struct snapshot_memory_stats *m = &result->memory;
+
 		printf("{\"reply\": \"%s\", \"restore_ms\": %.3f, \"reply_ms\": %.3f, "
-		       "\"total_ms\": %.3f}\n",
+		       "\"total_ms\": %.3f, \"faults\": %llu, \"pages_faulted\": %llu, "
+		       "\"pages_prefetched\": %llu, \"pages_loaded\": %llu, \"bytes_read\": %llu, "
+		       "\"fault_ms\": %.3f, \"workset_pages\": %llu, \"rss_bytes\": %llu}\n",
 		       escaped, result->restore_ns / 1e6, result->reply_ns / 1e6,
-		       (result->reply_at_ns - process_start_ns()) / 1e6);
+		       (result->reply_at_ns - process_start_ns()) / 1e6,
+		       (unsigned long long)m->faults, (unsigned long long)m->pages_faulted,
+		       (unsigned long long)m->pages_prefetched, (unsigned long long)m->pages_loaded,
+		       (unsigned long long)m->bytes_read, m->fault_ns / 1e6,
+		       (unsigned long long)m->workset_pages, (unsigned long long)m->rss_bytes);
 	} else {
 		printf("%s\n", result->reply);
 	}
@@ -67,6 +75,7 @@ int cmd_invoke_main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "clock-realtime", no_argument, NULL, 'r' },
+		{ "memory", required_argument, NULL, 'M' },
 		{ "disk", required_argument, NULL, 'd' },
 		{ "vsock", required_argument, NULL, 'v' },
 		{ "store", required_argument, NULL, 's' },
@@ -97,6 +106,13 @@ int cmd_invoke_main(int argc, char **argv)
 		case 'r':
 			options.clock_realtime = true;
 			break;
+		case 'M':
+			if (snapshot_memory_mode_parse(optarg, &options.memory))
+				return cli_usage_error(
+					"invoke",
+					"--memory: '%s' is not prefetch, lazy, eager or mmap",
+					optarg);
+			break;
 		case 'd':
 			ret = disk_option_parse("invoke", optarg, &options.vm);
 			break;
@@ -125,16 +141,21 @@ int cmd_invoke_main(int argc, char **argv)
 	if (join_request(argc - optind - 1, argv + optind + 1, request, sizeof(request)))
 		return cli_usage_error("invoke", "REQUEST must be one line of at most %zu bytes",
 				       sizeof(request) - 1);
-	ret = cli_repo_open("invoke", store, &repo);
+	/* for writing: the first invoke of a snapshot records its working set */
+	ret = cli_repo_open("invoke", store, true, &repo);
 	if (ret)
 		return ret;
-	ret = snapshot_invoke(repo, argv[optind], request, (unsigned)timeout, &options,
-			      invoke_print, &json, &result, error, sizeof(error));
+	options.name = argv[optind];
+	ret = snapshot_invoke(repo, &options, request, (unsigned)timeout, invoke_print, &json,
+			      &result, error, sizeof(error));
 	snapshot_repo_close(repo);
 	if (ret) {
-		fprintf(stderr, "snapvm invoke: %s\n", error);
-		return ret == -EINVAL || ret == -EPROTO || ret == -ENOENT ? EXIT_USAGE
-									  : EXIT_RUNTIME;
+		if (error[0]) /* else the store has said why */
+			fprintf(stderr, "snapvm invoke: %s\n", error);
+		return ret == -EINVAL || ret == -EPROTO || ret == -ENOENT || ret == -EBADMSG ||
+				       ret == -EUCLEAN
+			       ? EXIT_USAGE
+			       : EXIT_RUNTIME;
 	}
 	return EXIT_OK;
 }

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@ struct restore_cli {
 	const char *api_sock;	  /* may hold %i */
 	const char *store;
 	unsigned clones;
+	unsigned record_ms; /* 0: record until the clone exits */
 };
 
 static void restore_help(void)
@@ -41,6 +44,13 @@ static void restore_help(void)
 	       "  --disk PATH[,ro]   the file behind the snapshot's next disk, in order (default:\n"
 	       "                     the files the snapshot was taken with); give all or none\n"
 	       "  --vsock CID,PATH   the vsock device's host socket PATH (CID must not change)\n"
+	       "  --memory MODE      how guest memory arrives: prefetch (default: pages on\n"
+	       "                     demand, the recorded working set in bulk first), lazy\n"
+	       "                     (pages on demand), eager (all before the start) or mmap\n"
+	       "                     (a raw copy made once in the store's cache, mapped)\n"
+	       "  --record-ws        record the pages the guest touches, in order, and store\n"
+	       "                     them as the snapshot's working set (until it exits, or\n"
+	       "                     --record-ms MS after the start)\n"
 	       "  --clock-realtime   advance the guest's clock by the time the snapshot was\n"
 	       "                     stored, so that its wall time is the host's now\n"
 	       "  --store DIR        where snapshots are (default $SNAPVM_STORE or\n"
@@ -55,6 +65,9 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		{ "console", required_argument, NULL, 'c' },
 		{ "api-sock", required_argument, NULL, 'a' },
 		{ "clock-realtime", no_argument, NULL, 'r' },
+		{ "memory", required_argument, NULL, 'M' },
+		{ "record-ws", no_argument, NULL, 'w' },
+		{ "record-ms", required_argument, NULL, 'W' },
 		{ "disk", required_argument, NULL, 'd' },
 		{ "vsock", required_argument, NULL, 'v' },
 		{ "store", required_argument, NULL, 's' },
@@ -86,6 +99,21 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		case 'r':
 			o->restore.clock_realtime = true;
 			break;
+		case 'M':
+			if (snapshot_memory_mode_parse(optarg, &o->restore.memory))
+				return cli_usage_error(
+					"restore",
+					"--memory: '%s' is not prefetch, lazy, eager or mmap",
+					optarg);
+			break;
+		case 'w':
+			o->restore.record_ws = true;
+			break;
+		case 'W':
+			ret = cli_parse_uint_option("restore", "--record-ms", optarg, 1, 3600000,
+						    &value);
+			o->record_ms = (unsigned)value;
+			break;
 		case 'd':
 			ret = disk_option_parse("restore", optarg, &o->restore.vm);
 			break;
@@ -109,6 +137,11 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 	if (optind + 1 != argc)
 		return cli_usage_error("restore", "give exactly one snapshot NAME");
 	o->restore.name = argv[optind];
+	if (o->record_ms && !o->restore.record_ws)
+		return cli_usage_error("restore", "--record-ms goes with --record-ws");
+	if (o->restore.record_ws && (o->restore.memory == SNAPSHOT_MEMORY_EAGER ||
+				     o->restore.memory == SNAPSHOT_MEMORY_MMAP))
+		return cli_usage_error("restore", "--record-ws needs --memory lazy or prefetch");
 	if (o->clones > 1 && o->api_sock && !strstr(o->api_sock, "%i"))
 		return cli_usage_error("restore",
 				       "--api-sock needs %%i with --clones: one socket each");
@@ -121,32 +154,85 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 /* Restore errors that come from the snapshot itself are bad input (exit 2). */
 static int restore_exit_code(int ret)
 {
-	return ret == -EINVAL || ret == -EPROTO || ret == -ENOENT ? EXIT_USAGE : EXIT_RUNTIME;
+	return ret == -EINVAL || ret == -EPROTO || ret == -ENOENT || ret == -EBADMSG ||
+			       ret == -EUCLEAN
+		       ? EXIT_USAGE
+		       : EXIT_RUNTIME;
+}
+
+/* Stores the working set recorded so far (--record-ms elapsed, or the clone exits). */
+static void restore_save_workset(struct snapshot_clone *clone, struct snapshot_repo *repo)
+{
+	if (snapshot_clone_save_workset(clone, repo))
+		log_warn("the working set was not stored");
+}
+
+struct workset_timer {
+	struct snapshot_clone *clone;
+	struct snapshot_repo *repo;
+	int fd;
+};
+
+static void restore_on_record_timer(void *opaque, uint32_t events)
+{
+	struct workset_timer *t = opaque;
+
+	(void)events;
+	vm_unwatch_fd(snapshot_clone_vm(t->clone), t->fd);
+	restore_save_workset(t->clone, t->repo);
+}
+
+/* With --record-ms, the working set is stored when the time is up. */
+static int restore_record_timer(struct restore_cli *o, struct workset_timer *t)
+{
+	struct itimerspec when = { .it_value = { .tv_sec = o->record_ms / 1000,
+						 .tv_nsec =
+							 (long)(o->record_ms % 1000) * 1000000 } };
+
+	t->fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (t->fd < 0 || timerfd_settime(t->fd, 0, &when, NULL) < 0)
+		return -errno;
+	return vm_watch_fd(snapshot_clone_vm(t->clone), t->fd, EPOLLIN, restore_on_record_timer, t);
 }
 
 /* Runs one clone in this process until it exits. */
-static int restore_one(struct restore_cli *o, struct snapshot_repo *repo)
+static int restore_one(struct restore_cli *o)
 {
 	struct snapshot_control *control = NULL;
+	struct workset_timer timer = { .fd = -1 };
+	struct snapshot_repo *repo;
+	struct snapshot_clone *clone;
 	char error[512];
-	struct vm *vm;
-	int ret = snapshot_restore(repo, &o->restore, &vm, error, sizeof(error));
+	int ret = cli_repo_open("restore", o->store, o->restore.record_ws, &repo);
 
+	if (ret)
+		return ret;
+	ret = snapshot_restore(repo, &o->restore, &clone, error, sizeof(error));
 	if (ret) {
-		fprintf(stderr, "snapvm restore: %s\n", error);
+		if (error[0]) /* else the store has said why */
+			fprintf(stderr, "snapvm restore: %s\n", error);
+		snapshot_repo_close(repo);
 		return restore_exit_code(ret);
 	}
 	log_debug("clone restored");
-	if (o->api_sock &&
-	    snapshot_control_listen(&control, vm, repo, o->api_sock, error, sizeof(error))) {
+	timer = (struct workset_timer){ .clone = clone, .repo = repo, .fd = -1 };
+	if (o->api_sock && snapshot_control_listen(&control, snapshot_clone_vm(clone), clone, repo,
+						   o->api_sock, error, sizeof(error))) {
 		fprintf(stderr, "snapvm restore: %s\n", error);
 		ret = EXIT_RUNTIME;
+	} else if (o->record_ms && restore_record_timer(o, &timer)) {
+		fprintf(stderr, "snapvm restore: cannot start the --record-ms timer\n");
+		ret = EXIT_RUNTIME;
 	} else {
-		vm_resume(vm);
-		ret = vm_run(vm);
+		vm_resume(snapshot_clone_vm(clone));
+		ret = vm_run(snapshot_clone_vm(clone));
+		restore_save_workset(clone, repo);
 	}
+	if (timer.fd >= 0)
+		close(timer.fd);
 	snapshot_control_close(control);
-	vm_destroy(vm);
+	snapshot_clone_destroy(clone);
+	snapshot_repo_close(repo);
 	return ret;
 }
 
@@ -176,8 +262,7 @@ struct clone {
 	size_t len;
 };
 
-static pid_t clone_spawn(struct restore_cli *o, struct snapshot_repo *repo, unsigned index,
-			 struct clone *c)
+static pid_t clone_spawn(struct restore_cli *o, unsigned index, struct clone *c)
 {
 	int in[2], out[2];
 	pid_t pid;
@@ -195,7 +280,7 @@ static pid_t clone_spawn(struct restore_cli *o, struct snapshot_repo *repo, unsi
 			o->api_sock = with_index(o->api_sock, index);
 		if (o->restore.vm.console == VMM_CONSOLE_FILE)
 			o->restore.vm.console_path = with_index(o->restore.vm.console_path, index);
-		exit(restore_one(o, repo));
+		exit(restore_one(o)); /* each clone opens the store itself: no LMDB across fork */
 	}
 	close(in[0]);
 	close(out[1]);
@@ -271,7 +356,7 @@ static int clones_supervise(struct clone *clones, unsigned n)
 	return status;
 }
 
-static int restore_clones(struct restore_cli *o, struct snapshot_repo *repo)
+static int restore_clones(struct restore_cli *o)
 {
 	struct clone *clones = calloc(o->clones, sizeof(*clones));
 	int status;
@@ -279,7 +364,7 @@ static int restore_clones(struct restore_cli *o, struct snapshot_repo *repo)
 	if (!clones)
 		return EXIT_RUNTIME;
 	for (unsigned i = 0; i < o->clones; i++) {
-		if (clone_spawn(o, repo, i, &clones[i]) < 0) {
+		if (clone_spawn(o, i, &clones[i]) < 0) {
 			fprintf(stderr, "snapvm restore: cannot start clone %u: %s\n", i,
 				strerror(errno));
 			o->clones = i;
@@ -293,16 +378,10 @@ static int restore_clones(struct restore_cli *o, struct snapshot_repo *repo)
 
 int cmd_restore_main(int argc, char **argv)
 {
-	struct snapshot_repo *repo;
 	struct restore_cli o;
 	int ret = restore_parse(argc, argv, &o);
 
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;
-	ret = cli_repo_open("restore", o.store, &repo);
-	if (ret)
-		return ret;
-	ret = o.clones == 1 ? restore_one(&o, repo) : restore_clones(&o, repo);
-	snapshot_repo_close(repo);
-	return ret;
+	return o.clones == 1 ? restore_one(&o) : restore_clones(&o);
 }

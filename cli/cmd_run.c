@@ -64,11 +64,11 @@ static int run_control_setup(const struct run_options *o, struct vm *vm,
 
 	if (!o->api_sock && !o->snapshot_on_ready)
 		return 0;
-	ret = cli_repo_open("run", o->store, repo);
+	ret = cli_repo_open("run", o->store, true, repo);
 	if (ret)
 		return ret;
 	if (o->api_sock &&
-	    snapshot_control_listen(control, vm, *repo, o->api_sock, error, sizeof(error))) {
+	    snapshot_control_listen(control, vm, NULL, *repo, o->api_sock, error, sizeof(error))) {
 		fprintf(stderr, "snapvm run: %s\n", error);
 		return EXIT_RUNTIME;
 	}
@@ -99,6 +99,7 @@ int cmd_run_main(int argc, char **argv)
 		goto out;
 	}
 	log_debug("VM created");
+	vm_ram_huge_pages(vm); /* a booting guest touches much of its memory */
 	run_list_virtio(vm);
 	if (vm_load_kernel(vm, error, sizeof(error))) {
 		fprintf(stderr, "snapvm run: %s\n", error);

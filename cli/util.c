@@ -47,7 +47,8 @@ int cli_snapshot_name_option(const char *command, const char *name)
 	return 0;
 }
 
-int cli_repo_open(const char *command, const char *store_option, struct snapshot_repo **repo)
+int cli_repo_open(const char *command, const char *store_option, bool write,
+		  struct snapshot_repo **repo)
 {
 	char dir[PATH_MAX], error[512];
 
@@ -55,8 +56,9 @@ int cli_repo_open(const char *command, const char *store_option, struct snapshot
 		snprintf(dir, sizeof(dir), "%s", store_option);
 	else
 		snapshot_repo_default_dir(dir, sizeof(dir));
-	if (snapshot_repo_open(dir, repo, error, sizeof(error))) {
-		fprintf(stderr, "snapvm %s: %s\n", command, error);
+	if (snapshot_repo_open(dir, write, repo, error, sizeof(error))) {
+		if (error[0]) /* else the store has said why */
+			fprintf(stderr, "snapvm %s: %s\n", command, error);
 		return EXIT_RUNTIME;
 	}
 	return 0;

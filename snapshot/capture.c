@@ -8,6 +8,7 @@
  */
 #include "snapshot/snapshot.h"
 #include "snapshot/cpu.h"
+#include "snapshot/clone.h"
 #include "snapshot/repo.h"
 #include "snapshot/state.h"
 #include "common/common.h"
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 struct vcpu_save_job {
 	struct vcpu_state *states;
@@ -102,31 +104,79 @@ out:
 	return ret;
 }
 
-static int write_snapshot(struct vm *vm, struct snapshot_repo *repo, const char *name,
-			  const struct snapshot_buffer *b, struct snapshot_stats *stats,
-			  char *error, size_t error_size)
-{
-	struct repo_writer *writer;
-	uint64_t size;
-	uint8_t *ram = vm_ram(vm, &size);
-	int ret = repo_write_begin(repo, name, &writer, error, error_size);
+#define MINCORE_CHUNK (64ULL << 20)
 
-	if (ret)
-		return ret;
-	ret = repo_write_memory(writer, ram, size, &stats->memory_bytes);
-	if (!ret)
-		ret = repo_write_state(writer, b->data, b->len);
-	if (ret) {
-		snprintf(error, error_size, "writing snapshot %s failed: %s", name, strerror(-ret));
-		repo_write_abort(writer);
-		return ret;
+/*
+ * Puts guest memory into the store. Pages the host never populated are zero
+ * and are skipped without being read (mincore): reading them would fault
+ * each one in just to find zeros. That holds for a booted VM's anonymous
+ * memory and for a clone's once all of it is in place, not for a mapped
+ * copy, whose unread pages are not zero: there every page is put.
+ */
+static int write_memory(struct store_writer *w, const uint8_t *ram, uint64_t size,
+			bool trust_mincore)
+{
+	unsigned char *resident = malloc(MINCORE_CHUNK / PAGE_SIZE);
+	int ret = 0;
+
+	if (!resident)
+		return -ENOMEM;
+	for (uint64_t base = 0; base < size && !ret; base += MINCORE_CHUNK) {
+		uint64_t pages = MIN(MINCORE_CHUNK, size - base) / PAGE_SIZE, run = 0;
+
+		if (!trust_mincore ||
+		    mincore((void *)(ram + base), pages * PAGE_SIZE, resident) < 0)
+			memset(resident, 1, pages);
+		for (uint64_t p = 0; p <= pages && !ret; p++) {
+			if (p < pages && (resident[p] & 1)) {
+				run++;
+				continue;
+			}
+			if (run)
+				ret = store_snapshot_put_pages(w, base / PAGE_SIZE + p - run,
+							       ram + base + (p - run) * PAGE_SIZE,
+							       run);
+			run = 0;
+		}
 	}
-	stats->state_bytes = b->len;
-	return repo_write_commit(writer, error, error_size);
+	free(resident);
+	return ret;
 }
 
-int snapshot_create(struct vm *vm, struct snapshot_repo *repo, const char *name,
-		    struct snapshot_stats *stats, char *error, size_t error_size)
+static int write_snapshot(struct vm *vm, struct snapshot_clone *clone, struct snapshot_repo *repo,
+			  const char *name, const struct snapshot_buffer *b,
+			  struct snapshot_stats *stats, char *error)
+{
+	const struct snapshot_header *h = (const struct snapshot_header *)b->data;
+	char cpu_id[64];
+	struct store_commit_info info = { .created_ns = h->created_ns, .cpu_id = cpu_id };
+	struct store_write_stats ws;
+	struct store_writer *writer;
+	uint64_t size;
+	uint8_t *ram = vm_ram(vm, &size);
+	int ret = store_snapshot_begin(repo->store, name, size, &writer);
+
+	error[0] = '\0'; /* store errors are reported by the store */
+	if (ret)
+		return ret;
+	snprintf(cpu_id, sizeof(cpu_id), "%.12s family-model-stepping 0x%x", h->cpu_vendor,
+		 h->cpu_signature);
+	info.parent = clone ? snapshot_clone_name(clone) : NULL;
+	ret = write_memory(writer, ram, size, !clone || snapshot_clone_memory_complete(clone));
+	if (!ret)
+		ret = store_snapshot_put_blob(writer, "state", b->data, b->len);
+	if (ret) {
+		store_snapshot_abort(writer);
+		return ret;
+	}
+	ret = store_snapshot_commit(writer, &info, &ws);
+	stats->state_bytes = b->len;
+	stats->memory_bytes = ws.new_bytes;
+	return ret;
+}
+
+int snapshot_create(struct vm *vm, struct snapshot_clone *clone, struct snapshot_repo *repo,
+		    const char *name, struct snapshot_stats *stats, char *error, size_t error_size)
 {
 	struct snapshot_buffer b = { 0 };
 	uint64_t t0 = time_now_ns(), t1, t2;
@@ -141,10 +191,14 @@ int snapshot_create(struct vm *vm, struct snapshot_repo *repo, const char *name,
 		return ret;
 	}
 	t1 = time_now_ns();
-	ret = capture_state(vm, &b, error, error_size);
+	/* pages a clone has not paged in yet are fetched: a snapshot holds them all */
+	if (clone)
+		ret = snapshot_clone_fill(clone);
+	if (!ret)
+		ret = capture_state(vm, &b, error, error_size);
 	t2 = time_now_ns();
 	if (!ret)
-		ret = write_snapshot(vm, repo, name, &b, stats, error, error_size);
+		ret = write_snapshot(vm, clone, repo, name, &b, stats, error);
 	stats->pause_ns = t1 - t0;
 	stats->capture_ns = t2 - t1;
 	stats->write_ns = time_now_ns() - t2;

@@ -24,7 +24,8 @@ void config_section_from_vm(const struct vmm_config *config, struct config_secti
 		snprintf(section->vsock_path, sizeof(section->vsock_path), "%s",
 			 config->vsock_path);
 	section->flags = (config->rng ? CONFIG_RNG : 0) |
-			 (config->console == VMM_CONSOLE_VIRTIO ? CONFIG_VIRTIO_CONSOLE : 0);
+			 (config->console == VMM_CONSOLE_VIRTIO ? CONFIG_VIRTIO_CONSOLE : 0) |
+			 (config->no_legacy ? CONFIG_NO_LEGACY : 0);
 }
 
 static bool terminated(const char *text, size_t size)
@@ -35,7 +36,8 @@ static bool terminated(const char *text, size_t size)
 /* The section comes from a file: every count and string is checked before use. */
 static int config_check(const struct config_section *s, char *error, size_t error_size)
 {
-	if (s->disk_count > VMM_MAX_DISKS || (s->flags & ~(CONFIG_RNG | CONFIG_VIRTIO_CONSOLE)) ||
+	if (s->disk_count > VMM_MAX_DISKS ||
+	    (s->flags & ~(CONFIG_RNG | CONFIG_VIRTIO_CONSOLE | CONFIG_NO_LEGACY)) ||
 	    !terminated(s->vsock_path, sizeof(s->vsock_path)))
 		return CONFIG_ERROR("snapshot's device configuration is damaged");
 	for (unsigned i = 0; i < s->disk_count; i++) {
@@ -94,6 +96,7 @@ int config_section_to_vm(const struct config_section *s, const struct vmm_config
 	if (wanted->rng && !(s->flags & CONFIG_RNG))
 		return CONFIG_ERROR("the snapshot's VM has no entropy device");
 	config->rng = s->flags & CONFIG_RNG;
+	config->no_legacy = s->flags & CONFIG_NO_LEGACY; /* the machine, as the guest knew it */
 	if (s->flags & CONFIG_VIRTIO_CONSOLE) {
 		if (wanted->console != VMM_CONSOLE_STDIO && wanted->console != VMM_CONSOLE_VIRTIO)
 			return CONFIG_ERROR(

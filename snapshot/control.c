@@ -19,6 +19,7 @@
 
 struct snapshot_control {
 	struct vm *vm;
+	struct snapshot_clone *clone; /* NULL for a booted VM */
 	struct snapshot_repo *repo;
 	int listen_fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -48,10 +49,11 @@ static int take_snapshot(struct snapshot_control *c, const char *name, bool resu
 {
 	struct snapshot_stats st;
 	char error[256];
-	int ret = snapshot_create(c->vm, c->repo, name, &st, error, sizeof(error));
+	int ret = snapshot_create(c->vm, c->clone, c->repo, name, &st, error, sizeof(error));
 
 	if (ret) {
-		snprintf(reply, reply_size, "error %s", error);
+		/* store failures were reported by the store; the client still gets a reason */
+		snprintf(reply, reply_size, "error %s", error[0] ? error : strerror(-ret));
 		/* a VM paused by a failed snapshot goes on as it was */
 		vm_resume(c->vm);
 		return ret;
@@ -68,6 +70,24 @@ static int take_snapshot(struct snapshot_control *c, const char *name, bool resu
 	return 0;
 }
 
+/* "ok running", with the clone's paging figures and the process's memory. */
+static void control_status(struct snapshot_control *c, char *reply, size_t size)
+{
+	struct snapshot_memory_stats m = { 0 };
+
+	if (!c->clone) {
+		snprintf(reply, size, "ok running");
+		return;
+	}
+	snapshot_clone_memory_stats(c->clone, &m);
+	snprintf(reply, size,
+		 "ok running faults=%llu pages_faulted=%llu pages_prefetched=%llu bytes_read=%llu "
+		 "rss_kib=%llu",
+		 (unsigned long long)m.faults, (unsigned long long)m.pages_faulted,
+		 (unsigned long long)m.pages_prefetched, (unsigned long long)m.bytes_read,
+		 (unsigned long long)(m.rss_bytes >> 10));
+}
+
 static void handle_request(struct snapshot_control *c, char *line, char *reply, size_t size)
 {
 	char *verb = strtok(line, " \t"), *name = strtok(NULL, " \t"), *flag = strtok(NULL, " \t");
@@ -76,7 +96,7 @@ static void handle_request(struct snapshot_control *c, char *line, char *reply, 
 	if (!verb) {
 		snprintf(reply, size, "error empty request");
 	} else if (!strcmp(verb, "status") && !name) {
-		snprintf(reply, size, "ok running");
+		control_status(c, reply, size);
 	} else if (!strcmp(verb, "stop") && !name) {
 		snprintf(reply, size, "ok stopping");
 		vm_request_stop(c->vm, EXIT_OK);
@@ -129,8 +149,8 @@ static void control_on_accept(void *opaque, uint32_t events)
 }
 
 int snapshot_control_listen(struct snapshot_control **control, struct vm *vm,
-			    struct snapshot_repo *repo, const char *path, char *error,
-			    size_t error_size)
+			    struct snapshot_clone *clone, struct snapshot_repo *repo,
+			    const char *path, char *error, size_t error_size)
 {
 	struct snapshot_control *c = control_get(control, vm, repo);
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -138,6 +158,7 @@ int snapshot_control_listen(struct snapshot_control **control, struct vm *vm,
 
 	if (!c)
 		return -ENOMEM;
+	c->clone = clone;
 	if (path_format(addr.sun_path, sizeof(addr.sun_path), "%s", path)) {
 		snprintf(error, error_size, "--api-sock: path longer than %zu bytes",
 			 sizeof(addr.sun_path) - 1);

@@ -4,11 +4,13 @@
  * UART holds it until the guest reads), and the first line that comes out is
  * the reply. A timer bounds the wait.
  */
+#include "snapshot/repo.h"
 #include "snapshot/snapshot.h"
 #include "common/common.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -17,6 +19,7 @@
 
 struct invoke {
 	struct vm *vm;
+	struct snapshot_clone *clone;
 	int out_fd; /* read end of the guest's console output */
 	int timer_fd;
 	uint64_t start_ns;
@@ -52,6 +55,7 @@ static void invoke_on_output(void *opaque, uint32_t events)
 	inv->result->reply_at_ns = time_now_ns();
 	inv->result->reply_ns = inv->result->reply_at_ns - inv->start_ns;
 	inv->status = 0;
+	snapshot_clone_memory_stats(inv->clone, &inv->result->memory);
 	if (inv->on_reply)
 		inv->on_reply(inv->result, inv->opaque);
 	vm_request_stop(inv->vm, EXIT_OK);
@@ -81,6 +85,22 @@ static int invoke_watch(struct invoke *inv, unsigned timeout_ms)
 	return ret;
 }
 
+/* True if a lazy restore of this snapshot should record a working set: it has none. */
+static bool invoke_needs_workset(struct snapshot_repo *repo,
+				 const struct snapshot_restore_options *o)
+{
+	uint32_t *pages;
+	size_t count;
+
+	if (!repo->write ||
+	    (o->memory != SNAPSHOT_MEMORY_LAZY && o->memory != SNAPSHOT_MEMORY_PREFETCH))
+		return false;
+	if (store_workset_get(repo->store, o->name, &pages, &count))
+		return true; /* none recorded (or unreadable: record a new one) */
+	free(pages);
+	return false;
+}
+
 static void close_pair(int fds[2])
 {
 	for (int i = 0; i < 2; i++) {
@@ -90,8 +110,8 @@ static void close_pair(int fds[2])
 	}
 }
 
-int snapshot_invoke(struct snapshot_repo *repo, const char *name, const char *request,
-		    unsigned timeout_ms, const struct snapshot_restore_options *options,
+int snapshot_invoke(struct snapshot_repo *repo, const struct snapshot_restore_options *options,
+		    const char *request, unsigned timeout_ms,
 		    void (*on_reply)(const struct snapshot_invoke_result *result, void *opaque),
 		    void *opaque, struct snapshot_invoke_result *result, char *error,
 		    size_t error_size)
@@ -120,13 +140,15 @@ int snapshot_invoke(struct snapshot_repo *repo, const char *name, const char *re
 	in[1] = -1;
 	if (ret)
 		goto out;
-	o.name = name;
 	o.vm.console = VMM_CONSOLE_FDS;
 	o.vm.console_in_fd = in[0];
 	o.vm.console_out_fd = out[1];
-	ret = snapshot_restore(repo, &o, &inv.vm, error, error_size);
+	/* the first invoke of a snapshot with no working set records one, up to its reply */
+	o.record_ws = o.record_ws || invoke_needs_workset(repo, &o);
+	ret = snapshot_restore(repo, &o, &inv.clone, error, error_size);
 	if (ret)
 		goto out;
+	inv.vm = snapshot_clone_vm(inv.clone);
 	inv.out_fd = out[0];
 	ret = invoke_watch(&inv, timeout_ms);
 	if (ret) {
@@ -137,17 +159,21 @@ int snapshot_invoke(struct snapshot_repo *repo, const char *name, const char *re
 	vm_resume(inv.vm);
 	vm_run(inv.vm);
 	ret = inv.status;
-	if (ret == -ETIMEDOUT)
-		snprintf(error, error_size, "no reply from %s within %u ms", name, timeout_ms);
+	if (ret && snapshot_clone_failed(inv.clone))
+		ret = -EIO; /* paging failed; the pager has said why */
+	else if (ret == -ETIMEDOUT)
+		snprintf(error, error_size, "no reply from %s within %u ms", o.name, timeout_ms);
 	else if (ret)
-		snprintf(error, error_size, "the clone of %s stopped without replying", name);
+		snprintf(error, error_size, "the clone of %s stopped without replying", o.name);
+	if (!ret && snapshot_clone_save_workset(inv.clone, repo))
+		log_warn("snapshot %s: the working set was not stored", o.name);
 out:
-	vm_destroy(inv.vm);
+	snapshot_clone_destroy(inv.clone);
 	if (inv.timer_fd >= 0)
 		close(inv.timer_fd);
 	close_pair(in);
 	close_pair(out);
-	if (ret && !error[0])
+	if (ret && !error[0] && ret != -EBADMSG && ret != -ENOENT && ret != -EUCLEAN && ret != -EIO)
 		snprintf(error, error_size, "invoke failed: %s", strerror(-ret));
 	return ret;
 }

@@ -11,6 +11,8 @@
  */
 #include "snapshot/snapshot.h"
 #include "snapshot/cpu.h"
+#include "snapshot/clone.h"
+#include "snapshot/memory.h"
 #include "snapshot/repo.h"
 #include "snapshot/state.h"
 #include "common/common.h"
@@ -126,17 +128,58 @@ static int restore_devices(struct vm *vm, const struct snapshot_state *st, char 
 	return 0;
 }
 
+/* Stops the clone when its memory cannot be paged in (from the pager's thread). */
+static void restore_memory_failed(void *opaque, const char *message)
+{
+	struct snapshot_clone *clone = opaque;
+
+	if (message)
+		log_error("%s", message);
+	atomic_store(&clone->failed, true);
+	vm_request_stop(clone->vm, EXIT_RUNTIME);
+}
+
+/* Puts the snapshot's memory behind the clone's RAM in the chosen mode. */
+static int restore_memory(struct snapshot_repo *repo, const struct snapshot_restore_options *o,
+			  struct snapshot_clone *clone, char *error, size_t error_size)
+{
+	struct memory_options mo = {
+		.mode = o->memory,
+		.snapshot_name = o->name,
+		.cache_dir = repo->cache_dir,
+		.record = clone->recording,
+		.fatal = restore_memory_failed,
+		.opaque = clone,
+	};
+	uint32_t *workset = NULL;
+	size_t count = 0;
+	uint64_t size;
+	uint8_t *ram = vm_ram(clone->vm, &size);
+	int ret;
+
+	if (o->memory == SNAPSHOT_MEMORY_PREFETCH && !clone->recording &&
+	    store_workset_get(repo->store, o->name, &workset, &count) == 0) {
+		mo.workset = workset;
+		mo.workset_count = count;
+	}
+	/* eager fills all of it anyway: huge pages make that and the guest's touches cheaper */
+	if (o->memory == SNAPSHOT_MEMORY_EAGER)
+		vm_ram_huge_pages(clone->vm);
+	error[0] = '\0';
+	ret = memory_attach(clone->snapshot, ram, size, &mo, &clone->memory, error, error_size);
+	free(workset);
+	return ret;
+}
+
 /* Builds the VM: everything up to (not including) running the vCPUs. */
 static int restore_vm(struct snapshot_repo *repo, const struct snapshot_restore_options *o,
-		      struct snapshot_state *st, struct vm **out, char *error, size_t error_size)
+		      struct snapshot_state *st, struct snapshot_clone *clone, char *error,
+		      size_t error_size)
 {
 	struct vmm_config config;
-	uint64_t size;
-	uint8_t *ram;
 	struct vm *vm;
 	int ret;
 
-	*out = NULL;
 	ret = config_section_to_vm(&st->config, &o->vm, &config, error, error_size);
 	if (ret)
 		return ret;
@@ -144,15 +187,14 @@ static int restore_vm(struct snapshot_repo *repo, const struct snapshot_restore_
 	config.cpus = st->vm.cpus;
 	config.kernel_path = NULL;
 	ret = vm_create(&config, &vm);
-	*out = vm;
+	clone->vm = vm;
 	if (ret) {
 		snprintf(error, error_size, "cannot create the VM: %s", strerror(-ret));
 		return ret;
 	}
 	ret = check_devices(vm, st, error, error_size);
-	ram = vm_ram(vm, &size);
 	if (!ret)
-		ret = repo_map_memory(repo, o->name, ram, size, error, error_size);
+		ret = restore_memory(repo, o, clone, error, error_size);
 	if (!ret && vm_state_restore_irqchip(vm_fd(vm), st->chips))
 		ret = RESTORE_ERROR("KVM refused the snapshot's irqchip state");
 	if (!ret)
@@ -160,46 +202,139 @@ static int restore_vm(struct snapshot_repo *repo, const struct snapshot_restore_
 	return ret;
 }
 
-int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_options *o,
-		     struct vm **out, char *error, size_t error_size)
+/* The state file, from the store, checked whole. */
+static int restore_read_state(struct snapshot_clone *clone, struct snapshot_state *st,
+			      uint8_t **data, char *error, size_t error_size)
 {
-	struct snapshot_state *st = calloc(1, sizeof(*st));
 	char host_vendor[12];
 	uint32_t host_signature;
-	struct vm *vm = NULL;
-	uint8_t *data = NULL;
 	size_t len;
-	int ret;
+	int ret = store_blob_read(clone->snapshot, "state", data, &len);
 
-	*out = NULL;
-	if (!st)
-		return -ENOMEM;
-	ret = repo_read_state(repo, o->name, &data, &len, error, error_size);
-	if (!ret)
-		ret = snapshot_state_decode(data, len, st, error, error_size);
+	if (ret) {
+		error[0] = '\0'; /* the store has said why */
+		return ret == -ENOENT ? -EINVAL : ret;
+	}
+	ret = snapshot_state_decode(*data, len, st, error, error_size);
 	if (!ret) {
 		cpu_host_identity(host_vendor, &host_signature);
 		ret = cpu_check_vendor(st->parsed.header.cpu_vendor, host_vendor, error,
 				       error_size);
 	}
+	return ret;
+}
+
+int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_options *o,
+		     struct snapshot_clone **out, char *error, size_t error_size)
+{
+	struct snapshot_state *st = calloc(1, sizeof(*st));
+	struct snapshot_clone *clone = calloc(1, sizeof(*clone));
+	uint8_t *data = NULL;
+	int ret;
+
+	*out = NULL;
+	error[0] = '\0';
+	if (!st || !clone) {
+		free(st);
+		free(clone);
+		return -ENOMEM;
+	}
+	snprintf(clone->name, sizeof(clone->name), "%s", o->name);
+	clone->recording = o->record_ws && o->memory != SNAPSHOT_MEMORY_EAGER &&
+			   o->memory != SNAPSHOT_MEMORY_MMAP;
+	ret = snapshot_name_check(o->name, error, error_size);
 	if (!ret)
-		ret = restore_vm(repo, o, st, &vm, error, error_size);
+		ret = store_snapshot_open(repo->store, o->name, &clone->snapshot);
+	if (!ret)
+		ret = restore_read_state(clone, st, &data, error, error_size);
+	if (!ret)
+		ret = restore_vm(repo, o, st, clone, error, error_size);
 	if (!ret) {
-		ret = vm_start(vm, true);
+		ret = vm_start(clone->vm, true);
 		if (ret)
 			snprintf(error, error_size, "cannot start the VM's threads: %s",
 				 strerror(-ret));
 	}
 	if (!ret)
-		ret = restore_vcpus(vm, st, error, error_size);
-	if (!ret && vm_state_restore_clock(vm_fd(vm), &st->clock, o->clock_realtime))
+		ret = restore_vcpus(clone->vm, st, error, error_size);
+	if (!ret && vm_state_restore_clock(vm_fd(clone->vm), &st->clock, o->clock_realtime))
 		ret = RESTORE_ERROR("KVM refused the snapshot's clock");
-	if (ret) {
-		vm_destroy(vm);
-		vm = NULL;
+	/* restoring vCPU state writes guest memory (the kvmclock page): paging may have failed */
+	if (!ret && snapshot_clone_failed(clone)) {
+		error[0] = '\0'; /* the pager has said why */
+		ret = -EIO;
 	}
-	*out = vm;
+	if (ret) {
+		snapshot_clone_destroy(clone);
+		clone = NULL;
+	}
+	*out = clone;
 	free(data);
 	free(st);
 	return ret;
+}
+
+struct vm *snapshot_clone_vm(const struct snapshot_clone *clone)
+{
+	return clone->vm;
+}
+
+bool snapshot_clone_failed(struct snapshot_clone *clone)
+{
+	return atomic_load(&clone->failed);
+}
+
+const char *snapshot_clone_name(const struct snapshot_clone *clone)
+{
+	return clone->name;
+}
+
+bool snapshot_clone_memory_complete(const struct snapshot_clone *clone)
+{
+	return memory_is_complete(clone->memory);
+}
+
+int snapshot_clone_fill(struct snapshot_clone *clone)
+{
+	return memory_fill(clone->memory);
+}
+
+void snapshot_clone_memory_stats(struct snapshot_clone *clone, struct snapshot_memory_stats *stats)
+{
+	memory_stats_get(clone->memory, stats);
+}
+
+int snapshot_clone_save_workset(struct snapshot_clone *clone, struct snapshot_repo *repo)
+{
+	uint32_t *pages;
+	size_t count;
+	int ret;
+
+	if (!clone->recording)
+		return 0;
+	clone->recording = false;
+	ret = memory_recording_take(clone->memory, &pages, &count);
+	if (!ret && count)
+		ret = store_workset_put(repo->store, clone->name, pages, count);
+	/* lay its chunks out in that order, so that prefetching reads them in one go */
+	if (!ret && count)
+		ret = store_snapshot_relayout(repo->store, clone->name);
+	free(pages);
+	return ret;
+}
+
+void snapshot_clone_destroy(struct snapshot_clone *clone)
+{
+	if (!clone)
+		return;
+	/*
+	 * The pager goes first, while the VM (and the RAM it writes to) still
+	 * exists: by now the vCPUs have stopped or never ran, and closing the
+	 * userfaultfd would wake any fault still waiting.
+	 */
+	memory_detach(clone->memory);
+	vm_destroy(clone->vm);
+	if (clone->snapshot)
+		store_snapshot_close(clone->snapshot);
+	free(clone);
 }

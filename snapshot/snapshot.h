@@ -1,7 +1,8 @@
 /*
  * snapshot/: captures a running VM's whole state (vCPUs, irqchip, clock,
- * devices, memory) and rebuilds VMs from it. The state file format is in
- * docs/snapshot-format.md; where snapshots are kept is a repository.
+ * devices, memory) into the content-addressed store, and rebuilds VMs from
+ * it with guest memory paged in as the guest needs it. The state file format
+ * is in docs/snapshot-format.md; how memory arrives, in docs/lazy-restore.md.
  */
 #ifndef SNAPVM_SNAPSHOT_H
 #define SNAPVM_SNAPSHOT_H
@@ -14,67 +15,95 @@
 
 #define SNAPSHOT_NAME_MAX 64
 
-/* Where snapshots live. */
+/* Where snapshots live: a store (store/store.h) opened for this process. */
 struct snapshot_repo;
 
 /* Fills dir with $SNAPVM_STORE, else ~/.local/share/snapvm. */
 void snapshot_repo_default_dir(char *dir, size_t size);
-/* Opens (creating if needed) the repository at dir; 0 or -errno with a message in error. */
-int snapshot_repo_open(const char *dir, struct snapshot_repo **repo, char *error,
+/*
+ * Opens the store at dir; for writing (snapshots, working sets) it is
+ * created if missing. 0, or -errno with a message in error (-ENOENT: no
+ * store there and not writing).
+ */
+int snapshot_repo_open(const char *dir, bool write, struct snapshot_repo **repo, char *error,
 		       size_t error_size);
 void snapshot_repo_close(struct snapshot_repo *repo);
 /* 0 if name is a valid snapshot name ([A-Za-z0-9._-], 1-64, not starting with '.'). */
 int snapshot_name_check(const char *name, char *error, size_t error_size);
-
-struct snapshot_info {
-	char name[SNAPSHOT_NAME_MAX + 1];
-	uint64_t created_ns; /* wall clock */
-	uint64_t mem_size;
-	unsigned cpus;
-	uint64_t state_bytes;
-	uint64_t memory_bytes; /* stored bytes of guest memory */
-};
-
-/* Calls fn for every snapshot, in name order; 0 or -errno. */
-int snapshot_list(struct snapshot_repo *repo,
-		  void (*fn)(const struct snapshot_info *info, void *opaque), void *opaque);
-/* Reads one snapshot's description; -ENOENT if there is none of that name. */
-int snapshot_info_get(struct snapshot_repo *repo, const char *name, struct snapshot_info *info,
-		      char *error, size_t error_size);
-/* Deletes a snapshot; -ENOENT if there is none. */
-int snapshot_remove(struct snapshot_repo *repo, const char *name, char *error, size_t error_size);
 
 struct snapshot_stats {
 	uint64_t pause_ns;   /* stopping the vCPUs */
 	uint64_t capture_ns; /* reading state from KVM and the devices */
 	uint64_t write_ns;   /* writing state and memory, durably */
 	uint64_t state_bytes;
-	uint64_t memory_bytes; /* guest memory bytes written (zero pages are not) */
+	uint64_t memory_bytes; /* bytes the store added for guest memory (new chunks only) */
 };
+
+/* A VM restored from a snapshot, with what pages its memory in. */
+struct snapshot_clone;
 
 /*
  * Snapshots a running VM as `name`: pauses its vCPUs, captures everything and
- * writes it atomically (a crash leaves no half snapshot). The VM stays
+ * writes it into the store in one commit (a crash leaves no half snapshot).
+ * clone is the VM's restore (NULL for a booted VM): its pages not yet paged
+ * in are fetched first, and the snapshot records its parent. The VM stays
  * paused; vm_resume() lets it go on. 0, or -errno with one line in error.
  */
-int snapshot_create(struct vm *vm, struct snapshot_repo *repo, const char *name,
-		    struct snapshot_stats *stats, char *error, size_t error_size);
+int snapshot_create(struct vm *vm, struct snapshot_clone *clone, struct snapshot_repo *repo,
+		    const char *name, struct snapshot_stats *stats, char *error, size_t error_size);
+
+/* How a restored clone's memory arrives (docs/lazy-restore.md). */
+enum snapshot_memory_mode {
+	SNAPSHOT_MEMORY_PREFETCH, /* lazy, plus the recorded working set in bulk, at once */
+	SNAPSHOT_MEMORY_LAZY,	  /* each page from the store when the guest first touches it */
+	SNAPSHOT_MEMORY_EAGER,	  /* every page before the vCPUs start */
+	SNAPSHOT_MEMORY_MMAP,	  /* a raw copy made once in a cache, mapped copy-on-write */
+};
+
+/* Parses "prefetch", "lazy", "eager" or "mmap"; -EINVAL otherwise. */
+int snapshot_memory_mode_parse(const char *text, enum snapshot_memory_mode *mode);
+const char *snapshot_memory_mode_name(enum snapshot_memory_mode mode);
 
 struct snapshot_restore_options {
 	const char *name;
-	struct vmm_config
-		vm; /* console and other host resources; RAM and vCPUs come from the snapshot */
-	bool clock_realtime; /* advance the guest's clock to the host's now */
+	struct vmm_config vm; /* host resources; RAM, vCPUs and devices come from the snapshot */
+	bool clock_realtime;  /* advance the guest's clock to the host's now */
+	enum snapshot_memory_mode memory;
+	bool record_ws; /* record the pages the guest faults, in order (lazy paging) */
 };
 
 /*
- * Checks the snapshot whole, then builds a VM from it with its vCPUs parked:
- * vm_resume() runs it, vm_run() serves it. Returns 0; -EINVAL (or -EPROTO,
- * -ENOENT) with one line in error for a snapshot that cannot be restored, in
- * which case no VM was started; other -errno for host failures.
+ * Checks the snapshot whole, then builds its VM with the vCPUs parked:
+ * vm_resume(snapshot_clone_vm()) runs it. 0; -EINVAL (or -EPROTO, -ENOENT)
+ * with one line in error for a snapshot that cannot be restored, in which
+ * case no vCPU ran; other -errno for host failures.
  */
 int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_options *options,
-		     struct vm **vm, char *error, size_t error_size);
+		     struct snapshot_clone **clone, char *error, size_t error_size);
+struct vm *snapshot_clone_vm(const struct snapshot_clone *clone);
+
+struct snapshot_memory_stats {
+	uint64_t faults;	   /* guest page faults answered */
+	uint64_t pages_faulted;	   /* pages installed to answer them (with neighbours) */
+	uint64_t pages_prefetched; /* working-set pages installed ahead of faults */
+	uint64_t pages_loaded;	   /* eager and mmap: pages read before the start */
+	uint64_t bytes_read;	   /* from the store's packs */
+	uint64_t fault_ns;	   /* time spent answering faults */
+	uint64_t workset_pages;	   /* the working set used, or recorded */
+	uint64_t rss_bytes;	   /* the process's resident memory */
+};
+
+/* What paging has done so far. */
+void snapshot_clone_memory_stats(struct snapshot_clone *clone, struct snapshot_memory_stats *stats);
+/*
+ * Stops recording and stores the working set with the snapshot (laying its
+ * chunks out in that order), if the restore was recording. 0 or -errno.
+ */
+int snapshot_clone_save_workset(struct snapshot_clone *clone, struct snapshot_repo *repo);
+/* True if the clone's memory could not be paged in (the VM was stopped, the cause logged). */
+bool snapshot_clone_failed(struct snapshot_clone *clone);
+/* Tears the VM down, then the pager. */
+void snapshot_clone_destroy(struct snapshot_clone *clone);
 
 /* A running VM's control socket and its snapshot-on-ready trigger. */
 struct snapshot_control;
@@ -83,11 +112,11 @@ struct snapshot_control;
  * Serves requests for vm on a Unix socket at path (replacing a stale one),
  * one line each: "snapshot NAME" (the VM stops after it), "snapshot NAME
  * resume", "status", "stop". Replies are one line, "ok ..." or "error ...".
- * Requests run on the VM's event loop thread.
+ * Requests run on the VM's event loop thread. clone: as for snapshot_create.
  */
 int snapshot_control_listen(struct snapshot_control **control, struct vm *vm,
-			    struct snapshot_repo *repo, const char *path, char *error,
-			    size_t error_size);
+			    struct snapshot_clone *clone, struct snapshot_repo *repo,
+			    const char *path, char *error, size_t error_size);
 /* Snapshots the VM as `name` when the guest signals ready, then resumes or stops it. */
 int snapshot_control_on_ready(struct snapshot_control **control, struct vm *vm,
 			      struct snapshot_repo *repo, const char *name, bool resume);
@@ -99,18 +128,20 @@ struct snapshot_invoke_result {
 	uint64_t restore_ns;  /* from the start of the restore until the VM runs */
 	uint64_t reply_ns;    /* from the start of the restore until the reply */
 	uint64_t reply_at_ns; /* CLOCK_MONOTONIC when the reply was complete */
+	struct snapshot_memory_stats memory; /* paging, up to the reply */
 };
 
 /*
- * Restores a clone of `name`, sends it one request line on its console,
- * waits up to timeout_ms for the reply line, and tears the clone down.
- * on_reply (may be NULL) runs as soon as the reply is complete, before the
- * teardown, which costs more than the restore on some hosts. 0; -ETIMEDOUT;
- * -EPIPE if the guest stopped without replying; or a restore error (see
- * snapshot_restore) with one line in error.
+ * Restores a clone of options->name, sends it one request line on its
+ * console, waits up to timeout_ms for the reply line, and tears the clone
+ * down. on_reply (may be NULL) runs as soon as the reply is complete, before
+ * the teardown, which costs more than the restore on some hosts. A snapshot
+ * without a working set gets one recorded (up to the reply) when the restore
+ * pages lazily. 0; -ETIMEDOUT; -EPIPE if the guest stopped without replying;
+ * or a restore error (see snapshot_restore) with one line in error.
  */
-int snapshot_invoke(struct snapshot_repo *repo, const char *name, const char *request,
-		    unsigned timeout_ms, const struct snapshot_restore_options *options,
+int snapshot_invoke(struct snapshot_repo *repo, const struct snapshot_restore_options *options,
+		    const char *request, unsigned timeout_ms,
 		    void (*on_reply)(const struct snapshot_invoke_result *result, void *opaque),
 		    void *opaque, struct snapshot_invoke_result *result, char *error,
 		    size_t error_size);

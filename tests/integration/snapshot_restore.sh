@@ -35,7 +35,7 @@ for i in $(seq 20); do
 done
 expect_eq "20 restores in a row answer correctly" "$ok" 20
 reply=$(timeout 30 "$SNAPVM" invoke --json fn ping)
-[[ "$reply" =~ ^\{\"reply\":\ \"PONG\",\ \"restore_ms\":\ [0-9.]+,\ \"reply_ms\":\ [0-9.]+,\ \"total_ms\":\ [0-9.]+\}$ ]] &&
+[[ "$reply" =~ ^\{\"reply\":\ \"PONG\",\ \"restore_ms\":\ [0-9.]+,\ \"reply_ms\":\ [0-9.]+,\ \"total_ms\":\ [0-9.]+,\ \"faults\":\ [0-9]+.*\}$ ]] &&
 	pass "invoke --json" || fail "invoke --json: $reply"
 
 # Two vCPUs: both come back, and share the work as before.
