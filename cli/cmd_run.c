@@ -33,6 +33,15 @@ static void run_help(void)
 	       "                     connect to PATH and send 'CONNECT <port>\\n'; guest\n"
 	       "                     connections to host port P go to PATH_P\n"
 	       "  --rng              a virtio entropy device (host getrandom)\n"
+	       "  --net tap=NAME[,mac=MAC]\n"
+	       "                     a virtio network device on TAP device NAME (repeatable,\n"
+	       "                     up to %d; default MAC 52:54:00:12:34:56, +1 per device)\n"
+	       "  --net user[,mac=MAC][,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:PORT]...\n"
+	       "                     a virtio network device on user-mode networking (libslirp,\n"
+	       "                     10.0.2.0/24, guest 10.0.2.15 by default), host ports\n"
+	       "                     forwarded to the guest\n"
+	       "  --netns PATH       run the VM's host side (TAP devices, user networking) in\n"
+	       "                     the network namespace PATH, e.g. /run/netns/NAME\n"
 	       "  --api-sock PATH    serve control requests on a Unix socket (see\n"
 	       "                     'snapvm snapshot --help')\n"
 	       "  --snapshot-on-ready NAME\n"
@@ -43,7 +52,7 @@ static void run_help(void)
 	       "  -h, --help         this help\n\n"
 	       "Virtio devices sit at fixed MMIO slots; -v prints them as Linux command-line\n"
 	       "words (virtio_mmio.device=...).\n",
-	       VMM_MAX_CPUS, VMM_MAX_DISKS);
+	       VMM_MAX_CPUS, VMM_MAX_DISKS, VMM_MAX_NETS);
 }
 
 /* The virtio devices as a Linux guest finds them on its command line. */

@@ -1,7 +1,8 @@
-/* The virtio device options of `snapvm run`: --disk, --vsock and --rng. */
+/* The virtio device options of `snapvm run`: --disk, --vsock, --rng, --net and --netns. */
 #include "cli/run_options.h"
 #include "cli/cli.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
@@ -68,5 +69,146 @@ int vsock_option_parse(const char *command, const char *text, struct vmm_config 
 					       sizeof("_4294967295"));
 	config->vsock_cid = value;
 	config->vsock_path = comma + 1;
+	return 0;
+}
+
+/* "52:54:00:12:34:56": six hex pairs, not a multicast address. */
+static int mac_parse(const char *text, size_t len, uint8_t mac[6])
+{
+	unsigned value[6];
+	char copy[18], tail;
+
+	if (len != 17)
+		return -1;
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	if (sscanf(copy, "%2x:%2x:%2x:%2x:%2x:%2x%c", &value[0], &value[1], &value[2], &value[3],
+		   &value[4], &value[5], &tail) != 6 ||
+	    value[0] & 1)
+		return -1;
+	for (unsigned i = 0; i < 6; i++)
+		mac[i] = (uint8_t)value[i];
+	return 0;
+}
+
+/* An IPv4 address, or nothing (0); into host byte order. */
+static int ipv4_parse(const char *text, size_t len, uint32_t *addr)
+{
+	char copy[INET_ADDRSTRLEN];
+	struct in_addr in;
+
+	*addr = 0;
+	if (!len)
+		return 0;
+	if (len >= sizeof(copy))
+		return -1;
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	if (inet_pton(AF_INET, copy, &in) != 1)
+		return -1;
+	*addr = ntohl(in.s_addr);
+	return 0;
+}
+
+static int port_parse(const char *text, size_t len, uint16_t *port)
+{
+	char copy[8];
+	uint64_t value;
+
+	if (!len || len >= sizeof(copy))
+		return -1;
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	if (parse_u64(copy, &value) || value < 1 || value > 65535)
+		return -1;
+	*port = (uint16_t)value;
+	return 0;
+}
+
+/* QEMU's hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT. */
+static int hostfwd_parse(const char *text, size_t len, struct vmm_hostfwd *f)
+{
+	const char *end = text + len, *colon = memchr(text, ':', len), *dash, *colon2, *colon3;
+
+	if (!colon)
+		return -1;
+	if (colon - text == 3 && !strncmp(text, "udp", 3))
+		f->udp = true;
+	else if (colon != text && (colon - text != 3 || strncmp(text, "tcp", 3)))
+		return -1;
+	colon2 = memchr(colon + 1, ':', (size_t)(end - colon - 1));
+	dash = colon2 ? memchr(colon2, '-', (size_t)(end - colon2)) : NULL;
+	colon3 = dash ? memchr(dash, ':', (size_t)(end - dash)) : NULL;
+	if (!colon3 || ipv4_parse(colon + 1, (size_t)(colon2 - colon - 1), &f->host_addr) ||
+	    port_parse(colon2 + 1, (size_t)(dash - colon2 - 1), &f->host_port) ||
+	    ipv4_parse(dash + 1, (size_t)(colon3 - dash - 1), &f->guest_addr) ||
+	    port_parse(colon3 + 1, (size_t)(end - colon3 - 1), &f->guest_port))
+		return -1;
+	return 0;
+}
+
+/* One ",mac=MAC" or (user networks) ",hostfwd=RULE" after the backend. */
+static int net_flag_parse(const char *command, const char *flag, size_t len, struct vmm_net *net)
+{
+	if (len > 4 && !strncmp(flag, "mac=", 4)) {
+		if (!mac_parse(flag + 4, len - 4, net->mac))
+			return 0;
+		return cli_usage_error(command, "--net: '%.*s' is not a unicast MAC like %s",
+				       (int)len - 4, flag + 4, "52:54:00:12:34:56");
+	}
+	if (len > 8 && !strncmp(flag, "hostfwd=", 8) && net->backend == VMM_NET_USER) {
+		if (net->hostfwd_count == VMM_MAX_HOSTFWDS)
+			return cli_usage_error(command, "--net: at most %d hostfwd rules",
+					       VMM_MAX_HOSTFWDS);
+		if (!hostfwd_parse(flag + 8, len - 8, &net->hostfwds[net->hostfwd_count++]))
+			return 0;
+		return cli_usage_error(command,
+				       "--net: '%.*s' is not [tcp|udp]:[HOSTADDR]:HOSTPORT-"
+				       "[GUESTADDR]:GUESTPORT",
+				       (int)len - 8, flag + 8);
+	}
+	return cli_usage_error(command, "--net: '%.*s' is not mac=MAC%s", (int)len, flag,
+			       net->backend == VMM_NET_USER ? " or hostfwd=RULE" : "");
+}
+
+int net_option_parse(const char *command, const char *text, struct vmm_config *config)
+{
+	const char *comma = strchr(text, ',');
+	size_t head_len = comma ? (size_t)(comma - text) : strlen(text);
+	struct vmm_net *net;
+
+	if (config->net_count == VMM_MAX_NETS)
+		return cli_usage_error(command, "--net: at most %d network devices", VMM_MAX_NETS);
+	net = &config->nets[config->net_count];
+	*net = (struct vmm_net){ 0 };
+	if (head_len == 4 && !strncmp(text, "user", 4)) {
+		net->backend = VMM_NET_USER;
+	} else if (head_len > 4 && head_len - 4 < VMM_TAP_NAME_MAX && !strncmp(text, "tap=", 4)) {
+		net->backend = VMM_NET_TAP;
+		memcpy(net->tap, text + 4, head_len - 4);
+	} else {
+		return cli_usage_error(command,
+				       "--net: '%.*s' is not tap=NAME (up to %d bytes) or user",
+				       (int)head_len, text, VMM_TAP_NAME_MAX - 1);
+	}
+	while (comma) {
+		const char *flag = comma + 1, *next = strchr(flag, ',');
+		int ret = net_flag_parse(command, flag, next ? (size_t)(next - flag) : strlen(flag),
+					 net);
+
+		if (ret)
+			return ret;
+		comma = next;
+	}
+	config->net_count++;
+	return 0;
+}
+
+int netns_option_parse(const char *command, const char *text, struct vmm_config *config)
+{
+	if (!text[0] || strlen(text) >= sizeof(config->netns))
+		return cli_usage_error(command, "--netns: PATH must be 1 to %zu bytes",
+				       sizeof(config->netns) - 1);
+	snprintf(config->netns, sizeof(config->netns), "%s", text);
 	return 0;
 }

@@ -58,6 +58,8 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 		{ "disk", required_argument, NULL, 'd' },
 		{ "vsock", required_argument, NULL, 'v' },
 		{ "rng", no_argument, NULL, 'R' },
+		{ "net", required_argument, NULL, 'N' },
+		{ "netns", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -124,6 +126,12 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 		case 'R':
 			vm->rng = true;
 			break;
+		case 'N':
+			ret = net_option_parse("run", optarg, vm);
+			break;
+		case 'T':
+			ret = netns_option_parse("run", optarg, vm);
+			break;
 		case 'h':
 			options->help = true;
 			return 0;
@@ -144,6 +152,8 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 				       "--no-legacy removes the serial port that --console %s "
 				       "uses: add --console virtio or none",
 				       vm->console == VMM_CONSOLE_STDIO ? "stdio" : "file");
+	if (vm->netns[0] && !vm->net_count)
+		return cli_usage_error("run", "--netns goes with --net");
 	if (options->resume && !options->snapshot_on_ready)
 		return cli_usage_error("run", "--resume goes with --snapshot-on-ready NAME");
 	if (options->snapshot_on_ready)

@@ -26,5 +26,9 @@ int console_option_parse(const char *command, const char *text, struct vmm_confi
 int disk_option_parse(const char *command, const char *text, struct vmm_config *config);
 /* Parses --vsock CID,PATH (PATH points into text). 0 or EXIT_USAGE. */
 int vsock_option_parse(const char *command, const char *text, struct vmm_config *config);
+/* Adds a --net tap=NAME[,mac=MAC] or user[,mac=MAC][,hostfwd=RULE]... 0 or EXIT_USAGE. */
+int net_option_parse(const char *command, const char *text, struct vmm_config *config);
+/* Parses --netns PATH into config. 0 or EXIT_USAGE. */
+int netns_option_parse(const char *command, const char *text, struct vmm_config *config);
 
 #endif

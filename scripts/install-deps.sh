@@ -16,6 +16,9 @@ lmdb-utils
 liburing-dev
 libssl-dev
 libcmocka-dev
+libslirp-dev
+iproute2
+iputils-ping
 qemu-system-x86
 linux-source-6.1
 busybox-static

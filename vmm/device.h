@@ -94,6 +94,7 @@ extern const struct device_ops virtio_console_device_ops;
 extern const struct device_ops virtio_rng_device_ops;
 extern const struct device_ops virtio_vsock_device_ops;
 extern const struct device_ops virtio_blk_device_ops;
+extern const struct device_ops virtio_net_device_ops;
 
 /* Every device type, in creation, save and restore order; NULL-terminated. */
 extern const struct device_ops *const device_table[];

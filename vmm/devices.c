@@ -9,5 +9,6 @@ const struct device_ops *const device_table[] = {
 	&virtio_vsock_device_ops,
 	&virtio_blk_device_ops,
 	&i8042_device_ops,
+	&virtio_net_device_ops, /* after the disks' and the i8042's sections: appended */
 	NULL,
 };

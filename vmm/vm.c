@@ -2,6 +2,7 @@
 #include "vmm/vm_internal.h"
 #include "vmm/arch/x86/x86.h"
 #include "vmm/hw/uart.h"
+#include "vmm/net/backend.h"
 #include "common/common.h"
 
 #include <errno.h>
@@ -245,6 +246,14 @@ int vm_create(const struct vmm_config *config, struct vm **out)
 	vm->request = VCPU_RUN;
 	*out = vm;
 
+	if (config->netns[0]) {
+		ret = net_namespace_enter(config->netns);
+		if (ret) {
+			log_error("cannot enter network namespace %s: %s", config->netns,
+				  strerror(-ret));
+			return ret;
+		}
+	}
 	ret = vm_loop_create(vm);
 	if (ret)
 		return ret;

@@ -14,7 +14,7 @@
 #include "vmm/memory.h"
 #include "vmm/vmm.h"
 
-#define VM_MAX_DEVICES 16
+#define VM_MAX_DEVICES 20
 
 /* What the vCPU threads are asked to do, checked after every exit. */
 enum vcpu_request {

@@ -34,6 +34,35 @@ enum vmm_console_kind {
 #define VMM_DISK_ID_MAX	  20 /* bytes of a virtio-blk serial (GET_ID) */
 #define VMM_VSOCK_CID_MIN 3  /* 0-2 are reserved (hypervisor, local, host) */
 
+#define VMM_MAX_NETS	   4
+#define VMM_MAX_HOSTFWDS   8
+#define VMM_TAP_NAME_MAX   16 /* IFNAMSIZ, the NUL included */
+#define VMM_NETNS_PATH_MAX 4096
+#define VMM_NET_GUEST_ADDR 0x0a00020fu /* 10.0.2.15: the user network's first DHCP address */
+
+enum vmm_net_backend {
+	VMM_NET_TAP = 1,  /* an existing TAP device (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR) */
+	VMM_NET_USER = 2, /* user-mode networking through libslirp */
+};
+
+/* A host port forwarded into a user-mode network, as QEMU's hostfwd= does. */
+struct vmm_hostfwd {
+	bool udp;
+	uint16_t host_port;
+	uint16_t guest_port;
+	uint32_t host_addr;  /* IPv4, host byte order; 0: every address */
+	uint32_t guest_addr; /* IPv4, host byte order; 0: VMM_NET_GUEST_ADDR */
+};
+
+/* A virtio-net device and the host network behind it. */
+struct vmm_net {
+	enum vmm_net_backend backend;
+	uint8_t mac[6]; /* all zero: 52:54:00:12:34:56 plus the device's index */
+	char tap[VMM_TAP_NAME_MAX];
+	unsigned hostfwd_count;
+	struct vmm_hostfwd hostfwds[VMM_MAX_HOSTFWDS];
+};
+
 /* A virtio-blk disk: a raw file. */
 struct vmm_disk {
 	char path[VMM_DISK_PATH_MAX];
@@ -60,6 +89,10 @@ struct vmm_config {
 	uint64_t vsock_cid;	/* 0: no vsock device */
 	const char *vsock_path; /* host side: listener for CONNECT, and PATH_PORT listeners */
 	bool rng;		/* a virtio entropy device */
+	unsigned net_count;
+	struct vmm_net nets[VMM_MAX_NETS];
+	/* network namespace (a file such as /run/netns/NAME) vm_create enters; empty: ours */
+	char netns[VMM_NETNS_PATH_MAX];
 };
 
 /* One device as the snapshot code sees it. */
@@ -80,7 +113,12 @@ enum vm_event {
 /* Fills in the defaults: 128 MiB, 1 vCPU, automatic boot, console on stdio. */
 void vmm_config_init(struct vmm_config *config);
 
-/* Creates the KVM VM, its memory, devices and vCPUs (not yet running); 0 or -errno. */
+/*
+ * Creates the KVM VM, its memory, devices and vCPUs (not yet running); 0 or
+ * -errno. With config->netns set, the calling thread first enters that
+ * network namespace: it opens the TAP devices and runs the event loop (user
+ * networking's sockets), so call vm_run() from the same thread.
+ */
 int vm_create(const struct vmm_config *config, struct vm **vm);
 /*
  * Loads config->kernel_path and sets the boot vCPU's registers. Bad files get

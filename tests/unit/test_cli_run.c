@@ -135,6 +135,71 @@ static void test_run_virtio_bad_input(void **state)
 		EXIT_USAGE); /* no room for _PORT */
 }
 
+static void test_run_net_devices(void **state)
+{
+	static const uint8_t mac[6] = { 0x02, 0x00, 0x00, 0xab, 0xcd, 0xef };
+	struct run_options o;
+	const struct vmm_hostfwd *f;
+
+	(void)state;
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--net", "tap=tap0", "--net",
+			       "user,mac=02:00:00:ab:cd:ef,hostfwd=udp:127.0.0.1:5555-:7,"
+			       "hostfwd=::2222-10.0.2.16:22",
+			       "--netns", "/run/netns/a"),
+			 0);
+	assert_int_equal(o.vm.net_count, 2);
+	assert_int_equal(o.vm.nets[0].backend, VMM_NET_TAP);
+	assert_string_equal(o.vm.nets[0].tap, "tap0");
+	assert_int_equal(o.vm.nets[0].mac[0], 0); /* the device's default */
+	assert_int_equal(o.vm.nets[1].backend, VMM_NET_USER);
+	assert_memory_equal(o.vm.nets[1].mac, mac, 6);
+	assert_int_equal(o.vm.nets[1].hostfwd_count, 2);
+	f = &o.vm.nets[1].hostfwds[0];
+	assert_true(f->udp);
+	assert_int_equal(f->host_addr, 0x7f000001);
+	assert_int_equal(f->host_port, 5555);
+	assert_int_equal(f->guest_addr, 0);
+	assert_int_equal(f->guest_port, 7);
+	f = &o.vm.nets[1].hostfwds[1];
+	assert_false(f->udp);
+	assert_int_equal(f->host_addr, 0);
+	assert_int_equal(f->host_port, 2222);
+	assert_int_equal(f->guest_addr, 0x0a000210);
+	assert_int_equal(f->guest_port, 22);
+	assert_string_equal(o.vm.netns, "/run/netns/a");
+}
+
+static void test_run_net_bad_input(void **state)
+{
+	static char *const bad[] = {
+		"tap=",
+		"tap=a-name-far-too-long",
+		"slirp",
+		"user,mac=01:00:00:00:00:01", /* multicast */
+		"user,mac=52:54:00:12:34",
+		"user,mac=52:54:00:12:34:5g",
+		"tap=t,hostfwd=udp::1-:2", /* hostfwd is for user networks */
+		"user,hostfwd=sctp::1-:2",
+		"user,hostfwd=udp::0-:7",
+		"user,hostfwd=udp::70000-:7",
+		"user,hostfwd=udp:1.2.3:5-:7",
+		"user,hostfwd=udp::5:7",
+		"user,hostfwd=udp::5-:",
+		"user,bogus",
+	};
+	struct run_options o;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		if (PARSE(&o, "--kernel", "k", "--net", bad[i]) != EXIT_USAGE)
+			fail_msg("--net %s was accepted", bad[i]);
+	}
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--netns", "/run/netns/a"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--net", "user", "--net", "user", "--net",
+			       "user", "--net", "user", "--net", "user"),
+			 EXIT_USAGE);
+}
+
 static void test_run_linux_options(void **state)
 {
 	struct run_options o;
@@ -166,6 +231,8 @@ int main(void)
 		cmocka_unit_test(test_run_virtio_devices),
 		cmocka_unit_test(test_run_virtio_bad_input),
 		cmocka_unit_test(test_run_linux_options),
+		cmocka_unit_test(test_run_net_devices),
+		cmocka_unit_test(test_run_net_bad_input),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

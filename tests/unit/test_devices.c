@@ -60,6 +60,8 @@ static void instance_configure(struct instance *in)
 		 (int)getpid(), serial++);
 	in->config.vsock_cid = 3;
 	in->config.vsock_path = in->vsock_path;
+	in->config.net_count = 1; /* user networking: no privilege needed */
+	in->config.nets[0].backend = VMM_NET_USER;
 }
 
 static void instance_create(struct instance *in, const struct device_ops *ops)

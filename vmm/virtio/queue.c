@@ -190,19 +190,33 @@ enum virtq_pop_result virtq_pop(struct virtq *q, struct virtq_chain *chain, cons
 	return *why ? VIRTQ_BAD_CHAIN : VIRTQ_CHAIN;
 }
 
-void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
+void virtq_push_many(struct virtq *q, const uint16_t *heads, const uint32_t *written,
+		     unsigned count)
 {
 	struct virtq_desc *desc;
 	struct virtq_avail *avail;
 	struct virtq_used *used;
-	struct virtq_used_elem elem = { head, written };
 
 	if (!q->s.ready || !virtq_rings(q, &desc, &avail, &used))
 		return;
-	memcpy(&used->ring[q->s.used_idx % q->s.size], &elem, sizeof(elem));
-	q->s.used_idx++;
-	/* release: the element is visible before the index that publishes it */
+	for (unsigned i = 0; i < count; i++) {
+		struct virtq_used_elem elem = { heads[i], written[i] };
+
+		memcpy(&used->ring[q->s.used_idx % q->s.size], &elem, sizeof(elem));
+		q->s.used_idx++;
+	}
+	/* release: the elements are visible before the index that publishes them */
 	__atomic_store_n(&used->idx, q->s.used_idx, __ATOMIC_RELEASE);
+}
+
+void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
+{
+	virtq_push_many(q, &head, &written, 1);
+}
+
+void virtq_unpop(struct virtq *q, uint16_t count)
+{
+	q->s.last_avail = (uint16_t)(q->s.last_avail - count);
 }
 
 bool virtq_interrupt_suppressed(const struct virtq *q)

@@ -22,6 +22,7 @@
 #include "vmm/device.h"
 
 /* Device IDs (virtio 1.2, section 5). */
+#define VIRTIO_ID_NET	  1
 #define VIRTIO_ID_BLOCK	  2
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG	  4
@@ -115,6 +116,14 @@ const char *virtq_check(const struct virtq_state *s, uint16_t max_size,
 enum virtq_pop_result virtq_pop(struct virtq *q, struct virtq_chain *chain, const char **why);
 /* Puts a chain back on the used ring with `written` bytes written by the device. */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written);
+/* Puts chains back and publishes them together (one frame over merged rx buffers). */
+void virtq_push_many(struct virtq *q, const uint16_t *heads, const uint32_t *written,
+		     unsigned count);
+/*
+ * Gives back the last `count` chains taken, none of them pushed, all of them
+ * good and taken one after the other: the device will take them again.
+ */
+void virtq_unpop(struct virtq *q, uint16_t count);
 /* Whether the driver asked not to be interrupted for used buffers. */
 bool virtq_interrupt_suppressed(const struct virtq *q);
 /*

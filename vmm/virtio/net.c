@@ -1,0 +1,438 @@
+/*
+ * virtio network device (virtio 1.2, 5.1): one receive and one transmit
+ * queue, the MAC in config space, merged receive buffers, and the TAP
+ * device's checksum and TSO offloads handed through to the guest (the user
+ * backend has none to give). One instance per --net, in command-line order.
+ *
+ * Every frame carries the 12-byte virtio-net header. Transmit gathers a
+ * chain's readable buffers and gives them to the backend as they are. Receive
+ * takes one frame at a time from the backend and spreads it over as many rx
+ * chains as it needs (one without VIRTIO_NET_F_MRG_RXBUF); a frame that finds
+ * too little room waits, and the backend is not read again, until the guest
+ * posts buffers. The backend is configuration: a snapshot keeps neither it
+ * nor frames in flight, only the transport and the MAC the guest saw.
+ */
+#include "vmm/virtio/virtio.h"
+#include "vmm/net/backend.h"
+#include "vmm/vmm.h"
+#include "common/common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/if_tun.h>
+
+#define NET_QUEUE_SIZE 256
+#define NET_RX	       0
+#define NET_TX	       1
+
+#define VIRTIO_NET_F_CSUM	(1ULL << 0)
+#define VIRTIO_NET_F_GUEST_CSUM (1ULL << 1)
+#define VIRTIO_NET_F_MAC	(1ULL << 5)
+#define VIRTIO_NET_F_GUEST_TSO4 (1ULL << 7)
+#define VIRTIO_NET_F_GUEST_TSO6 (1ULL << 8)
+#define VIRTIO_NET_F_GUEST_ECN	(1ULL << 9)
+#define VIRTIO_NET_F_HOST_TSO4	(1ULL << 11)
+#define VIRTIO_NET_F_HOST_TSO6	(1ULL << 12)
+#define VIRTIO_NET_F_HOST_ECN	(1ULL << 13)
+#define VIRTIO_NET_F_MRG_RXBUF	(1ULL << 15)
+#define VIRTIO_NET_F_STATUS	(1ULL << 16)
+
+/* What a backend with offloads (TAP) adds to the features offered. */
+#define NET_OFFLOAD_FEATURES                                                         \
+	(VIRTIO_NET_F_CSUM | VIRTIO_NET_F_GUEST_CSUM | VIRTIO_NET_F_GUEST_TSO4 |     \
+	 VIRTIO_NET_F_GUEST_TSO6 | VIRTIO_NET_F_GUEST_ECN | VIRTIO_NET_F_HOST_TSO4 | \
+	 VIRTIO_NET_F_HOST_TSO6 | VIRTIO_NET_F_HOST_ECN)
+
+#define VIRTIO_NET_S_LINK_UP   1
+#define NET_HEADER_FLAGS       0  /* offset of flags in the header */
+#define NET_HEADER_NUM_BUFFERS 10 /* offset of num_buffers */
+
+struct virtio_net_config {
+	uint8_t mac[6];
+	uint16_t status;
+} __attribute__((packed));
+
+struct virtio_net_state {
+	struct virtio_mmio_state transport;
+	uint8_t mac[6];
+	uint8_t reserved[2];
+};
+
+struct virtio_net {
+	struct virtio_mmio t;
+	struct net_backend *backend;
+	struct virtio_net_config config;
+	bool backend_watched;
+	size_t rx_len;	   /* a frame in rx_frame waits for room in the guest */
+	uint8_t *rx_frame; /* NET_FRAME_MAX bytes */
+};
+
+enum rx_result {
+	RX_DELIVERED,
+	RX_DROPPED,
+	RX_NO_ROOM, /* the frame waits for buffers */
+};
+
+static void net_config_read(struct virtio_mmio *t, uint32_t offset, uint8_t *data, uint32_t len)
+{
+	struct virtio_net *n = (struct virtio_net *)t;
+
+	memcpy(data, (const uint8_t *)&n->config + offset, len);
+}
+
+/* --- transmit --- */
+
+static void net_tx_chain(struct virtio_net *n, const struct virtq_chain *chain)
+{
+	struct iovec iov[VIRTQ_MAX_SEGMENTS];
+	unsigned count = 0;
+	int ret;
+
+	for (unsigned i = 0; i < chain->count; i++)
+		iov[count++] = (struct iovec){ chain->segments[i].host, chain->segments[i].len };
+	ret = n->backend->ops->send(n->backend, iov, count);
+	if (ret)
+		log_debug("virtio net: a frame of %llu bytes was not sent: %s",
+			  (unsigned long long)chain->readable_len - NET_HEADER_SIZE,
+			  strerror(-ret));
+}
+
+static void net_tx(struct virtio_net *n)
+{
+	struct virtq_chain chain;
+	bool used = false;
+
+	while (virtio_mmio_pop(&n->t, NET_TX, &chain)) {
+		if (chain.writable_len)
+			virtio_mmio_drop(&n->t, NET_TX, &chain, "tx chain with writable buffers");
+		else if (chain.readable_len <= NET_HEADER_SIZE ||
+			 chain.readable_len > NET_FRAME_MAX)
+			virtio_mmio_drop(&n->t, NET_TX, &chain, "tx frame of a bad length");
+		else
+			net_tx_chain(n, &chain);
+		virtq_push(&n->t.queues[NET_TX], chain.head, 0);
+		used = true;
+	}
+	if (used)
+		virtio_mmio_notify_used(&n->t, NET_TX);
+}
+
+/* --- receive --- */
+
+/*
+ * Returns the chains taken for a frame that will not go in: to the ring if
+ * they can be taken again, else (a bad chain was dropped between them) to the
+ * guest empty.
+ */
+static void net_rx_give_back(struct virtio_net *n, uint16_t start, const uint16_t *heads,
+			     unsigned count)
+{
+	struct virtq *q = &n->t.queues[NET_RX];
+	uint32_t empty[NET_QUEUE_SIZE] = { 0 };
+
+	if ((uint16_t)(q->s.last_avail - start) == count)
+		virtq_unpop(q, (uint16_t)count);
+	else
+		virtq_push_many(q, heads, empty, count);
+}
+
+/* The header as this guest may see it: without GUEST_CSUM no checksum flags. */
+static void net_rx_fix_header(struct virtio_net *n)
+{
+	if (!(virtio_mmio_features(&n->t) & VIRTIO_NET_F_GUEST_CSUM))
+		n->rx_frame[NET_HEADER_FLAGS] = 0;
+}
+
+/* Spreads the waiting frame over rx chains (lock held). */
+static enum rx_result net_rx_deliver(struct virtio_net *n)
+{
+	struct virtq *q = &n->t.queues[NET_RX];
+	bool merge = virtio_mmio_features(&n->t) & VIRTIO_NET_F_MRG_RXBUF;
+	uint16_t heads[NET_QUEUE_SIZE], start = q->s.last_avail, num_buffers;
+	uint32_t lens[NET_QUEUE_SIZE];
+	struct virtq_chain chain, first;
+	unsigned count = 0;
+	size_t done = 0;
+
+	net_rx_fix_header(n);
+	while (done < n->rx_len) {
+		if (count == q->s.size || (count && !merge)) {
+			net_rx_give_back(n, start, heads, count); /* it will never fit */
+			return RX_DROPPED;
+		}
+		if (!virtio_mmio_pop(&n->t, NET_RX, &chain)) {
+			net_rx_give_back(n, start, heads, count);
+			return RX_NO_ROOM;
+		}
+		if (chain.readable_len || chain.writable_len < NET_HEADER_SIZE) {
+			virtio_mmio_drop(&n->t, NET_RX, &chain, "rx chain unfit for a frame");
+			continue;
+		}
+		lens[count] = (uint32_t)virtq_chain_write(&chain, 0, n->rx_frame + done,
+							  n->rx_len - done);
+		heads[count] = chain.head;
+		if (!count)
+			first = chain;
+		done += lens[count++];
+	}
+	num_buffers = (uint16_t)count;
+	virtq_chain_write(&first, NET_HEADER_NUM_BUFFERS, &num_buffers, sizeof(num_buffers));
+	virtq_push_many(q, heads, lens, count);
+	return RX_DELIVERED;
+}
+
+static void net_backend_watch(struct virtio_net *n, bool on)
+{
+	if (n->backend_watched != on)
+		n->backend->ops->watch(n->backend, on);
+	n->backend_watched = on;
+}
+
+/* Moves frames from the backend to the guest until either runs out (lock held). */
+static void net_rx(struct virtio_net *n)
+{
+	bool used = false;
+
+	for (;;) {
+		enum rx_result result;
+
+		if (!n->rx_len) {
+			ssize_t got =
+				n->backend->ops->receive(n->backend, n->rx_frame, NET_FRAME_MAX);
+
+			if (got < 0) {
+				/* a TAP device that went away: stop listening to it */
+				log_error("virtio net: the backend failed: %s",
+					  strerror((int)-got));
+				net_backend_watch(n, false);
+				goto out;
+			}
+			if (got == 0)
+				break;
+			if (got <= NET_HEADER_SIZE)
+				continue; /* a runt: the next one */
+			n->rx_len = (size_t)got;
+		}
+		result = virtio_mmio_live(&n->t) && n->t.queues[NET_RX].s.ready ? net_rx_deliver(n)
+										: RX_NO_ROOM;
+		if (result == RX_NO_ROOM) {
+			net_backend_watch(n, false);
+			goto out;
+		}
+		used |= result == RX_DELIVERED;
+		n->rx_len = 0;
+	}
+	net_backend_watch(n, true);
+out:
+	if (used)
+		virtio_mmio_notify_used(&n->t, NET_RX);
+}
+
+static void net_on_backend_ready(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	pthread_mutex_lock(&n->t.lock);
+	net_rx(n);
+	pthread_mutex_unlock(&n->t.lock);
+}
+
+static void net_queue_notify(struct virtio_mmio *t, unsigned index)
+{
+	struct virtio_net *n = (struct virtio_net *)t;
+
+	if (index == NET_TX)
+		net_tx(n);
+	/* rx buffers may have come; the user network may have answered at once */
+	net_rx(n);
+}
+
+/* The offloads the guest can take, as TUN_F_* flags for the TAP device. */
+static unsigned net_tun_offloads(uint64_t features)
+{
+	unsigned flags = 0;
+
+	if (!(features & VIRTIO_NET_F_GUEST_CSUM))
+		return 0;
+	flags |= TUN_F_CSUM;
+	if (features & VIRTIO_NET_F_GUEST_TSO4)
+		flags |= TUN_F_TSO4;
+	if (features & VIRTIO_NET_F_GUEST_TSO6)
+		flags |= TUN_F_TSO6;
+	if (features & VIRTIO_NET_F_GUEST_ECN)
+		flags |= TUN_F_TSO_ECN;
+	return flags;
+}
+
+static void net_apply_offloads(struct virtio_net *n)
+{
+	unsigned flags =
+		virtio_mmio_live(&n->t) ? net_tun_offloads(virtio_mmio_features(&n->t)) : 0;
+	int ret;
+
+	if (!n->backend->offloads)
+		return;
+	ret = n->backend->ops->set_offloads(n->backend, flags);
+	if (ret)
+		log_warn("virtio net: cannot set the TAP device's offloads: %s", strerror(-ret));
+}
+
+static void net_driver_ok(struct virtio_mmio *t)
+{
+	net_apply_offloads((struct virtio_net *)t);
+}
+
+/* A driver reset: the waiting frame goes (its buffers are gone), offloads too. */
+static void net_model_reset(struct virtio_mmio *t)
+{
+	struct virtio_net *n = (struct virtio_net *)t;
+
+	n->rx_len = 0;
+	if (n->backend->offloads)
+		n->backend->ops->set_offloads(n->backend, 0);
+}
+
+static const struct virtio_model net_model = {
+	.name = "net",
+	.device_id = VIRTIO_ID_NET,
+	.features = VIRTIO_NET_F_MAC | VIRTIO_NET_F_MRG_RXBUF | VIRTIO_NET_F_STATUS,
+	.queue_count = 2,
+	.queue_max_size = NET_QUEUE_SIZE,
+	.config_read = net_config_read,
+	.config_size = sizeof(struct virtio_net_config),
+	.queue_notify = net_queue_notify,
+	.driver_ok = net_driver_ok,
+	.reset = net_model_reset,
+};
+
+/* --- life cycle --- */
+
+static unsigned net_instances(const struct vmm_config *config)
+{
+	return config ? config->net_count : 0;
+}
+
+/* The configured MAC, or QEMU's default one with the device's index added. */
+static void net_mac(const struct vmm_net *net, unsigned instance, uint8_t mac[6])
+{
+	static const uint8_t none[6], qemu[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+
+	memcpy(mac, memcmp(net->mac, none, 6) ? net->mac : qemu, 6);
+	if (!memcmp(net->mac, none, 6))
+		mac[5] = (uint8_t)(mac[5] + instance);
+}
+
+static struct net_backend *net_backend_open(struct virtio_net *n, const struct device_context *ctx)
+{
+	const struct vmm_net *net = &ctx->config->nets[ctx->instance];
+	struct net_backend *b;
+	char why[256];
+
+	if (net->backend == VMM_NET_TAP)
+		b = net_tap_open(net->tap, ctx->loop, net_on_backend_ready, n, why, sizeof(why));
+	else
+		b = net_user_open(net, ctx->loop, net_on_backend_ready, n, why, sizeof(why));
+	if (!b)
+		log_error("network device %u: %s", ctx->instance, why);
+	return b;
+}
+
+static void net_destroy(void *dev);
+
+static void *net_create(const struct device_context *ctx)
+{
+	struct virtio_net *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->t.notify_fd = n->t.irq_fd = -1;
+	n->rx_frame = malloc(NET_FRAME_MAX);
+	if (!n->rx_frame || virtio_mmio_init(&n->t, &net_model, ctx))
+		goto fail;
+	n->backend = net_backend_open(n, ctx);
+	if (!n->backend)
+		goto fail;
+	n->backend_watched = true;
+	if (n->backend->offloads)
+		n->t.features |= NET_OFFLOAD_FEATURES;
+	net_mac(&ctx->config->nets[ctx->instance], ctx->instance, n->config.mac);
+	n->config.status = VIRTIO_NET_S_LINK_UP;
+	return n;
+fail:
+	net_destroy(n);
+	return NULL;
+}
+
+static void net_reset(void *dev)
+{
+	virtio_mmio_device_reset(&((struct virtio_net *)dev)->t);
+}
+
+static int net_quiesce(void *dev)
+{
+	(void)dev; /* frames move whole under the lock; a waiting one is the host's, not saved */
+	return 0;
+}
+
+static void net_save(void *dev, void *state)
+{
+	struct virtio_net *n = dev;
+	struct virtio_net_state *s = state;
+
+	pthread_mutex_lock(&n->t.lock);
+	virtio_mmio_save(&n->t, &s->transport);
+	memcpy(s->mac, n->config.mac, sizeof(s->mac));
+	memset(s->reserved, 0, sizeof(s->reserved));
+	pthread_mutex_unlock(&n->t.lock);
+}
+
+static int net_restore(void *dev, const void *state)
+{
+	struct virtio_net *n = dev;
+	const struct virtio_net_state *s = state;
+	uint64_t missing = s->transport.regs.driver_features & ~n->t.features;
+	int ret;
+
+	/* the guest knows its MAC: the restored configuration carries the snapshot's */
+	if (memcmp(s->mac, n->config.mac, sizeof(s->mac)))
+		return -EINVAL;
+	if ((s->transport.regs.status & VIRTIO_STATUS_FEATURES_OK) &&
+	    (missing & NET_OFFLOAD_FEATURES))
+		log_error("virtio net: the guest uses checksum/TSO offloads, which the user "
+			  "network cannot give: restore it onto a TAP device");
+	pthread_mutex_lock(&n->t.lock);
+	n->rx_len = 0;
+	ret = virtio_mmio_restore(&n->t, &s->transport);
+	if (!ret)
+		net_apply_offloads(n);
+	pthread_mutex_unlock(&n->t.lock);
+	return ret;
+}
+
+static void net_destroy(void *dev)
+{
+	struct virtio_net *n = dev;
+
+	if (n->backend)
+		n->backend->ops->destroy(n->backend);
+	virtio_mmio_destroy(&n->t);
+	free(n->rx_frame);
+	free(n);
+}
+
+const struct device_ops virtio_net_device_ops = {
+	.name = "virtio-net",
+	.section_id = 0x0305,
+	.state_version = 1,
+	.state_size = sizeof(struct virtio_net_state),
+	.instances = net_instances,
+	.create = net_create,
+	.reset = net_reset,
+	.quiesce = net_quiesce,
+	.save = net_save,
+	.restore = net_restore,
+	.destroy = net_destroy,
+};
