@@ -211,6 +211,8 @@ void request_evil(const uint64_t *arg)
 	evil_device(vsock, 3, 1, &n);
 	if (vsock)
 		vsock->ready = false; /* its rx buffers are gone: set it up afresh when used */
+	evil_device(virtio_find(VIRTIO_ID_NET, 0), 2, 1, &n);
+	net_restart();
 	console_put_str(n.failures ? "ERR evil: " : "OK evil: ");
 	console_put_dec(n.chains);
 	console_put_str(" bad chains, ");

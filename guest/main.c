@@ -181,6 +181,8 @@ static const struct request {
 	{ "vsock listen", 1, request_vsock_listen },
 	{ "vsock connect", 1, request_vsock_connect },
 	{ "evil", 0, request_evil },
+	{ "net evil", 0, request_net_evil }, /* before "net", which would take it */
+	{ "net", 0, request_net },
 };
 
 void serve_request(const char *line)
@@ -256,13 +258,14 @@ void user_main(uint64_t boot_kind, uint64_t boot_info_address, uint64_t cpu)
 	smp_start_aps();
 	heap_fill();
 	hvc_active = hvc_start();
+	net_start(boot.cmdline);
 	console_put_str("READY\n");
 	outl(CTL_PORT_READY, READY_CODE);
 	for (;;) {
 		if (input_poll_line(line, sizeof(line))) {
 			if (line[0])
 				serve_request(line);
-		} else if (!vsock_poll()) {
+		} else if (!vsock_poll() && !net_poll()) {
 			call_wait(); /* until the UART or a virtio device has something */
 		}
 	}

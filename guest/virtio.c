@@ -34,7 +34,7 @@
 static struct vdev devices[MMIO_MAX_SLOTS];
 static unsigned device_count;
 static bool probed;
-static struct vq queue_pool[12];
+static struct vq queue_pool[14];
 static unsigned queues_used;
 
 /* Two reads per device and one for the empty slot that ends the list. */
@@ -99,7 +99,7 @@ static bool virtio_negotiate(struct vdev *dev)
 	dev->ready = false;
 	dev->regs[REG_STATUS] = 0;
 	dev->regs[REG_STATUS] = STATUS_ACK_DRIVER;
-	dev->regs[REG_DRIVER_FEATURES] = F_INDIRECT_LOW;
+	dev->regs[REG_DRIVER_FEATURES] = F_INDIRECT_LOW | dev->features;
 	dev->regs[REG_DRIVER_FEAT_SEL] = 1;
 	dev->regs[REG_DRIVER_FEATURES] = F_VERSION_1_HIGH;
 	dev->regs[REG_STATUS] = STATUS_ACK_DRIVER | STATUS_FEATURES_OK;

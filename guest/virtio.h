@@ -10,6 +10,7 @@
 
 #include "guest.h"
 
+#define VIRTIO_ID_NET	  1
 #define VIRTIO_ID_BLOCK	  2
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG	  4
@@ -61,6 +62,7 @@ struct vdev {
 	unsigned slot;
 	uint32_t device_id;
 	bool ready;
+	uint32_t features; /* device-specific feature bits (0-31) the driver acks */
 	unsigned queue_count;
 	struct vq *queues[VQ_MAX];
 };
@@ -107,5 +109,14 @@ bool hvc_poll_line(char *line, size_t size, size_t *len);
 
 /* vsock.c: serves connections; true if it did any work. */
 bool vsock_poll(void);
+
+/* net.c: with net=IP[,udp=PORT] on the command line, sets the network device up. */
+void net_start(const char *cmdline);
+/* Answers ARP, ping and UDP requests that came in; true if it did any work. */
+bool net_poll(void);
+/* Sets the network device up again (after `evil` reset it), if it was. */
+void net_restart(void);
+void request_net(const uint64_t *arg);
+void request_net_evil(const uint64_t *arg);
 
 #endif

@@ -307,19 +307,28 @@ static void user_run_timers(struct net_user *u)
 	}
 }
 
+/*
+ * One turn of slirp's loop without sleeping: the ready sockets, the timers,
+ * then frames slirp held back (waiting for the guest's ARP reply, say) go out.
+ */
+static void user_step(struct net_user *u)
+{
+	int ready = u->fd_count ? poll(u->fds, u->fd_count, 0) : 0;
+
+	slirp_api.pollfds_poll(u->slirp, ready < 0, user_get_revents, u);
+	user_run_timers(u);
+	user_refill(u);
+}
+
 static void user_on_event(void *opaque, uint32_t events)
 {
 	struct net_user *u = opaque;
 	uint64_t expirations;
-	int ready;
 
 	(void)events;
 	if (read(u->timer_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
 		log_debug("user network: timerfd: %s", strerror(errno));
-	ready = u->fd_count ? poll(u->fds, u->fd_count, 0) : 0;
-	slirp_api.pollfds_poll(u->slirp, ready < 0, user_get_revents, u);
-	user_run_timers(u);
-	user_refill(u);
+	user_step(u);
 	if (u->queue_count && u->watching)
 		u->base.ready(u->base.opaque);
 }
@@ -340,7 +349,7 @@ static int user_send(struct net_backend *b, const struct iovec *iov, unsigned co
 	if (len <= NET_HEADER_SIZE)
 		return -EINVAL;
 	slirp_api.input(u->slirp, frame + NET_HEADER_SIZE, (int)(len - NET_HEADER_SIZE));
-	user_refill(u); /* the frame may have opened a socket */
+	user_step(u); /* the frame may have opened a socket, or answered slirp's ARP */
 	return 0;
 }
 
