@@ -22,8 +22,11 @@
 
 struct restore_cli {
 	struct snapshot_restore_options restore;
-	const char *console_text; /* as given, may hold %i */
-	const char *api_sock;	  /* may hold %i */
+	const char *console_text;	     /* as given, may hold %i */
+	const char *api_sock;		     /* may hold %i */
+	const char *net_texts[VMM_MAX_NETS]; /* --net as given, may hold %i */
+	unsigned net_count;
+	const char *netns_text; /* may hold %i */
 	const char *store;
 	unsigned clones;
 	unsigned record_ms; /* 0: record until the clone exits */
@@ -44,6 +47,13 @@ static void restore_help(void)
 	       "  --disk PATH[,ro]   the file behind the snapshot's next disk, in order (default:\n"
 	       "                     the files the snapshot was taken with); give all or none\n"
 	       "  --vsock CID,PATH   the vsock device's host socket PATH (CID must not change)\n"
+	       "  --net tap=NAME|user[,mac=MAC][,hostfwd=RULE]...\n"
+	       "                     the host network behind the snapshot's next network\n"
+	       "                     device, in order (as snapvm run --net; the MAC must not\n"
+	       "                     change); give all or none; %%i as above\n"
+	       "  --netns PATH       run the clone's host side in network namespace PATH\n"
+	       "                     (default: the snapshot's, unless --net is given); %%i\n"
+	       "                     as above, one namespace per clone\n"
 	       "  --memory MODE      how guest memory arrives: prefetch (default: pages on\n"
 	       "                     demand, the recorded working set in bulk first), lazy\n"
 	       "                     (pages on demand), eager (all before the start) or mmap\n"
@@ -70,6 +80,8 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		{ "record-ms", required_argument, NULL, 'W' },
 		{ "disk", required_argument, NULL, 'd' },
 		{ "vsock", required_argument, NULL, 'v' },
+		{ "net", required_argument, NULL, 'N' },
+		{ "netns", required_argument, NULL, 'T' },
 		{ "store", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -119,6 +131,15 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 			break;
 		case 'v':
 			ret = vsock_option_parse("restore", optarg, &o->restore.vm);
+			break;
+		case 'N':
+			if (o->net_count < VMM_MAX_NETS)
+				o->net_texts[o->net_count++] = optarg;
+			ret = net_option_parse("restore", optarg, &o->restore.vm);
+			break;
+		case 'T':
+			o->netns_text = optarg;
+			ret = netns_option_parse("restore", optarg, &o->restore.vm);
 			break;
 		case 's':
 			o->store = optarg;
@@ -236,6 +257,27 @@ static int restore_one(struct restore_cli *o)
 	return ret;
 }
 
+static char *with_index(const char *text, unsigned index);
+
+/* A clone's own host network: --net and --netns again with %i replaced. */
+static int clone_network(struct restore_cli *o, unsigned index)
+{
+	int ret = 0;
+
+	o->restore.vm.net_count = 0;
+	for (unsigned i = 0; i <= o->net_count && !ret; i++) {
+		const char *text = i < o->net_count ? o->net_texts[i] : o->netns_text;
+		char *mine = text ? with_index(text, index) : NULL;
+
+		if (mine && i < o->net_count)
+			ret = net_option_parse("restore", mine, &o->restore.vm);
+		else if (mine)
+			ret = netns_option_parse("restore", mine, &o->restore.vm);
+		free(mine); /* the options were copied into the configuration */
+	}
+	return ret;
+}
+
 /* Replaces every %i in text by index. */
 static char *with_index(const char *text, unsigned index)
 {
@@ -262,8 +304,10 @@ struct clone {
 	size_t len;
 };
 
-static pid_t clone_spawn(struct restore_cli *o, unsigned index, struct clone *c)
+/* Starts clone `index` as a child process; clones[index] describes it. */
+static pid_t clone_spawn(struct restore_cli *o, unsigned index, struct clone *clones)
 {
+	struct clone *c = &clones[index];
 	int in[2], out[2];
 	pid_t pid;
 
@@ -276,10 +320,14 @@ static pid_t clone_spawn(struct restore_cli *o, unsigned index, struct clone *c)
 		close(out[0]);
 		dup2(in[0], STDIN_FILENO);
 		dup2(out[1], STDOUT_FILENO);
+		free(clones); /* the parent's, which LeakSanitizer would report at the child's exit
+			       */
 		if (o->api_sock)
 			o->api_sock = with_index(o->api_sock, index);
 		if (o->restore.vm.console == VMM_CONSOLE_FILE)
 			o->restore.vm.console_path = with_index(o->restore.vm.console_path, index);
+		if (clone_network(o, index))
+			exit(EXIT_USAGE);
 		exit(restore_one(o)); /* each clone opens the store itself: no LMDB across fork */
 	}
 	close(in[0]);
@@ -364,7 +412,7 @@ static int restore_clones(struct restore_cli *o)
 	if (!clones)
 		return EXIT_RUNTIME;
 	for (unsigned i = 0; i < o->clones; i++) {
-		if (clone_spawn(o, i, &clones[i]) < 0) {
+		if (clone_spawn(o, i, clones) < 0) {
 			fprintf(stderr, "snapvm restore: cannot start clone %u: %s\n", i,
 				strerror(errno));
 			o->clones = i;

@@ -63,16 +63,19 @@ static int capture_state(struct vm *vm, struct snapshot_buffer *b, char *error, 
 	struct snapshot_header header = { .created_ns = time_realtime_ns() };
 	struct vm_section vm_section = { .cpus = cpus };
 	struct config_section *config = malloc(sizeof(*config));
+	struct net_config_section *net = malloc(sizeof(*net));
 	struct kvm_irqchip chips[3];
 	struct clock_section clock;
 	int ret;
 
-	if (!job.states || !config) {
+	if (!job.states || !config || !net) {
 		free(job.states);
 		free(config);
+		free(net);
 		return -ENOMEM;
 	}
 	config_section_from_vm(vm_config(vm), config);
+	net_config_section_from_vm(vm_config(vm), net);
 	vm_ram(vm, &vm_section.mem_size);
 	ret = vm_vcpus_call(vm, vcpu_save_on_thread, &job);
 	if (!ret)
@@ -89,6 +92,8 @@ static int capture_state(struct vm *vm, struct snapshot_buffer *b, char *error, 
 	snapshot_write_begin(b, &header);
 	snapshot_write_section(b, SECTION_VM, 1, 0, &vm_section, sizeof(vm_section));
 	snapshot_write_section(b, SECTION_CONFIG, 1, 0, config, sizeof(*config));
+	if (net->net_count)
+		snapshot_write_section(b, SECTION_NET, 1, 0, net, sizeof(*net));
 	for (unsigned i = 0; i < cpus; i++)
 		vcpu_state_encode(b, i, &job.states[i]);
 	snapshot_write_section(b, SECTION_IRQCHIP, 1, 0, chips, sizeof(chips));
@@ -101,6 +106,7 @@ out:
 		vcpu_state_free(&job.states[i]);
 	free(job.states);
 	free(config);
+	free(net);
 	return ret;
 }
 

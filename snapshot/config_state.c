@@ -108,3 +108,109 @@ int config_section_to_vm(const struct config_section *s, const struct vmm_config
 	}
 	return 0;
 }
+
+void net_config_section_from_vm(const struct vmm_config *config, struct net_config_section *section)
+{
+	memset(section, 0, sizeof(*section));
+	section->net_count = config->net_count;
+	snprintf(section->netns, sizeof(section->netns), "%s", config->netns);
+	for (unsigned i = 0; i < config->net_count; i++) {
+		const struct vmm_net *net = &config->nets[i];
+		struct config_net *n = &section->nets[i];
+
+		n->backend = (uint8_t)net->backend;
+		vmm_net_mac(config, i, n->mac);
+		snprintf(n->tap, sizeof(n->tap), "%s", net->tap);
+		n->hostfwd_count = (uint8_t)net->hostfwd_count;
+		for (unsigned j = 0; j < net->hostfwd_count; j++) {
+			const struct vmm_hostfwd *f = &net->hostfwds[j];
+
+			n->hostfwds[j] = (struct config_hostfwd){
+				.udp = f->udp,
+				.host_port = f->host_port,
+				.guest_port = f->guest_port,
+				.host_addr = f->host_addr,
+				.guest_addr = f->guest_addr,
+			};
+		}
+	}
+}
+
+static int net_config_check(const struct net_config_section *s, char *error, size_t error_size)
+{
+	if (s->net_count > VMM_MAX_NETS || !terminated(s->netns, sizeof(s->netns)))
+		return CONFIG_ERROR("snapshot's network configuration is damaged");
+	for (unsigned i = 0; i < s->net_count; i++) {
+		const struct config_net *n = &s->nets[i];
+
+		if ((n->backend != VMM_NET_TAP && n->backend != VMM_NET_USER) ||
+		    n->hostfwd_count > VMM_MAX_HOSTFWDS || !terminated(n->tap, sizeof(n->tap)) ||
+		    (n->backend == VMM_NET_TAP && !n->tap[0]))
+			return CONFIG_ERROR("snapshot's network device %u configuration is damaged",
+					    i);
+		for (unsigned j = 0; j < n->hostfwd_count; j++) {
+			if (n->hostfwds[j].udp > 1)
+				return CONFIG_ERROR("snapshot's network device %u configuration is "
+						    "damaged",
+						    i);
+		}
+	}
+	return 0;
+}
+
+static void net_from_section(const struct config_net *n, struct vmm_net *net)
+{
+	*net = (struct vmm_net){ .backend = (enum vmm_net_backend)n->backend,
+				 .hostfwd_count = n->hostfwd_count };
+	memcpy(net->mac, n->mac, sizeof(net->mac));
+	snprintf(net->tap, sizeof(net->tap), "%s", n->tap);
+	for (unsigned j = 0; j < n->hostfwd_count; j++) {
+		const struct config_hostfwd *f = &n->hostfwds[j];
+
+		net->hostfwds[j] = (struct vmm_hostfwd){ .udp = f->udp,
+							 .host_port = f->host_port,
+							 .guest_port = f->guest_port,
+							 .host_addr = f->host_addr,
+							 .guest_addr = f->guest_addr };
+	}
+}
+
+int net_config_section_to_vm(const struct net_config_section *s, const struct vmm_config *wanted,
+			     struct vmm_config *config, char *error, size_t error_size)
+{
+	static const uint8_t no_mac[6];
+	int ret = net_config_check(s, error, error_size);
+
+	if (ret)
+		return ret;
+	if (wanted->net_count && wanted->net_count != s->net_count)
+		return s->net_count
+			       ? CONFIG_ERROR("the snapshot's VM has %u network device%s; give "
+					      "--net for each or for none",
+					      s->net_count, s->net_count == 1 ? "" : "s")
+			       : CONFIG_ERROR("the snapshot's VM has no network device");
+	if (wanted->netns[0] && !s->net_count)
+		return CONFIG_ERROR("the snapshot's VM has no network device for --netns");
+	config->net_count = s->net_count;
+	for (unsigned i = 0; i < s->net_count; i++) {
+		struct vmm_net *net = &config->nets[i];
+
+		/* the guest knows its MAC: a clone keeps it, whatever network it is on */
+		if (wanted->net_count && memcmp(wanted->nets[i].mac, no_mac, 6) &&
+		    memcmp(wanted->nets[i].mac, s->nets[i].mac, 6))
+			return CONFIG_ERROR("network device %u: the guest's MAC is "
+					    "%02x:%02x:%02x:%02x:%02x:%02x; it cannot change",
+					    i, s->nets[i].mac[0], s->nets[i].mac[1],
+					    s->nets[i].mac[2], s->nets[i].mac[3], s->nets[i].mac[4],
+					    s->nets[i].mac[5]);
+		if (wanted->net_count)
+			*net = wanted->nets[i];
+		else
+			net_from_section(&s->nets[i], net);
+		memcpy(net->mac, s->nets[i].mac, sizeof(net->mac));
+	}
+	/* new networks come with their own namespace (or none); --netns alone moves the old */
+	if (!wanted->netns[0] && !wanted->net_count)
+		snprintf(config->netns, sizeof(config->netns), "%s", s->netns);
+	return 0;
+}

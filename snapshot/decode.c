@@ -63,7 +63,8 @@ static int check_known_sections(const struct snapshot_state *st, char *error, si
 	for (unsigned i = 0; i < st->parsed.section_count; i++) {
 		const struct snapshot_section *s = &st->parsed.sections[i];
 		bool known = s->id == SECTION_VM || s->id == SECTION_CONFIG ||
-			     s->id == SECTION_CLOCK || s->id == SECTION_IRQCHIP ||
+			     s->id == SECTION_NET || s->id == SECTION_CLOCK ||
+			     s->id == SECTION_IRQCHIP ||
 			     (s->id >= SECTION_VCPU && s->id < SECTION_VCPU + st->vm.cpus) ||
 			     section_is_device(s->id);
 
@@ -100,6 +101,9 @@ int snapshot_state_decode(const uint8_t *data, size_t len, struct snapshot_state
 	if (!ret && snapshot_find(&st->parsed, SECTION_CONFIG))
 		ret = decode_fixed(&st->parsed, SECTION_CONFIG, "device configuration", &st->config,
 				   sizeof(st->config), error, error_size);
+	if (!ret && snapshot_find(&st->parsed, SECTION_NET))
+		ret = decode_fixed(&st->parsed, SECTION_NET, "network configuration", &st->net,
+				   sizeof(st->net), error, error_size);
 	if (!ret)
 		ret = check_known_sections(st, error, error_size);
 	return ret;

@@ -181,6 +181,8 @@ static int restore_vm(struct snapshot_repo *repo, const struct snapshot_restore_
 	int ret;
 
 	ret = config_section_to_vm(&st->config, &o->vm, &config, error, error_size);
+	if (!ret)
+		ret = net_config_section_to_vm(&st->net, &o->vm, &config, error, error_size);
 	if (ret)
 		return ret;
 	config.mem_size = st->vm.mem_size;

@@ -17,6 +17,7 @@
 enum snapshot_section_id {
 	SECTION_VM = 0x0001,	  /* struct vm_section */
 	SECTION_CONFIG = 0x0002,  /* struct config_section */
+	SECTION_NET = 0x0003,	  /* struct net_config_section, when the VM has network devices */
 	SECTION_CLOCK = 0x0010,	  /* struct clock_section */
 	SECTION_IRQCHIP = 0x0011, /* PIC master, PIC slave, I/O APIC: 3 struct kvm_irqchip */
 	SECTION_VCPU = 0x0100,	  /* + vCPU index: struct vcpu_section_fixed and its arrays */
@@ -61,6 +62,36 @@ struct config_section {
 	uint64_t vsock_cid; /* 0: no vsock device */
 	char vsock_path[VMM_DISK_PATH_MAX];
 	struct config_disk disks[VMM_MAX_DISKS];
+};
+
+/*
+ * The network devices: the MAC is what the guest saw and must stay; the
+ * backend, TAP name, forwarded ports and namespace are host resources that
+ * `restore --net/--netns` replace.
+ */
+struct config_hostfwd {
+	uint8_t udp;
+	uint8_t reserved;
+	uint16_t host_port;
+	uint16_t guest_port;
+	uint16_t reserved2;
+	uint32_t host_addr;
+	uint32_t guest_addr;
+};
+
+struct config_net {
+	uint8_t backend; /* enum vmm_net_backend */
+	uint8_t mac[6];	 /* the one the guest saw (vmm_net_mac) */
+	uint8_t hostfwd_count;
+	char tap[VMM_TAP_NAME_MAX];
+	struct config_hostfwd hostfwds[VMM_MAX_HOSTFWDS];
+};
+
+struct net_config_section {
+	uint32_t net_count;
+	uint32_t reserved;
+	char netns[VMM_NETNS_PATH_MAX];
+	struct config_net nets[VMM_MAX_NETS];
 };
 
 struct clock_section {
@@ -110,6 +141,7 @@ struct snapshot_state {
 	struct snapshot_parsed parsed;
 	struct vm_section vm;
 	struct config_section config;
+	struct net_config_section net; /* zero when the snapshot has no network devices */
 	struct vcpu_state vcpus[VMM_MAX_CPUS];
 	struct kvm_irqchip chips[3];
 	struct clock_section clock;
@@ -133,6 +165,19 @@ void config_section_from_vm(const struct vmm_config *config, struct config_secti
  */
 int config_section_to_vm(const struct config_section *section, const struct vmm_config *wanted,
 			 struct vmm_config *config, char *error, size_t error_size);
+
+/* Records a VM configuration's network devices and the host networks behind them. */
+void net_config_section_from_vm(const struct vmm_config *config,
+				struct net_config_section *section);
+/*
+ * Puts the snapshot's network devices into a restored VM's configuration:
+ * MACs from the snapshot, host networks from `wanted` if it gives any (all of
+ * them, its namespace too), else the snapshot's; --netns alone moves them.
+ * -EINVAL with a reason for a device count or MAC that does not match.
+ */
+int net_config_section_to_vm(const struct net_config_section *section,
+			     const struct vmm_config *wanted, struct vmm_config *config,
+			     char *error, size_t error_size);
 
 /* The VM-wide state: irqchips and the KVM clock. */
 int vm_state_save_irqchip(int vm_fd, struct kvm_irqchip chips[3]);

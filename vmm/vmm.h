@@ -112,6 +112,8 @@ enum vm_event {
 
 /* Fills in the defaults: 128 MiB, 1 vCPU, automatic boot, console on stdio. */
 void vmm_config_init(struct vmm_config *config);
+/* The MAC of network device `index`: the configured one, else 52:54:00:12:34:56 + index. */
+void vmm_net_mac(const struct vmm_config *config, unsigned index, uint8_t mac[6]);
 
 /*
  * Creates the KVM VM, its memory, devices and vCPUs (not yet running); 0 or

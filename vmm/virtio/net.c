@@ -315,14 +315,14 @@ static unsigned net_instances(const struct vmm_config *config)
 	return config ? config->net_count : 0;
 }
 
-/* The configured MAC, or QEMU's default one with the device's index added. */
-static void net_mac(const struct vmm_net *net, unsigned instance, uint8_t mac[6])
+void vmm_net_mac(const struct vmm_config *config, unsigned index, uint8_t mac[6])
 {
 	static const uint8_t none[6], qemu[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+	const uint8_t *given = config->nets[index].mac;
 
-	memcpy(mac, memcmp(net->mac, none, 6) ? net->mac : qemu, 6);
-	if (!memcmp(net->mac, none, 6))
-		mac[5] = (uint8_t)(mac[5] + instance);
+	memcpy(mac, memcmp(given, none, 6) ? given : qemu, 6);
+	if (!memcmp(given, none, 6))
+		mac[5] = (uint8_t)(mac[5] + index);
 }
 
 static struct net_backend *net_backend_open(struct virtio_net *n, const struct device_context *ctx)
@@ -358,7 +358,7 @@ static void *net_create(const struct device_context *ctx)
 	n->backend_watched = true;
 	if (n->backend->offloads)
 		n->t.features |= NET_OFFLOAD_FEATURES;
-	net_mac(&ctx->config->nets[ctx->instance], ctx->instance, n->config.mac);
+	vmm_net_mac(ctx->config, ctx->instance, n->config.mac);
 	n->config.status = VIRTIO_NET_S_LINK_UP;
 	return n;
 fail:
