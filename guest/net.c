@@ -310,6 +310,11 @@ bool net_poll(void)
 
 	if (!nd || !nd->ready)
 		return false;
+	/*
+	 * Under QEMU the line stays up until acknowledged, and an edge lost while
+	 * it was up (before the pin was routed, say) would never come again.
+	 */
+	virtio_irq_ack(nd);
 	q = nd->queues[RX_Q];
 	had = (uint16_t)(q->avail.idx - q->used.idx);
 	while (vq_take_used(q, &used)) {

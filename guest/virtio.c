@@ -31,24 +31,58 @@
 #define IOAPIC_BASE 0xfec00000ULL
 #define POLL_SPINS  20000
 
+#define REG_INTERRUPT_ACK (0x064 / 4)
+#define SNAPVM_SIGNATURE  0x50414e53 /* "SNAP" at the control port */
+#define QEMU_MMIO_BASE	  0xfeb00000ULL
+#define QEMU_MMIO_STRIDE  0x200
+#define QEMU_TRANSPORTS	  8
+#define QEMU_IRQ_BASE	  16
+
 static struct vdev devices[MMIO_MAX_SLOTS];
 static unsigned device_count;
 static bool probed;
+static bool level_irqs; /* QEMU: the interrupt line stays up until acknowledged */
 static struct vq queue_pool[14];
 static unsigned queues_used;
 
-/* Two reads per device and one for the empty slot that ends the list. */
+static bool virtio_add(uint64_t base, unsigned irq)
+{
+	volatile uint32_t *regs = (volatile uint32_t *)base;
+	unsigned i = device_count;
+
+	if (i == MMIO_MAX_SLOTS || regs[REG_MAGIC] != MMIO_MAGIC)
+		return false;
+	devices[i] = (struct vdev){ .regs = regs, .slot = i, .irq = irq };
+	devices[i].device_id = regs[REG_DEVICE_ID];
+	device_count = i + 1;
+	return true;
+}
+
+/*
+ * snapvm's devices sit in consecutive slots: two reads per device and one for
+ * the empty slot that ends the list. Elsewhere the guest assumes QEMU microvm
+ * with ioapic2=off: 8 transports of 512 bytes from 0xfeb00000 on IRQs 16-23,
+ * empty ones reading device ID 0, and interrupt lines that stay up until
+ * acknowledged.
+ */
 static void virtio_probe(void)
 {
 	probed = true;
-	for (unsigned i = 0; i < MMIO_MAX_SLOTS; i++) {
-		volatile uint32_t *regs = (volatile uint32_t *)(MMIO_BASE + i * MMIO_STRIDE);
+	if (inl(CTL_PORT_READY) != SNAPVM_SIGNATURE) {
+		level_irqs = true;
+		for (unsigned i = 0; i < QEMU_TRANSPORTS; i++) {
+			volatile uint32_t *regs =
+				(volatile uint32_t *)(QEMU_MMIO_BASE + i * QEMU_MMIO_STRIDE);
 
-		if (regs[REG_MAGIC] != MMIO_MAGIC)
+			if (regs[REG_DEVICE_ID])
+				virtio_add(QEMU_MMIO_BASE + i * QEMU_MMIO_STRIDE,
+					   QEMU_IRQ_BASE + i);
+		}
+		return;
+	}
+	for (unsigned i = 0; i < MMIO_MAX_SLOTS; i++) {
+		if (!virtio_add(MMIO_BASE + i * MMIO_STRIDE, MMIO_IRQ_BASE + i))
 			break;
-		devices[i] = (struct vdev){ .regs = regs, .slot = i };
-		devices[i].device_id = regs[REG_DEVICE_ID];
-		device_count = i + 1;
 	}
 }
 
@@ -68,7 +102,7 @@ static void virtio_route_irq(struct vdev *dev)
 {
 	volatile uint32_t *ioapic = (volatile uint32_t *)IOAPIC_BASE;
 
-	ioapic[0] = 0x10 + 2 * (MMIO_IRQ_BASE + dev->slot);
+	ioapic[0] = 0x10 + 2 * dev->irq;
 	ioapic[4] = VECTOR_VIRTIO + dev->slot; /* unmasked; destination APIC 0 (the reset value) */
 }
 
@@ -166,11 +200,19 @@ bool vq_take_used(struct vq *q, struct vq_used_elem *elem)
 	return true;
 }
 
+void virtio_irq_ack(struct vdev *dev)
+{
+	if (level_irqs)
+		dev->regs[REG_INTERRUPT_ACK] = 3; /* used buffer and configuration change */
+}
+
 bool virtio_irq_seen(struct vdev *dev)
 {
 	uint8_t seen = irq_seen[VECTOR_VIRTIO + dev->slot];
 
 	irq_seen[VECTOR_VIRTIO + dev->slot] = 0;
+	if (seen)
+		virtio_irq_ack(dev);
 	return seen;
 }
 
@@ -183,6 +225,7 @@ bool virtio_wait_used(struct vdev *dev, unsigned q, struct vq_used_elem *elem)
 			cpu_relax();
 		}
 		call_wait();
+		virtio_irq_ack(dev);
 		if (vq_take_used(dev->queues[q], elem))
 			return true;
 		/* our interrupt without a used buffer: a config change, maybe NEEDS_RESET */

@@ -59,7 +59,8 @@ struct vq {
 
 struct vdev {
 	volatile uint32_t *regs;
-	unsigned slot;
+	unsigned slot; /* its interrupt vector is VECTOR_VIRTIO + slot */
+	unsigned irq;  /* its I/O APIC pin */
 	uint32_t device_id;
 	bool ready;
 	uint32_t features; /* device-specific feature bits (0-31) the driver acks */
@@ -88,8 +89,10 @@ bool vq_take_used(struct vq *q, struct vq_used_elem *elem);
  * the device's interrupt. False if the device gave up (NEEDS_RESET) instead.
  */
 bool virtio_wait_used(struct vdev *dev, unsigned q, struct vq_used_elem *elem);
-/* Whether the device's interrupt came since the last call (clears it). */
+/* Whether the device's interrupt came since the last call (clears it, acknowledges it). */
 bool virtio_irq_seen(struct vdev *dev);
+/* Lowers a level-triggered interrupt line (QEMU's); nothing to do under snapvm. */
+void virtio_irq_ack(struct vdev *dev);
 
 /* Device requests of the line protocol (main.c's table). */
 void request_rng(const uint64_t *arg);

@@ -29,7 +29,8 @@ static int exchange(int fd, const struct sockaddr_in *to, const char *line)
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		ssize_t n;
 
-		if (sendto(fd, request, (size_t)len, 0, (const struct sockaddr *)to, sizeof(*to)) < 0)
+		if (sendto(fd, request, (size_t)len, 0, (const struct sockaddr *)to, sizeof(*to)) <
+		    0)
 			return -1;
 		if (poll(&pfd, 1, TIMEOUT_MS) != 1)
 			continue;
