@@ -11,6 +11,9 @@ int bench_restore_main(int argc, char **argv);
 /* `snapvm bench vsock`: host <-> guest round trips over vsock, beside the serial console. */
 int bench_vsock_main(int argc, char **argv);
 
+/* `snapvm bench net`: UDP request/reply over TAP and user networking, beside QEMU microvm. */
+int bench_net_main(int argc, char **argv);
+
 /* `snapvm bench blk`: virtio-blk throughput beside the raw file's on the host. */
 int bench_blk_main(int argc, char **argv);
 

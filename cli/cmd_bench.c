@@ -13,6 +13,8 @@ static const struct cli_command bench_commands[] = {
 	{ "vsock", "host <-> guest round trips over vsock, beside the serial console",
 	  bench_vsock_main },
 	{ "blk", "virtio-blk throughput, beside the raw file's on the host", bench_blk_main },
+	{ "net", "UDP request/reply over TAP and user networking, beside QEMU microvm",
+	  bench_net_main },
 	{ 0 },
 };
 
