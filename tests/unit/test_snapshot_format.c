@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -372,6 +373,59 @@ static void test_cpu_checks(void **state)
 	assert_int_equal(cpu_check_features(saved, 2, here, 1, error, sizeof(error)), -EINVAL);
 }
 
+/* The network section: MACs stay the guest's, host networks follow restore's options. */
+static void test_net_config(void **state)
+{
+	static const uint8_t mac1[6] = { 0x02, 0, 0, 0, 0, 0x11 };
+	struct vmm_config vm, wanted, out;
+	struct net_config_section *s = calloc(1, sizeof(*s));
+
+	(void)state;
+	vmm_config_init(&vm);
+	vm.net_count = 2;
+	vm.nets[0] = (struct vmm_net){ .backend = VMM_NET_TAP, .tap = "tap0" };
+	vm.nets[1] = (struct vmm_net){ .backend = VMM_NET_USER, .hostfwd_count = 1 };
+	memcpy(vm.nets[1].mac, mac1, 6);
+	vm.nets[1].hostfwds[0] = (struct vmm_hostfwd){ true, 5555, 7, 0x7f000001, 0 };
+	snprintf(vm.netns, sizeof(vm.netns), "/run/netns/a");
+	net_config_section_from_vm(&vm, s);
+	assert_int_equal(s->nets[0].mac[5], 0x56); /* the default MAC is recorded as such */
+
+	vmm_config_init(&wanted); /* nothing given: the snapshot's networks */
+	out = wanted;
+	assert_int_equal(net_config_section_to_vm(s, &wanted, &out, error, sizeof(error)), 0);
+	assert_int_equal(out.net_count, 2);
+	assert_string_equal(out.nets[0].tap, "tap0");
+	assert_memory_equal(out.nets[1].mac, mac1, 6);
+	assert_int_equal(out.nets[1].hostfwds[0].host_port, 5555);
+	assert_string_equal(out.netns, "/run/netns/a");
+
+	snprintf(wanted.netns, sizeof(wanted.netns), "/run/netns/b"); /* --netns alone */
+	out = wanted;
+	assert_int_equal(net_config_section_to_vm(s, &wanted, &out, error, sizeof(error)), 0);
+	assert_string_equal(out.nets[0].tap, "tap0");
+	assert_string_equal(out.netns, "/run/netns/b");
+
+	vmm_config_init(&wanted); /* --net for both: new networks, here */
+	wanted.net_count = 2;
+	wanted.nets[0] = (struct vmm_net){ .backend = VMM_NET_TAP, .tap = "tap7" };
+	wanted.nets[1] = (struct vmm_net){ .backend = VMM_NET_TAP, .tap = "tap8" };
+	out = wanted;
+	assert_int_equal(net_config_section_to_vm(s, &wanted, &out, error, sizeof(error)), 0);
+	assert_string_equal(out.nets[1].tap, "tap8");
+	assert_memory_equal(out.nets[1].mac, mac1, 6);
+	assert_string_equal(out.netns, "");
+
+	wanted.nets[1].mac[5] = 0x12; /* another MAC */
+	assert_int_equal(net_config_section_to_vm(s, &wanted, &out, error, sizeof(error)), -EINVAL);
+	wanted.net_count = 1; /* another number of devices */
+	assert_int_equal(net_config_section_to_vm(s, &wanted, &out, error, sizeof(error)), -EINVAL);
+	vmm_config_init(&wanted);
+	s->nets[1].backend = 9; /* damaged */
+	assert_int_equal(net_config_section_to_vm(s, &wanted, &out, error, sizeof(error)), -EINVAL);
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,6 +441,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_sections),
 		cmocka_unit_test(test_duplicate_section),
 		cmocka_unit_test(test_cpu_checks),
+		cmocka_unit_test(test_net_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
