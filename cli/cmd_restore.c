@@ -224,7 +224,8 @@ static int restore_one(struct restore_cli *o)
 	struct snapshot_repo *repo;
 	struct snapshot_clone *clone;
 	char error[512];
-	int ret = cli_repo_open("restore", o->store, o->restore.record_ws, &repo);
+	/* writable when this clone may record a working set or be snapshotted */
+	int ret = cli_repo_open("restore", o->store, o->restore.record_ws || o->api_sock, &repo);
 
 	if (ret)
 		return ret;

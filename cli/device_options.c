@@ -68,7 +68,7 @@ int vsock_option_parse(const char *command, const char *text, struct vmm_config 
 				       sizeof(((struct sockaddr_un *)0)->sun_path) -
 					       sizeof("_4294967295"));
 	config->vsock_cid = value;
-	config->vsock_path = comma + 1;
+	snprintf(config->vsock_path, sizeof(config->vsock_path), "%s", comma + 1);
 	return 0;
 }
 

@@ -20,9 +20,7 @@ void config_section_from_vm(const struct vmm_config *config, struct config_secti
 		snprintf(d->path, sizeof(d->path), "%s", config->disks[i].path);
 	}
 	section->vsock_cid = config->vsock_cid;
-	if (config->vsock_path)
-		snprintf(section->vsock_path, sizeof(section->vsock_path), "%s",
-			 config->vsock_path);
+	snprintf(section->vsock_path, sizeof(section->vsock_path), "%s", config->vsock_path);
 	section->flags = (config->rng ? CONFIG_RNG : 0) |
 			 (config->console == VMM_CONSOLE_VIRTIO ? CONFIG_VIRTIO_CONSOLE : 0) |
 			 (config->no_legacy ? CONFIG_NO_LEGACY : 0);
@@ -38,7 +36,8 @@ static int config_check(const struct config_section *s, char *error, size_t erro
 {
 	if (s->disk_count > VMM_MAX_DISKS ||
 	    (s->flags & ~(CONFIG_RNG | CONFIG_VIRTIO_CONSOLE | CONFIG_NO_LEGACY)) ||
-	    !terminated(s->vsock_path, sizeof(s->vsock_path)))
+	    !terminated(s->vsock_path, sizeof(s->vsock_path)) ||
+	    strlen(s->vsock_path) >= VMM_VSOCK_PATH_MAX)
 		return CONFIG_ERROR("snapshot's device configuration is damaged");
 	for (unsigned i = 0; i < s->disk_count; i++) {
 		const struct config_disk *d = &s->disks[i];
@@ -90,9 +89,9 @@ int config_section_to_vm(const struct config_section *s, const struct vmm_config
 					      (unsigned long long)s->vsock_cid)
 			       : CONFIG_ERROR("the snapshot's VM has no vsock device");
 	config->vsock_cid = s->vsock_cid;
-	config->vsock_path = wanted->vsock_path ? wanted->vsock_path
-			     : s->vsock_cid	? s->vsock_path
-						: NULL;
+	if (!wanted->vsock_path[0])
+		snprintf(config->vsock_path, sizeof(config->vsock_path), "%s",
+			 s->vsock_cid ? s->vsock_path : "");
 	if (wanted->rng && !(s->flags & CONFIG_RNG))
 		return CONFIG_ERROR("the snapshot's VM has no entropy device");
 	config->rng = s->flags & CONFIG_RNG;

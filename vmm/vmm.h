@@ -31,8 +31,10 @@ enum vmm_console_kind {
 
 #define VMM_MAX_DISKS	  8
 #define VMM_DISK_PATH_MAX 4096
-#define VMM_DISK_ID_MAX	  20 /* bytes of a virtio-blk serial (GET_ID) */
-#define VMM_VSOCK_CID_MIN 3  /* 0-2 are reserved (hypervisor, local, host) */
+/* the size of sun_path: a vsock device's host socket path */
+#define VMM_VSOCK_PATH_MAX 108
+#define VMM_DISK_ID_MAX	   20 /* bytes of a virtio-blk serial (GET_ID) */
+#define VMM_VSOCK_CID_MIN  3  /* 0-2 are reserved (hypervisor, local, host) */
 
 #define VMM_MAX_NETS	   4
 #define VMM_MAX_HOSTFWDS   8
@@ -86,9 +88,10 @@ struct vmm_config {
 	/* virtio devices */
 	unsigned disk_count;
 	struct vmm_disk disks[VMM_MAX_DISKS];
-	uint64_t vsock_cid;	/* 0: no vsock device */
-	const char *vsock_path; /* host side: listener for CONNECT, and PATH_PORT listeners */
-	bool rng;		/* a virtio entropy device */
+	uint64_t vsock_cid; /* 0: no vsock device */
+	/* host side: listener for CONNECT, and PATH_PORT listeners; empty: none */
+	char vsock_path[VMM_VSOCK_PATH_MAX];
+	bool rng; /* a virtio entropy device */
 	unsigned net_count;
 	struct vmm_net nets[VMM_MAX_NETS];
 	/* network namespace (a file such as /run/netns/NAME) vm_create enters; empty: ours */

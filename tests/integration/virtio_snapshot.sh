@@ -44,4 +44,30 @@ exec 3>&-
 wait $pid
 expect_eq "clone: exit code" "$?" 0
 expect_eq "clone: nothing on stderr" "$(cat "$TMP/clone.err")" ""
+
+# A clone restored without --vsock keeps the recorded socket path, and a
+# snapshot of that clone records it again.
+rm -f "$TMP/in" && mkfifo "$TMP/in"
+timeout 60 "$SNAPVM" restore live --api-sock "$TMP/api2" <"$TMP/in" >/dev/null 2>"$TMP/c2.err" &
+pid=$!
+exec 3>"$TMP/in"
+for _ in $(seq 100); do [ -S "$TMP/api2" ] && break; sleep 0.1; done
+timeout 30 "$SNAPVM" snapshot --api-sock "$TMP/api2" again >/dev/null
+expect_eq "snapshot of a clone restored without --vsock" "$?" 0
+exec 3>&-
+wait $pid
+expect_eq "that clone: exit code" "$?" 0
+rm -f "$TMP/in" && mkfifo "$TMP/in"
+timeout 60 "$SNAPVM" restore again <"$TMP/in" >/dev/null 2>"$TMP/c3.err" &
+pid=$!
+exec 3>"$TMP/in"
+printf 'vsock listen 1235\n' >&3
+for _ in $(seq 100); do [ -S "$TMP/v.sock" ] && break; sleep 0.1; done
+sleep 0.5
+expect_eq "its clone listens on the first socket path" \
+	"$(timeout 30 "$PEER" connect "$TMP/v.sock" 1235 ping | sed -n 2p)" PONG
+echo "exit 0" >&3
+exec 3>&-
+wait $pid
+expect_eq "its clone: exit code" "$?" 0
 finish

@@ -38,7 +38,6 @@ struct instance {
 	struct io_registry io;
 	struct guest_memory mem;
 	struct vmm_config config;
-	char vsock_path[64];
 	struct virtio_mmio_slots virtio_slots;
 	struct device_context ctx;
 	void *dev;
@@ -56,10 +55,9 @@ static void instance_configure(struct instance *in)
 	in->config.rng = true;
 	in->config.disk_count = 1;
 	snprintf(in->config.disks[0].path, sizeof(in->config.disks[0].path), "%s", disk_path);
-	snprintf(in->vsock_path, sizeof(in->vsock_path), "/tmp/snapvm-test-vsock-%d-%u",
-		 (int)getpid(), serial++);
+	snprintf(in->config.vsock_path, sizeof(in->config.vsock_path),
+		 "/tmp/snapvm-test-vsock-%d-%u", (int)getpid(), serial++);
 	in->config.vsock_cid = 3;
-	in->config.vsock_path = in->vsock_path;
 	in->config.net_count = 1; /* user networking: no privilege needed */
 	in->config.nets[0].backend = VMM_NET_USER;
 }
