@@ -60,8 +60,13 @@ static int boot_once(char *const argv[], bool is_snapvm, double *ms)
 	return ret;
 }
 
+/* The samples first, in run order: the statistics below sort them in place. */
 static void series_print_json(const struct series *s, bool last)
 {
+	printf("  \"%s_ms\": [", s->name);
+	for (unsigned i = 0; i < s->count; i++)
+		printf("%s%.3f", i ? ", " : "", s->ms[i]);
+	printf("],\n");
 	printf("  \"%s_ms_median\": %.3f,\n  \"%s_ms_p90\": %.3f,\n  \"%s_ms_min\": %.3f%s\n",
 	       s->name, stats_percentile(s->ms, s->count, 50), s->name,
 	       stats_percentile(s->ms, s->count, 90), s->name, stats_percentile(s->ms, s->count, 0),
@@ -77,7 +82,7 @@ static void series_print_row(const struct series *s)
 
 static void boot_report(const struct boot_options *o, struct series *series, unsigned n)
 {
-	double snapvm = stats_percentile(series[0].ms, series[0].count, 50);
+	double snapvm;
 
 	if (o->json) {
 		printf("{\n  \"bench\": \"boot\",\n  \"runs\": %u,\n  \"mem\": \"%s\",\n"
@@ -88,6 +93,7 @@ static void boot_report(const struct boot_options *o, struct series *series, uns
 		printf("}\n");
 		return;
 	}
+	snapvm = stats_percentile(series[0].ms, series[0].count, 50);
 	printf("boot to READY, %u runs, --mem %s, cmdline \"%s\" (ms)\n", o->runs, o->mem,
 	       o->cmdline);
 	printf("%-8s %6s %10s %10s %10s %10s\n", "vmm", "runs", "median", "p90", "min", "max");
