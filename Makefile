@@ -6,7 +6,7 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan guest-linux demo test test-quick bench format check-format clean
+.PHONY: all deps build build-asan guest-linux demo test test-quick bench bench-quick format check-format clean
 
 all: build
 
@@ -44,9 +44,18 @@ test: deps
 test-quick: build guest-linux
 	cd $(BUILD) && ctest --output-on-failure --timeout 300
 
+# The benchmark report: every `snapvm bench` beside QEMU microvm or its other
+# baseline, in one run, into bench/results/HOST-DATE.json (every figure, the
+# host, KVM flavour, revision), HOST-DATE.md (a summary) and HOST-DATE/*.png.
 bench: deps
 	$(MAKE) build
-	$(BUILD)/snapvm bench boot --vs-qemu
+	bench/report/run.sh --build $(BUILD)
+
+# The same with fewer runs and smaller sizes (about a minute), into
+# $(BUILD)/bench-results/, for everyday use.
+bench-quick: deps
+	$(MAKE) build
+	bench/report/run.sh --quick --build $(BUILD)
 
 format:
 	scripts/check-format.sh --fix

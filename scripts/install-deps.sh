@@ -20,6 +20,8 @@ libslirp-dev
 iproute2
 iputils-ping
 qemu-system-x86
+python3
+gnuplot-nox
 linux-source-6.1
 busybox-static
 bc

@@ -1,0 +1,163 @@
+#!/bin/bash
+# Runs every `snapvm bench` measurement on this machine in one go, with the
+# QEMU microvm column where a bench has one, and writes the report: one
+# results file (every figure, plus host, KVM flavour, snapvm revision, QEMU
+# version), a short Markdown summary and the plots. A bench that is missing
+# from this build or fails is recorded as such; the others still run.
+set -u
+
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+REPORT="$SRC/bench/report"
+BUILD="$SRC/build"
+OUT=""
+MODE=full
+ONLY=""
+
+usage() {
+	cat <<EOF
+usage: bench/report/run.sh [--quick] [--build DIR] [--out DIR] [--only LIST]
+
+Runs each 'snapvm bench' measurement of DIR/snapvm with --json (and
+--vs-qemu where the bench has it), then writes
+  OUT/HOST-DATE.json   every figure, the host's CPU, kernel, KVM flavour,
+                       snapvm's git revision, the QEMU version
+  OUT/HOST-DATE.md     a short summary table
+  OUT/HOST-DATE/*.png  the plots (gnuplot)
+and prints the summary. A bench this build lacks is recorded as absent, one
+that fails as failed with its error; the exit status is 1 if any failed.
+
+  --quick      fewer runs and smaller sizes: about a minute on 2 cores
+  --build DIR  where snapvm is built (default: build/ in the source tree)
+  --out DIR    default bench/results/ (full) or DIR/bench-results/ (quick)
+  --only LIST  comma-separated benches to run (default: all of them)
+EOF
+}
+
+die() {
+	echo "bench report: $*" >&2
+	exit 2
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) MODE=quick ;;
+	--build) [ $# -ge 2 ] || die "--build needs a directory"; BUILD=$2; shift ;;
+	--out) [ $# -ge 2 ] || die "--out needs a directory"; OUT=$2; shift ;;
+	--only) [ $# -ge 2 ] || die "--only needs a list"; ONLY=$2; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) die "unknown option '$1' (see --help)" ;;
+	esac
+	shift
+done
+
+SNAPVM="$BUILD/snapvm"
+[ -x "$SNAPVM" ] || die "no snapvm in $BUILD (make build first, or pass --build)"
+command -v python3 >/dev/null || die "python3 is missing (Debian package python3)"
+if [ -z "$OUT" ]; then
+	if [ "$MODE" = quick ]; then OUT="$BUILD/bench-results"; else OUT="$SRC/bench/results"; fi
+fi
+mkdir -p "$OUT" || die "cannot make $OUT"
+STEM="$OUT/$(hostname -s)-$(date +%F)"
+RAW=$(mktemp -d "${TMPDIR:-/tmp}/snapvm-bench-report.XXXXXX") || die "cannot make a scratch directory"
+trap 'rm -rf "$RAW"' EXIT
+
+# The options each bench gets, full run and quick run. An option that the
+# bench's --help does not mention is left out (and recorded): benches change.
+bench_options() {
+	local name=$1
+	case "$MODE:$name" in
+	full:boot) echo "--vs-qemu --runs=100" ;;
+	quick:boot) echo "--vs-qemu --runs=20" ;;
+	full:restore) echo "--vs-qemu --runs=30 --memory=eager,lazy,prefetch,mmap --heap=64M --touch=256,1024,4096,16384" ;;
+	quick:restore) echo "--vs-qemu --runs=5 --memory=eager,lazy,prefetch,mmap --heap=64M --touch=256,4096" ;;
+	full:store) echo "" ;;
+	quick:store) echo "--size=256M --reads=5000" ;;
+	full:vsock) echo "" ;;
+	quick:vsock) echo "--runs=500" ;;
+	full:blk) echo "" ;;
+	quick:blk) echo "--size=32M --random=500" ;;
+	full:net) echo "" ;;
+	quick:net) echo "--requests=500" ;;
+	full:density) echo "" ;;
+	quick:density) echo "--clones=20" ;;
+	*) echo "--vs-qemu" ;; # serve and any bench added later: their defaults
+	esac
+}
+
+bench_timeout() {
+	if [ "$MODE" = quick ]; then echo 90; else echo 1800; fi
+}
+
+# The measurements this snapvm has: the names under "measurements:" in its help.
+available=$("$SNAPVM" bench --help 2>/dev/null | awk '/^measurements:/ { on = 1; next }
+	on && /^  [a-z]/ { print $1 } on && /^$/ { on = 0 }')
+[ -n "$available" ] || die "'$SNAPVM bench --help' lists no measurements"
+known="boot restore store vsock blk net density serve"
+benches=$known
+for name in $available; do
+	case " $known " in *" $name "*) ;; *) benches="$benches $name" ;; esac
+done
+if [ -n "$ONLY" ]; then
+	benches=$(echo "$ONLY" | tr ',' ' ')
+fi
+
+# run_bench NAME: runs one bench and leaves RAW/NAME.{args,dropped,out,err,rc,seconds}.
+run_bench() {
+	local name=$1 help opt flag start end rc
+	local args=() dropped=()
+
+	if ! echo "$available" | grep -qx "$name"; then
+		echo "absent" >"$RAW/$name.rc"
+		echo "bench report: $name: this snapvm has no 'bench $name'" >&2
+		return
+	fi
+	help=$("$SNAPVM" bench "$name" --help 2>&1)
+	for opt in --json $(bench_options "$name"); do
+		flag=${opt%%=*}
+		if grep -qE -- "${flag}([^a-z-]|\$)" <<<"$help"; then args+=("$opt"); else dropped+=("$opt"); fi
+	done
+	printf '%s\n' "${args[@]}" >"$RAW/$name.args"
+	printf '%s\n' "${dropped[@]}" >"$RAW/$name.dropped"
+	echo "bench report: $name: snapvm bench $name ${args[*]}" >&2
+	start=$(date +%s.%N)
+	timeout --kill-after=10 "$(bench_timeout)" "$SNAPVM" bench "$name" "${args[@]}" \
+		</dev/null >"$RAW/$name.out" 2>"$RAW/$name.err"
+	rc=$?
+	end=$(date +%s.%N)
+	echo "$rc" >"$RAW/$name.rc"
+	echo "$end - $start" | bc >"$RAW/$name.seconds"
+	if [ "$rc" -ne 0 ]; then
+		echo "bench report: $name: failed (exit $rc): $(tail -n 1 "$RAW/$name.err")" >&2
+	fi
+}
+
+date -Is >"$RAW/started"
+cut -d' ' -f1-3 /proc/loadavg >"$RAW/loadavg.before"
+for name in $benches; do
+	run_bench "$name"
+done
+cut -d' ' -f1-3 /proc/loadavg >"$RAW/loadavg.after"
+
+python3 "$REPORT/assemble.py" --raw "$RAW" --mode "$MODE" --src "$SRC" --snapvm "$SNAPVM" \
+	--benches "$benches" --out "$STEM.json" || die "cannot assemble $STEM.json"
+plots_ok=1
+if command -v gnuplot >/dev/null; then
+	python3 "$REPORT/plot.py" "$STEM.json" --out-dir "$STEM" || plots_ok=0
+else
+	echo "bench report: gnuplot is missing (Debian package gnuplot-nox): no plots" >&2
+	plots_ok=0
+fi
+python3 "$REPORT/summary.py" "$STEM.json" --plots "$STEM" --out "$STEM.md" ||
+	die "cannot write $STEM.md"
+cat "$STEM.md"
+echo "bench report: wrote $STEM.json, $STEM.md and $STEM/" >&2
+
+failed=$(python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+print(" ".join(n for n, b in r["benches"].items() if b["status"] == "failed"))' "$STEM.json")
+if [ -n "$failed" ]; then
+	echo "bench report: failed: $failed (see their \"error\" in $STEM.json)" >&2
+	exit 1
+fi
+[ "$plots_ok" = 1 ] || exit 1
+exit 0
