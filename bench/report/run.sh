@@ -58,25 +58,27 @@ if [ -z "$OUT" ]; then
 fi
 mkdir -p "$OUT" || die "cannot make $OUT"
 STEM="$OUT/$(hostname -s)-$(date +%F)"
-RAW=$(mktemp -d "${TMPDIR:-/tmp}/snapvm-bench-report.XXXXXX") || die "cannot make a scratch directory"
+RAW=$(mktemp -d "${TMPDIR:-/tmp}/snapvm-bench-report.XXXXXX") ||
+	die "cannot make a scratch directory"
 trap 'rm -rf "$RAW"' EXIT
 
 # The options each bench gets, full run and quick run. An option that the
 # bench's --help does not mention is left out (and recorded): benches change.
 bench_options() {
 	local name=$1
+	local modes="--memory=eager,lazy,prefetch,mmap --heap=0 --heap=64M"
 	case "$MODE:$name" in
-	full:boot) echo "--vs-qemu --runs=100" ;;
+	full:boot) echo "--vs-qemu --runs=200" ;;
 	quick:boot) echo "--vs-qemu --runs=20" ;;
-	full:restore) echo "--vs-qemu --runs=30 --memory=eager,lazy,prefetch,mmap --heap=64M --touch=256,1024,4096,16384" ;;
-	quick:restore) echo "--vs-qemu --runs=5 --memory=eager,lazy,prefetch,mmap --heap=64M --touch=256,4096" ;;
+	full:restore) echo "--vs-qemu --runs=30 $modes --touch=256,1024,4096,16384" ;;
+	quick:restore) echo "--vs-qemu --runs=5 $modes --touch=256,4096" ;;
 	full:store) echo "" ;;
 	quick:store) echo "--size=256M --reads=5000" ;;
-	full:vsock) echo "" ;;
+	full:vsock) echo "--runs=10000" ;;
 	quick:vsock) echo "--runs=500" ;;
-	full:blk) echo "" ;;
+	full:blk) echo "--size=256M --random=10000" ;;
 	quick:blk) echo "--size=32M --random=500" ;;
-	full:net) echo "" ;;
+	full:net) echo "--requests=10000" ;;
 	quick:net) echo "--requests=500" ;;
 	full:density) echo "" ;;
 	quick:density) echo "--clones=20" ;;

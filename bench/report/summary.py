@@ -94,7 +94,8 @@ def rows_net(r):
         ours, qemu = r.get(f"{backend}_snapvm"), r.get(f"{backend}_qemu")
         if not ours:
             continue
-        figure = f"{ours['us_median']:.1f} us (p99 {ours['us_p99']:.1f}), {ours['packets_per_s']:.0f} pkt/s"
+        figure = (f"{ours['us_median']:.1f} us (p99 {ours['us_p99']:.1f}), "
+                  f"{ours['packets_per_s']:.0f} pkt/s")
         base = "-"
         if qemu:
             base = (f"QEMU microvm {qemu['us_median']:.1f} us (p99 {qemu['us_p99']:.1f}), "
@@ -173,7 +174,8 @@ def summary(results, plots_dir, md_dir):
                 + "; ".join(dropped)]
     if missing:
         out += ["", "Not measured:", ""] + [line.replace("\n", " ") for line in missing]
-    pictures = [(f, t) for f, t in PLOTS if plots_dir and os.path.exists(os.path.join(plots_dir, f))]
+    pictures = [(f, t) for f, t in PLOTS
+                if plots_dir and os.path.exists(os.path.join(plots_dir, f))]
     if pictures:
         rel = os.path.relpath(plots_dir, md_dir)
         out.append("")

@@ -39,8 +39,8 @@ python3 "$REPORT/summary.py" "$SAMPLE" --plots "$TMP/plots" --out "$TMP/summary.
 	fail "summary.py exited $?: $(cat "$TMP/err")"
 grep -q '^| boot | process start to READY' "$TMP/summary.md" && pass "summary has the boot row" ||
 	fail "summary lacks the boot row"
-grep -q '^- serve: failed: exit status 2' "$TMP/summary.md" && pass "summary names the failed bench" ||
-	fail "summary does not name the failed bench"
+grep -q '^- serve: failed: exit status 2' "$TMP/summary.md" &&
+	pass "summary names the failed bench" || fail "summary does not name the failed bench"
 for name in $PLOTS; do
 	grep -qF "](plots/$name.png)" "$TMP/summary.md" || fail "summary does not link $name.png"
 done
@@ -63,7 +63,8 @@ grep -q 'skipped boot.png: bench boot failed: exit status 1: no KVM' "$TMP/err" 
 RAW="$TMP/raw"
 mkdir "$RAW"
 python3 -c 'import json, sys
-print(json.dumps(json.load(open(sys.argv[1]))["benches"]["boot"]["result"]))' "$SAMPLE" >"$RAW/boot.out"
+r = json.load(open(sys.argv[1]))
+print(json.dumps(r["benches"]["boot"]["result"]))' "$SAMPLE" >"$RAW/boot.out"
 printf -- '--json\n--vs-qemu\n' >"$RAW/boot.args"
 echo --touch=256 >"$RAW/boot.dropped"
 echo 0 >"$RAW/boot.rc"
