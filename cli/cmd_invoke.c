@@ -19,9 +19,10 @@ static void invoke_help(void)
 	       "tears the clone down. Exit 0 with a reply; 1 if none came within the timeout\n"
 	       "(default %d ms); 2 if the snapshot cannot be restored. Options may come\n"
 	       "anywhere; after \"--\" every word belongs to the request.\n\n"
-	       "  --json             print {\"reply\", \"restore_ms\", \"reply_ms\", \"total_ms\"}:\n"
-	       "                     restore_ms and reply_ms count from the start of the\n"
-	       "                     restore, total_ms from snapvm's start to the reply\n"
+	       "  --json             print {\"reply\", \"restore_ms\", \"reply_ms\", \"total_ms\",\n"
+	       "                     and the paging figures}: restore_ms and reply_ms count\n"
+	       "                     from the start of the restore, total_ms from snapvm's\n"
+	       "                     start to the reply (README.md, \"snapvm invoke\")\n"
 	       "  --memory MODE, --clock-realtime, --disk PATH[,ro], --vsock CID,PATH\n"
 	       "                     as for snapvm restore\n",
 	       DEFAULT_TIMEOUT_MS);
@@ -56,13 +57,15 @@ static void invoke_print(const struct snapshot_invoke_result *result, void *opaq
 		printf("{\"reply\": \"%s\", \"restore_ms\": %.3f, \"reply_ms\": %.3f, "
 		       "\"total_ms\": %.3f, \"faults\": %llu, \"pages_faulted\": %llu, "
 		       "\"pages_prefetched\": %llu, \"pages_loaded\": %llu, \"bytes_read\": %llu, "
-		       "\"fault_ms\": %.3f, \"workset_pages\": %llu, \"rss_bytes\": %llu}\n",
+		       "\"fault_ms\": %.3f, \"workset_pages\": %llu, \"rss_bytes\": %llu, "
+		       "\"private_bytes\": %llu}\n",
 		       escaped, result->restore_ns / 1e6, result->reply_ns / 1e6,
 		       (result->reply_at_ns - process_start_ns()) / 1e6,
 		       (unsigned long long)m->faults, (unsigned long long)m->pages_faulted,
 		       (unsigned long long)m->pages_prefetched, (unsigned long long)m->pages_loaded,
 		       (unsigned long long)m->bytes_read, m->fault_ns / 1e6,
-		       (unsigned long long)m->workset_pages, (unsigned long long)m->rss_bytes);
+		       (unsigned long long)m->workset_pages, (unsigned long long)m->rss_bytes,
+		       (unsigned long long)m->private_bytes);
 	} else {
 		printf("%s\n", result->reply);
 	}

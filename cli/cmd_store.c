@@ -1,5 +1,6 @@
 /* snapvm store: look after the content-addressed snapshot store (store/store.h). */
 #include "cli/cli.h"
+#include "snapshot/snapshot.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -223,18 +224,28 @@ static int store_rm(struct store *store, const struct store_args *args)
 static int store_gc_run(struct store *store, const struct store_args *args)
 {
 	struct store_gc_stats st;
-	char before[24], after[24];
+	char before[24], after[24], copies[24];
+	uint64_t copy_files, copy_bytes;
+	int ret;
 
 	if (store_gc(store, &st))
 		return EXIT_RUNTIME;
+	/* the mmap mode's raw copies of snapshots that are gone */
+	ret = snapshot_cache_prune(store, args->dir, &copy_files, &copy_bytes);
+	if (ret)
+		fprintf(stderr, "snapvm %s: cannot clean the raw-copy cache: %s\n", args->command,
+			strerror(-ret));
 	if (args->json) {
 		printf("{\"chunks_freed\": %" PRIu64 ", \"chunks_moved\": %" PRIu64
 		       ", \"packs_rewritten\": %" PRIu64 ", \"packs_written\": %" PRIu64
 		       ", \"orphans_removed\": %" PRIu64 ", \"refcounts_fixed\": %" PRIu64
-		       ", \"bytes_before\": %" PRIu64 ", \"bytes_after\": %" PRIu64 "}\n",
+		       ", \"bytes_before\": %" PRIu64 ", \"bytes_after\": %" PRIu64
+		       ", \"raw_copies_removed\": %" PRIu64 ", \"raw_copy_bytes_freed\": %" PRIu64
+		       "}\n",
 		       st.chunks_freed, st.chunks_moved, st.packs_rewritten, st.packs_written,
-		       st.orphans_removed, st.refcounts_fixed, st.bytes_before, st.bytes_after);
-		return EXIT_OK;
+		       st.orphans_removed, st.refcounts_fixed, st.bytes_before, st.bytes_after,
+		       copy_files, copy_bytes);
+		return ret ? EXIT_RUNTIME : EXIT_OK;
 	}
 	bytes_format(st.bytes_before, before, sizeof(before));
 	bytes_format(st.bytes_after, after, sizeof(after));
@@ -245,7 +256,12 @@ static int store_gc_run(struct store *store, const struct store_args *args)
 	if (st.refcounts_fixed)
 		printf("%" PRIu64 " reference counts were wrong and are corrected\n",
 		       st.refcounts_fixed);
-	return EXIT_OK;
+	if (copy_files) {
+		bytes_format(copy_bytes, copies, sizeof(copies));
+		printf("%" PRIu64 " raw copies of removed snapshots deleted (%s)\n", copy_files,
+		       copies);
+	}
+	return ret ? EXIT_RUNTIME : EXIT_OK;
 }
 
 struct verify_output {
@@ -382,7 +398,8 @@ static const struct store_command store_commands[] = {
 	  1, 1, false, store_info },
 	{ "rm", "rm NAME...", "delete snapshots (gc then reclaims their space)", 1, INT_MAX,
 	  INT_MAX, true, store_rm },
-	{ "gc", "gc", "reclaim the space of chunks no snapshot uses", 0, 0, 0, true, store_gc_run },
+	{ "gc", "gc", "reclaim the space of chunks no snapshot uses, and of raw copies", 0, 0, 0,
+	  true, store_gc_run },
 	{ "verify", "verify [NAME]", "check chunks against their digests; exit 1 on damage", 0, 1,
 	  1, false, store_verify_run },
 	{ "du", "du", "logical and stored bytes, dedup and compression ratios", 0, 0, 0, true,
@@ -509,6 +526,7 @@ int cmd_store_main(int argc, char **argv)
 		snprintf(dir, sizeof(dir), "%s", args.dir);
 	else
 		store_dir_default(dir, sizeof(dir));
+	args.dir = dir;
 	if (store_open(dir, c->writes ? STORE_OPEN_WRITE : STORE_OPEN_READ, &store))
 		return EXIT_RUNTIME;
 	if (isatty(STDERR_FILENO))

@@ -182,6 +182,12 @@ static int memory_map_cache(struct memory *m, const char *dir, char *error, size
 		close(fd);
 		return ret;
 	}
+	/*
+	 * On a tmpfs with huge pages (README.md, "Memory modes") the copy is
+	 * made of 2 MiB pages: mapped whole, they spare the clone a KVM fault
+	 * per 4 KiB it touches. Elsewhere this advice changes nothing.
+	 */
+	madvise(m->ram, m->size, MADV_HUGEPAGE);
 	close(fd);
 	return 0;
 }
@@ -240,16 +246,20 @@ bool memory_is_complete(const struct memory *m)
 
 void memory_stats_get(struct memory *m, struct snapshot_memory_stats *stats)
 {
-	long resident = 0;
+	long resident = 0, shared = 0;
 	FILE *f = fopen("/proc/self/statm", "r");
+	uint64_t page_size = (uint64_t)sysconf(_SC_PAGESIZE);
 
 	memset(stats, 0, sizeof(*stats));
 	if (m->pager)
 		pager_stats(m->pager, stats);
 	stats->pages_loaded = m->pages_loaded;
 	stats->bytes_read += m->bytes_read;
-	if (f && fscanf(f, "%*d %ld", &resident) == 1)
-		stats->rss_bytes = (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+	/* shared: file pages, such as the mmap mode's copy that every clone maps */
+	if (f && fscanf(f, "%*d %ld %ld", &resident, &shared) == 2) {
+		stats->rss_bytes = (uint64_t)resident * page_size;
+		stats->private_bytes = (uint64_t)(resident - shared) * page_size;
+	}
 	if (f)
 		fclose(f);
 }

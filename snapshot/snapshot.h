@@ -13,6 +13,8 @@
 
 #include "vmm/vmm.h"
 
+struct store;
+
 #define SNAPSHOT_NAME_MAX 64
 
 /* Where snapshots live: a store (store/store.h) opened for this process. */
@@ -28,6 +30,13 @@ void snapshot_repo_default_dir(char *dir, size_t size);
 int snapshot_repo_open(const char *dir, bool write, struct snapshot_repo **repo, char *error,
 		       size_t error_size);
 void snapshot_repo_close(struct snapshot_repo *repo);
+/*
+ * Removes the mmap mode's raw copies (in $SNAPVM_MMAP_CACHE, else
+ * store_dir/cache) of snapshots that are no longer in the store, or were
+ * replaced; counts the files and bytes freed.
+ */
+int snapshot_cache_prune(struct store *store, const char *store_dir, uint64_t *files,
+			 uint64_t *bytes);
 /* 0 if name is a valid snapshot name ([A-Za-z0-9._-], 1-64, not starting with '.'). */
 int snapshot_name_check(const char *name, char *error, size_t error_size);
 
@@ -91,6 +100,7 @@ struct snapshot_memory_stats {
 	uint64_t fault_ns;	   /* time spent answering faults */
 	uint64_t workset_pages;	   /* the working set used, or recorded */
 	uint64_t rss_bytes;	   /* the process's resident memory */
+	uint64_t private_bytes;	   /* of which not shared with other processes' files */
 };
 
 /* What paging has done so far. */

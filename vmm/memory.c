@@ -2,6 +2,7 @@
 #include "common/common.h"
 
 #define HUGE_PAGES_FROM (4ULL << 20)
+#define HUGE_PAGE_SIZE	(2ULL << 20)
 
 #include <errno.h>
 #include <stdlib.h>
@@ -26,13 +27,22 @@ void guest_memory_layout(struct guest_memory *mem, uint64_t size)
 
 int guest_memory_map(struct guest_memory *mem)
 {
-	/* MAP_NORESERVE: guest pages cost host memory only once touched. */
-	void *p = mmap(NULL, mem->size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	/*
+	 * MAP_NORESERVE: guest pages cost host memory only once touched.
+	 * Aligned to 2 MiB, so that huge pages (anonymous, or of a file mapped
+	 * over it) line up with the guest's and KVM can map 2 MiB at a time.
+	 */
+	uint8_t *p = mmap(NULL, mem->size + HUGE_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint8_t *aligned;
 
 	if (p == MAP_FAILED)
 		return -errno;
-	mem->host = p;
+	aligned = (uint8_t *)ALIGN_UP((uintptr_t)p, HUGE_PAGE_SIZE);
+	if (aligned > p)
+		munmap(p, (size_t)(aligned - p));
+	munmap(aligned + mem->size, (size_t)(p + HUGE_PAGE_SIZE - aligned));
+	mem->host = aligned;
 	return 0;
 }
 

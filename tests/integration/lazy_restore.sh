@@ -48,6 +48,29 @@ ws2=$("$SNAPVM" store ls --json | sed -n 's/.*"workset_pages": \([0-9]*\).*/\1/p
 J=$(timeout 60 "$SNAPVM" invoke --json --memory lazy smp touch 4000 9)
 expect_eq "2 vCPUs, lazy: the reply" "$(sed 's/.*"reply": "\([^"]*\)".*/\1/' <<<"$J")" "$ref2"
 
+# mmap with the cache on a tmpfs of huge pages: the clone maps its memory 2 MiB at a time.
+mkdir "$TMP/huge"
+if mount -t tmpfs -o huge=always,size=512M snapvm-test "$TMP/huge" 2>/dev/null; then
+	trap 'umount -l "$TMP/huge"; rm -rf "$TMP"' EXIT
+	rm -f "$TMP/in" && mkfifo "$TMP/in"
+	SNAPVM_MMAP_CACHE="$TMP/huge" timeout 60 "$SNAPVM" restore fn --memory mmap <"$TMP/in" >"$TMP/huge.out" &
+	pid=$!
+	exec 3>"$TMP/in"
+	echo "touch 2000 5" >&3
+	for _ in $(seq 100); do [ -s "$TMP/huge.out" ] && break; sleep 0.1; done
+	expect_eq "mmap, huge-page cache: the reply" "$(head -1 "$TMP/huge.out")" "$ref1"
+	snapvm_pid=$(pgrep -P $pid snapvm || echo $pid)
+	pmd=$(awk '/ShmemPmdMapped/ {print $2}' /proc/$snapvm_pid/smaps_rollup)
+	[ "${pmd:-0}" -ge 2048 ] && pass "mmap, huge-page cache: $pmd KiB mapped in 2 MiB pages" ||
+		fail "mmap, huge-page cache: ShmemPmdMapped '$pmd' KiB"
+	echo "exit 0" >&3
+	exec 3>&-
+	wait $pid
+	expect_eq "mmap, huge-page cache: exit code" "$?" 0
+else
+	echo "skip: mmap with a huge-page cache: cannot mount a tmpfs with huge=always here"
+fi
+
 # Paging failures: the clone stops, snapvm exits non-zero with one line; it never hangs.
 # broken CASE DAMAGE MODE EXPECT: a store of its own, a snapshot with a working set, the damage
 broken() {
@@ -76,4 +99,16 @@ broken truncated-pack truncate lazy "cannot serve guest page .*: its pack ends b
 broken missing-pack delete lazy "(page [0-9]* of 'b') .*its pack is missing"
 broken damaged-prefetch flip prefetch "(page [0-9]* of 'b') in pack"
 SNAPVM_TEST_PAGER_STOP_AFTER=2 broken dead-pager none lazy "cannot serve guest page .*: the paging thread stopped"
+
+# gc deletes the mmap mode's raw copy of a removed snapshot, and only that.
+"$SNAPVM" run --kernel "$GUEST" --snapshot-on-ready keep </dev/null >/dev/null 2>&1
+timeout 30 "$SNAPVM" invoke --memory mmap keep ping >/dev/null
+ls "$SNAPVM_STORE"/cache/fn-*.raw >/dev/null 2>&1 && pass "mmap made a raw copy of fn" ||
+	fail "no raw copy of fn in $SNAPVM_STORE/cache"
+"$SNAPVM" rm fn >/dev/null && "$SNAPVM" store gc >"$TMP/gc.out"
+expect_eq "gc: fn's raw copy is gone" "$(ls "$SNAPVM_STORE"/cache/fn-*.raw 2>/dev/null)" ""
+[ -n "$(ls "$SNAPVM_STORE"/cache/keep-*.raw 2>/dev/null)" ] && pass "gc: keep's raw copy stays" ||
+	fail "gc removed the raw copy of a live snapshot"
+grep -q "1 raw copies of removed snapshots deleted" "$TMP/gc.out" && pass "gc says so" ||
+	fail "gc: '$(cat "$TMP/gc.out")'"
 finish
