@@ -1,8 +1,18 @@
 /*
  * snapvm bench restore: time from process start to the first reply of a
- * restored guest, for snapvm (`snapvm invoke`) and, with --vs-qemu, for QEMU
- * microvm restoring the same guest from a migration file (`-incoming`). Also
- * the time and size of making each snapshot. Runs alternate between the two.
+ * restored guest, for snapvm (`snapvm invoke`, in each --memory mode) and,
+ * with --vs-qemu, for QEMU microvm restoring the same guest from a migration
+ * file (`-incoming`). Also the time and size of making each snapshot, the
+ * clones' paging figures (faults, bytes read from the store, RSS), and for
+ * requests that touch the heap the floor: a heap=0 clone's first reply plus
+ * the same request on the original, never-snapshotted VM, all of whose pages
+ * are in place. Runs alternate between modes and QEMU so that all see the
+ * same machine.
+ *
+ * Each mode gets one untimed warm-up restore first: it records the
+ * snapshot's working set (the first lazy or prefetch invoke does) and builds
+ * the mmap mode's raw memory file, so the timed runs show the steady state a
+ * serverless platform sees after a snapshot's first use.
  *
  * QEMU drops serial input that arrives before its incoming migration has
  * loaded the UART, so its clock runs until QMP says the VM is running, then
@@ -17,15 +27,30 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TIMEOUT_MS 30000
-#define MAX_CASES  8
-#define MAX_RUNS   10000
+#define TIMEOUT_MS    60000
+#define MAX_HEAPS     8
+#define MAX_TOUCHES   8
+#define MAX_CASES     (1 + MAX_HEAPS * MAX_TOUCHES)
+#define MAX_RUNS      10000
+#define MAX_TOUCH     (1u << 24)
+#define DEFAULT_TOUCH 4096
+
+/*
+ * The --memory modes, plus mmap-huge: mmap with the raw copy on a tmpfs of
+ * 2 MiB pages, which this run mounts in a mount namespace of its own.
+ */
+static const char *const memory_modes[] = { "eager", "lazy", "prefetch", "mmap", "mmap-huge" };
+#define MAX_MODES ARRAY_SIZE(memory_modes)
 
 struct restore_options {
 	unsigned runs;
@@ -33,28 +58,83 @@ struct restore_options {
 	bool json;
 	char kernel[PATH_MAX];
 	const char *mem;
-	const char *request;
-	unsigned case_count;
-	const char *heaps[MAX_CASES];
+	const char *request; /* NULL: ping and touch N */
+	unsigned heap_count, touch_count, mode_count;
+	const char *heaps[MAX_HEAPS];
+	uint64_t touches[MAX_TOUCHES];
+	const char *modes[MAX_MODES];
+};
+
+/* What one `snapvm invoke --json` reported. */
+struct invoke_figures {
+	double ms; /* process start to the reply, as the caller saw it */
+	double faults, pages_faulted, pages_prefetched, bytes_read, rss_bytes, private_bytes;
 };
 
 struct restore_case {
 	const char *heap;
-	char reply[256];
-	double snapvm_snapshot_ms, qemu_snapshot_ms;
-	uint64_t snapvm_snapshot_bytes, qemu_snapshot_bytes;
-	double *snapvm_ms, *qemu_ms;
+	uint64_t touch; /* 0: the request does not touch the heap */
+	char request[128];
+	char name[64];		  /* the snapvm snapshot */
+	char qemu_file[PATH_MAX]; /* QEMU's migration file, one per heap */
+	char reply[512];	  /* the original's reply (or the first clone's); all must match */
+	double snapshot_ms, qemu_snapshot_ms;
+	uint64_t snapshot_bytes, qemu_snapshot_bytes;
+	double original_ms; /* median time of the request on the original VM (touch > 0) */
+	struct invoke_figures *runs[MAX_MODES];
+	double *qemu_ms;
 	unsigned count;
 };
 
 struct bench_env {
 	const struct restore_options *o;
-	char dir[PATH_MAX];   /* scratch: the store, QEMU's files */
-	char store[PATH_MAX]; /* snapvm's snapshots */
+	char dir[PATH_MAX];	   /* scratch: the store, QEMU's files */
+	char store[PATH_MAX];	   /* snapvm's snapshots */
+	char huge_cache[PATH_MAX]; /* mmap-huge's tmpfs; empty: not mounted */
+	unsigned case_count;
+	struct restore_case cases[MAX_CASES];
 };
 
-/* snapvm run --snapshot-on-ready; its -v line gives the snapshot's figures. */
-static int snapvm_snapshot(struct bench_env *env, struct restore_case *c, const char *name)
+/* A number after "key": in one line of our own JSON; NAN if it is missing. */
+static double json_number(const char *line, const char *key)
+{
+	char pattern[64];
+	const char *at;
+
+	snprintf(pattern, sizeof(pattern), "\"%s\": ", key);
+	at = strstr(line, pattern);
+	return at ? strtod(at + strlen(pattern), NULL) : __builtin_nan("");
+}
+
+/* The string after "reply": (our replies hold no quotes or escapes). */
+static int json_reply(const char *line, char *reply, size_t size)
+{
+	const char *at = strstr(line, "\"reply\": \""), *end;
+
+	if (!at)
+		return -EPROTO;
+	at += strlen("\"reply\": \"");
+	end = strchr(at, '"');
+	if (!end)
+		return -EPROTO;
+	snprintf(reply, size, "%.*s", (int)(end - at), at);
+	return 0;
+}
+
+/* A clone's reply must be the original's; the first one sets it where there is none. */
+static int reply_check(struct restore_case *c, const char *reply)
+{
+	if (!c->reply[0])
+		snprintf(c->reply, sizeof(c->reply), "%s", reply);
+	return strcmp(reply, c->reply) ? -EPROTO : 0;
+}
+
+/*
+ * snapvm run --snapshot-on-ready --resume: its -v line gives the snapshot's
+ * figures; then, for a request that touches the heap, the same request on
+ * this original VM, timed from sending the line to its reply.
+ */
+static int snapvm_snapshot(struct bench_env *env, struct restore_case *c)
 {
 	char cmdline[64], line[512], *self = (char *)bench_self_path();
 	char *argv[] = { self,
@@ -67,29 +147,47 @@ static int snapvm_snapshot(struct bench_env *env, struct restore_case *c, const 
 			 "--cmdline",
 			 cmdline,
 			 "--snapshot-on-ready",
-			 (char *)name,
+			 c->name,
+			 "--resume",
 			 "--store",
 			 env->store,
 			 NULL };
 	unsigned long long state, memory;
-	double pause, capture, write;
+	double pause, capture, write, *ms = calloc(env->o->runs, sizeof(double));
 	struct child child;
 	int ret;
 
 	snprintf(cmdline, sizeof(cmdline), "heap=%s", c->heap);
-	ret = child_spawn(argv, CHILD_STDERR_MERGE, &child);
-	if (ret)
+	ret = ms ? child_spawn(argv, CHILD_STDERR_MERGE, &child) : -ENOMEM;
+	if (ret) {
+		free(ms);
 		return ret;
+	}
 	ret = child_wait_line(&child, "snapvm: snapshot ", true, TIMEOUT_MS, line, sizeof(line));
 	if (!ret && sscanf(line,
 			   "snapvm: snapshot %*s state_bytes=%llu memory_bytes=%llu pause_ms=%lf "
 			   "capture_ms=%lf write_ms=%lf",
 			   &state, &memory, &pause, &capture, &write) != 5)
 		ret = -EPROTO;
+	for (unsigned run = 0; !ret && c->touch && run < env->o->runs; run++) {
+		uint64_t start = time_now_ns();
+
+		ret = child_send_line(&child, c->request);
+		if (!ret)
+			ret = child_wait_line(&child, "OK ", true, TIMEOUT_MS, line, sizeof(line));
+		ms[run] = (double)(time_now_ns() - start) / 1e6;
+		if (!ret)
+			ret = reply_check(c, line);
+	}
+	if (!ret && c->touch)
+		c->original_ms = stats_percentile(ms, env->o->runs, 50);
+	if (!ret)
+		ret = child_send_line(&child, "exit 0");
 	if (child_finish(&child, TIMEOUT_MS) != 0 && !ret)
 		ret = -EIO;
-	c->snapvm_snapshot_ms = pause + capture + write;
-	c->snapvm_snapshot_bytes = state + memory;
+	c->snapshot_ms = pause + capture + write;
+	c->snapshot_bytes = state + memory;
+	free(ms);
 	return ret;
 }
 
@@ -106,7 +204,7 @@ static void qemu_argv_for(struct bench_env *env, struct restore_case *c, char **
 }
 
 /* Boots QEMU, waits for READY, migrates to a file while the VM runs (HOST.md). */
-static int qemu_snapshot(struct bench_env *env, struct restore_case *c, const char *file)
+static int qemu_snapshot(struct bench_env *env, struct restore_case *c)
 {
 	char append[64], qmp_path[PATH_MAX], qmp_arg[PATH_MAX + 32], command[PATH_MAX + 96];
 	char reply[4096], *argv[32];
@@ -127,7 +225,8 @@ static int qemu_snapshot(struct bench_env *env, struct restore_case *c, const ch
 		ret = -EIO;
 	start = time_now_ns();
 	snprintf(command, sizeof(command),
-		 "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"exec:cat > %s\"}}", file);
+		 "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"exec:cat > %s\"}}",
+		 c->qemu_file);
 	if (!ret)
 		ret = qemu_qmp_command(qmp, command, reply, sizeof(reply), TIMEOUT_MS);
 	while (!ret) {
@@ -140,39 +239,81 @@ static int qemu_snapshot(struct bench_env *env, struct restore_case *c, const ch
 		usleep(200);
 	}
 	c->qemu_snapshot_ms = (double)(time_now_ns() - start) / 1e6;
-	c->qemu_snapshot_bytes = stat(file, &st) == 0 ? (uint64_t)st.st_size : 0;
+	c->qemu_snapshot_bytes = stat(c->qemu_file, &st) == 0 ? (uint64_t)st.st_size : 0;
 	qemu_qmp_close(qmp);
 	child_kill(&child);
 	return ret;
 }
 
-static int snapvm_restore_once(struct bench_env *env, struct restore_case *c, const char *name,
-			       double *ms)
+/*
+ * mmap-huge's cache: a tmpfs with huge=always, in a mount namespace that
+ * this process and its children share and that ends with them.
+ */
+static int huge_cache_mount(struct bench_env *env)
 {
-	char line[256], *self = (char *)bench_self_path();
-	char *argv[] = {
-		self, "invoke", "--store", env->store, (char *)name, "--", (char *)env->o->request,
-		NULL
-	};
+	path_format(env->huge_cache, sizeof(env->huge_cache), "%s/huge-cache", env->dir);
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mkdir(env->huge_cache, 0700) < 0 ||
+	    mount("snapvm-bench", env->huge_cache, "tmpfs", 0, "huge=always,mode=0700") < 0) {
+		int ret = -errno;
+
+		env->huge_cache[0] = '\0';
+		return ret;
+	}
+	return 0;
+}
+
+static void huge_cache_unmount(struct bench_env *env)
+{
+	if (env->huge_cache[0])
+		umount2(env->huge_cache, MNT_DETACH);
+}
+
+/* One `snapvm invoke --json --memory MODE`: its reply line carries the paging figures. */
+static int snapvm_restore_once(struct bench_env *env, struct restore_case *c, const char *mode,
+			       struct invoke_figures *f)
+{
+	bool huge = !strcmp(mode, "mmap-huge");
+	char line[1024], reply[512], *self = (char *)bench_self_path();
+	char *argv[] = { self,
+			 "invoke",
+			 "--json",
+			 "--store",
+			 env->store,
+			 "--memory",
+			 huge ? "mmap" : (char *)mode,
+			 c->name,
+			 "--",
+			 c->request,
+			 NULL };
 	uint64_t start = time_now_ns();
 	struct child child;
-	int ret = child_spawn(argv, CHILD_STDERR_NULL, &child);
+	int ret;
 
+	if (huge)
+		setenv("SNAPVM_MMAP_CACHE", env->huge_cache, 1);
+	ret = child_spawn(argv, CHILD_STDERR_NULL, &child);
+	unsetenv("SNAPVM_MMAP_CACHE");
 	if (ret)
 		return ret;
-	ret = child_wait_line(&child, "", true, TIMEOUT_MS, line, sizeof(line));
-	*ms = (double)(time_now_ns() - start) / 1e6;
+	ret = child_wait_line(&child, "{", true, TIMEOUT_MS, line, sizeof(line));
+	f->ms = (double)(time_now_ns() - start) / 1e6;
 	if (child_finish(&child, TIMEOUT_MS) != 0 && !ret)
 		ret = -EIO;
-	if (!ret && !c->reply[0])
-		snprintf(c->reply, sizeof(c->reply), "%s", line);
-	else if (!ret && strcmp(line, c->reply))
-		ret = -EPROTO; /* every clone must answer alike */
+	if (!ret)
+		ret = json_reply(line, reply, sizeof(reply));
+	if (!ret)
+		ret = reply_check(c, reply);
+	f->faults = json_number(line, "faults");
+	f->pages_faulted = json_number(line, "pages_faulted");
+	f->pages_prefetched = json_number(line, "pages_prefetched");
+	f->bytes_read = json_number(line, "bytes_read");
+	f->rss_bytes = json_number(line, "rss_bytes");
+	f->private_bytes = json_number(line, "private_bytes");
 	return ret;
 }
 
-static int qemu_restore_once(struct bench_env *env, struct restore_case *c, const char *file,
-			     double *ms)
+static int qemu_restore_once(struct bench_env *env, struct restore_case *c, double *ms)
 {
 	char append[64], incoming[PATH_MAX + 16], qmp[PATH_MAX], qmp_arg[PATH_MAX + 32];
 	char line[256], *argv[40];
@@ -183,7 +324,7 @@ static int qemu_restore_once(struct bench_env *env, struct restore_case *c, cons
 
 	path_format(qmp, sizeof(qmp), "%s/qmp", env->dir);
 	unlink(qmp);
-	snprintf(incoming, sizeof(incoming), "exec:cat %s", file);
+	snprintf(incoming, sizeof(incoming), "exec:cat %s", c->qemu_file);
 	snprintf(qmp_arg, sizeof(qmp_arg), "unix:%s,server=on,wait=off", qmp);
 	qemu_argv_for(env, c, argv, ARRAY_SIZE(argv) - 2, append, sizeof(append), "-incoming",
 		      incoming);
@@ -200,7 +341,7 @@ static int qemu_restore_once(struct bench_env *env, struct restore_case *c, cons
 	ret = q ? qemu_qmp_wait_running(q, TIMEOUT_MS) : -EIO;
 	qemu_qmp_close(q);
 	if (!ret)
-		ret = child_send_line(&child, env->o->request);
+		ret = child_send_line(&child, c->request);
 	if (!ret)
 		ret = child_wait_line(&child, c->reply, false, TIMEOUT_MS, line, sizeof(line));
 	*ms = (double)(time_now_ns() - start) / 1e6;
@@ -208,74 +349,328 @@ static int qemu_restore_once(struct bench_env *env, struct restore_case *c, cons
 	return ret;
 }
 
+/* The case with the same heap made earlier, whose QEMU migration file this one shares. */
+static const struct restore_case *case_same_heap(const struct bench_env *env,
+						 const struct restore_case *c)
+{
+	for (const struct restore_case *other = env->cases; other < c; other++)
+		if (!strcmp(other->heap, c->heap))
+			return other;
+	return NULL;
+}
+
+static int case_prepare(struct bench_env *env, struct restore_case *c)
+{
+	const struct restore_case *same = case_same_heap(env, c);
+	struct invoke_figures warm_up;
+	int ret = snapvm_snapshot(env, c);
+
+	if (!ret && env->o->vs_qemu && same) {
+		c->qemu_snapshot_ms = same->qemu_snapshot_ms;
+		c->qemu_snapshot_bytes = same->qemu_snapshot_bytes;
+	} else if (!ret && env->o->vs_qemu) {
+		ret = qemu_snapshot(env, c);
+	}
+	for (unsigned m = 0; !ret && m < env->o->mode_count; m++)
+		ret = snapvm_restore_once(env, c, env->o->modes[m], &warm_up);
+	return ret;
+}
+
 static int run_case(struct bench_env *env, struct restore_case *c)
 {
 	const struct restore_options *o = env->o;
-	char name[32], file[PATH_MAX];
-	int ret;
+	int ret = case_prepare(env, c);
 
-	snprintf(name, sizeof(name), "bench-heap-%s", c->heap);
-	path_format(file, sizeof(file), "%s/qemu-heap-%s.migration", env->dir, c->heap);
-	ret = snapvm_snapshot(env, c, name);
-	if (!ret && o->vs_qemu)
-		ret = qemu_snapshot(env, c, file);
 	for (unsigned run = 0; !ret && run < o->runs; run++) {
-		ret = snapvm_restore_once(env, c, name, &c->snapvm_ms[c->count]);
+		for (unsigned m = 0; !ret && m < o->mode_count; m++)
+			ret = snapvm_restore_once(env, c, o->modes[m], &c->runs[m][c->count]);
 		if (!ret && o->vs_qemu)
-			ret = qemu_restore_once(env, c, file, &c->qemu_ms[c->count]);
+			ret = qemu_restore_once(env, c, &c->qemu_ms[c->count]);
 		if (!ret)
 			c->count++;
 	}
 	if (ret)
-		fprintf(stderr, "snapvm bench restore: heap=%s: %s\n", c->heap,
-			ret == -EPROTO ? "a clone gave another reply" : strerror(-ret));
+		fprintf(stderr, "snapvm bench restore: heap=%s, \"%s\": %s\n", c->heap, c->request,
+			ret == -EPROTO ? "a clone gave another reply than the original"
+				       : strerror(-ret));
 	return ret;
 }
 
-static void report(const struct restore_options *o, struct restore_case *cases)
+/* Median of one field of a mode's runs. */
+static double figures_median(const struct restore_case *c, unsigned mode, size_t offset)
 {
-	if (o->json) {
-		printf("{\n  \"bench\": \"restore\",\n  \"runs\": %u,\n  \"mem\": \"%s\",\n"
-		       "  \"request\": \"%s\",\n  \"cases\": [",
-		       o->runs, o->mem, o->request);
-		for (unsigned i = 0; i < o->case_count; i++) {
-			struct restore_case *c = &cases[i];
+	double values[c->count ? c->count : 1];
 
-			printf("%s\n    {\"heap\": \"%s\", \"snapvm_ms_median\": %.3f, "
-			       "\"snapvm_ms_p90\": %.3f, \"snapvm_snapshot_ms\": %.3f, "
-			       "\"snapvm_snapshot_bytes\": %" PRIu64,
-			       i ? "," : "", c->heap, stats_percentile(c->snapvm_ms, c->count, 50),
-			       stats_percentile(c->snapvm_ms, c->count, 90), c->snapvm_snapshot_ms,
-			       c->snapvm_snapshot_bytes);
-			if (o->vs_qemu)
-				printf(", \"qemu_ms_median\": %.3f, \"qemu_ms_p90\": %.3f, "
-				       "\"qemu_snapshot_ms\": %.3f, \"qemu_snapshot_bytes\": %" PRIu64,
-				       stats_percentile(c->qemu_ms, c->count, 50),
-				       stats_percentile(c->qemu_ms, c->count, 90),
-				       c->qemu_snapshot_ms, c->qemu_snapshot_bytes);
-			printf("}");
-		}
-		printf("\n  ]\n}\n");
+	for (unsigned i = 0; i < c->count; i++)
+		values[i] = *(const double *)((const char *)&c->runs[mode][i] + offset);
+	return stats_percentile(values, c->count, 50);
+}
+
+#define MEDIAN(c, m, field) figures_median(c, m, offsetof(struct invoke_figures, field))
+
+static double mode_percentile(const struct restore_case *c, unsigned mode, double p)
+{
+	double values[c->count ? c->count : 1];
+
+	for (unsigned i = 0; i < c->count; i++)
+		values[i] = c->runs[mode][i].ms;
+	return stats_percentile(values, c->count, p);
+}
+
+/* The restore half of the floor: the quickest mode's median for the heap=0 case. */
+static double floor_restore_ms(const struct bench_env *env)
+{
+	double best = 0;
+
+	for (unsigned m = 0; m < env->o->mode_count; m++) {
+		double ms = mode_percentile(&env->cases[0], m, 50);
+
+		if (!m || ms < best)
+			best = ms;
+	}
+	return best;
+}
+
+static void json_samples(const char *key, const double *values, unsigned n)
+{
+	printf("\"%s\": [", key);
+	for (unsigned i = 0; i < n; i++)
+		printf("%s%.3f", i ? ", " : "", values[i]);
+	printf("]");
+}
+
+static void json_case(const struct bench_env *env, const struct restore_case *c)
+{
+	const struct restore_options *o = env->o;
+
+	printf("    {\"heap\": \"%s\", \"touch\": %" PRIu64 ", \"request\": \"%s\", "
+	       "\"snapvm_snapshot_ms\": %.3f, \"snapvm_snapshot_bytes\": %" PRIu64 ",\n"
+	       "     \"modes\": [",
+	       c->heap, c->touch, c->request, c->snapshot_ms, c->snapshot_bytes);
+	for (unsigned m = 0; m < o->mode_count; m++) {
+		double ms[c->count ? c->count : 1];
+
+		for (unsigned i = 0; i < c->count; i++)
+			ms[i] = c->runs[m][i].ms;
+		printf("%s\n       {\"memory\": \"%s\", \"ms_median\": %.3f, \"ms_p90\": %.3f, "
+		       "\"faults\": %.0f, \"pages_faulted\": %.0f, \"pages_prefetched\": %.0f, "
+		       "\"bytes_read\": %.0f, \"rss_bytes\": %.0f, \"private_bytes\": %.0f, ",
+		       m ? "," : "", o->modes[m], mode_percentile(c, m, 50),
+		       mode_percentile(c, m, 90), MEDIAN(c, m, faults), MEDIAN(c, m, pages_faulted),
+		       MEDIAN(c, m, pages_prefetched), MEDIAN(c, m, bytes_read),
+		       MEDIAN(c, m, rss_bytes), MEDIAN(c, m, private_bytes));
+		json_samples("ms", ms, c->count);
+		printf("}");
+	}
+	printf("]");
+	if (o->vs_qemu) {
+		printf(",\n     \"qemu_ms_median\": %.3f, \"qemu_ms_p90\": %.3f, "
+		       "\"qemu_snapshot_ms\": %.3f, \"qemu_snapshot_bytes\": %" PRIu64 ", ",
+		       stats_percentile(c->qemu_ms, c->count, 50),
+		       stats_percentile(c->qemu_ms, c->count, 90), c->qemu_snapshot_ms,
+		       c->qemu_snapshot_bytes);
+		json_samples("qemu_ms", c->qemu_ms, c->count);
+	}
+	if (c->touch)
+		printf(",\n     \"original_ms\": %.3f, \"floor_ms\": %.3f", c->original_ms,
+		       floor_restore_ms(env) + c->original_ms);
+	printf("}");
+}
+
+static void report_json(const struct bench_env *env)
+{
+	const struct restore_options *o = env->o;
+
+	printf("{\n  \"bench\": \"restore\",\n  \"runs\": %u,\n  \"mem\": \"%s\",\n  \"memory\": [",
+	       o->runs, o->mem);
+	for (unsigned m = 0; m < o->mode_count; m++)
+		printf("%s\"%s\"", m ? ", " : "", o->modes[m]);
+	printf("],\n  \"cases\": [\n");
+	for (unsigned i = 0; i < env->case_count; i++) {
+		json_case(env, &env->cases[i]);
+		printf("%s\n", i + 1 < env->case_count ? "," : "");
+	}
+	printf("  ]\n}\n");
+}
+
+/* "12.3x", or "-" where there is nothing to compare with. */
+static const char *ratio_text(char *buf, size_t size, double ratio)
+{
+	if (ratio > 0)
+		snprintf(buf, size, "%.1fx", ratio);
+	else
+		snprintf(buf, size, "-");
+	return buf;
+}
+
+static void report_case(const struct bench_env *env, const struct restore_case *c)
+{
+	const struct restore_options *o = env->o;
+	double qemu = o->vs_qemu ? stats_percentile(c->qemu_ms, c->count, 50) : 0;
+	double floor = c->touch ? floor_restore_ms(env) + c->original_ms : 0;
+	char vs_qemu[16], vs_floor[16];
+
+	printf("heap=%s, \"%s\": snapshot %.1f ms, %.1f MiB stored", c->heap, c->request,
+	       c->snapshot_ms, c->snapshot_bytes / 1048576.0);
+	if (o->vs_qemu)
+		printf(" (QEMU: %.1f ms, %.1f MiB)", c->qemu_snapshot_ms,
+		       c->qemu_snapshot_bytes / 1048576.0);
+	printf("\n  %-16s %8s %8s %7s %9s %8s %8s %8s %8s\n", "restore", "median", "p90", "faults",
+	       "read MiB", "RSS MiB", "private", "QEMU/", "/floor");
+	for (unsigned m = 0; m < o->mode_count; m++) {
+		double median = mode_percentile(c, m, 50);
+
+		printf("  snapvm %-9s %8.2f %8.2f %7.0f %9.1f %8.1f %8.1f %8s %8s\n", o->modes[m],
+		       median, mode_percentile(c, m, 90), MEDIAN(c, m, faults),
+		       MEDIAN(c, m, bytes_read) / 1048576.0, MEDIAN(c, m, rss_bytes) / 1048576.0,
+		       MEDIAN(c, m, private_bytes) / 1048576.0,
+		       ratio_text(vs_qemu, sizeof(vs_qemu), qemu / median),
+		       ratio_text(vs_floor, sizeof(vs_floor), floor > 0 ? median / floor : 0));
+	}
+	if (o->vs_qemu)
+		printf("  %-16s %8.2f %8.2f\n", "qemu", qemu,
+		       stats_percentile(c->qemu_ms, c->count, 90));
+	if (c->touch)
+		printf("  floor %.2f ms: heap=0 restore %.2f + the request on the original VM "
+		       "%.2f\n",
+		       floor, floor_restore_ms(env), c->original_ms);
+}
+
+static void report(const struct bench_env *env)
+{
+	if (env->o->json) {
+		report_json(env);
 		return;
 	}
-	printf("restore to first reply (\"%s\"), %u runs, --mem %s (ms)\n", o->request, o->runs,
-	       o->mem);
-	printf("%-8s %-7s %9s %9s %13s %13s\n", "heap", "vmm", "median", "p90", "snapshot ms",
-	       "snapshot MiB");
-	for (unsigned i = 0; i < o->case_count; i++) {
-		struct restore_case *c = &cases[i];
+	printf("restore to first reply, %u runs, --mem %s (ms; faults served, MiB read from the "
+	       "store, clone RSS at the reply)\n",
+	       env->o->runs, env->o->mem);
+	for (unsigned i = 0; i < env->case_count; i++)
+		report_case(env, &env->cases[i]);
+}
 
-		printf("%-8s %-7s %9.2f %9.2f %13.1f %13.1f\n", c->heap, "snapvm",
-		       stats_percentile(c->snapvm_ms, c->count, 50),
-		       stats_percentile(c->snapvm_ms, c->count, 90), c->snapvm_snapshot_ms,
-		       c->snapvm_snapshot_bytes / 1048576.0);
-		if (o->vs_qemu)
-			printf("%-8s %-7s %9.2f %9.2f %13.1f %13.1f   (snapvm %.1fx faster)\n", "",
-			       "qemu", stats_percentile(c->qemu_ms, c->count, 50),
-			       stats_percentile(c->qemu_ms, c->count, 90), c->qemu_snapshot_ms,
-			       c->qemu_snapshot_bytes / 1048576.0,
-			       stats_percentile(c->qemu_ms, c->count, 50) /
-				       stats_percentile(c->snapvm_ms, c->count, 50));
+static int __attribute__((format(printf, 1, 2))) usage_error(const char *format, ...)
+{
+	va_list args;
+
+	fprintf(stderr, "snapvm bench restore: ");
+	va_start(args, format);
+	vfprintf(stderr, format, args);
+	va_end(args);
+	fprintf(stderr, "\n");
+	return EXIT_USAGE;
+}
+
+static void restore_help(void)
+{
+	printf("usage: snapvm bench restore [--memory MODE,...] [--heap SIZE]... [--touch N,...]\n"
+	       "                            [--runs N] [--vs-qemu] [--json] [--mem SIZE]\n"
+	       "                            [--request LINE] [--kernel ELF]\n\n"
+	       "Snapshots the test guest at READY, then times process start to the guest's\n"
+	       "first reply over N restores (default 10) with snapvm invoke in each memory\n"
+	       "mode, beside QEMU microvm -incoming with --vs-qemu.\n\n"
+	       "  --memory LIST   modes to compare: eager, lazy, prefetch, mmap, and\n"
+	       "                  mmap-huge (mmap with the cache on a tmpfs of 2 MiB pages,\n"
+	       "                  mounted for this run; root only); default all, for root\n"
+	       "  --heap SIZE     one guest per --heap (default 0 and 64M); heap=0 answers\n"
+	       "                  \"ping\" and is always measured: it is half of the floor\n"
+	       "  --touch LIST    for each non-zero heap, one case per N: the request\n"
+	       "                  \"touch N 1\" (default %d); the floor is the heap=0 restore\n"
+	       "                  plus the same request on the original VM\n"
+	       "  --request LINE  send LINE to every guest instead (no floor)\n"
+	       "  --mem SIZE      guest RAM (default 256M)\n\n"
+	       "Each mode restores once untimed first (recording the working set and the\n"
+	       "mmap file). Prints per mode the median and p90 in ms, faults served, bytes\n"
+	       "read from the store and the clone's RSS, and each snapshot's time and size.\n",
+	       DEFAULT_TOUCH);
+}
+
+static int modes_parse(const char *list, struct restore_options *o)
+{
+	char copy[64], *save = NULL;
+
+	if (snprintf(copy, sizeof(copy), "%s", list) >= (int)sizeof(copy))
+		return usage_error("--memory: '%s' is too long", list);
+	o->mode_count = 0;
+	for (char *word = strtok_r(copy, ",", &save); word; word = strtok_r(NULL, ",", &save)) {
+		unsigned m = 0;
+
+		while (m < MAX_MODES && strcmp(word, memory_modes[m]))
+			m++;
+		if (m == MAX_MODES)
+			return usage_error("--memory: '%s' is not eager, lazy, prefetch, mmap or "
+					   "mmap-huge",
+					   word);
+		for (unsigned i = 0; i < o->mode_count; i++)
+			if (o->modes[i] == memory_modes[m])
+				return usage_error("--memory: '%s' is given twice", word);
+		o->modes[o->mode_count++] = memory_modes[m];
+	}
+	return o->mode_count ? 0 : usage_error("--memory: '%s' names no mode", list);
+}
+
+static int touches_parse(const char *list, struct restore_options *o)
+{
+	char copy[128], *save = NULL;
+	uint64_t value;
+
+	if (snprintf(copy, sizeof(copy), "%s", list) >= (int)sizeof(copy))
+		return usage_error("--touch: '%s' is too long", list);
+	o->touch_count = 0;
+	for (char *word = strtok_r(copy, ",", &save); word; word = strtok_r(NULL, ",", &save)) {
+		if (o->touch_count == MAX_TOUCHES || parse_u64(word, &value) || !value ||
+		    value > MAX_TOUCH)
+			return usage_error("--touch: '%s' is not a list of up to 8 page counts "
+					   "(1-16777216)",
+					   list);
+		o->touches[o->touch_count++] = value;
+	}
+	return o->touch_count ? 0 : usage_error("--touch: '%s' names no count", list);
+}
+
+static int restore_option(int opt, struct restore_options *o)
+{
+	uint64_t value;
+
+	switch (opt) {
+	case 'r':
+		if (parse_u64(optarg, &value) || value < 1 || value > MAX_RUNS)
+			return usage_error("--runs: '%s' is not 1-10000", optarg);
+		o->runs = (unsigned)value;
+		return 0;
+	case 'q':
+		o->vs_qemu = true;
+		return 0;
+	case 'j':
+		o->json = true;
+		return 0;
+	case 'k':
+		snprintf(o->kernel, sizeof(o->kernel), "%s", optarg);
+		return 0;
+	case 'm':
+		if (parse_size(optarg, &value))
+			return usage_error("--mem: '%s' is not a size", optarg);
+		o->mem = optarg;
+		return 0;
+	case 'H':
+		if (parse_size(optarg, &value))
+			return usage_error("--heap: '%s' is not a size", optarg);
+		if (o->heap_count == MAX_HEAPS)
+			return usage_error("--heap: at most 8 (got '%s' too)", optarg);
+		o->heaps[o->heap_count++] = optarg;
+		return 0;
+	case 'M':
+		return modes_parse(optarg, o);
+	case 'T':
+		return touches_parse(optarg, o);
+	case 'R':
+		if (!optarg[0] || strchr(optarg, '\n') || strchr(optarg, '"'))
+			return usage_error("--request: '%s' is not one line without quotes",
+					   optarg);
+		o->request = optarg;
+		return 0;
+	default:
+		return EXIT_USAGE;
 	}
 }
 
@@ -288,114 +683,150 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "mem", required_argument, NULL, 'm' },
 		{ "heap", required_argument, NULL, 'H' },
+		{ "memory", required_argument, NULL, 'M' },
+		{ "touch", required_argument, NULL, 'T' },
 		{ "request", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	uint64_t value;
-	int opt;
+	int opt, ret;
 
-	*o = (struct restore_options){ .runs = 20, .mem = "128M", .request = "ping" };
+	*o = (struct restore_options){ .runs = 10, .mem = "256M" };
 	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'r':
-			if (parse_u64(optarg, &value) || value < 1 || value > MAX_RUNS) {
-				fprintf(stderr, "snapvm bench restore: --runs: '%s' is not 1-%d\n",
-					optarg, MAX_RUNS);
-				return EXIT_USAGE;
-			}
-			o->runs = (unsigned)value;
-			break;
-		case 'q':
-			o->vs_qemu = true;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'k':
-			snprintf(o->kernel, sizeof(o->kernel), "%s", optarg);
-			break;
-		case 'm':
-			o->mem = optarg;
-			break;
-		case 'H':
-			if (o->case_count == MAX_CASES || parse_size(optarg, &value)) {
-				fprintf(stderr,
-					"snapvm bench restore: --heap: '%s' is not a size\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-			o->heaps[o->case_count++] = optarg;
-			break;
-		case 'R':
-			o->request = optarg;
-			break;
-		case 'h':
-			printf("usage: snapvm bench restore [--runs N] [--vs-qemu] [--json] [--heap SIZE]...\n"
-			       "                            [--mem SIZE] [--request LINE] [--kernel ELF]\n\n"
-			       "Snapshots the test guest at READY, then times process start to the\n"
-			       "guest's first reply (to \"ping\" unless --request) over N restores\n"
-			       "(default 20): snapvm invoke beside QEMU microvm -incoming with\n"
-			       "--vs-qemu. One case per --heap (default: 0 and 64M), --mem 128M.\n"
-			       "Also prints the time and size of making each snapshot.\n");
+		if (opt == 'h') {
+			restore_help();
 			return -1;
-		case ':':
-			fprintf(stderr, "snapvm bench restore: %s needs a value\n",
-				argv[optind - 1]);
-			return EXIT_USAGE;
-		default:
-			fprintf(stderr, "snapvm bench restore: unknown option '%s' (see --help)\n",
-				argv[optind - 1]);
-			return EXIT_USAGE;
 		}
+		if (opt == ':')
+			return usage_error("%s needs a value", argv[optind - 1]);
+		if (opt == '?')
+			return usage_error("unknown option '%s' (see --help)", argv[optind - 1]);
+		ret = restore_option(opt, o);
+		if (ret)
+			return ret;
 	}
-	if (!o->case_count) {
-		o->heaps[o->case_count++] = "0";
-		o->heaps[o->case_count++] = "64M";
+	if (optind < argc)
+		return usage_error("unexpected argument '%s' (see --help)", argv[optind]);
+	if (!o->mode_count) /* mmap-huge mounts a tmpfs: only root can */
+		modes_parse(geteuid() ? "eager,lazy,prefetch,mmap"
+				      : "eager,lazy,prefetch,mmap,mmap-huge",
+			    o);
+	if (!o->touch_count)
+		o->touches[o->touch_count++] = DEFAULT_TOUCH;
+	if (!o->heap_count) {
+		o->heaps[o->heap_count++] = "0";
+		o->heaps[o->heap_count++] = "64M";
 	}
-	if (!o->kernel[0] && bench_guest_path(o->kernel, sizeof(o->kernel))) {
-		fprintf(stderr, "snapvm bench restore: the test guest is not built next to snapvm; "
-				"pass --kernel\n");
-		return EXIT_USAGE;
-	}
-	if (o->vs_qemu && !bench_qemu_available()) {
-		fprintf(stderr, "snapvm bench restore: --vs-qemu needs qemu-system-x86_64 "
-				"(Debian package qemu-system-x86)\n");
-		return EXIT_USAGE;
-	}
+	if (!o->kernel[0] && bench_guest_path(o->kernel, sizeof(o->kernel)))
+		return usage_error("the test guest is not built next to snapvm; pass --kernel");
+	if (o->vs_qemu && !bench_qemu_available())
+		return usage_error("--vs-qemu needs qemu-system-x86_64 (Debian package "
+				   "qemu-system-x86)");
 	return 0;
+}
+
+static bool heap_is_zero(const char *heap)
+{
+	uint64_t bytes;
+
+	return parse_size(heap, &bytes) == 0 && bytes == 0;
+}
+
+static struct restore_case *case_add(struct bench_env *env, const char *heap, uint64_t touch)
+{
+	struct restore_case *c = &env->cases[env->case_count];
+	const struct restore_options *o = env->o;
+
+	*c = (struct restore_case){ .heap = heap, .touch = touch };
+	if (o->request)
+		snprintf(c->request, sizeof(c->request), "%s", o->request);
+	else if (touch)
+		snprintf(c->request, sizeof(c->request), "touch %" PRIu64 " 1", touch);
+	else
+		snprintf(c->request, sizeof(c->request), "ping");
+	snprintf(c->name, sizeof(c->name), "bench-%u", env->case_count);
+	path_format(c->qemu_file, sizeof(c->qemu_file), "%s/qemu-heap-%s.migration", env->dir,
+		    heap);
+	for (unsigned m = 0; m < o->mode_count; m++)
+		c->runs[m] = calloc(o->runs, sizeof(struct invoke_figures));
+	c->qemu_ms = calloc(o->runs, sizeof(double));
+	env->case_count++;
+	return c;
+}
+
+/* The heap=0 case first (the floor needs it), then each other heap with each --touch. */
+static void cases_make(struct bench_env *env)
+{
+	const struct restore_options *o = env->o;
+
+	case_add(env, "0", 0);
+	for (unsigned h = 0; h < o->heap_count; h++) {
+		if (heap_is_zero(o->heaps[h]))
+			continue;
+		for (unsigned t = 0; t < (o->request ? 1 : o->touch_count); t++)
+			case_add(env, o->heaps[h], o->request ? 0 : o->touches[t]);
+	}
+}
+
+static bool cases_allocated(const struct bench_env *env)
+{
+	for (unsigned i = 0; i < env->case_count; i++) {
+		for (unsigned m = 0; m < env->o->mode_count; m++)
+			if (!env->cases[i].runs[m])
+				return false;
+		if (!env->cases[i].qemu_ms)
+			return false;
+	}
+	return true;
+}
+
+static void cases_free(struct bench_env *env)
+{
+	for (unsigned i = 0; i < env->case_count; i++) {
+		for (unsigned m = 0; m < env->o->mode_count; m++)
+			free(env->cases[i].runs[m]);
+		free(env->cases[i].qemu_ms);
+	}
 }
 
 int bench_restore_main(int argc, char **argv)
 {
 	struct restore_options o;
-	struct restore_case cases[MAX_CASES] = { 0 };
-	struct bench_env env = { .o = &o };
-	int ret = restore_parse(argc, argv, &o);
+	struct bench_env *env = calloc(1, sizeof(*env));
+	int ret = env ? restore_parse(argc, argv, &o) : EXIT_RUNTIME;
 
-	if (ret)
+	if (ret) {
+		free(env);
 		return ret < 0 ? EXIT_OK : ret;
-	ret = bench_tmpdir(env.dir, sizeof(env.dir));
+	}
+	env->o = &o;
+	ret = bench_tmpdir(env->dir, sizeof(env->dir));
 	if (ret) {
 		fprintf(stderr, "snapvm bench restore: cannot make a scratch directory: %s\n",
 			strerror(-ret));
+		free(env);
 		return EXIT_RUNTIME;
 	}
-	path_format(env.store, sizeof(env.store), "%s/store", env.dir);
-	for (unsigned i = 0; i < o.case_count && !ret; i++) {
-		cases[i].heap = o.heaps[i];
-		cases[i].snapvm_ms = calloc(o.runs, sizeof(double));
-		cases[i].qemu_ms = calloc(o.runs, sizeof(double));
-		ret = run_case(&env, &cases[i]);
+	path_format(env->store, sizeof(env->store), "%s/store", env->dir);
+	for (unsigned m = 0; m < o.mode_count && !ret; m++) {
+		if (!strcmp(o.modes[m], "mmap-huge") && (ret = huge_cache_mount(env)))
+			fprintf(stderr,
+				"snapvm bench restore: mmap-huge: cannot mount a tmpfs of huge pages "
+				"(root only): %s\n",
+				strerror(-ret));
 	}
+	cases_make(env);
 	if (!ret)
-		report(&o, cases);
-	for (unsigned i = 0; i < o.case_count; i++) {
-		free(cases[i].snapvm_ms);
-		free(cases[i].qemu_ms);
-	}
-	bench_tmpdir_remove(env.dir);
+		ret = cases_allocated(env) ? 0 : -ENOMEM;
+	for (unsigned i = 0; i < env->case_count && !ret; i++)
+		ret = run_case(env, &env->cases[i]);
+	if (!ret)
+		report(env);
+	cases_free(env);
+	huge_cache_unmount(env);
+	bench_tmpdir_remove(env->dir);
+	free(env);
 	return ret ? EXIT_RUNTIME : EXIT_OK;
 }

@@ -126,14 +126,28 @@ int child_finish(struct child *child, int timeout_ms)
 	uint64_t deadline = time_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
 	int status;
 
-	child_close_fds(child);
+	/*
+	 * EOF on its stdin asks the child to stop; what it still prints is read
+	 * and dropped, so that it never dies of SIGPIPE on its way out.
+	 */
+	if (child->in_fd >= 0)
+		close(child->in_fd);
+	child->in_fd = -1;
 	while (waitpid(child->pid, &status, WNOHANG) == 0) {
+		struct pollfd out = { .fd = child->out_fd, .events = POLLIN };
+		char discard[4096];
+
 		if (time_now_ns() >= deadline) {
 			child_kill(child);
 			return -1;
 		}
-		usleep(1000);
+		if (poll(&out, child->out_fd >= 0, 1) > 0 &&
+		    read(child->out_fd, discard, sizeof(discard)) == 0) {
+			close(child->out_fd); /* EOF: nothing more to drain */
+			child->out_fd = -1;
+		}
 	}
+	child_close_fds(child);
 	child->pid = -1;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
