@@ -40,6 +40,7 @@ int cmd_invoke_main(int argc, char **argv);
 int cmd_ls_main(int argc, char **argv);
 int cmd_rm_main(int argc, char **argv);
 int cmd_bench_main(int argc, char **argv);
+int cmd_serve_main(int argc, char **argv);
 int cmd_store_main(int argc, char **argv);
 
 #endif

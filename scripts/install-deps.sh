@@ -17,6 +17,9 @@ liburing-dev
 libssl-dev
 libcmocka-dev
 libslirp-dev
+libmicrohttpd-dev
+libjansson-dev
+curl
 iproute2
 iputils-ping
 qemu-system-x86

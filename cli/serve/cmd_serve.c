@@ -1,0 +1,205 @@
+/* snapvm serve: the HTTP/JSON API daemon (docs/api.md). */
+#include "cli/cli.h"
+#include "cli/serve/serve.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define DEFAULT_MAX_CLONES 32
+#define DEFAULT_QUEUE_MS   2000
+#define DEFAULT_MAX_BODY   (64 * 1024)
+
+struct serve_cli {
+	struct serve_config config;
+	const char *listen;
+	char default_listen[128];
+};
+
+static void serve_help(void)
+{
+	printf("usage: snapvm serve [--listen unix:PATH|tcp:127.0.0.1:PORT] [--store DIR]\n"
+	       "                    [--max-clones N] [--memory MODE] [--queue-ms MS]\n"
+	       "                    [--max-body SIZE]\n\n"
+	       "Serves the HTTP/JSON API (docs/api.md): list and delete snapshots, invoke a\n"
+	       "fresh clone per request, keep clones up, boot VMs and snapshot them, and\n"
+	       "Prometheus metrics. Every clone and VM is a snapvm child process. SIGTERM or\n"
+	       "SIGINT: no new work, running requests finish, every child is stopped, exit 0.\n\n"
+	       "options:\n"
+	       "  --listen WHERE     unix:PATH (default $XDG_RUNTIME_DIR/snapvm.sock, else\n"
+	       "                     /tmp/snapvm-UID.sock; made mode 0600) or\n"
+	       "                     tcp:127.0.0.1:PORT (loopback only; PORT 0: any free one)\n"
+	       "  --store DIR        where snapshots are (default $SNAPVM_STORE or\n"
+	       "                     ~/.local/share/snapvm)\n"
+	       "  --max-clones N     child VMs alive at once: invocations, clones and VMs\n"
+	       "                     (default %d); more wait, then get 429\n"
+	       "  --queue-ms MS      how long a request waits for a free slot before 429\n"
+	       "                     (default %d; 0: never wait)\n"
+	       "  --memory MODE      how restores page memory in: prefetch (default), lazy,\n"
+	       "                     eager or mmap (see snapvm restore --help); a request's\n"
+	       "                     \"memory\" field overrides it\n"
+	       "  --max-body SIZE    the largest request body (default 64K); larger: 413\n"
+	       "  -h, --help         this help\n\n"
+	       "It prints \"listening on WHERE\" on stdout once it accepts connections.\n",
+	       DEFAULT_MAX_CLONES, DEFAULT_QUEUE_MS);
+}
+
+static void listen_default(struct serve_cli *o)
+{
+	const char *runtime = getenv("XDG_RUNTIME_DIR");
+
+	if (runtime && runtime[0] && strlen(runtime) < 80)
+		snprintf(o->default_listen, sizeof(o->default_listen), "unix:%s/snapvm.sock",
+			 runtime);
+	else
+		snprintf(o->default_listen, sizeof(o->default_listen), "unix:/tmp/snapvm-%u.sock",
+			 (unsigned)getuid());
+	o->listen = o->default_listen;
+}
+
+/* 0, -1 for --help, or EXIT_USAGE after a message. */
+static int serve_parse(int argc, char **argv, struct serve_cli *o)
+{
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "store", required_argument, NULL, 's' },
+		{ "max-clones", required_argument, NULL, 'n' },
+		{ "queue-ms", required_argument, NULL, 'q' },
+		{ "memory", required_argument, NULL, 'M' },
+		{ "max-body", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	uint64_t value;
+	int opt, ret = 0;
+
+	memset(o, 0, sizeof(*o));
+	o->config.max_clones = DEFAULT_MAX_CLONES;
+	o->config.queue_ms = DEFAULT_QUEUE_MS;
+	o->config.max_body = DEFAULT_MAX_BODY;
+	listen_default(o);
+	optind = 0;
+	opterr = 0;
+	while (!ret && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 's':
+			o->config.store_dir = optarg;
+			break;
+		case 'n':
+			ret = cli_parse_uint_option("serve", "--max-clones", optarg, 1, 1024,
+						    &value);
+			o->config.max_clones = (unsigned)value;
+			break;
+		case 'q':
+			ret = cli_parse_uint_option("serve", "--queue-ms", optarg, 0, 3600000,
+						    &value);
+			o->config.queue_ms = (unsigned)value;
+			break;
+		case 'M':
+			if (snapshot_memory_mode_parse(optarg, &o->config.memory))
+				return cli_usage_error(
+					"serve",
+					"--memory: '%s' is not prefetch, lazy, eager or mmap",
+					optarg);
+			o->config.memory_set = true;
+			break;
+		case 'b':
+			ret = cli_parse_size_option("serve", "--max-body", optarg, &value);
+			if (!ret && (value < 1024 || value > 64 * MiB))
+				ret = cli_usage_error("serve", "--max-body: from 1K to 64M");
+			o->config.max_body = (size_t)value;
+			break;
+		case 'h':
+			serve_help();
+			return -1;
+		case ':':
+			return cli_usage_error("serve", "%s needs a value", argv[optind - 1]);
+		default:
+			return cli_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (!ret && optind < argc)
+		ret = cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+	return ret;
+}
+
+/* Hundreds of clones, three pipes and a pidfd each, pass the default 1024 descriptors. */
+static void raise_fd_limit(void)
+{
+	struct rlimit limit;
+
+	if (!getrlimit(RLIMIT_NOFILE, &limit) && limit.rlim_cur < limit.rlim_max) {
+		limit.rlim_cur = limit.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &limit);
+	}
+}
+
+/* Signals go to serve_run() through a signalfd: blocked here, before any thread exists. */
+static void signals_block(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN); /* a child's closed stdin is an error return, not a death */
+}
+
+static void on_stop(void *opaque)
+{
+	serve_http_quiesce(opaque);
+}
+
+int cmd_serve_main(int argc, char **argv)
+{
+	struct serve_cli o;
+	struct serve *serve;
+	struct serve_http *http = NULL;
+	char self[PATH_MAX], error[512];
+	ssize_t len;
+	int ret = serve_parse(argc, argv, &o);
+
+	if (ret)
+		return ret < 0 ? EXIT_OK : ret;
+	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (len <= 0) {
+		fprintf(stderr, "snapvm serve: cannot find its own binary: %s\n", strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	self[len] = '\0';
+	o.config.self_path = self;
+	signals_block();
+	raise_fd_limit();
+	ret = serve_create(&o.config, &serve, error, sizeof(error));
+	if (ret) {
+		if (error[0]) /* else the store has said why */
+			fprintf(stderr, "snapvm serve: %s\n", error);
+		return EXIT_RUNTIME;
+	}
+	ret = serve_http_start(serve, o.listen, o.config.max_body, &http, error, sizeof(error));
+	if (ret) {
+		fprintf(stderr, "snapvm serve: %s\n", error);
+		serve_destroy(serve);
+		return ret == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+	}
+	printf("listening on %s\n", serve_http_address(http));
+	fflush(stdout);
+	serve_set_on_stop(serve, on_stop, http);
+	ret = serve_run(serve, true);
+	serve_http_stop(http);
+	serve_destroy(serve);
+	if (ret)
+		fprintf(stderr, "snapvm serve: %s\n", strerror(-ret));
+	return ret ? EXIT_RUNTIME : EXIT_OK;
+}

@@ -1,0 +1,103 @@
+/*
+ * cli/serve/: `snapvm serve`, the HTTP/JSON API (docs/api.md). The daemon
+ * itself never runs a VM: every clone and every booted VM is a `snapvm`
+ * child process (invoke, restore or run) that it supervises, so a clone that
+ * crashes takes only itself down. Routing and JSON live in serve_handle(),
+ * apart from the HTTP server (http.c), so that unit tests can call it.
+ */
+#ifndef SNAPVM_CLI_SERVE_H
+#define SNAPVM_CLI_SERVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapshot/snapshot.h"
+
+#define SERVE_REQUEST_MAX	 1023	 /* bytes of one request line (snapvm invoke's limit) */
+#define SERVE_DEFAULT_TIMEOUT_MS 10000	 /* an invocation's, and a boot's, default timeout */
+#define SERVE_MAX_TIMEOUT_MS	 3600000 /* the longest timeout_ms accepted */
+
+struct serve_config {
+	const char *store_dir; /* the store every child uses (--store) */
+	const char *self_path; /* the snapvm binary the children run */
+	const char *run_dir;   /* where clones' control sockets go; made and removed if NULL */
+	unsigned max_clones;   /* child VMs alive at once (invocations, clones, VMs) */
+	unsigned queue_ms;     /* how long a request waits for a free slot before 429 */
+	size_t max_body;       /* bytes of a request body */
+	enum snapshot_memory_mode memory; /* default --memory of restores */
+	bool memory_set;		  /* pass --memory to children (else their default) */
+};
+
+/* The daemon's state: the store, the children, the metrics. */
+struct serve;
+
+/* Opens the store and prepares the daemon; 0 or -errno with one line in error. */
+int serve_create(const struct serve_config *config, struct serve **serve, char *error,
+		 size_t error_size);
+/* Frees everything; serve_run() must have returned (or never been called). */
+void serve_destroy(struct serve *serve);
+/*
+ * Supervises the children on the calling thread until serve_stop(): spawns
+ * them, reads their output, reaps them, kills those past their deadline.
+ * With signals, SIGTERM, SIGINT and SIGHUP (blocked by the caller in every
+ * thread) call serve_stop(). Returns after every child has exited.
+ */
+int serve_run(struct serve *serve, bool signals);
+/* Starts the shutdown: no new work, running requests finish, children are stopped. */
+void serve_stop(struct serve *serve);
+/* True once serve_stop() was called. */
+bool serve_stopping(const struct serve *serve);
+/* Called by serve_run() when no new connection should come (closes the listener). */
+void serve_set_on_stop(struct serve *serve, void (*fn)(void *opaque), void *opaque);
+/* Blocks until no request is being handled (after serve_stop(), none starts). */
+void serve_wait_idle(struct serve *serve);
+
+struct serve_request {
+	const char *method;
+	const char *path; /* decoded, without the query */
+	const char *body;
+	size_t body_len;
+	uint64_t start_ns; /* CLOCK_MONOTONIC when the request arrived */
+	/* True if the client has gone (may be NULL): its clone is stopped early. */
+	bool (*client_gone)(void *opaque);
+	void *opaque;
+};
+
+struct serve_reply {
+	int status;
+	char *body; /* malloc'ed; JSON, or Prometheus text for /metrics */
+	const char *content_type;
+	unsigned retry_after; /* seconds for a Retry-After header, 0 for none */
+	char allow[32];	      /* methods for an Allow header (405), or "" */
+};
+
+/* Handles one request; reply is always filled (errors as {"error", "code"}). */
+void serve_handle(struct serve *serve, const struct serve_request *request,
+		  struct serve_reply *reply);
+/* Fills reply with {"error": message, "code": code} and HTTP status. */
+void serve_reply_error(struct serve_reply *reply, int status, const char *code, const char *fmt,
+		       ...) __attribute__((format(printf, 4, 5)));
+void serve_reply_free(struct serve_reply *reply);
+
+/* Counts a client that left before its reply was sent (for /metrics). */
+void serve_count_client_gone(struct serve *serve);
+
+/* The HTTP server in front of serve_handle(): libmicrohttpd, loaded with dlopen(). */
+struct serve_http;
+
+/*
+ * Listens on "unix:PATH" (mode 0600, a stale socket replaced) or
+ * "tcp:127.0.0.1:PORT" (PORT 0: any free port) and serves HTTP/1.1 with a
+ * thread per connection. 0 or -errno with one line in error.
+ */
+int serve_http_start(struct serve *serve, const char *listen, size_t max_body,
+		     struct serve_http **http, char *error, size_t error_size);
+/* Where it listens, e.g. "unix:/run/snapvm.sock" or "tcp:127.0.0.1:41234". */
+const char *serve_http_address(const struct serve_http *http);
+/* Stops accepting connections and removes the Unix socket; open connections go on. */
+void serve_http_quiesce(struct serve_http *http);
+/* Closes every connection and frees the server. */
+void serve_http_stop(struct serve_http *http);
+
+#endif
