@@ -439,14 +439,26 @@ static void json_samples(const char *key, const double *values, unsigned n)
 	printf("]");
 }
 
+/* The mode the case's headline snapvm_ms_* figures come from: the default, prefetch, if run. */
+static unsigned headline_mode(const struct restore_options *o)
+{
+	for (unsigned m = 0; m < o->mode_count; m++)
+		if (!strcmp(o->modes[m], "prefetch"))
+			return m;
+	return 0;
+}
+
 static void json_case(const struct bench_env *env, const struct restore_case *c)
 {
 	const struct restore_options *o = env->o;
+	unsigned headline = headline_mode(o);
 
 	printf("    {\"heap\": \"%s\", \"touch\": %" PRIu64 ", \"request\": \"%s\", "
 	       "\"snapvm_snapshot_ms\": %.3f, \"snapvm_snapshot_bytes\": %" PRIu64 ",\n"
-	       "     \"modes\": [",
-	       c->heap, c->touch, c->request, c->snapshot_ms, c->snapshot_bytes);
+	       "     \"snapvm_memory\": \"%s\", \"snapvm_ms_median\": %.3f, "
+	       "\"snapvm_ms_p90\": %.3f,\n     \"modes\": [",
+	       c->heap, c->touch, c->request, c->snapshot_ms, c->snapshot_bytes, o->modes[headline],
+	       mode_percentile(c, headline, 50), mode_percentile(c, headline, 90));
 	for (unsigned m = 0; m < o->mode_count; m++) {
 		double ms[c->count ? c->count : 1];
 
