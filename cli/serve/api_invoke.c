@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 
 /* Beyond the request's own timeout, for the restore and the child's own exit. */
-#define INVOKE_GRACE_MS 3000
+#define INVOKE_GRACE_MS 1000
 
 struct invoke_args {
 	const char *request;
