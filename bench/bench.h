@@ -20,4 +20,7 @@ int bench_blk_main(int argc, char **argv);
 /* `snapvm bench store`: the store's writes and reads beside plain files (argv[0] "store"). */
 int bench_store_main(int argc, char **argv);
 
+/* `snapvm bench serve`: invocations through the HTTP API beside `snapvm invoke` processes. */
+int bench_serve_main(int argc, char **argv);
+
 #endif

@@ -15,6 +15,8 @@ static const struct cli_command bench_commands[] = {
 	{ "blk", "virtio-blk throughput, beside the raw file's on the host", bench_blk_main },
 	{ "net", "UDP request/reply over TAP and user networking, beside QEMU microvm",
 	  bench_net_main },
+	{ "serve", "invocations through snapvm serve, beside snapvm invoke processes",
+	  bench_serve_main },
 	{ 0 },
 };
 
