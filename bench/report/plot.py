@@ -21,8 +21,9 @@ import tempfile
 
 PLOTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plots")
 QEMU_COLOR = "#777777"
-MODE_COLORS = {"eager": "#1f77b4", "lazy": "#ff7f0e", "prefetch": "#2ca02c", "mmap": "#9467bd"}
-OTHER_COLORS = ["#d62728", "#8c564b", "#e377c2", "#17becf"]
+MODE_COLORS = {"eager": "#1f77b4", "lazy": "#ff7f0e", "prefetch": "#2ca02c", "mmap": "#9467bd",
+               "mmap-huge": "#d62728"}
+OTHER_COLORS = ["#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 
 
 class Skip(Exception):

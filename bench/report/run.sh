@@ -66,12 +66,12 @@ trap 'rm -rf "$RAW"' EXIT
 # bench's --help does not mention is left out (and recorded): benches change.
 bench_options() {
 	local name=$1
-	local modes="--memory=eager,lazy,prefetch,mmap --heap=0 --heap=64M"
 	case "$MODE:$name" in
 	full:boot) echo "--vs-qemu --runs=200" ;;
 	quick:boot) echo "--vs-qemu --runs=20" ;;
-	full:restore) echo "--vs-qemu --runs=30 $modes --touch=256,1024,4096,16384" ;;
-	quick:restore) echo "--vs-qemu --runs=5 $modes --touch=256,4096" ;;
+	# every memory mode (its default); heap=0 is always measured
+	full:restore) echo "--vs-qemu --runs=30 --heap=64M --touch=256,1024,4096,16384" ;;
+	quick:restore) echo "--vs-qemu --runs=5 --heap=64M --touch=256,4096" ;;
 	full:store) echo "" ;;
 	quick:store) echo "--size=256M --reads=5000" ;;
 	full:vsock) echo "--runs=10000" ;;
@@ -82,7 +82,9 @@ bench_options() {
 	quick:net) echo "--requests=500" ;;
 	full:density) echo "" ;;
 	quick:density) echo "--clones=20" ;;
-	*) echo "--vs-qemu" ;; # serve and any bench added later: their defaults
+	full:serve) echo "" ;;
+	quick:serve) echo "--requests=50 --concurrency=1,8" ;;
+	*) echo "--vs-qemu" ;; # a bench added later: its defaults
 	esac
 }
 

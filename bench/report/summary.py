@@ -121,6 +121,17 @@ def rows_density(r):
     return rows
 
 
+def rows_serve(r):
+    rows = []
+    for level in r["levels"]:
+        rows.append((f"{level['clients']} clients, invocations/s, p50 (p99)",
+                     f"snapvm serve {level['api_per_s']:.0f}/s, {level['api_ms_p50']:.2f} ms "
+                     f"({level['api_ms_p99']:.2f})",
+                     f"snapvm invoke processes {level['invoke_per_s']:.0f}/s, "
+                     f"{level['invoke_ms_p50']:.2f} ms ({level['invoke_ms_p99']:.2f})"))
+    return rows
+
+
 def rows_generic(r):
     """Any other bench: its top-level numbers, as they come."""
     numbers = [f"{k} {v:g}" for k, v in r.items()
@@ -129,7 +140,8 @@ def rows_generic(r):
 
 
 FORMATTERS = {"boot": rows_boot, "restore": rows_restore, "store": rows_store,
-              "vsock": rows_vsock, "blk": rows_blk, "net": rows_net, "density": rows_density}
+              "vsock": rows_vsock, "blk": rows_blk, "net": rows_net, "density": rows_density,
+              "serve": rows_serve}
 
 
 def bench_rows(name, result):
