@@ -81,7 +81,7 @@ bench_options() {
 	full:net) echo "--requests=10000" ;;
 	quick:net) echo "--requests=500" ;;
 	full:density) echo "" ;;
-	quick:density) echo "--clones=20" ;;
+	quick:density) echo "--clones=100" ;;
 	full:serve) echo "" ;;
 	quick:serve) echo "--requests=50 --concurrency=1,8" ;;
 	*) echo "--vs-qemu" ;; # a bench added later: its defaults
