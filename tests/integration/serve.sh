@@ -241,6 +241,28 @@ check "the daemon still serves" GET /snapshots "" 200
 stop_daemon
 expect_eq "exit 0" "$RC" 0
 
+# docs/api.md's example session, as written: each curl line's reply has the documented keys.
+start_daemon --max-clones 16
+n=0
+while IFS= read -r cmd && IFS= read -r want; do
+	cmd=${cmd#\$ }
+	cmd=${cmd//\/tmp\/snapvm.sock/$SOCK}
+	cmd=${cmd//build\/guest\/snapguest.elf/$GUEST}
+	got=$(bash -c "$cmd" | head -1)
+	keys() { python3 -c 'import json,sys; print(sorted(json.loads(sys.argv[1])))' "$1" 2>/dev/null; }
+	if [[ "$want" == "#"* ]]; then
+		[ "$got" = "$want" ] && n=$((n + 1)) || fail "docs: $cmd: '$got', documented '$want'"
+	elif [ -n "$(keys "$got")" ] && [ "$(keys "$got")" = "$(keys "$want")" ]; then
+		n=$((n + 1))
+	else
+		fail "docs: $cmd: '$got', documented '$want'"
+	fi
+done < <(grep -A1 '^\$ curl ' "$SRC/docs/api.md" | grep -v '^--$')
+[ "$n" -ge 20 ] && pass "docs/api.md: $n curl examples give what they show" ||
+	fail "docs/api.md: only $n examples checked"
+stop_daemon
+expect_eq "exit 0" "$RC" 0
+
 # Bad command lines.
 "$SNAPVM" serve --max-clones 0 2>"$TMP/err"
 expect_eq "--max-clones 0: exit 2" "$?" 2
