@@ -5,6 +5,10 @@
  * meanwhile: packs already open stay readable (the descriptor keeps the file),
  * and a pack that is gone when first opened means the chunk moved, so it is
  * looked up again in a fresh transaction.
+ *
+ * Each lookup has a read transaction of its own, ended at once: an LMDB
+ * reader slot is held only meanwhile, not for the life of the snapshot,
+ * so that however many clones run, they do not fill the index's slots.
  */
 #include "store/internal.h"
 #include "store/chunk.h"
@@ -20,15 +24,15 @@ struct store_snapshot {
 	struct store *store;
 	struct snap_record record; /* record.info.name is the snapshot's name */
 	struct manifest manifest;
-	pthread_mutex_t lock;	  /* guards locs, packs and txn */
+	pthread_mutex_t lock;	  /* guards locs and packs */
 	struct chunk_entry *locs; /* per distinct page chunk; pack 0 until looked up */
 	struct pack_cache packs;
-	MDB_txn *txn; /* reset between uses */
 };
 
 int store_snapshot_open(struct store *s, const char *name, struct store_snapshot **out)
 {
 	struct store_snapshot *snap = calloc(1, sizeof(*snap));
+	MDB_txn *txn;
 	int ret;
 
 	if (!snap)
@@ -36,13 +40,13 @@ int store_snapshot_open(struct store *s, const char *name, struct store_snapshot
 	snap->store = s;
 	pthread_mutex_init(&snap->lock, NULL);
 	pack_cache_init(&snap->packs, s->backend);
-	ret = index_txn_begin(&s->index, false, &snap->txn);
+	ret = index_txn_begin(&s->index, false, &txn);
 	if (ret) {
 		store_snapshot_close(snap);
 		return ret;
 	}
-	ret = store_snapshot_load(s, snap->txn, &snap->packs, name, &snap->record, &snap->manifest);
-	mdb_txn_reset(snap->txn);
+	ret = store_snapshot_load(s, txn, &snap->packs, name, &snap->record, &snap->manifest);
+	mdb_txn_abort(txn);
 	if (!ret) {
 		snprintf(snap->record.info.name, sizeof(snap->record.info.name), "%s", name);
 		snap->locs = calloc(snap->manifest.unique_count ? snap->manifest.unique_count : 1,
@@ -62,8 +66,6 @@ void store_snapshot_close(struct store_snapshot *snap)
 {
 	if (!snap)
 		return;
-	if (snap->txn)
-		mdb_txn_abort(snap->txn);
 	pack_cache_free(&snap->packs);
 	manifest_free(&snap->manifest);
 	snap_record_free(&snap->record);
@@ -100,12 +102,13 @@ static int snapshot_chunk_lookup(struct store_snapshot *snap, uint32_t k, uint64
 {
 	struct store *s = snap->store;
 	char hex[2 * STORE_DIGEST_SIZE + 1], context[STORE_NAME_MAX + 48];
-	int rc = mdb_txn_renew(snap->txn), ret;
+	MDB_txn *txn;
+	int ret = index_txn_begin(&s->index, false, &txn);
 
-	if (rc)
-		return index_error(&s->index, rc, "cannot renew a transaction");
-	ret = index_chunk_get(&s->index, snap->txn, snap->manifest.unique[k], &snap->locs[k]);
-	mdb_txn_reset(snap->txn);
+	if (ret)
+		return ret;
+	ret = index_chunk_get(&s->index, txn, snap->manifest.unique[k], &snap->locs[k]);
+	mdb_txn_abort(txn);
 	if (ret == -ENOENT) {
 		store_digest_hex(snap->manifest.unique[k], hex);
 		log_error("store: chunk %s (%s) is no longer in the index (was the snapshot "
@@ -271,7 +274,8 @@ int store_blob_read(struct store_snapshot *snap, const char *name, uint8_t **dat
 {
 	const struct manifest_blob *b = manifest_blob_find(&snap->manifest, name);
 	char context[2 * STORE_NAME_MAX + 32];
-	int rc, ret;
+	MDB_txn *txn;
+	int ret;
 
 	if (!b) {
 		log_error("store: snapshot '%s' has no blob '%s'", snap->record.info.name, name);
@@ -279,14 +283,12 @@ int store_blob_read(struct store_snapshot *snap, const char *name, uint8_t **dat
 	}
 	snprintf(context, sizeof(context), "blob '%s' of '%s'", name, snap->record.info.name);
 	pthread_mutex_lock(&snap->lock);
-	rc = mdb_txn_renew(snap->txn);
-	if (rc) {
-		pthread_mutex_unlock(&snap->lock);
-		return index_error(&snap->store->index, rc, "cannot renew a transaction");
+	ret = index_txn_begin(&snap->store->index, false, &txn);
+	if (!ret) {
+		ret = store_chunks_load(snap->store, txn, &snap->packs, b->digests, b->chunk_count,
+					b->len, data, context);
+		mdb_txn_abort(txn);
 	}
-	ret = store_chunks_load(snap->store, snap->txn, &snap->packs, b->digests, b->chunk_count,
-				b->len, data, context);
-	mdb_txn_reset(snap->txn);
 	pthread_mutex_unlock(&snap->lock);
 	if (!ret)
 		*len = b->len;
