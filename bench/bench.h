@@ -8,6 +8,9 @@ int bench_boot_main(int argc, char **argv);
 /* `snapvm bench restore`: process start to a restored guest's first reply, beside QEMU. */
 int bench_restore_main(int argc, char **argv);
 
+/* `snapvm bench density`: N clones up at once: start rate, time to reply, host memory each. */
+int bench_density_main(int argc, char **argv);
+
 /* `snapvm bench vsock`: host <-> guest round trips over vsock, beside the serial console. */
 int bench_vsock_main(int argc, char **argv);
 

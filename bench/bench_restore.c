@@ -32,8 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -243,30 +241,6 @@ static int qemu_snapshot(struct bench_env *env, struct restore_case *c)
 	qemu_qmp_close(qmp);
 	child_kill(&child);
 	return ret;
-}
-
-/*
- * mmap-huge's cache: a tmpfs with huge=always, in a mount namespace that
- * this process and its children share and that ends with them.
- */
-static int huge_cache_mount(struct bench_env *env)
-{
-	path_format(env->huge_cache, sizeof(env->huge_cache), "%s/huge-cache", env->dir);
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-	    mkdir(env->huge_cache, 0700) < 0 ||
-	    mount("snapvm-bench", env->huge_cache, "tmpfs", 0, "huge=always,mode=0700") < 0) {
-		int ret = -errno;
-
-		env->huge_cache[0] = '\0';
-		return ret;
-	}
-	return 0;
-}
-
-static void huge_cache_unmount(struct bench_env *env)
-{
-	if (env->huge_cache[0])
-		umount2(env->huge_cache, MNT_DETACH);
 }
 
 /* One `snapvm invoke --json --memory MODE`: its reply line carries the paging figures. */
@@ -823,7 +797,9 @@ int bench_restore_main(int argc, char **argv)
 	}
 	path_format(env->store, sizeof(env->store), "%s/store", env->dir);
 	for (unsigned m = 0; m < o.mode_count && !ret; m++) {
-		if (!strcmp(o.modes[m], "mmap-huge") && (ret = huge_cache_mount(env)))
+		if (!strcmp(o.modes[m], "mmap-huge") &&
+		    (ret = bench_huge_cache_mount(env->dir, env->huge_cache,
+						  sizeof(env->huge_cache))))
 			fprintf(stderr,
 				"snapvm bench restore: mmap-huge: cannot mount a tmpfs of huge pages "
 				"(root only): %s\n",
@@ -837,7 +813,7 @@ int bench_restore_main(int argc, char **argv)
 	if (!ret)
 		report(env);
 	cases_free(env);
-	huge_cache_unmount(env);
+	bench_huge_cache_unmount(env->huge_cache);
 	bench_tmpdir_remove(env->dir);
 	free(env);
 	return ret ? EXIT_RUNTIME : EXIT_OK;

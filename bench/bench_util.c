@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -374,4 +377,24 @@ double stats_percentile(double *values, size_t n, double p)
 	if (lo + 1 >= n)
 		return values[n - 1];
 	return values[lo] + (rank - (double)lo) * (values[lo + 1] - values[lo]);
+}
+
+int bench_huge_cache_mount(const char *dir, char *path, size_t size)
+{
+	path_format(path, size, "%s/huge-cache", dir);
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mkdir(path, 0700) < 0 ||
+	    mount("snapvm-bench", path, "tmpfs", 0, "huge=always,mode=0700") < 0) {
+		int ret = -errno;
+
+		path[0] = '\0';
+		return ret;
+	}
+	return 0;
+}
+
+void bench_huge_cache_unmount(const char *path)
+{
+	if (path[0])
+		umount2(path, MNT_DETACH);
 }

@@ -64,6 +64,13 @@ void qemu_qmp_close(struct qmp *q);
 int bench_tmpdir(char *path, size_t size);
 /* Removes a directory made by bench_tmpdir and everything in it. */
 void bench_tmpdir_remove(const char *path);
+/*
+ * The raw-copy cache of the mmap-huge mode: a tmpfs with huge=always at
+ * DIR/huge-cache, in a mount namespace that this process and its children
+ * share and that ends with them (root only). path is empty on failure.
+ */
+int bench_huge_cache_mount(const char *dir, char *path, size_t size);
+void bench_huge_cache_unmount(const char *path);
 
 /* Percentile p (0-100) of n values (sorts them in place). */
 double stats_percentile(double *values, size_t n, double p);

@@ -9,6 +9,8 @@ static const struct cli_command bench_commands[] = {
 	{ "boot", "process start to READY, snapvm beside QEMU microvm", bench_boot_main },
 	{ "restore", "process start to a restored clone's first reply, beside QEMU",
 	  bench_restore_main },
+	{ "density", "N clones of one snapshot up at once: rate, reply time, memory each",
+	  bench_density_main },
 	{ "store", "the snapshot store's writes and reads beside plain files", bench_store_main },
 	{ "vsock", "host <-> guest round trips over vsock, beside the serial console",
 	  bench_vsock_main },
