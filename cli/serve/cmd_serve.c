@@ -158,7 +158,7 @@ static void signals_block(void)
 
 static void on_stop(void *opaque)
 {
-	serve_http_quiesce(opaque);
+	serve_http_close_door(opaque);
 }
 
 int cmd_serve_main(int argc, char **argv)
@@ -197,6 +197,7 @@ int cmd_serve_main(int argc, char **argv)
 	fflush(stdout);
 	serve_set_on_stop(serve, on_stop, http);
 	ret = serve_run(serve, true);
+	serve_http_drain(http);
 	serve_http_stop(http);
 	serve_destroy(serve);
 	if (ret)

@@ -4,6 +4,14 @@
  * child pipes push descriptors past FD_SETSIZE). It reads the body up to
  * the cap, hands the request to serve_handle() and sends the reply.
  *
+ * Shutdown drains: the Unix socket's name goes at once (new clients find
+ * nobody), but the listening socket stays open until every connection a
+ * client made before is answered, 503 for the new requests, so that no
+ * client that reached the daemon is left with a closed connection and no
+ * reply. Each connection is counted busy from its accept, or from a new
+ * request on it, until its request completes; idle keep-alive connections
+ * are closed at the stop.
+ *
  * libmicrohttpd is loaded with dlopen() when `snapvm serve` starts: linked
  * in, it would bring GnuTLS and eight more libraries into every snapvm
  * process, and each clone is one (measured here: +1.0 ms per process start,
@@ -30,13 +38,14 @@
 #include <microhttpd.h>
 
 #define HTTP_CONNECTIONS_MAX 2048
-#define HTTP_IDLE_TIMEOUT_S  60 /* a keep-alive connection that says nothing for this long */
+#define HTTP_IDLE_TIMEOUT_S  60	  /* a keep-alive connection that says nothing for this long */
+#define HTTP_DRAIN_MAX_MS    5000 /* at shutdown, answering what arrived (TCP clients go on) */
+#define HTTP_DRAIN_QUIET_MS  20	  /* nothing pending or busy for this long: drained */
 
 /* The libmicrohttpd calls snapvm makes, resolved once. */
 static struct {
 	__typeof__(MHD_start_daemon) *start_daemon;
 	__typeof__(MHD_stop_daemon) *stop_daemon;
-	__typeof__(MHD_quiesce_daemon) *quiesce_daemon;
 	__typeof__(MHD_create_response_from_buffer) *create_response;
 	__typeof__(MHD_add_response_header) *add_header;
 	__typeof__(MHD_queue_response) *queue_response;
@@ -58,15 +67,14 @@ static void mhd_load(void)
 	}
 	*(void **)&mhd.start_daemon = dlsym(lib, "MHD_start_daemon");
 	*(void **)&mhd.stop_daemon = dlsym(lib, "MHD_stop_daemon");
-	*(void **)&mhd.quiesce_daemon = dlsym(lib, "MHD_quiesce_daemon");
 	*(void **)&mhd.create_response = dlsym(lib, "MHD_create_response_from_buffer");
 	*(void **)&mhd.add_header = dlsym(lib, "MHD_add_response_header");
 	*(void **)&mhd.queue_response = dlsym(lib, "MHD_queue_response");
 	*(void **)&mhd.destroy_response = dlsym(lib, "MHD_destroy_response");
 	*(void **)&mhd.lookup_value = dlsym(lib, "MHD_lookup_connection_value");
 	*(void **)&mhd.connection_info = dlsym(lib, "MHD_get_connection_info");
-	if (!mhd.start_daemon || !mhd.stop_daemon || !mhd.quiesce_daemon || !mhd.create_response ||
-	    !mhd.add_header || !mhd.queue_response || !mhd.destroy_response || !mhd.lookup_value ||
+	if (!mhd.start_daemon || !mhd.stop_daemon || !mhd.create_response || !mhd.add_header ||
+	    !mhd.queue_response || !mhd.destroy_response || !mhd.lookup_value ||
 	    !mhd.connection_info)
 		mhd.error = "libmicrohttpd.so.12 lacks a function snapvm needs";
 }
@@ -75,10 +83,16 @@ struct serve_http {
 	struct serve *serve;
 	struct MHD_Daemon *daemon;
 	int listen_fd;
-	bool quiesced;
 	size_t max_body;
+	pthread_mutex_t lock; /* guards busy and each connection's idle */
+	unsigned busy;	      /* connections accepted or with a request, not yet answered */
 	char address[160];
 	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* A connection's state: idle between a completed request and the next. */
+struct http_connection {
+	bool idle;
 };
 
 /* One request's state between the calls of the access handler. */
@@ -129,6 +143,49 @@ static enum MHD_Result http_send(struct MHD_Connection *connection, struct serve
 	return ret;
 }
 
+/* Counts connection busy (a request has begun) or idle again (its request completed). */
+static void http_connection_busy(struct serve_http *http, struct MHD_Connection *connection,
+				 bool busy)
+{
+	const union MHD_ConnectionInfo *info =
+		mhd.connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct http_connection *c = info ? info->socket_context : NULL;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&http->lock);
+	if (c->idle == busy) {
+		c->idle = !busy;
+		if (busy)
+			http->busy++;
+		else
+			http->busy--;
+	}
+	pthread_mutex_unlock(&http->lock);
+}
+
+static void http_on_connection(void *cls, struct MHD_Connection *connection, void **context,
+			       enum MHD_ConnectionNotificationCode code)
+{
+	struct serve_http *http = cls;
+	struct http_connection *c = *context;
+
+	(void)connection;
+	pthread_mutex_lock(&http->lock);
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		c = calloc(1, sizeof(*c)); /* busy: a request is on its way */
+		if (c)
+			http->busy++;
+		*context = c;
+	} else if (c) {
+		if (!c->idle)
+			http->busy--;
+		free(c);
+		*context = NULL;
+	}
+	pthread_mutex_unlock(&http->lock);
+}
+
 static enum MHD_Result http_send_error(struct serve_http *http, struct MHD_Connection *connection,
 				       int status, const char *code, const char *message)
 {
@@ -153,6 +210,7 @@ static enum MHD_Result http_begin(struct serve_http *http, struct MHD_Connection
 
 	if (!r)
 		return MHD_NO;
+	http_connection_busy(http, connection, true);
 	r->start_ns = time_now_ns();
 	r->connection = connection;
 	*state = r;
@@ -229,9 +287,8 @@ static void http_on_completed(void *cls, struct MHD_Connection *connection, void
 {
 	struct http_request *r = *state;
 
-	(void)cls;
-	(void)connection;
 	(void)code;
+	http_connection_busy(cls, connection, false);
 	if (r) {
 		free(r->body);
 		free(r);
@@ -355,6 +412,7 @@ int serve_http_start(struct serve *serve, const char *listen, size_t max_body,
 	if (!http)
 		return -ENOMEM;
 	*http = (struct serve_http){ .serve = serve, .listen_fd = -1, .max_body = max_body };
+	pthread_mutex_init(&http->lock, NULL);
 	ret = http_listen(http, listen, error, error_size);
 	if (ret) {
 		free(http);
@@ -365,7 +423,8 @@ int serve_http_start(struct serve *serve, const char *listen, size_t max_body,
 					 MHD_USE_ITC | MHD_USE_ERROR_LOG,
 				 0, NULL, NULL, http_on_request, http, MHD_OPTION_LISTEN_SOCKET,
 				 http->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, http_on_completed,
-				 http, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTIONS_MAX,
+				 http, MHD_OPTION_NOTIFY_CONNECTION, http_on_connection, http,
+				 MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTIONS_MAX,
 				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S,
 				 MHD_OPTION_EXTERNAL_LOGGER, http_log, NULL, MHD_OPTION_END);
 	if (!http->daemon) {
@@ -382,15 +441,40 @@ const char *serve_http_address(const struct serve_http *http)
 	return http->address;
 }
 
-void serve_http_quiesce(struct serve_http *http)
+void serve_http_close_door(struct serve_http *http)
 {
-	if (!http || http->quiesced)
+	if (http && http->unix_path[0] && unlink(http->unix_path) == 0)
+		http->unix_path[0] = '\0';
+}
+
+/* A connection waits in the listening socket's queue, not yet accepted. */
+static bool http_pending(const struct serve_http *http)
+{
+	struct pollfd pfd = { .fd = http->listen_fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 1;
+}
+
+void serve_http_drain(struct serve_http *http)
+{
+	uint64_t start = time_now_ns(), quiet_since = start;
+
+	if (!http || !http->daemon)
 		return;
-	http->quiesced = true;
-	if (http->daemon)
-		mhd.quiesce_daemon(http->daemon); /* the socket is closed after the stop */
-	if (http->unix_path[0])
-		unlink(http->unix_path); /* new clients find nobody at once */
+	while (time_now_ns() - start < (uint64_t)HTTP_DRAIN_MAX_MS * 1000000ULL) {
+		uint64_t now = time_now_ns();
+		bool busy;
+
+		pthread_mutex_lock(&http->lock);
+		busy = http->busy > 0;
+		pthread_mutex_unlock(&http->lock);
+		if (busy || http_pending(http))
+			quiet_since = now;
+		else if (now - quiet_since >= (uint64_t)HTTP_DRAIN_QUIET_MS * 1000000ULL)
+			return;
+		usleep(2000);
+	}
+	log_warn("serve: connections still busy after %d ms: closed", HTTP_DRAIN_MAX_MS);
 }
 
 void serve_http_stop(struct serve_http *http)
@@ -398,11 +482,11 @@ void serve_http_stop(struct serve_http *http)
 	if (!http)
 		return;
 	if (http->daemon)
-		mhd.stop_daemon(http->daemon);
-	/* libmicrohttpd closes the listening socket itself, unless it was quiesced */
-	if (http->listen_fd >= 0 && (http->quiesced || !http->daemon))
+		mhd.stop_daemon(http->daemon); /* closes the listening socket too */
+	else if (http->listen_fd >= 0)
 		close(http->listen_fd);
-	if (http->unix_path[0] && !http->quiesced)
+	if (http->unix_path[0])
 		unlink(http->unix_path);
+	pthread_mutex_destroy(&http->lock);
 	free(http);
 }

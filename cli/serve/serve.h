@@ -95,8 +95,13 @@ int serve_http_start(struct serve *serve, const char *listen, size_t max_body,
 		     struct serve_http **http, char *error, size_t error_size);
 /* Where it listens, e.g. "unix:/run/snapvm.sock" or "tcp:127.0.0.1:41234". */
 const char *serve_http_address(const struct serve_http *http);
-/* Stops accepting connections and removes the Unix socket; open connections go on. */
-void serve_http_quiesce(struct serve_http *http);
+/* Removes the Unix socket's name: new clients find nobody; connections made go on. */
+void serve_http_close_door(struct serve_http *http);
+/*
+ * Waits (up to 5 s) until no connection is waiting to be accepted and every
+ * accepted one has its reply: the stopping daemon answers them all 503.
+ */
+void serve_http_drain(struct serve_http *http);
 /* Closes every connection and frees the server. */
 void serve_http_stop(struct serve_http *http);
 

@@ -223,8 +223,8 @@ ok=$(grep -l '"reply":"OK' "$TMP"/out/* 2>/dev/null | wc -l)
 busy=$(grep -l '"code":"shutting_down"' "$TMP"/out/* 2>/dev/null | wc -l)
 [ "$ok" -gt 0 ] && pass "running invocations finished: $ok" || fail "none finished"
 [ "$busy" -gt 0 ] && pass "waiting ones were told 503: $busy" || fail "no 503"
-other=$(grep -L -e '"reply":"OK' -e shutting_down "$TMP"/out/* 2>/dev/null | wc -l)
-expect_eq "no other outcome" "$other" 0
+other=$(grep -L -e '"reply":"OK' -e shutting_down "$TMP"/out/* 2>/dev/null)
+expect_eq "no other outcome" "$(head -c 300 $other </dev/null)" ""
 left=""
 for pid in $CHILDREN; do kill -0 "$pid" 2>/dev/null && left="$left $pid"; done
 expect_eq "no clone left" "$left" ""
