@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ struct store_snapshot {
 	pthread_mutex_t lock;	  /* guards locs and packs */
 	struct chunk_entry *locs; /* per distinct page chunk; pack 0 until looked up */
 	struct pack_cache packs;
+	atomic_bool damage_reported; /* a damaged page has been reported: the others are not */
 };
 
 int store_snapshot_open(struct store *s, const char *name, struct store_snapshot **out)
@@ -120,11 +122,25 @@ static int snapshot_chunk_lookup(struct store_snapshot *snap, uint32_t k, uint64
 	return ret;
 }
 
+/*
+ * Reports a damaged chunk met while reading pages, the first time only: a
+ * clone's fault and prefetch threads may meet the same chunk at once, and
+ * the first damage ends the clone; one line says why.
+ */
+static void snapshot_page_damage(struct store_snapshot *snap, const uint8_t *digest,
+				 const struct chunk_entry *e, uint64_t page, const char *reason)
+{
+	char context[STORE_NAME_MAX + 48];
+
+	if (!atomic_exchange(&snap->damage_reported, true))
+		store_chunk_error(digest, e, page_context(snap, page, context, sizeof(context)),
+				  reason);
+}
+
 /* Finds where chunk k (of page) is and opens its pack. Called with the lock held. */
 static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, uint64_t page,
 				  struct backend_object **obj)
 {
-	char context[STORE_NAME_MAX + 48];
 	const char *reason;
 	int ret = 0;
 
@@ -138,9 +154,8 @@ static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, uint6
 			break;
 	}
 	if (!ret && snap->locs[k].raw_len != STORE_PAGE_SIZE) {
-		store_chunk_error(snap->manifest.unique[k], &snap->locs[k],
-				  page_context(snap, page, context, sizeof(context)),
-				  "the index says it is not a whole page");
+		snapshot_page_damage(snap, snap->manifest.unique[k], &snap->locs[k], page,
+				     "the index says it is not a whole page");
 		snap->locs[k].pack = 0;
 		return -EBADMSG;
 	}
@@ -148,8 +163,7 @@ static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, uint6
 		reason = ret == -ENOENT	   ? "its pack is missing"
 			 : ret == -EBADMSG ? "its pack has a bad header"
 					   : "its pack cannot be opened";
-		store_chunk_error(snap->manifest.unique[k], &snap->locs[k],
-				  page_context(snap, page, context, sizeof(context)), reason);
+		snapshot_page_damage(snap, snap->manifest.unique[k], &snap->locs[k], page, reason);
 		return -EBADMSG;
 	}
 	return 0;
@@ -229,24 +243,20 @@ int store_chunk_decode(const struct store_chunk_loc *loc, const void *record, vo
 	return ret;
 }
 
-int store_page_decode(const struct store_snapshot *snap, uint64_t page,
-		      const struct store_chunk_loc *loc, const void *record, void *out)
+int store_page_decode(struct store_snapshot *snap, uint64_t page, const struct store_chunk_loc *loc,
+		      const void *record, void *out)
 {
-	char context[STORE_NAME_MAX + 48];
+	struct chunk_entry e = { .pack = loc->pack, .offset = loc->offset };
 	const char *reason;
 	int ret = snapshot_chunk_decode(loc, record, out, &reason);
 
-	if (ret) {
-		snprintf(context, sizeof(context), "page %llu of '%s'", (unsigned long long)page,
-			 snap->record.info.name);
-		snapshot_chunk_error(loc, context, reason);
-	}
+	if (ret)
+		snapshot_page_damage(snap, loc->digest, &e, page, reason);
 	return ret;
 }
 
 int store_page_read(struct store_snapshot *snap, uint64_t page, void *buf)
 {
-	char context[STORE_NAME_MAX + 48];
 	uint8_t record[CHUNK_RECORD_MAX];
 	struct store_chunk_loc loc;
 	struct backend_object *obj;
@@ -264,9 +274,11 @@ int store_page_read(struct store_snapshot *snap, uint64_t page, void *buf)
 		reason = "its pack ends before the chunk does";
 	else if (ret == 0)
 		ret = snapshot_chunk_decode(&loc, record, buf, &reason);
-	if (ret)
-		snapshot_chunk_error(&loc, page_context(snap, page, context, sizeof(context)),
-				     reason);
+	if (ret) {
+		struct chunk_entry e = { .pack = loc.pack, .offset = loc.offset };
+
+		snapshot_page_damage(snap, loc.digest, &e, page, reason);
+	}
 	return ret;
 }
 

@@ -148,8 +148,11 @@ struct store_chunk_loc {
 int store_page_locate(struct store_snapshot *snapshot, uint64_t page, struct store_chunk_loc *loc);
 /* Checks and decodes a record read at loc (loc->length bytes) into out (loc->raw_len bytes). */
 int store_chunk_decode(const struct store_chunk_loc *loc, const void *record, void *out);
-/* The same for page's chunk: a damaged chunk is reported as that page of the snapshot. */
-int store_page_decode(const struct store_snapshot *snapshot, uint64_t page,
+/*
+ * The same for page's chunk: a damaged chunk is reported as that page of the
+ * snapshot, once per open snapshot (threads that meet it too say nothing).
+ */
+int store_page_decode(struct store_snapshot *snapshot, uint64_t page,
 		      const struct store_chunk_loc *loc, const void *record, void *out);
 /* Reads the whole blob `name` into a malloc'ed buffer; -ENOENT if there is none. */
 int store_blob_read(struct store_snapshot *snapshot, const char *name, uint8_t **data, size_t *len);

@@ -75,8 +75,11 @@ fi
 # broken CASE DAMAGE MODE EXPECT: a store of its own, a snapshot with a working set, the damage
 broken() {
 	local case=$1 damage=$2 mode=$3 expect=$4 store="$TMP/store-$1" where pack offset length
-	SNAPVM_STORE=$store "$SNAPVM" run --kernel "$GUEST" --snapshot-on-ready b </dev/null >/dev/null 2>&1
-	SNAPVM_STORE=$store timeout 30 "$SNAPVM" invoke --memory lazy b ping >/dev/null
+	# the set-up pages normally, whatever the case's environment says
+	SNAPVM_STORE=$store env -u SNAPVM_TEST_PAGER_STOP_AFTER "$SNAPVM" run --kernel "$GUEST" \
+		--snapshot-on-ready b </dev/null >/dev/null 2>&1
+	SNAPVM_STORE=$store env -u SNAPVM_TEST_PAGER_STOP_AFTER timeout 30 "$SNAPVM" invoke \
+		--memory lazy b ping >/dev/null
 	where=$("$WHERE" "$store" b ws:3)
 	read -r pack offset length _ <<<"$where"
 	case $damage in

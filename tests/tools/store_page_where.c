@@ -31,11 +31,14 @@ int main(int argc, char **argv)
 		uint32_t *pages;
 		size_t count, nth = strtoul(argv[3] + 3, NULL, 10);
 
-		if (store_workset_get(store, argv[2], &pages, &count))
-			return 1;
+		if (store_workset_get(store, argv[2], &pages, &count)) {
+			ret = 1;
+			goto out;
+		}
 		if (nth >= count) {
 			free(pages);
-			return 1;
+			ret = 1;
+			goto out;
 		}
 		page = pages[nth];
 		free(pages);
@@ -56,6 +59,7 @@ int main(int argc, char **argv)
 			       loc.length, (unsigned long long)page);
 		}
 	}
+out:
 	store_snapshot_close(snap);
 	store_close(store);
 	return ret ? 1 : 0;
