@@ -100,6 +100,35 @@ static void report(const struct blk_options *o, const struct blk_result *r, unsi
 	}
 }
 
+static void blk_help(void)
+{
+	printf("usage: snapvm bench blk [--size SIZE] [--random N] [--json] [--kernel ELF]\n\n"
+	       "Boots the test guest with a fresh raw disk of SIZE (default 64M) and times\n"
+	       "sequential 64 KiB writes and reads of all of it, then N (default 2000)\n"
+	       "4 KiB writes and reads at random offsets; the host does the same on the\n"
+	       "file with pwrite/pread in the same run.\n");
+}
+
+static int blk_option(int opt, const char *value, void *ctx)
+{
+	struct blk_options *o = ctx;
+	uint64_t n;
+
+	switch (opt) {
+	case 's':
+		if (parse_size(value, &o->size) || o->size < MiB || o->size % MiB)
+			return bench_usage_error("blk", "--size: '%s' is not whole MiB", value);
+		return 0;
+	case 'r':
+		if (parse_u64(value, &n) || n < 1 || n > 1000000)
+			return bench_usage_error("blk", "--random: '%s' is not 1-1000000", value);
+		o->random_count = (unsigned)n;
+		return 0;
+	default:
+		return EXIT_USAGE;
+	}
+}
+
 static int blk_parse(int argc, char **argv, struct blk_options *o)
 {
 	static const struct option longopts[] = {
@@ -110,55 +139,16 @@ static int blk_parse(int argc, char **argv, struct blk_options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	uint64_t value;
-	int opt;
+	const struct bench_cli cli = { .name = "blk",
+				       .options = longopts,
+				       .option = blk_option,
+				       .help = blk_help,
+				       .json = &o->json,
+				       .kernel = o->kernel,
+				       .kernel_size = sizeof(o->kernel) };
 
 	*o = (struct blk_options){ .size = 64 * MiB, .random_count = 2000 };
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 's':
-			if (parse_size(optarg, &o->size) || o->size < MiB || o->size % MiB) {
-				fprintf(stderr, "snapvm bench blk: --size: '%s' is not whole MiB\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'r':
-			if (parse_u64(optarg, &value) || value < 1 || value > 1000000) {
-				fprintf(stderr,
-					"snapvm bench blk: --random: '%s' is not 1-1000000\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-			o->random_count = (unsigned)value;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'k':
-			snprintf(o->kernel, sizeof(o->kernel), "%s", optarg);
-			break;
-		case 'h':
-			printf("usage: snapvm bench blk [--size SIZE] [--random N] [--json] [--kernel ELF]\n\n"
-			       "Boots the test guest with a fresh raw disk of SIZE (default 64M) and times\n"
-			       "sequential 64 KiB writes and reads of all of it, then N (default 2000)\n"
-			       "4 KiB writes and reads at random offsets; the host does the same on the\n"
-			       "file with pwrite/pread in the same run.\n");
-			return -1;
-		default:
-			fprintf(stderr, "snapvm bench blk: unknown option '%s' (see --help)\n",
-				argv[optind - 1]);
-			return EXIT_USAGE;
-		}
-	}
-	if (!o->kernel[0] && bench_guest_path(o->kernel, sizeof(o->kernel))) {
-		fprintf(stderr, "snapvm bench blk: the test guest is not built next to snapvm; "
-				"pass --kernel\n");
-		return EXIT_USAGE;
-	}
-	return 0;
+	return bench_parse(&cli, argc, argv, o);
 }
 
 static int blk_measure(const struct blk_options *o, struct child *child, int fd)

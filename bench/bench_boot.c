@@ -104,6 +104,48 @@ static void boot_report(const struct boot_options *o, struct series *series, uns
 		       stats_percentile(series[1].ms, series[1].count, 50) / snapvm);
 }
 
+static void boot_help(void)
+{
+	printf("usage: snapvm bench boot [--runs N] [--vs-qemu] [--json]\n"
+	       "                         [--kernel PATH [--initrd FILE]] [--mem SIZE]\n"
+	       "                         [--cmdline STR]\n\n"
+	       "Times process start to the guest's READY line over N runs (default 20)\n"
+	       "and prints median and p90; --vs-qemu also boots the same kernel under\n"
+	       "QEMU microvm, alternating runs. Defaults: the test guest beside this\n"
+	       "binary, --mem 128M, --cmdline heap=0. A Linux kernel (bzImage or\n"
+	       "vmlinux) needs an --initrd whose init prints READY (make guest-linux\n"
+	       "builds one) and a host with hardware virtualization.\n");
+}
+
+static int boot_option(int opt, const char *value, void *ctx)
+{
+	struct boot_options *o = ctx;
+	uint64_t n;
+
+	switch (opt) {
+	case 'r':
+		if (parse_u64(value, &n) || n < 1 || n > MAX_RUNS)
+			return bench_usage_error("boot", "--runs: '%s' is not 1-%d", value,
+						 MAX_RUNS);
+		o->runs = (unsigned)n;
+		return 0;
+	case 'q':
+		o->vs_qemu = true;
+		return 0;
+	case 'i':
+		o->initrd = value;
+		return 0;
+	case 'm':
+		o->mem = value;
+		return 0;
+	case 'c':
+		o->cmdline = value;
+		return 0;
+	default:
+		return EXIT_USAGE;
+	}
+}
+
 static int boot_parse(int argc, char **argv, struct boot_options *o)
 {
 	static const struct option longopts[] = {
@@ -117,73 +159,28 @@ static int boot_parse(int argc, char **argv, struct boot_options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	uint64_t value;
-	int opt;
+	const struct bench_cli cli = { .name = "boot",
+				       .options = longopts,
+				       .option = boot_option,
+				       .help = boot_help,
+				       .json = &o->json,
+				       .kernel = o->kernel,
+				       .kernel_size = sizeof(o->kernel) };
+	int ret;
 
 	*o = (struct boot_options){ .runs = 20, .mem = "128M" };
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'r':
-			if (parse_u64(optarg, &value) || value < 1 || value > MAX_RUNS) {
-				fprintf(stderr, "snapvm bench boot: --runs: '%s' is not 1-%d\n",
-					optarg, MAX_RUNS);
-				return EXIT_USAGE;
-			}
-			o->runs = (unsigned)value;
-			break;
-		case 'q':
-			o->vs_qemu = true;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'k':
-			snprintf(o->kernel, sizeof(o->kernel), "%s", optarg);
-			break;
-		case 'i':
-			o->initrd = optarg;
-			break;
-		case 'm':
-			o->mem = optarg;
-			break;
-		case 'c':
-			o->cmdline = optarg;
-			break;
-		case 'h':
-			printf("usage: snapvm bench boot [--runs N] [--vs-qemu] [--json]\n"
-			       "                         [--kernel PATH [--initrd FILE]] [--mem SIZE]\n"
-			       "                         [--cmdline STR]\n\n"
-			       "Times process start to the guest's READY line over N runs (default 20)\n"
-			       "and prints median and p90; --vs-qemu also boots the same kernel under\n"
-			       "QEMU microvm, alternating runs. Defaults: the test guest beside this\n"
-			       "binary, --mem 128M, --cmdline heap=0. A Linux kernel (bzImage or\n"
-			       "vmlinux) needs an --initrd whose init prints READY (make guest-linux\n"
-			       "builds one) and a host with hardware virtualization.\n");
-			return -1;
-		default:
-			fprintf(stderr, "snapvm bench boot: unknown option '%s' (see --help)\n",
-				argv[optind - 1]);
-			return EXIT_USAGE;
-		}
-	}
-	if (!o->kernel[0] && bench_guest_path(o->kernel, sizeof(o->kernel))) {
-		fprintf(stderr, "snapvm bench boot: the test guest is not built next to snapvm; "
-				"pass --kernel\n");
-		return EXIT_USAGE;
-	}
+	ret = bench_parse(&cli, argc, argv, o);
+	if (ret)
+		return ret;
 	o->linux_kernel = vmm_kernel_is_linux(o->kernel);
 	if (!o->cmdline)
 		o->cmdline = o->linux_kernel ? "" : "heap=0";
 	/* QEMU gets the words snapvm puts before a Linux command line (vmm/kernel.c) */
 	snprintf(o->qemu_append, sizeof(o->qemu_append), "%s%s",
 		 o->linux_kernel ? "console=ttyS0 reboot=k panic=-1 " : "", o->cmdline);
-	if (o->vs_qemu && !bench_qemu_available()) {
-		fprintf(stderr, "snapvm bench boot: --vs-qemu needs qemu-system-x86_64 "
-				"(Debian package qemu-system-x86)\n");
-		return EXIT_USAGE;
-	}
+	if (o->vs_qemu && !bench_qemu_available())
+		return bench_usage_error("boot", "--vs-qemu needs qemu-system-x86_64 "
+						 "(Debian package qemu-system-x86)");
 	return 0;
 }
 

@@ -106,18 +106,6 @@ static void on_interrupt(int sig)
 	interrupted = 1;
 }
 
-static int __attribute__((format(printf, 1, 2))) usage_error(const char *format, ...)
-{
-	va_list args;
-
-	fprintf(stderr, "snapvm bench density: ");
-	va_start(args, format);
-	vfprintf(stderr, format, args);
-	va_end(args);
-	fprintf(stderr, "\n");
-	return EXIT_USAGE;
-}
-
 static void __attribute__((format(printf, 2, 3)))
 run_fail(struct density_run *r, const char *format, ...)
 {
@@ -657,7 +645,7 @@ static int option_uint(const char *name, const char *text, unsigned min, unsigne
 	uint64_t value;
 
 	if (parse_u64(text, &value) || value < min || value > max)
-		return usage_error("%s: '%s' is not %u-%u", name, text, min, max);
+		return bench_usage_error("density", "%s: '%s' is not %u-%u", name, text, min, max);
 	*out = (unsigned)value;
 	return 0;
 }
@@ -667,40 +655,36 @@ static int option_size(const char *name, const char *text, const char **out)
 	uint64_t bytes;
 
 	if (parse_size(text, &bytes))
-		return usage_error("%s: '%s' is not a size", name, text);
+		return bench_usage_error("density", "%s: '%s' is not a size", name, text);
 	*out = text;
 	return 0;
 }
 
-static int density_option(int opt, struct density_options *o)
+static int density_option(int opt, const char *value, void *ctx)
 {
+	struct density_options *o = ctx;
+
 	switch (opt) {
 	case 'n':
-		return option_uint("--clones", optarg, 1, MAX_CLONES, &o->clones);
+		return option_uint("--clones", value, 1, MAX_CLONES, &o->clones);
 	case 'p':
-		return option_uint("--parallel", optarg, 1, MAX_CLONES, &o->parallel);
+		return option_uint("--parallel", value, 1, MAX_CLONES, &o->parallel);
 	case 'r':
-		return option_uint("--rate", optarg, 1, 1000000, &o->rate);
+		return option_uint("--rate", value, 1, 1000000, &o->rate);
 	case 't':
-		return option_uint("--touch", optarg, 1, 1u << 24, &o->touch);
-	case 'j':
-		o->json = true;
-		return 0;
-	case 'k':
-		snprintf(o->kernel, sizeof(o->kernel), "%s", optarg);
-		return 0;
+		return option_uint("--touch", value, 1, 1u << 24, &o->touch);
 	case 'm':
-		return option_size("--mem", optarg, &o->mem);
+		return option_size("--mem", value, &o->mem);
 	case 'H':
-		return option_size("--heap", optarg, &o->heap);
+		return option_size("--heap", value, &o->heap);
 	case 'M':
-		if (strcmp(optarg, "prefetch") && strcmp(optarg, "lazy") &&
-		    strcmp(optarg, "eager") && strcmp(optarg, "mmap") &&
-		    strcmp(optarg, "mmap-huge"))
-			return usage_error(
+		if (strcmp(value, "prefetch") && strcmp(value, "lazy") && strcmp(value, "eager") &&
+		    strcmp(value, "mmap") && strcmp(value, "mmap-huge"))
+			return bench_usage_error(
+				"density",
 				"--memory: '%s' is not prefetch, lazy, eager, mmap or mmap-huge",
-				optarg);
-		o->memory = optarg;
+				value);
+		o->memory = value;
 		return 0;
 	default:
 		return EXIT_USAGE;
@@ -723,7 +707,13 @@ static int density_parse(int argc, char **argv, struct density_options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	int opt, ret;
+	const struct bench_cli cli = { .name = "density",
+				       .options = longopts,
+				       .option = density_option,
+				       .help = density_help,
+				       .json = &o->json,
+				       .kernel = o->kernel,
+				       .kernel_size = sizeof(o->kernel) };
 
 	*o = (struct density_options){ .clones = DEFAULT_CLONES,
 				       .parallel = DEFAULT_PARALLEL,
@@ -731,26 +721,7 @@ static int density_parse(int argc, char **argv, struct density_options *o)
 				       .mem = "256M",
 				       .heap = "64M",
 				       .memory = "prefetch" };
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		if (opt == 'h') {
-			density_help();
-			return -1;
-		}
-		if (opt == ':')
-			return usage_error("%s needs a value", argv[optind - 1]);
-		if (opt == '?')
-			return usage_error("unknown option '%s' (see --help)", argv[optind - 1]);
-		ret = density_option(opt, o);
-		if (ret)
-			return ret;
-	}
-	if (optind < argc)
-		return usage_error("unexpected argument '%s' (see --help)", argv[optind]);
-	if (!o->kernel[0] && bench_guest_path(o->kernel, sizeof(o->kernel)))
-		return usage_error("the test guest is not built next to snapvm; pass --kernel");
-	return 0;
+	return bench_parse(&cli, argc, argv, o);
 }
 
 /*
@@ -811,8 +782,9 @@ int bench_density_main(int argc, char **argv)
 		return ret < 0 ? EXIT_OK : ret;
 	ret = raise_fd_limit(o.clones);
 	if (ret)
-		return usage_error("--clones %u needs %u file descriptors: %s", o.clones,
-				   o.clones * FDS_PER_CLONE + FDS_SPARE, strerror(-ret));
+		return bench_usage_error("density", "--clones %u needs %u file descriptors: %s",
+					 o.clones, o.clones * FDS_PER_CLONE + FDS_SPARE,
+					 strerror(-ret));
 	ret = run_init(&r, &o);
 	if (!ret)
 		ret = bench_tmpdir(r.dir, sizeof(r.dir));

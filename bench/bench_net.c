@@ -295,6 +295,36 @@ static void report(const struct net_options *o, struct net_result r[2][2])
 	printf("packets/s: %u requests in flight at a time\n", o->window);
 }
 
+static void net_help(void)
+{
+	printf("usage: snapvm bench net [--requests N] [--window W] [--json] "
+	       "[--kernel ELF]\n\n"
+	       "Boots the test guest with a network device and times UDP ping/PONG\n"
+	       "requests from the host: N one at a time (latency, default 2000), then\n"
+	       "N with W in flight (packets/s, default 8, at most 14: the guest's 16\n"
+	       "rx buffers). Over a TAP device in a network namespace of its own\n"
+	       "(needs root) and over user networking's hostfwd, each beside QEMU\n"
+	       "microvm on the same backend.\n");
+}
+
+static int net_option(int opt, const char *value, void *ctx)
+{
+	struct net_options *o = ctx;
+	uint64_t n;
+
+	switch (opt) {
+	case 'r':
+	case 'w':
+		if (parse_u64(value, &n) || n < 1 || n > (opt == 'r' ? 1000000 : 14))
+			return bench_usage_error("net", "%s: '%s' is out of range",
+						 opt == 'r' ? "--requests" : "--window", value);
+		*(opt == 'r' ? &o->requests : &o->window) = (unsigned)n;
+		return 0;
+	default:
+		return EXIT_USAGE;
+	}
+}
+
 static int net_parse(int argc, char **argv, struct net_options *o)
 {
 	static const struct option longopts[] = {
@@ -305,52 +335,16 @@ static int net_parse(int argc, char **argv, struct net_options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	uint64_t value;
-	int opt;
+	const struct bench_cli cli = { .name = "net",
+				       .options = longopts,
+				       .option = net_option,
+				       .help = net_help,
+				       .json = &o->json,
+				       .kernel = o->kernel,
+				       .kernel_size = sizeof(o->kernel) };
 
 	*o = (struct net_options){ .requests = 2000, .window = 8 };
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'r':
-		case 'w':
-			if (parse_u64(optarg, &value) || value < 1 ||
-			    value > (opt == 'r' ? 1000000 : 14)) {
-				fprintf(stderr, "snapvm bench net: %s: '%s' is out of range\n",
-					opt == 'r' ? "--requests" : "--window", optarg);
-				return EXIT_USAGE;
-			}
-			*(opt == 'r' ? &o->requests : &o->window) = (unsigned)value;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'k':
-			snprintf(o->kernel, sizeof(o->kernel), "%s", optarg);
-			break;
-		case 'h':
-			printf("usage: snapvm bench net [--requests N] [--window W] [--json] "
-			       "[--kernel ELF]\n\n"
-			       "Boots the test guest with a network device and times UDP ping/PONG\n"
-			       "requests from the host: N one at a time (latency, default 2000), then\n"
-			       "N with W in flight (packets/s, default 8, at most 14: the guest's 16\n"
-			       "rx buffers). Over a TAP device in a network namespace of its own\n"
-			       "(needs root) and over user networking's hostfwd, each beside QEMU\n"
-			       "microvm on the same backend.\n");
-			return -1;
-		default:
-			fprintf(stderr, "snapvm bench net: unknown option '%s' (see --help)\n",
-				argv[optind - 1]);
-			return EXIT_USAGE;
-		}
-	}
-	if (!o->kernel[0] && bench_guest_path(o->kernel, sizeof(o->kernel))) {
-		fprintf(stderr, "snapvm bench net: the test guest is not built next to snapvm; "
-				"pass --kernel\n");
-		return EXIT_USAGE;
-	}
-	return 0;
+	return bench_parse(&cli, argc, argv, o);
 }
 
 int bench_net_main(int argc, char **argv)

@@ -27,7 +27,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -535,18 +534,6 @@ static void report(const struct bench_env *env)
 		report_case(env, &env->cases[i]);
 }
 
-static int __attribute__((format(printf, 1, 2))) usage_error(const char *format, ...)
-{
-	va_list args;
-
-	fprintf(stderr, "snapvm bench restore: ");
-	va_start(args, format);
-	vfprintf(stderr, format, args);
-	va_end(args);
-	fprintf(stderr, "\n");
-	return EXIT_USAGE;
-}
-
 static void restore_help(void)
 {
 	printf("usage: snapvm bench restore [--memory MODE,...] [--heap SIZE]... [--touch N,...]\n"
@@ -576,7 +563,7 @@ static int modes_parse(const char *list, struct restore_options *o)
 	char copy[64], *save = NULL;
 
 	if (snprintf(copy, sizeof(copy), "%s", list) >= (int)sizeof(copy))
-		return usage_error("--memory: '%s' is too long", list);
+		return bench_usage_error("restore", "--memory: '%s' is too long", list);
 	o->mode_count = 0;
 	for (char *word = strtok_r(copy, ",", &save); word; word = strtok_r(NULL, ",", &save)) {
 		unsigned m = 0;
@@ -584,15 +571,19 @@ static int modes_parse(const char *list, struct restore_options *o)
 		while (m < MAX_MODES && strcmp(word, memory_modes[m]))
 			m++;
 		if (m == MAX_MODES)
-			return usage_error("--memory: '%s' is not eager, lazy, prefetch, mmap or "
-					   "mmap-huge",
-					   word);
+			return bench_usage_error(
+				"restore",
+				"--memory: '%s' is not eager, lazy, prefetch, mmap or "
+				"mmap-huge",
+				word);
 		for (unsigned i = 0; i < o->mode_count; i++)
 			if (o->modes[i] == memory_modes[m])
-				return usage_error("--memory: '%s' is given twice", word);
+				return bench_usage_error("restore", "--memory: '%s' is given twice",
+							 word);
 		o->modes[o->mode_count++] = memory_modes[m];
 	}
-	return o->mode_count ? 0 : usage_error("--memory: '%s' names no mode", list);
+	return o->mode_count ? 0
+			     : bench_usage_error("restore", "--memory: '%s' names no mode", list);
 }
 
 static int touches_parse(const char *list, struct restore_options *o)
@@ -601,59 +592,58 @@ static int touches_parse(const char *list, struct restore_options *o)
 	uint64_t value;
 
 	if (snprintf(copy, sizeof(copy), "%s", list) >= (int)sizeof(copy))
-		return usage_error("--touch: '%s' is too long", list);
+		return bench_usage_error("restore", "--touch: '%s' is too long", list);
 	o->touch_count = 0;
 	for (char *word = strtok_r(copy, ",", &save); word; word = strtok_r(NULL, ",", &save)) {
 		if (o->touch_count == MAX_TOUCHES || parse_u64(word, &value) || !value ||
 		    value > MAX_TOUCH)
-			return usage_error("--touch: '%s' is not a list of up to 8 page counts "
-					   "(1-16777216)",
-					   list);
+			return bench_usage_error(
+				"restore",
+				"--touch: '%s' is not a list of up to 8 page counts "
+				"(1-16777216)",
+				list);
 		o->touches[o->touch_count++] = value;
 	}
-	return o->touch_count ? 0 : usage_error("--touch: '%s' names no count", list);
+	return o->touch_count ? 0
+			      : bench_usage_error("restore", "--touch: '%s' names no count", list);
 }
 
-static int restore_option(int opt, struct restore_options *o)
+static int restore_option(int opt, const char *value, void *ctx)
 {
-	uint64_t value;
+	struct restore_options *o = ctx;
+	uint64_t n;
 
 	switch (opt) {
 	case 'r':
-		if (parse_u64(optarg, &value) || value < 1 || value > MAX_RUNS)
-			return usage_error("--runs: '%s' is not 1-10000", optarg);
-		o->runs = (unsigned)value;
+		if (parse_u64(value, &n) || n < 1 || n > MAX_RUNS)
+			return bench_usage_error("restore", "--runs: '%s' is not 1-10000", value);
+		o->runs = (unsigned)n;
 		return 0;
 	case 'q':
 		o->vs_qemu = true;
 		return 0;
-	case 'j':
-		o->json = true;
-		return 0;
-	case 'k':
-		snprintf(o->kernel, sizeof(o->kernel), "%s", optarg);
-		return 0;
 	case 'm':
-		if (parse_size(optarg, &value))
-			return usage_error("--mem: '%s' is not a size", optarg);
-		o->mem = optarg;
+		if (parse_size(value, &n))
+			return bench_usage_error("restore", "--mem: '%s' is not a size", value);
+		o->mem = value;
 		return 0;
 	case 'H':
-		if (parse_size(optarg, &value))
-			return usage_error("--heap: '%s' is not a size", optarg);
+		if (parse_size(value, &n))
+			return bench_usage_error("restore", "--heap: '%s' is not a size", value);
 		if (o->heap_count == MAX_HEAPS)
-			return usage_error("--heap: at most 8 (got '%s' too)", optarg);
-		o->heaps[o->heap_count++] = optarg;
+			return bench_usage_error("restore", "--heap: at most 8 (got '%s' too)",
+						 value);
+		o->heaps[o->heap_count++] = value;
 		return 0;
 	case 'M':
-		return modes_parse(optarg, o);
+		return modes_parse(value, o);
 	case 'T':
-		return touches_parse(optarg, o);
+		return touches_parse(value, o);
 	case 'R':
-		if (!optarg[0] || strchr(optarg, '\n') || strchr(optarg, '"'))
-			return usage_error("--request: '%s' is not one line without quotes",
-					   optarg);
-		o->request = optarg;
+		if (!value[0] || strchr(value, '\n') || strchr(value, '"'))
+			return bench_usage_error(
+				"restore", "--request: '%s' is not one line without quotes", value);
+		o->request = value;
 		return 0;
 	default:
 		return EXIT_USAGE;
@@ -675,26 +665,19 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	int opt, ret;
+	const struct bench_cli cli = { .name = "restore",
+				       .options = longopts,
+				       .option = restore_option,
+				       .help = restore_help,
+				       .json = &o->json,
+				       .kernel = o->kernel,
+				       .kernel_size = sizeof(o->kernel) };
+	int ret;
 
 	*o = (struct restore_options){ .runs = 10, .mem = "256M" };
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		if (opt == 'h') {
-			restore_help();
-			return -1;
-		}
-		if (opt == ':')
-			return usage_error("%s needs a value", argv[optind - 1]);
-		if (opt == '?')
-			return usage_error("unknown option '%s' (see --help)", argv[optind - 1]);
-		ret = restore_option(opt, o);
-		if (ret)
-			return ret;
-	}
-	if (optind < argc)
-		return usage_error("unexpected argument '%s' (see --help)", argv[optind]);
+	ret = bench_parse(&cli, argc, argv, o);
+	if (ret)
+		return ret;
 	if (!o->mode_count) /* mmap-huge mounts a tmpfs: only root can */
 		modes_parse(geteuid() ? "eager,lazy,prefetch,mmap"
 				      : "eager,lazy,prefetch,mmap,mmap-huge",
@@ -705,11 +688,10 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 		o->heaps[o->heap_count++] = "0";
 		o->heaps[o->heap_count++] = "64M";
 	}
-	if (!o->kernel[0] && bench_guest_path(o->kernel, sizeof(o->kernel)))
-		return usage_error("the test guest is not built next to snapvm; pass --kernel");
 	if (o->vs_qemu && !bench_qemu_available())
-		return usage_error("--vs-qemu needs qemu-system-x86_64 (Debian package "
-				   "qemu-system-x86)");
+		return bench_usage_error("restore",
+					 "--vs-qemu needs qemu-system-x86_64 (Debian package "
+					 "qemu-system-x86)");
 	return 0;
 }
 

@@ -81,6 +81,29 @@ static int parse_levels(const char *text, struct serve_options *o)
 	return o->level_count ? 0 : -1;
 }
 
+static int serve_option(int opt, const char *value, void *ctx)
+{
+	struct serve_options *o = ctx;
+	uint64_t n;
+
+	switch (opt) {
+	case 'c':
+		if (parse_levels(value, o))
+			return bench_usage_error("serve",
+						 "--concurrency: '%s' is not a list of 1 to 8 "
+						 "counts from 1 to 256",
+						 value);
+		return 0;
+	case 'n':
+		if (parse_u64(value, &n) || !n || n > 100000)
+			return bench_usage_error("serve", "--requests: from 1 to 100000");
+		o->requests = (unsigned)n;
+		return 0;
+	default:
+		return EXIT_USAGE;
+	}
+}
+
 static int serve_parse(int argc, char **argv, struct serve_options *o)
 {
 	static const struct option longopts[] = {
@@ -91,56 +114,16 @@ static int serve_parse(int argc, char **argv, struct serve_options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	uint64_t n;
-	int opt;
+	const struct bench_cli cli = { .name = "serve",
+				       .options = longopts,
+				       .option = serve_option,
+				       .help = serve_bench_help,
+				       .json = &o->json,
+				       .kernel = o->guest,
+				       .kernel_size = sizeof(o->guest) };
 
 	*o = (struct serve_options){ .levels = { 1, 8, 64 }, .level_count = 3, .requests = 200 };
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			if (parse_levels(optarg, o)) {
-				fprintf(stderr,
-					"snapvm bench serve: --concurrency: '%s' is not a "
-					"list of 1 to 8 counts from 1 to 256\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'n':
-			if (parse_u64(optarg, &n) || !n || n > 100000) {
-				fprintf(stderr,
-					"snapvm bench serve: --requests: from 1 to 100000\n");
-				return EXIT_USAGE;
-			}
-			o->requests = (unsigned)n;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'k':
-			snprintf(o->guest, sizeof(o->guest), "%s", optarg);
-			break;
-		case 'h':
-			serve_bench_help();
-			return -1;
-		default:
-			fprintf(stderr, "snapvm bench serve: bad option '%s' (see --help)\n",
-				argv[optind - 1]);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "snapvm bench serve: unexpected argument '%s'\n", argv[optind]);
-		return EXIT_USAGE;
-	}
-	if (!o->guest[0] && bench_guest_path(o->guest, sizeof(o->guest))) {
-		fprintf(stderr,
-			"snapvm bench serve: no test guest beside snapvm (give --kernel)\n");
-		return EXIT_USAGE;
-	}
-	return 0;
+	return bench_parse(&cli, argc, argv, o);
 }
 
 static int unix_connect(const char *path)

@@ -444,6 +444,31 @@ static void bench_store_help(void)
 	       "  --json       print the figures as JSON\n");
 }
 
+static int bench_store_option(int opt, const char *value, void *ctx)
+{
+	struct bench_options *o = ctx;
+	uint64_t n;
+
+	switch (opt) {
+	case 'd':
+		snprintf(o->dir, sizeof(o->dir), "%s", value);
+		return 0;
+	case 's':
+		if (parse_size(value, &o->size) || o->size < 64 * MiB || o->size > 16 * GiB ||
+		    o->size % (4 * STORE_PAGE_SIZE))
+			return bench_usage_error("store", "--size: '%s' is not 64M-16G", value);
+		return 0;
+	case 'r':
+		if (parse_u64(value, &n) || n < 100 || n > 10000000)
+			return bench_usage_error("store", "--reads: '%s' is not 100-10000000",
+						 value);
+		o->reads = (unsigned)n;
+		return 0;
+	default:
+		return EXIT_USAGE;
+	}
+}
+
 static int bench_store_parse(int argc, char **argv, struct bench_options *o)
 {
 	static const struct option longopts[] = {
@@ -451,45 +476,15 @@ static int bench_store_parse(int argc, char **argv, struct bench_options *o)
 		{ "size", required_argument, NULL, 's' }, { "reads", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },	  { 0 },
 	};
-	uint64_t value;
-	int opt;
+	const struct bench_cli cli = { .name = "store",
+				       .options = longopts,
+				       .option = bench_store_option,
+				       .help = bench_store_help,
+				       .json = &o->json };
 
 	*o = (struct bench_options){ .size = GiB, .reads = 20000 };
 	snprintf(o->dir, sizeof(o->dir), "/var/tmp");
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (opt == 'j') {
-			o->json = true;
-		} else if (opt == 'd') {
-			snprintf(o->dir, sizeof(o->dir), "%s", optarg);
-		} else if (opt == 's') {
-			if (parse_size(optarg, &o->size) || o->size < 64 * MiB ||
-			    o->size > 16 * GiB || o->size % (4 * STORE_PAGE_SIZE)) {
-				fprintf(stderr, "snapvm bench store: --size: '%s' is not 64M-16G\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-		} else if (opt == 'r') {
-			if (parse_u64(optarg, &value) || value < 100 || value > 10000000) {
-				fprintf(stderr,
-					"snapvm bench store: --reads: '%s' is not 100-10000000\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-			o->reads = (unsigned)value;
-		} else if (opt == 'h') {
-			bench_store_help();
-			return EXIT_OK;
-		} else {
-			fprintf(stderr,
-				"snapvm bench store: unknown option '%s' (see 'snapvm bench "
-				"store --help')\n",
-				argv[optind - 1]);
-			return EXIT_USAGE;
-		}
-	}
-	return -1;
+	return bench_parse(&cli, argc, argv, o);
 }
 
 static int bench_run(const struct bench_options *o, const char *scratch, struct results *res,
@@ -528,8 +523,8 @@ int bench_store_main(int argc, char **argv)
 	char scratch[PATH_MAX + 32], command[PATH_MAX + 64];
 	int ret = bench_store_parse(argc, argv, &o);
 
-	if (ret >= 0)
-		return ret;
+	if (ret)
+		return ret < 0 ? EXIT_OK : ret;
 	snprintf(scratch, sizeof(scratch), "%s/snapvm-bench-store.XXXXXX", o.dir);
 	if (!mkdtemp(scratch)) {
 		log_error("bench store: cannot make a directory in %s: %s", o.dir, strerror(errno));

@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +188,55 @@ int bench_guest_path(char *path, size_t size)
 		return -ENOENT;
 	snprintf(path, size, "%.*s/guest/snapguest.elf", (int)(slash - self), self);
 	return access(path, R_OK) == 0 ? 0 : -ENOENT;
+}
+
+int bench_usage_error(const char *bench, const char *format, ...)
+{
+	va_list args;
+
+	fprintf(stderr, "snapvm bench %s: ", bench);
+	va_start(args, format);
+	vfprintf(stderr, format, args);
+	va_end(args);
+	fprintf(stderr, "\n");
+	return EXIT_USAGE;
+}
+
+int bench_parse(const struct bench_cli *cli, int argc, char **argv, void *ctx)
+{
+	int opt, ret;
+
+	/* getopt keeps its state in globals: start afresh, and word the errors here */
+	optind = 0;
+	opterr = 0;
+	/* the leading ':' tells a missing value (':') apart from an unknown option ('?') */
+	while ((opt = getopt_long(argc, argv, ":h", cli->options, NULL)) != -1) {
+		if (opt == 'h') {
+			cli->help();
+			return -1;
+		}
+		if (opt == ':')
+			return bench_usage_error(cli->name, "%s needs a value", argv[optind - 1]);
+		if (opt == '?')
+			return bench_usage_error(cli->name, "unknown option '%s' (see --help)",
+						 argv[optind - 1]);
+		if (opt == 'j' && cli->json) {
+			*cli->json = true;
+		} else if (opt == 'k' && cli->kernel) {
+			snprintf(cli->kernel, cli->kernel_size, "%s", optarg);
+		} else {
+			ret = cli->option(opt, optarg, ctx);
+			if (ret)
+				return ret;
+		}
+	}
+	if (optind < argc)
+		return bench_usage_error(cli->name, "unexpected argument '%s' (see --help)",
+					 argv[optind]);
+	if (cli->kernel && !cli->kernel[0] && bench_guest_path(cli->kernel, cli->kernel_size))
+		return bench_usage_error(cli->name, "the test guest is not built next to snapvm; "
+						    "pass --kernel");
+	return 0;
 }
 
 bool bench_qemu_available(void)

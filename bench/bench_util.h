@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct option; /* <getopt.h> */
+
 struct child {
 	pid_t pid;
 	int in_fd;  /* the child's stdin */
@@ -36,6 +38,36 @@ int child_send_line(struct child *child, const char *line);
 int child_finish(struct child *child, int timeout_ms);
 /* Kills and reaps the child at once. */
 void child_kill(struct child *child);
+
+/*
+ * One bench's command line. Every bench parses the same way (bench_parse), so
+ * that their errors read alike and a fix reaches all of them.
+ */
+struct bench_cli {
+	const char *name;	      /* "blk": messages start "snapvm bench blk: " */
+	const struct option *options; /* getopt_long's table: every option the bench takes */
+	/* One option (value is NULL for flags): 0, or EXIT_USAGE after bench_usage_error. */
+	int (*option)(int opt, const char *value, void *ctx);
+	void (*help)(void);
+	/*
+	 * Handled here instead of by option(): 'h' (--help), and where these are
+	 * set, 'j' (--json) and 'k' (--kernel; without it, the test guest beside
+	 * snapvm), which the benches take alike.
+	 */
+	bool *json;
+	char *kernel;
+	size_t kernel_size;
+};
+
+/*
+ * Parses argv (argv[0] is the bench's name), handing each option to
+ * cli->option with ctx (the bench's options): 0, -1 after --help, or
+ * EXIT_USAGE with a message.
+ */
+int bench_parse(const struct bench_cli *cli, int argc, char **argv, void *ctx);
+/* Prints "snapvm bench NAME: " and the message to stderr; returns EXIT_USAGE. */
+int bench_usage_error(const char *bench, const char *format, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* The running snapvm binary and the test guest built beside it. */
 const char *bench_self_path(void);

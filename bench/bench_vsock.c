@@ -131,6 +131,30 @@ static void report(const struct vsock_options *o, double *vsock_us, double *cons
 	       o->runs / (total / 1e6));
 }
 
+static void vsock_help(void)
+{
+	printf("usage: snapvm bench vsock [--runs N] [--json] [--kernel ELF]\n\n"
+	       "Boots the test guest with a vsock device, connects to it through the\n"
+	       "Unix socket (CONNECT <port>) and times N ping/PONG round trips\n"
+	       "(default 2000), then the same over the serial console.\n");
+}
+
+static int vsock_option(int opt, const char *value, void *ctx)
+{
+	struct vsock_options *o = ctx;
+	uint64_t n;
+
+	switch (opt) {
+	case 'r':
+		if (parse_u64(value, &n) || n < 1 || n > 1000000)
+			return bench_usage_error("vsock", "--runs: '%s' is not 1-1000000", value);
+		o->runs = (unsigned)n;
+		return 0;
+	default:
+		return EXIT_USAGE;
+	}
+}
+
 static int vsock_parse(int argc, char **argv, struct vsock_options *o)
 {
 	static const struct option longopts[] = {
@@ -140,47 +164,16 @@ static int vsock_parse(int argc, char **argv, struct vsock_options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	uint64_t value;
-	int opt;
+	const struct bench_cli cli = { .name = "vsock",
+				       .options = longopts,
+				       .option = vsock_option,
+				       .help = vsock_help,
+				       .json = &o->json,
+				       .kernel = o->kernel,
+				       .kernel_size = sizeof(o->kernel) };
 
 	*o = (struct vsock_options){ .runs = 2000 };
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'r':
-			if (parse_u64(optarg, &value) || value < 1 || value > 1000000) {
-				fprintf(stderr,
-					"snapvm bench vsock: --runs: '%s' is not 1-1000000\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-			o->runs = (unsigned)value;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'k':
-			snprintf(o->kernel, sizeof(o->kernel), "%s", optarg);
-			break;
-		case 'h':
-			printf("usage: snapvm bench vsock [--runs N] [--json] [--kernel ELF]\n\n"
-			       "Boots the test guest with a vsock device, connects to it through the\n"
-			       "Unix socket (CONNECT <port>) and times N ping/PONG round trips\n"
-			       "(default 2000), then the same over the serial console.\n");
-			return -1;
-		default:
-			fprintf(stderr, "snapvm bench vsock: unknown option '%s' (see --help)\n",
-				argv[optind - 1]);
-			return EXIT_USAGE;
-		}
-	}
-	if (!o->kernel[0] && bench_guest_path(o->kernel, sizeof(o->kernel))) {
-		fprintf(stderr, "snapvm bench vsock: the test guest is not built next to snapvm; "
-				"pass --kernel\n");
-		return EXIT_USAGE;
-	}
-	return 0;
+	return bench_parse(&cli, argc, argv, o);
 }
 
 static int vsock_measure(const struct vsock_options *o, struct child *child, const char *path)
