@@ -13,6 +13,7 @@ expect_eq "snapshot fn" "$?" 0
 
 # start_daemon ARGS...: snapvm serve on $SOCK; sets DAEMON (its pid).
 start_daemon() {
+	rm -f "$TMP/serve.out" # the last daemon's "listening" must not count for this one
 	TMPDIR=$TMP "$SNAPVM" serve --listen "unix:$SOCK" --store "$STORE" "$@" \
 		>"$TMP/serve.out" 2>"$TMP/serve.err" &
 	DAEMON=$!
