@@ -79,6 +79,7 @@ struct curve_point {
 	unsigned clones;
 	double elapsed_ms;
 	int64_t host_mem_bytes;
+	double reply_ms; /* process start to reply of the clone that made the count */
 };
 
 struct density_run {
@@ -307,7 +308,7 @@ static double elapsed_ms(const struct density_run *r, uint64_t now)
 /* A point of the curve every N/CURVE_POINTS clones up, and at the last one. */
 static void curve_sample(struct density_run *r, bool last)
 {
-	unsigned step = r->o->clones / CURVE_POINTS ? r->o->clones / CURVE_POINTS : 1;
+	unsigned step = (r->o->clones + CURVE_POINTS - 1) / CURVE_POINTS;
 	struct meminfo now;
 
 	if (r->curve_count == ARRAY_SIZE(r->curve) || (!last && r->up % step))
@@ -319,6 +320,7 @@ static void curve_sample(struct density_run *r, bool last)
 		.clones = r->up,
 		.elapsed_ms = elapsed_ms(r, time_now_ns()),
 		.host_mem_bytes = r->before.available - now.available,
+		.reply_ms = r->up ? r->reply_ms[r->up - 1] : 0,
 	};
 }
 
@@ -574,9 +576,10 @@ static void report_json(struct density_run *r)
 		printf("null");
 	printf(",\n \"curve\": [");
 	for (unsigned i = 0; i < r->curve_count; i++)
-		printf("%s{\"clones\": %u, \"elapsed_ms\": %.1f, \"host_mem_bytes\": %" PRId64 "}",
+		printf("%s{\"clones\": %u, \"elapsed_ms\": %.1f, \"host_mem_bytes\": %" PRId64
+		       ", \"reply_ms\": %.3f}",
 		       i ? ",\n           " : "", r->curve[i].clones, r->curve[i].elapsed_ms,
-		       r->curve[i].host_mem_bytes);
+		       r->curve[i].host_mem_bytes, r->curve[i].reply_ms);
 	printf("]}\n");
 }
 
