@@ -412,12 +412,12 @@ int serve_http_start(struct serve *serve, const char *listen, size_t max_body,
 	if (!http)
 		return -ENOMEM;
 	*http = (struct serve_http){ .serve = serve, .listen_fd = -1, .max_body = max_body };
-	pthread_mutex_init(&http->lock, NULL);
 	ret = http_listen(http, listen, error, error_size);
 	if (ret) {
 		free(http);
 		return ret;
 	}
+	pthread_mutex_init(&http->lock, NULL); /* from here on, serve_http_stop() frees http */
 	http->daemon =
 		mhd.start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
 					 MHD_USE_ITC | MHD_USE_ERROR_LOG,
