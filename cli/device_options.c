@@ -3,9 +3,11 @@
 #include "cli/cli.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 /* One ",ro" or ",id=NAME" after the disk's path. */
 static int disk_flag_parse(const char *command, const char *flag, size_t len, struct vmm_disk *disk)
@@ -45,6 +47,9 @@ int disk_option_parse(const char *command, const char *text, struct vmm_config *
 			return ret;
 		comma = next;
 	}
+	/* a usage error here, before any VM exists; the device's open still checks it */
+	if (access(disk->path, disk->read_only ? R_OK : R_OK | W_OK) < 0)
+		return cli_usage_error(command, "--disk: %s: %s", disk->path, strerror(errno));
 	config->disk_count++;
 	return 0;
 }

@@ -24,6 +24,8 @@ check "no --kernel" run
 check "--kernel without value" run --kernel
 check "bad --console" run --kernel "$GUEST" --console tty
 check "bad --boot" run --kernel "$GUEST" --boot bios
+check "a missing --disk file" run --kernel "$GUEST" --disk "$TMP/nope.img"
+check "a --disk override that is missing" restore fn --disk "$TMP/nope.img"
 
 if [ -r /dev/kvm ]; then
 	check "missing kernel file" run --kernel "$TMP/nope.elf"
