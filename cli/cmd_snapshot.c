@@ -1,13 +1,10 @@
 /* snapvm snapshot: ask a running VM (through its --api-sock) to snapshot itself. */
 #include "cli/cli.h"
+#include "snapshot/snapshot.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 static void snapshot_help(void)
 {
@@ -19,37 +16,6 @@ static void snapshot_help(void)
 	       "  snapshot NAME [resume]   ->  ok snapshot NAME ...   |  error MESSAGE\n"
 	       "  status                   ->  ok running\n"
 	       "  stop                     ->  ok stopping\n");
-}
-
-/* Sends one request line and reads the one-line reply. */
-static int control_request(const char *path, const char *request, char *reply, size_t size)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	size_t len = 0;
-	int fd, ret;
-
-	if (path_format(addr.sun_path, sizeof(addr.sun_path), "%s", path))
-		return -ENAMETOOLONG;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	ret = write_all(fd, request, strlen(request));
-	while (!ret && len + 1 < size) {
-		ssize_t n = read(fd, reply + len, size - 1 - len);
-
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	reply[len] = '\0';
-	reply[strcspn(reply, "\n")] = '\0';
-	return ret ? ret : (len ? 0 : -EPIPE);
 }
 
 int cmd_snapshot_main(int argc, char **argv)
@@ -93,7 +59,7 @@ int cmd_snapshot_main(int argc, char **argv)
 		return ret;
 	snprintf(request, sizeof(request), "snapshot %s%s\n", argv[optind],
 		 resume ? " resume" : "");
-	ret = control_request(path, request, reply, sizeof(reply));
+	ret = snapshot_control_request(path, request, reply, sizeof(reply), 0);
 	if (ret) {
 		fprintf(stderr, "snapvm snapshot: cannot reach a VM at %s: %s\n", path,
 			strerror(-ret));

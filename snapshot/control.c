@@ -233,3 +233,45 @@ void snapshot_control_close(struct snapshot_control *c)
 	}
 	free(c);
 }
+
+int snapshot_control_request(const char *path, const char *request, char *reply, size_t size,
+			     int timeout_ms)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+	size_t len = 0;
+	int fd, ret;
+
+	if (path_format(addr.sun_path, sizeof(addr.sun_path), "%s", path))
+		return -ENAMETOOLONG;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (timeout_ms) { /* a wedged VM must not hold the caller */
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	ret = write_all(fd, request, strlen(request));
+	while (!ret && len + 1 < size) {
+		ssize_t n = read(fd, reply + len, size - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ret = errno == EAGAIN ? -ETIMEDOUT : -errno;
+		if (n <= 0 || memchr(reply + len, '\n', (size_t)n)) {
+			len += n > 0 ? (size_t)n : 0;
+			break;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	reply[len] = '\0';
+	reply[strcspn(reply, "\n")] = '\0';
+	return ret ? ret : (len ? 0 : -EPIPE);
+}

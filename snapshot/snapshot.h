@@ -132,6 +132,13 @@ int snapshot_control_on_ready(struct snapshot_control **control, struct vm *vm,
 			      struct snapshot_repo *repo, const char *name, bool resume);
 /* Closes the socket (removing it) and frees the control; after vm_run() returned. */
 void snapshot_control_close(struct snapshot_control *control);
+/*
+ * The client side: sends one request line to the control socket at path and
+ * reads the one-line reply (without its newline) into reply. timeout_ms
+ * bounds each send and receive (0: none). 0 or -errno (-ETIMEDOUT).
+ */
+int snapshot_control_request(const char *path, const char *request, char *reply, size_t size,
+			     int timeout_ms);
 
 struct snapshot_invoke_result {
 	char reply[4096];     /* the first line the guest printed, without its newline */

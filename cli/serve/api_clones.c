@@ -57,8 +57,8 @@ static enum serve_wait wait_control(struct serve *serve, struct serve_child *c,
 		uint64_t retry = time_now_ns() + 1000000ULL;
 		bool exited;
 
-		if (!serve_control_request(c->api_sock, "status\n", reply, sizeof(reply),
-					   CONTROL_TIMEOUT_MS) &&
+		if (!snapshot_control_request(c->api_sock, "status\n", reply, sizeof(reply),
+					      CONTROL_TIMEOUT_MS) &&
 		    !strncmp(reply, "ok ", 3))
 			return SERVE_WAIT_LINE;
 		if (time_now_ns() >= deadline_ns)
@@ -238,8 +238,8 @@ void serve_child_get_reply(struct serve *serve, enum serve_kind kind, const char
 	pthread_mutex_unlock(&serve->lock);
 	/* the paging figures and the resident memory, from the child itself */
 	if (running &&
-	    !serve_control_request(c->api_sock, "status\n", status, sizeof(status),
-				   CONTROL_TIMEOUT_MS) &&
+	    !snapshot_control_request(c->api_sock, "status\n", status, sizeof(status),
+				      CONTROL_TIMEOUT_MS) &&
 	    !strncmp(status, "ok ", 3))
 		json_object_set_new(o, "memory", control_figures(status));
 	serve_child_put(serve, c);
@@ -252,8 +252,8 @@ static void count_paging(struct serve *serve, struct serve_child *c)
 	char status[512];
 	json_t *f;
 
-	if (serve_control_request(c->api_sock, "status\n", status, sizeof(status),
-				  CONTROL_TIMEOUT_MS) ||
+	if (snapshot_control_request(c->api_sock, "status\n", status, sizeof(status),
+				     CONTROL_TIMEOUT_MS) ||
 	    strncmp(status, "ok ", 3))
 		return;
 	f = control_figures(status);
@@ -277,8 +277,8 @@ void serve_child_delete_reply(struct serve *serve, enum serve_kind kind, const c
 	if (c->kind == SERVE_CLONE)
 		count_paging(serve, c);
 	/* "stop" on its control socket ends it with status 0; SIGTERM if it does not answer */
-	asked = !serve_control_request(c->api_sock, "stop\n", answer, sizeof(answer),
-				       CONTROL_TIMEOUT_MS) &&
+	asked = !snapshot_control_request(c->api_sock, "stop\n", answer, sizeof(answer),
+					  CONTROL_TIMEOUT_MS) &&
 		!strncmp(answer, "ok", 2);
 	pthread_mutex_lock(&serve->lock);
 	serve_child_stop(serve, c, !asked);
@@ -385,7 +385,8 @@ static void snapshot_take(struct serve_child *c, const char *name, bool resume,
 	int ret;
 
 	snprintf(line, sizeof(line), "snapshot %s%s\n", name, resume ? " resume" : "");
-	ret = serve_control_request(c->api_sock, line, answer, sizeof(answer), SNAPSHOT_TIMEOUT_MS);
+	ret = snapshot_control_request(c->api_sock, line, answer, sizeof(answer),
+				       SNAPSHOT_TIMEOUT_MS);
 	if (ret) {
 		serve_reply_error(reply, 502, "snapshot_failed", "cannot reach %s %s: %s",
 				  noun(c->kind), c->id, strerror(-ret));

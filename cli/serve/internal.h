@@ -170,12 +170,6 @@ void serve_child_free(struct serve_child *child);
 /* Wakes serve_run() up. */
 void serve_wake(struct serve *serve);
 
-/* ---- control.c: a clone's or VM's control socket (snapvm snapshot's protocol) ---- */
-
-/* Sends one request line, reads the one-line reply; 0 or -errno. */
-int serve_control_request(const char *path, const char *request, char *reply, size_t size,
-			  int timeout_ms);
-
 /* ---- metrics.c ---- */
 
 void serve_metrics_init(struct serve_metrics *metrics);
