@@ -46,6 +46,18 @@ static json_t *control_figures(const char *text)
 	return o;
 }
 
+/* The child's paging and memory figures (its control socket's status); NULL: no answer. */
+static json_t *child_status(const struct serve_child *c)
+{
+	char status[512];
+
+	if (snapshot_control_request(c->api_sock, "status\n", status, sizeof(status),
+				     CONTROL_TIMEOUT_MS) ||
+	    strncmp(status, "ok ", 3))
+		return NULL;
+	return control_figures(status);
+}
+
 /* Waits until the child's control socket answers: the clone restored and its VM runs. */
 static enum serve_wait wait_control(struct serve *serve, struct serve_child *c,
 				    uint64_t deadline_ns, const struct serve_request *request)
@@ -180,19 +192,14 @@ void serve_clone_create(struct serve *serve, const struct serve_request *request
 			struct serve_reply *reply)
 {
 	struct clone_args a = { 0 };
-	char error[256];
 	json_t *body;
 
-	if (snapshot_name_check(name, error, sizeof(error))) {
-		serve_reply_error(reply, 400, "bad_name", "%s", error);
+	if (!serve_snapshot_name_ok(name, reply))
 		return;
-	}
 	body = clone_parse(request, &a, reply);
 	if (!body)
 		return;
-	if (!serve_snapshot_exists(serve, name))
-		serve_reply_error(reply, 404, "not_found", "no snapshot '%s'", name);
-	else if (!serve_slot_or_reply(serve, reply))
+	if (serve_snapshot_found(serve, name, reply) && !serve_slot_or_reply(serve, reply))
 		clone_start(serve, request, name, &a, reply);
 	json_decref(body);
 }
@@ -226,9 +233,8 @@ void serve_child_get_reply(struct serve *serve, enum serve_kind kind, const char
 			   struct serve_reply *reply)
 {
 	struct serve_child *c = child_or_404(serve, kind, id, reply);
-	char status[512];
+	json_t *o, *memory;
 	bool running;
-	json_t *o;
 
 	if (!c)
 		return;
@@ -237,11 +243,8 @@ void serve_child_get_reply(struct serve *serve, enum serve_kind kind, const char
 	running = c->ready_ns && !c->exited;
 	pthread_mutex_unlock(&serve->lock);
 	/* the paging figures and the resident memory, from the child itself */
-	if (running &&
-	    !snapshot_control_request(c->api_sock, "status\n", status, sizeof(status),
-				      CONTROL_TIMEOUT_MS) &&
-	    !strncmp(status, "ok ", 3))
-		json_object_set_new(o, "memory", control_figures(status));
+	if (running && (memory = child_status(c)))
+		json_object_set_new(o, "memory", memory);
 	serve_child_put(serve, c);
 	serve_reply_json(reply, 200, o);
 }
@@ -249,14 +252,10 @@ void serve_child_get_reply(struct serve *serve, enum serve_kind kind, const char
 /* Adds what a clone's pager did to the metrics, before it goes. */
 static void count_paging(struct serve *serve, struct serve_child *c)
 {
-	char status[512];
-	json_t *f;
+	json_t *f = child_status(c);
 
-	if (snapshot_control_request(c->api_sock, "status\n", status, sizeof(status),
-				     CONTROL_TIMEOUT_MS) ||
-	    strncmp(status, "ok ", 3))
+	if (!f)
 		return;
-	f = control_figures(status);
 	serve_metrics_paging(&serve->metrics, json_integer_value(json_object_get(f, "faults")),
 			     json_integer_value(json_object_get(f, "pages_faulted")),
 			     json_integer_value(json_object_get(f, "pages_prefetched")),

@@ -180,23 +180,18 @@ void serve_invoke(struct serve *serve, const struct serve_request *request, cons
 		  struct serve_reply *reply)
 {
 	struct invoke_args a = { 0 };
-	char error[256];
 	json_t *body;
 
-	if (snapshot_name_check(name, error, sizeof(error))) {
-		serve_reply_error(reply, 400, "bad_name", "%s", error);
+	if (!serve_snapshot_name_ok(name, reply))
 		return;
-	}
 	body = invoke_parse(request, &a, reply);
 	if (!body)
 		return;
-	if (!serve_snapshot_exists(serve, name)) {
-		serve_reply_error(reply, 404, "not_found", "no snapshot '%s'", name);
-	} else if (serve_slot_or_reply(serve, reply)) {
-		if (reply->status == 429)
+	if (serve_snapshot_found(serve, name, reply)) {
+		if (!serve_slot_or_reply(serve, reply))
+			invoke_run(serve, request, name, &a, reply);
+		else if (reply->status == 429)
 			serve_metrics_invocation(&serve->metrics, SERVE_REJECTED, 0, 0);
-	} else {
-		invoke_run(serve, request, name, &a, reply);
 	}
 	json_decref(body);
 }

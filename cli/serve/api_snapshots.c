@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-/* A snapshot name from the path: checked before it reaches the store (no "..", no "/"). */
-static bool name_ok(const char *name, struct serve_reply *reply)
+/* No "..", no "/": the name becomes a store key and a path. */
+bool serve_snapshot_name_ok(const char *name, struct serve_reply *reply)
 {
 	char error[256];
 
@@ -37,6 +37,14 @@ bool serve_snapshot_exists(struct serve *serve, const char *name)
 
 	/* one read transaction over the records, no manifest read: cheap per request */
 	return !store_list(serve->store, exists_one, &w) && w.found;
+}
+
+bool serve_snapshot_found(struct serve *serve, const char *name, struct serve_reply *reply)
+{
+	if (serve_snapshot_exists(serve, name))
+		return true;
+	serve_reply_error(reply, 404, "not_found", "no snapshot '%s'", name);
+	return false;
 }
 
 static json_t *time_json(uint64_t ns)
@@ -98,12 +106,8 @@ void serve_snapshot_get(struct serve *serve, const struct serve_request *request
 	int ret;
 
 	(void)request;
-	if (!name_ok(name, reply))
+	if (!serve_snapshot_name_ok(name, reply) || !serve_snapshot_found(serve, name, reply))
 		return;
-	if (!serve_snapshot_exists(serve, name)) {
-		serve_reply_error(reply, 404, "not_found", "no snapshot '%s'", name);
-		return;
-	}
 	info = malloc(sizeof(*info)); /* ~40 KiB: not on a connection thread's stack */
 	ret = info ? store_snapshot_info(serve->store, name, info) : -ENOMEM;
 	if (ret) {
@@ -136,12 +140,8 @@ void serve_snapshot_delete(struct serve *serve, const struct serve_request *requ
 	int ret;
 
 	(void)request;
-	if (!name_ok(name, reply))
+	if (!serve_snapshot_name_ok(name, reply) || !serve_snapshot_found(serve, name, reply))
 		return;
-	if (!serve_snapshot_exists(serve, name)) {
-		serve_reply_error(reply, 404, "not_found", "no snapshot '%s'", name);
-		return;
-	}
 	/* clones of it that run go on: their chunks stay until `snapvm store gc` */
 	ret = store_snapshot_remove(serve->store, name);
 	if (ret == -ENOENT) {

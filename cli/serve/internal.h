@@ -242,5 +242,9 @@ void serve_start_failed(struct serve *serve, struct serve_child *child, enum ser
 
 /* True if the store holds a snapshot of that name. */
 bool serve_snapshot_exists(struct serve *serve, const char *name);
+/* A snapshot name from a path, checked before it reaches the store; else a 400 reply. */
+bool serve_snapshot_name_ok(const char *name, struct serve_reply *reply);
+/* serve_snapshot_exists(), or a 404 reply. */
+bool serve_snapshot_found(struct serve *serve, const char *name, struct serve_reply *reply);
 
 #endif
