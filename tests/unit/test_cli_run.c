@@ -87,19 +87,20 @@ static void test_run_virtio_devices(void **state)
 	assert_int_equal(o.vm.disk_count, 0);
 	assert_int_equal(o.vm.vsock_cid, 0);
 	assert_false(o.vm.rng);
-	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "a.img", "--disk",
+	/* disks must exist (and be writable unless ro) when the options are read */
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null", "--disk",
 			       "/b,c.img,ro,id=serial-1", "--vsock", "42,/tmp/v.sock", "--rng",
 			       "--console", "virtio"),
 			 EXIT_USAGE); /* a comma in the path is taken as a flag */
-	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "a.img", "--disk",
-			       "/b.img,ro,id=serial-1", "--vsock", "42,/tmp/v.sock", "--rng",
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null", "--disk",
+			       "/dev/zero,ro,id=serial-1", "--vsock", "42,/tmp/v.sock", "--rng",
 			       "--console", "virtio"),
 			 0);
 	assert_int_equal(o.vm.disk_count, 2);
-	assert_string_equal(o.vm.disks[0].path, "a.img");
+	assert_string_equal(o.vm.disks[0].path, "/dev/null");
 	assert_false(o.vm.disks[0].read_only);
 	assert_string_equal(o.vm.disks[0].id, "");
-	assert_string_equal(o.vm.disks[1].path, "/b.img");
+	assert_string_equal(o.vm.disks[1].path, "/dev/zero");
 	assert_true(o.vm.disks[1].read_only);
 	assert_string_equal(o.vm.disks[1].id, "serial-1");
 	assert_int_equal(o.vm.vsock_cid, 42);
@@ -115,13 +116,19 @@ static void test_run_virtio_bad_input(void **state)
 	(void)state;
 	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", ""), EXIT_USAGE);
 	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", ",ro"), EXIT_USAGE);
-	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "a,rw"), EXIT_USAGE);
-	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "a,id="), EXIT_USAGE);
-	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "a,id=123456789012345678901"),
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null,rw"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null,id="), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null,id=123456789012345678901"),
 			 EXIT_USAGE); /* 21 bytes */
-	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "a", "--disk", "a", "--disk", "a",
-			       "--disk", "a", "--disk", "a", "--disk", "a", "--disk", "a", "--disk",
-			       "a", "--disk", "a"),
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/nonexistent.img"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null", "--disk", "/dev/null",
+			       "--disk", "/dev/null", "--disk", "/dev/null", "--disk", "/dev/null",
+			       "--disk", "/dev/null", "--disk", "/dev/null", "--disk", "/dev/null"),
+			 0); /* eight */
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null", "--disk", "/dev/null",
+			       "--disk", "/dev/null", "--disk", "/dev/null", "--disk", "/dev/null",
+			       "--disk", "/dev/null", "--disk", "/dev/null", "--disk", "/dev/null",
+			       "--disk", "/dev/null"),
 			 EXIT_USAGE); /* nine */
 	assert_int_equal(PARSE(&o, "--kernel", "k", "--vsock", "3"), EXIT_USAGE);
 	assert_int_equal(PARSE(&o, "--kernel", "k", "--vsock", "2,/tmp/v"), EXIT_USAGE);
