@@ -28,6 +28,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -201,17 +202,6 @@ static int send_request(struct child *child, const char *request)
 	return ret;
 }
 
-/* A number after "key": in one line of snapvm's JSON; 0 if missing. */
-static double json_number(const char *line, const char *key)
-{
-	char pattern[64];
-	const char *at;
-
-	snprintf(pattern, sizeof(pattern), "\"%s\": ", key);
-	at = strstr(line, pattern);
-	return at ? strtod(at + strlen(pattern), NULL) : 0;
-}
-
 /*
  * Boots the original (`snapvm -v run --snapshot-on-ready --resume`), which
  * stores the snapshot at READY and runs on: its answer to the request is
@@ -277,8 +267,11 @@ static int warm_up(struct density_run *r, const char *memory)
 		ret = -EIO;
 	if (!ret && !strstr(line, r->reply))
 		ret = -EPROTO;
-	if (!ret && !r->touched_bytes)
-		r->touched_bytes = (uint64_t)json_number(line, "workset_pages") * 4096;
+	if (!ret && !r->touched_bytes) {
+		double pages = bench_json_number(line, "workset_pages");
+
+		r->touched_bytes = isnan(pages) ? 0 : (uint64_t)pages * 4096;
+	}
 	return ret;
 }
 
@@ -530,26 +523,13 @@ static double reply_percentile(struct density_run *r, double p)
 	return r->up ? stats_percentile(r->reply_ms, r->up, p) : 0;
 }
 
-/* A string for JSON: our failure messages may quote a clone's output. */
-static void json_string(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static void report_json(struct density_run *r)
 {
 	const struct density_options *o = r->o;
 	const struct meminfo *b = &r->before, *a = &r->after;
+	char failure[6 * sizeof(r->failure)]; /* our messages may quote a clone's output */
 
+	json_escape(r->failure, failure, sizeof(failure));
 	printf("{\"bench\": \"density\", \"clones_requested\": %u, \"clones_started\": %u, "
 	       "\"mem\": \"%s\", \"heap\": \"%s\", \"memory\": \"%s\", \"request\": \"%s\", "
 	       "\"parallel\": %u, \"rate\": %u,\n",
@@ -569,12 +549,11 @@ static void report_json(struct density_run *r)
 	       per_clone(r, a->kernel_stack - b->kernel_stack),
 	       per_clone(r, a->slab_unreclaimable - b->slab_unreclaimable),
 	       per_clone(r, a->anon - b->anon));
-	printf(" \"failure\": ");
 	if (r->failure[0])
-		json_string(r->failure);
+		printf(" \"failure\": \"%s\",\n", failure);
 	else
-		printf("null");
-	printf(",\n \"curve\": [");
+		printf(" \"failure\": null,\n");
+	printf(" \"curve\": [");
 	for (unsigned i = 0; i < r->curve_count; i++)
 		printf("%s{\"clones\": %u, \"elapsed_ms\": %.1f, \"host_mem_bytes\": %" PRId64
 		       ", \"reply_ms\": %.3f}",

@@ -92,17 +92,6 @@ struct bench_env {
 	struct restore_case cases[MAX_CASES];
 };
 
-/* A number after "key": in one line of our own JSON; NAN if it is missing. */
-static double json_number(const char *line, const char *key)
-{
-	char pattern[64];
-	const char *at;
-
-	snprintf(pattern, sizeof(pattern), "\"%s\": ", key);
-	at = strstr(line, pattern);
-	return at ? strtod(at + strlen(pattern), NULL) : __builtin_nan("");
-}
-
 /* The string after "reply": (our replies hold no quotes or escapes). */
 static int json_reply(const char *line, char *reply, size_t size)
 {
@@ -277,12 +266,12 @@ static int snapvm_restore_once(struct bench_env *env, struct restore_case *c, co
 		ret = json_reply(line, reply, sizeof(reply));
 	if (!ret)
 		ret = reply_check(c, reply);
-	f->faults = json_number(line, "faults");
-	f->pages_faulted = json_number(line, "pages_faulted");
-	f->pages_prefetched = json_number(line, "pages_prefetched");
-	f->bytes_read = json_number(line, "bytes_read");
-	f->rss_bytes = json_number(line, "rss_bytes");
-	f->private_bytes = json_number(line, "private_bytes");
+	f->faults = bench_json_number(line, "faults");
+	f->pages_faulted = bench_json_number(line, "pages_faulted");
+	f->pages_prefetched = bench_json_number(line, "pages_prefetched");
+	f->bytes_read = bench_json_number(line, "bytes_read");
+	f->rss_bytes = bench_json_number(line, "rss_bytes");
+	f->private_bytes = bench_json_number(line, "private_bytes");
 	return ret;
 }
 

@@ -449,3 +449,13 @@ void bench_huge_cache_unmount(const char *path)
 	if (path[0])
 		umount2(path, MNT_DETACH);
 }
+
+double bench_json_number(const char *line, const char *key)
+{
+	char pattern[64];
+	const char *at;
+
+	snprintf(pattern, sizeof(pattern), "\"%s\": ", key);
+	at = strstr(line, pattern);
+	return at ? strtod(at + strlen(pattern), NULL) : __builtin_nan("");
+}

@@ -104,6 +104,8 @@ void bench_tmpdir_remove(const char *path);
 int bench_huge_cache_mount(const char *dir, char *path, size_t size);
 void bench_huge_cache_unmount(const char *path);
 
+/* The number after "key": in a line of snapvm's own JSON output; NAN if it is missing. */
+double bench_json_number(const char *line, const char *key);
 /* Percentile p (0-100) of n values (sorts them in place). */
 double stats_percentile(double *values, size_t n, double p);
 
