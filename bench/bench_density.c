@@ -202,41 +202,17 @@ static int send_request(struct child *child, const char *request)
 	return ret;
 }
 
-/*
- * Boots the original (`snapvm -v run --snapshot-on-ready --resume`), which
- * stores the snapshot at READY and runs on: its answer to the request is
- * the reply every clone must give. The request goes only after -v's
- * "snapvm: snapshot" line: sent on READY, it could reach the UART before
- * the capture and be stored in the snapshot, for every clone to answer.
- */
+/* Boots and snapshots the original: its answer to the request is every clone's reply. */
 static int make_snapshot(struct density_run *r)
 {
-	char cmdline[64], line[sizeof(r->reply)], *self = (char *)bench_self_path();
-	char *argv[] = { self,
-			 "-v",
-			 "run",
-			 "--kernel",
-			 (char *)r->o->kernel,
-			 "--mem",
-			 (char *)r->o->mem,
-			 "--cmdline",
-			 cmdline,
-			 "--snapshot-on-ready",
-			 "density",
-			 "--resume",
-			 "--store",
-			 r->store,
-			 NULL };
+	char line[sizeof(r->reply)];
 	struct child child;
-	int ret;
+	int ret = bench_original_start(r->o->kernel, r->o->mem, r->o->heap, "density", r->store,
+				       &child, NULL, 0, SETUP_TIMEOUT_MS);
 
-	snprintf(cmdline, sizeof(cmdline), "heap=%s", r->o->heap);
-	ret = child_spawn(argv, CHILD_STDERR_MERGE, &child);
 	if (ret)
 		return ret;
-	ret = child_wait_line(&child, "snapvm: snapshot ", true, SETUP_TIMEOUT_MS, NULL, 0);
-	if (!ret)
-		ret = child_send_line(&child, r->request);
+	ret = child_send_line(&child, r->request);
 	if (!ret)
 		ret = child_wait_line(&child, "OK ", true, SETUP_TIMEOUT_MS, line, sizeof(line));
 	if (!ret)

@@ -122,38 +122,22 @@ static int reply_check(struct restore_case *c, const char *reply)
  */
 static int snapvm_snapshot(struct bench_env *env, struct restore_case *c)
 {
-	char cmdline[64], line[512], *self = (char *)bench_self_path();
-	char *argv[] = { self,
-			 "-v",
-			 "run",
-			 "--kernel",
-			 (char *)env->o->kernel,
-			 "--mem",
-			 (char *)env->o->mem,
-			 "--cmdline",
-			 cmdline,
-			 "--snapshot-on-ready",
-			 c->name,
-			 "--resume",
-			 "--store",
-			 env->store,
-			 NULL };
+	char line[512];
 	unsigned long long state, memory;
 	double pause, capture, write, *ms = calloc(env->o->runs, sizeof(double));
 	struct child child;
-	int ret;
+	int ret = ms ? bench_original_start(env->o->kernel, env->o->mem, c->heap, c->name,
+					    env->store, &child, line, sizeof(line), TIMEOUT_MS)
+		     : -ENOMEM;
 
-	snprintf(cmdline, sizeof(cmdline), "heap=%s", c->heap);
-	ret = ms ? child_spawn(argv, CHILD_STDERR_MERGE, &child) : -ENOMEM;
 	if (ret) {
 		free(ms);
 		return ret;
 	}
-	ret = child_wait_line(&child, "snapvm: snapshot ", true, TIMEOUT_MS, line, sizeof(line));
-	if (!ret && sscanf(line,
-			   "snapvm: snapshot %*s state_bytes=%llu memory_bytes=%llu pause_ms=%lf "
-			   "capture_ms=%lf write_ms=%lf",
-			   &state, &memory, &pause, &capture, &write) != 5)
+	if (sscanf(line,
+		   "snapvm: snapshot %*s state_bytes=%llu memory_bytes=%llu pause_ms=%lf "
+		   "capture_ms=%lf write_ms=%lf",
+		   &state, &memory, &pause, &capture, &write) != 5)
 		ret = -EPROTO;
 	for (unsigned run = 0; !ret && c->touch && run < env->o->runs; run++) {
 		uint64_t start = time_now_ns();

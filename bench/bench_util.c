@@ -459,3 +459,25 @@ double bench_json_number(const char *line, const char *key)
 	at = strstr(line, pattern);
 	return at ? strtod(at + strlen(pattern), NULL) : __builtin_nan("");
 }
+
+int bench_original_start(const char *kernel, const char *mem, const char *heap, const char *name,
+			 const char *store, struct child *child, char *line, size_t line_size,
+			 int timeout_ms)
+{
+	char cmdline[64], *self = (char *)bench_self_path();
+	char *argv[] = {
+		self,	      "-v",	   "run",	"--kernel",    (char *)kernel,
+		"--mem",      (char *)mem, "--cmdline", cmdline,       "--snapshot-on-ready",
+		(char *)name, "--resume",  "--store",	(char *)store, NULL
+	};
+	int ret;
+
+	snprintf(cmdline, sizeof(cmdline), "heap=%s", heap);
+	ret = child_spawn(argv, CHILD_STDERR_MERGE, child);
+	if (!ret)
+		ret = child_wait_line(child, "snapvm: snapshot ", true, timeout_ms, line,
+				      line_size);
+	if (ret && child->pid > 0)
+		child_kill(child);
+	return ret;
+}

@@ -104,6 +104,16 @@ void bench_tmpdir_remove(const char *path);
 int bench_huge_cache_mount(const char *dir, char *path, size_t size);
 void bench_huge_cache_unmount(const char *path);
 
+/*
+ * Boots the test guest as the original VM: `snapvm -v run --snapshot-on-ready
+ * NAME --resume`, which stores the snapshot at READY and runs on. Returns once
+ * -v's "snapvm: snapshot ..." line is read (into line, if not NULL): a request
+ * sent on READY could reach the UART before the capture and be stored in the
+ * snapshot, for every clone to answer. The caller ends the child.
+ */
+int bench_original_start(const char *kernel, const char *mem, const char *heap, const char *name,
+			 const char *store, struct child *child, char *line, size_t line_size,
+			 int timeout_ms);
 /* The number after "key": in a line of snapvm's own JSON output; NAN if it is missing. */
 double bench_json_number(const char *line, const char *key);
 /* Percentile p (0-100) of n values (sorts them in place). */
