@@ -13,6 +13,10 @@
 #include "common/common.h"
 #include "vmm/device.h"
 #include "vmm/hw/uart.h"
+#include "vmm/loop.h"
+
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
 
 #define THR 0
 #define IER 1
@@ -26,6 +30,7 @@
 
 struct fixture {
 	struct io_registry io;
+	struct event_loop *loop; /* NULL: the UART writes every byte at once */
 	struct device_context ctx;
 	void *uart;
 	int out[2];
@@ -42,17 +47,32 @@ static void irq_line(void *opaque, unsigned gsi, bool level)
 	f->irq_changes++;
 }
 
-static int setup(void **state)
+static struct fixture *fixture_new(bool with_loop)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_int_equal(pipe2(f->out, O_NONBLOCK), 0);
-	f->ctx = (struct device_context){
-		.io = &f->io, .vm = f, .irq_line = irq_line, .console_out_fd = f->out[1]
-	};
+	if (with_loop)
+		assert_int_equal(event_loop_create(&f->loop), 0);
+	f->ctx = (struct device_context){ .io = &f->io,
+					  .vm = f,
+					  .irq_line = irq_line,
+					  .console_out_fd = f->out[1],
+					  .loop = f->loop };
 	f->uart = uart_device_ops.create(&f->ctx);
 	assert_non_null(f->uart);
-	*state = f;
+	return f;
+}
+
+static int setup(void **state)
+{
+	*state = fixture_new(false);
+	return 0;
+}
+
+static int setup_with_loop(void **state)
+{
+	*state = fixture_new(true);
 	return 0;
 }
 
@@ -60,7 +80,10 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	uart_device_ops.destroy(f->uart);
+	if (f->uart)
+		uart_device_ops.destroy(f->uart);
+	if (f->loop)
+		event_loop_destroy(f->loop);
 	close(f->out[0]);
 	close(f->out[1]);
 	free(f);
@@ -93,6 +116,57 @@ static void test_uart_transmit(void **state)
 	wr(f, THR, 'c');
 	assert_int_equal(read(f->out[0], got, sizeof(got)), 5);
 	assert_string_equal(got, "hiabc");
+}
+
+static void wr_str(struct fixture *f, const char *s)
+{
+	while (*s)
+		wr(f, THR, (uint8_t)*s++);
+}
+
+static void stop_loop(void *opaque, uint32_t events)
+{
+	(void)events;
+	event_loop_stop(opaque);
+}
+
+/* Runs the loop for ms milliseconds: long enough for the UART's flush timer. */
+static void run_loop_for(struct fixture *f, long ms)
+{
+	struct itimerspec when = { .it_value.tv_nsec = ms * 1000000L };
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+
+	assert_true(fd >= 0);
+	assert_int_equal(timerfd_settime(fd, 0, &when, NULL), 0);
+	assert_int_equal(event_loop_add(f->loop, fd, EPOLLIN, stop_loop, f->loop), 0);
+	assert_int_equal(event_loop_run(f->loop), 0);
+	event_loop_remove(f->loop, fd);
+	close(fd);
+}
+
+/* With an event loop, output goes out a line at a time; a partial line soon after. */
+static void test_uart_transmit_by_line(void **state)
+{
+	struct fixture *f = *state;
+	char got[16] = { 0 };
+
+	wr_str(f, "ab");
+	assert_int_equal(read(f->out[0], got, sizeof(got)), -1); /* held back */
+	wr_str(f, "c\nde");
+	assert_int_equal(read(f->out[0], got, sizeof(got)), 4);
+	assert_memory_equal(got, "abc\n", 4);
+	run_loop_for(f, 100); /* the flush timer fires well before */
+	assert_int_equal(read(f->out[0], got, sizeof(got)), 2);
+	assert_memory_equal(got, "de", 2);
+	wr_str(f, "prompt> ");
+	assert_int_equal(uart_device_ops.quiesce(f->uart), 0); /* a snapshot sees it all out */
+	assert_int_equal(read(f->out[0], got, sizeof(got)), 8);
+	assert_memory_equal(got, "prompt> ", 8);
+	wr_str(f, "bye");
+	uart_device_ops.destroy(f->uart); /* the end, too */
+	f->uart = NULL;
+	assert_int_equal(read(f->out[0], got, sizeof(got)), 3);
+	assert_memory_equal(got, "bye", 3);
 }
 
 static void test_uart_receive_and_interrupt(void **state)
@@ -192,6 +266,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_uart_transmit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uart_transmit_by_line, setup_with_loop,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_uart_receive_and_interrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uart_fifo_is_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uart_thr_empty_interrupt, setup, teardown),

@@ -2,6 +2,12 @@
  * A 16550A UART model, enough for the test guest and Linux's 8250 driver:
  * receive FIFO with data-available interrupts, immediate transmit with
  * THR-empty interrupts, scratch register, divisor latch and loopback.
+ *
+ * Output reaches the console a line at a time: a guest writes one byte per
+ * VM exit, and a write(2) per byte would wake whoever reads the console once
+ * per byte (a cross-CPU wake-up costs ~50 us on a nested host, HOST.md). A
+ * line without its newline goes out after TX_FLUSH_DELAY_MS at most (a
+ * prompt), and everything pending goes out before a snapshot and at the end.
  */
 #include "vmm/hw/uart.h"
 #include "vmm/device.h"
@@ -12,7 +18,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
+
+#include "vmm/loop.h"
 
 enum {
 	REG_DATA = 0, /* RBR on read, THR on write, DLL with DLAB */
@@ -46,6 +56,9 @@ enum {
 #define MSR_DSR		 0x20
 #define MSR_CTS		 0x10
 
+#define TX_BUFFER_SIZE	  256
+#define TX_FLUSH_DELAY_MS 5
+
 struct uart {
 	pthread_mutex_t lock;
 	struct device_context ctx;
@@ -55,6 +68,11 @@ struct uart {
 	void (*rx_space_fn)(void *opaque);
 	void *rx_space_opaque;
 	bool write_error_logged;
+	/* output not yet written to console_out_fd; sent at a newline or by the timer */
+	uint8_t tx_buf[TX_BUFFER_SIZE];
+	size_t tx_len;
+	int tx_timer_fd; /* -1 without an event loop: every byte goes out at once */
+	bool tx_timer_armed;
 };
 
 static uint8_t uart_iir(const struct uart *u)
@@ -107,17 +125,55 @@ static uint8_t uart_rx_pop(struct uart *u)
 	return byte;
 }
 
+static void uart_tx_timer_set(struct uart *u, bool arm)
+{
+	struct itimerspec when = { .it_value.tv_nsec = arm ? TX_FLUSH_DELAY_MS * 1000000L : 0 };
+
+	if (timerfd_settime(u->tx_timer_fd, 0, &when, NULL) == 0)
+		u->tx_timer_armed = arm;
+}
+
+/* Writes out what the guest has sent; called with the lock held. */
+static void uart_tx_flush(struct uart *u)
+{
+	int ret;
+
+	if (u->tx_timer_armed)
+		uart_tx_timer_set(u, false);
+	if (!u->tx_len)
+		return;
+	ret = write_all(u->ctx.console_out_fd, u->tx_buf, u->tx_len);
+	u->tx_len = 0;
+	if (ret && !u->write_error_logged) {
+		u->write_error_logged = true;
+		log_warn("serial console: output dropped: %s", strerror(-ret));
+	}
+}
+
+static void uart_on_tx_timer(void *opaque, uint32_t events)
+{
+	struct uart *u = opaque;
+	uint64_t expirations;
+
+	(void)events;
+	if (read(u->tx_timer_fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	pthread_mutex_lock(&u->lock);
+	u->tx_timer_armed = false;
+	uart_tx_flush(u);
+	pthread_mutex_unlock(&u->lock);
+}
+
 static void uart_transmit(struct uart *u, uint8_t byte)
 {
 	if (u->regs.mcr & MCR_LOOPBACK) {
 		uart_rx_push(u, &byte, 1);
 	} else if (u->ctx.console_out_fd >= 0) {
-		int ret = write_all(u->ctx.console_out_fd, &byte, 1);
-
-		if (ret && !u->write_error_logged) {
-			u->write_error_logged = true;
-			log_warn("serial console: output dropped: %s", strerror(-ret));
-		}
+		u->tx_buf[u->tx_len++] = byte;
+		if (byte == '\n' || u->tx_len == TX_BUFFER_SIZE || u->tx_timer_fd < 0)
+			uart_tx_flush(u);
+		else if (!u->tx_timer_armed)
+			uart_tx_timer_set(u, true);
 	}
 	u->regs.thr_interrupt_pending = 1;
 }
@@ -268,6 +324,19 @@ static void uart_reset(void *dev)
 	pthread_mutex_unlock(&u->lock);
 }
 
+static void uart_destroy(void *dev)
+{
+	struct uart *u = dev;
+
+	if (u->tx_timer_fd >= 0) {
+		uart_tx_flush(u); /* the VM's threads are gone: no lock needed */
+		event_loop_remove(u->ctx.loop, u->tx_timer_fd);
+		close(u->tx_timer_fd);
+	}
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+}
+
 /* --no-legacy leaves COM1 out, as QEMU microvm's isa-serial=off does. */
 static unsigned uart_instances(const struct vmm_config *config)
 {
@@ -282,17 +351,31 @@ static void *uart_create(const struct device_context *ctx)
 		return NULL;
 	pthread_mutex_init(&u->lock, NULL);
 	u->ctx = *ctx;
+	u->tx_timer_fd = -1;
+	if (ctx->loop && ctx->console_out_fd >= 0) {
+		u->tx_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (u->tx_timer_fd >= 0 &&
+		    event_loop_add(ctx->loop, u->tx_timer_fd, EPOLLIN, uart_on_tx_timer, u)) {
+			close(u->tx_timer_fd);
+			u->tx_timer_fd = -1;
+		}
+	}
 	if (io_register(ctx->io, IO_BUS_PIO, UART_COM1_BASE, 8, uart_io, u)) {
-		free(u);
+		uart_destroy(u);
 		return NULL;
 	}
 	uart_reset(u);
 	return u;
 }
 
+/* Nothing is in flight but the console output still held back: it goes now. */
 static int uart_quiesce(void *dev)
 {
-	(void)dev; /* transmit is synchronous: nothing is ever in flight */
+	struct uart *u = dev;
+
+	pthread_mutex_lock(&u->lock);
+	uart_tx_flush(u);
+	pthread_mutex_unlock(&u->lock);
 	return 0;
 }
 
@@ -328,14 +411,6 @@ static int uart_restore(void *dev, const void *state)
 	uart_update_irq(u);
 	pthread_mutex_unlock(&u->lock);
 	return 0;
-}
-
-static void uart_destroy(void *dev)
-{
-	struct uart *u = dev;
-
-	pthread_mutex_destroy(&u->lock);
-	free(u);
 }
 
 const struct device_ops uart_device_ops = {
