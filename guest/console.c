@@ -2,10 +2,11 @@
  * The 16550 UART on COM1, driven from ring 3 (allowed by the TSS I/O bitmap).
  *
  * Every port access from ring 3 is a VM exit, and on PVM hosts one costs
- * ~57 us (HOST.md), so the console moves bytes in bursts: output waits for an
- * empty transmitter once per 16 bytes (the FIFO's depth) and sends them with
- * one `rep outsb`; input reads 16 bytes with one `rep insb` once the line
- * status says data is ready. An empty receive FIFO reads as 0 (snapvm and
+ * ~57 us (HOST.md), so the console moves bytes in bursts: output sends up to
+ * 16 bytes (the FIFO's depth) with one `rep outsb` and reads the line status
+ * only when those 16 are spent (the transmitter is empty at power-on, so the
+ * first 16 need no check); input reads 16 bytes with one `rep insb` once the
+ * line status says data is ready. An empty receive FIFO reads as 0 (snapvm and
  * QEMU both do so) and the line protocol never carries NUL, so NULs are
  * dropped.
  */
@@ -44,16 +45,23 @@ void (*console_sink)(const char *s, size_t len);
 
 void console_write(const char *s, size_t len)
 {
+	static size_t fifo_room = FIFO_DEPTH; /* left of the FIFO since it was last seen empty */
+
 	if (console_sink) {
 		console_sink(s, len);
 		return;
 	}
 	while (len) {
-		size_t burst = len < FIFO_DEPTH ? len : FIFO_DEPTH;
+		size_t burst;
 
-		while (!(inb(COM1_PORT + UART_LSR) & LSR_THR_EMPTY))
-			cpu_relax();
+		if (!fifo_room) {
+			while (!(inb(COM1_PORT + UART_LSR) & LSR_THR_EMPTY))
+				cpu_relax();
+			fifo_room = FIFO_DEPTH;
+		}
+		burst = len < fifo_room ? len : fifo_room;
 		outsb(COM1_PORT + UART_RBR, s, burst);
+		fifo_room -= burst;
 		s += burst;
 		len -= burst;
 	}

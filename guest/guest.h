@@ -109,6 +109,9 @@ uint64_t time_realtime_ns(void);
 
 /* smp.c */
 extern unsigned cpus_online;
+/* The MP table names snapvm as its maker; known once smp_start_aps() has read it. */
+extern bool on_snapvm;
+/* Reads the MP table and starts the other CPUs it lists. */
 void smp_start_aps(void);
 void smp_ap_main(unsigned cpu) __attribute__((noreturn));
 /* Runs fn(cpu, arg) on every online CPU at once; returns the sum of the results. */

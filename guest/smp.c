@@ -47,6 +47,7 @@ struct mp_processor {
 extern const char trampoline_start[], trampoline_end[], trampoline_cpu[];
 
 unsigned cpus_online = 1;
+bool on_snapvm;
 static uint8_t ap_apic_ids[GUEST_MAX_CPUS];
 static unsigned ap_count;
 
@@ -81,6 +82,7 @@ static void mp_table_read(void)
 	config = (const void *)(uint64_t)fp->config_table;
 	if (memcmp(config->signature, "PCMP", 4))
 		return;
+	on_snapvm = !memcmp(config->oem, "SNAPVM  ", 8);
 	entry = (const uint8_t *)(config + 1);
 	for (unsigned i = 0; i < config->entry_count; i++) {
 		if (entry[0] != 0) {

@@ -32,7 +32,6 @@
 #define POLL_SPINS  20000
 
 #define REG_INTERRUPT_ACK (0x064 / 4)
-#define SNAPVM_SIGNATURE  0x50414e53 /* "SNAP" at the control port */
 #define QEMU_MMIO_BASE	  0xfeb00000ULL
 #define QEMU_MMIO_STRIDE  0x200
 #define QEMU_TRANSPORTS	  8
@@ -68,7 +67,7 @@ static bool virtio_add(uint64_t base, unsigned irq)
 static void virtio_probe(void)
 {
 	probed = true;
-	if (inl(CTL_PORT_READY) != SNAPVM_SIGNATURE) {
+	if (!on_snapvm) {
 		level_irqs = true;
 		for (unsigned i = 0; i < QEMU_TRANSPORTS; i++) {
 			volatile uint32_t *regs =
