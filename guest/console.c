@@ -27,8 +27,13 @@
  */
 void console_init(void)
 {
-	outb(COM1_PORT + UART_FCR, 0x01); /* FIFOs on; input that came before boot is kept */
-	outb(COM1_PORT + UART_IER, 0x01); /* interrupt when received data is available */
+	/*
+	 * One 16-bit write sets IER (interrupt when received data is available)
+	 * and, in the next register, FCR (FIFOs on; input that came before boot
+	 * is kept): the bus splits it into two byte writes, as QEMU and snapvm
+	 * do, and it costs one exit instead of two.
+	 */
+	outw(COM1_PORT + UART_IER, 0x01 | 0x01 << 8);
 }
 
 static void outsb(uint16_t port, const char *bytes, size_t len)

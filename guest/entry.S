@@ -328,10 +328,12 @@ gdt_end:
 	.set page, page + 1
 	.endr
 
-	.bss
+	.bss			/* in the file, with .data (GUEST_BUFFER, guest.h) */
 	.globl irq_seen
 irq_seen:
 	.skip 256
+
+	.section .bss.stacks, "aw", @nobits
 	.p2align 12
 	.globl user_stacks
 user_stacks:

@@ -11,8 +11,8 @@
 #define OUTSIDE_RAM 0xe0000000ULL /* in the MMIO hole, no device there */
 #define BIG_TABLE   300		  /* descriptors: above the device's indirect limit */
 
-static struct vq_desc table[BIG_TABLE] __attribute__((aligned(4096)));
-static uint8_t buffer[4096] __attribute__((aligned(4096)));
+static GUEST_BUFFER struct vq_desc table[BIG_TABLE] __attribute__((aligned(4096)));
+static GUEST_BUFFER uint8_t buffer[4096] __attribute__((aligned(4096)));
 
 /* Fills the queue's descriptors for one case; returns the head to post. */
 typedef uint16_t (*evil_case_fn)(struct vq_desc *d);

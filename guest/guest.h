@@ -8,9 +8,24 @@
 
 #include "layout.h"
 
+/*
+ * Where buffers of a page or more go. The linker script puts the guest's
+ * other zero-initialized variables in .data, as zeros in the file, so that
+ * the few pages a boot touches are loaded with the code: present on the host,
+ * one shadow-paging fault (~20 us on PVM) maps eight of them at once, where
+ * .bss pages, which snapvm leaves untouched, take a fault each and two when
+ * first read. The script checks that .data stays small.
+ */
+#define GUEST_BUFFER __attribute__((section(".bss.buffers")))
+
 static inline void outb(uint16_t port, uint8_t value)
 {
 	__asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port));
+}
+
+static inline void outw(uint16_t port, uint16_t value)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(value), "Nd"(port));
 }
 
 static inline void outl(uint16_t port, uint32_t value)

@@ -11,8 +11,8 @@
 #define BUF_SIZE 256
 
 static struct vdev *hvc;
-static char rx_bufs[RX_BUFS][BUF_SIZE] __attribute__((aligned(4096)));
-static char tx_bufs[VQ_SIZE][BUF_SIZE];
+static GUEST_BUFFER char rx_bufs[RX_BUFS][BUF_SIZE] __attribute__((aligned(4096)));
+static GUEST_BUFFER char tx_bufs[VQ_SIZE][BUF_SIZE];
 static uint16_t tx_posted, tx_done;
 static char out[BUF_SIZE];
 static size_t out_len;

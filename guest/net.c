@@ -56,8 +56,8 @@ static struct vdev *nd;
 static uint8_t mac[6];
 static uint32_t my_ip; /* big-endian, as on the wire */
 static uint16_t udp_port = 7;
-static uint8_t rx_bufs[VQ_SIZE][BUF_SIZE] __attribute__((aligned(4096)));
-static uint8_t tx_bufs[VQ_SIZE][BUF_SIZE] __attribute__((aligned(4096)));
+static GUEST_BUFFER uint8_t rx_bufs[VQ_SIZE][BUF_SIZE] __attribute__((aligned(4096)));
+static GUEST_BUFFER uint8_t tx_bufs[VQ_SIZE][BUF_SIZE] __attribute__((aligned(4096)));
 static uint16_t tx_posted, tx_done;
 
 static uint16_t be16(uint16_t v)
@@ -416,7 +416,7 @@ void request_net(const uint64_t *arg)
 
 #define EVIL_SEGMENTS 20
 
-static uint8_t evil_page[4096] __attribute__((aligned(4096)));
+static GUEST_BUFFER uint8_t evil_page[4096] __attribute__((aligned(4096)));
 static struct vq_desc evil_table[EVIL_SEGMENTS + 1];
 
 /* Sends header + frame as `segments` copies of evil_page, plus a writable one if asked. */

@@ -20,8 +20,9 @@ static struct {
 	uint64_t sector;
 } blk_header;
 static volatile uint8_t blk_status;
-static uint64_t blk_data[BLK_CHUNK_SECTORS * WORDS_PER_SECTOR] __attribute__((aligned(4096)));
-static uint8_t rng_data[RNG_CHUNK] __attribute__((aligned(4096)));
+static GUEST_BUFFER uint64_t blk_data[BLK_CHUNK_SECTORS * WORDS_PER_SECTOR]
+	__attribute__((aligned(4096)));
+static GUEST_BUFFER uint8_t rng_data[RNG_CHUNK] __attribute__((aligned(4096)));
 
 static void reply_hex(uint64_t value)
 {

@@ -41,7 +41,7 @@ static struct vdev devices[MMIO_MAX_SLOTS];
 static unsigned device_count;
 static bool probed;
 static bool level_irqs; /* QEMU: the interrupt line stays up until acknowledged */
-static struct vq queue_pool[14];
+static GUEST_BUFFER struct vq queue_pool[14];
 static unsigned queues_used;
 
 static bool virtio_add(uint64_t base, unsigned irq)

@@ -56,8 +56,8 @@ static uint64_t guest_cid;
 static bool listening;
 static uint32_t listen_port, next_local_port = LOCAL_PORT_MIN;
 static struct conn conns[MAX_CONNS];
-static uint8_t rx_bufs[RX_BUFS][BUF_SIZE] __attribute__((aligned(4096)));
-static uint8_t tx_bufs[VQ_SIZE][BUF_SIZE];
+static GUEST_BUFFER uint8_t rx_bufs[RX_BUFS][BUF_SIZE] __attribute__((aligned(4096)));
+static GUEST_BUFFER uint8_t tx_bufs[VQ_SIZE][BUF_SIZE];
 static uint32_t event_bufs[EVENT_BUFS][2];
 static uint16_t tx_posted, tx_done;
 static struct conn *reply_conn; /* where console output goes while serving a line */
