@@ -5,7 +5,7 @@
  *
  * Output reaches the console a line at a time: a guest writes one byte per
  * VM exit, and a write(2) per byte would wake whoever reads the console once
- * per byte (a cross-CPU wake-up costs ~50 us on a nested host, HOST.md). A
+ * per byte (a wake-up across CPUs measured ~50 us on a PVM host). A
  * line without its newline goes out after TX_FLUSH_DELAY_MS at most (a
  * prompt), and everything pending goes out before a snapshot and at the end.
  */
