@@ -54,11 +54,15 @@ static inline void cpu_relax(void)
 	__asm__ volatile("pause" ::: "memory");
 }
 
+/* console.c: makes the VM exit after which snapvm sends the console output it holds. */
+void console_flush(void);
+
 /* Halts in ring 0 with interrupts enabled until an interrupt (UART, IPI) arrives. */
 static inline void call_wait(void)
 {
 	uint64_t number = CALL_WAIT;
 
+	console_flush(); /* never halt on output snapvm still holds (CTL_PORT_CONSOLE_BATCHING) */
 	__asm__ volatile("ud2" : "+a"(number) : : "rcx", "rdx", "memory");
 }
 

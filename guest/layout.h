@@ -46,12 +46,13 @@
 #define BOOT_AP		3 /* rsi unused */
 
 /* snapvm's control port (documented in README.md, "The test guest"). */
-#define CTL_PORT_READY	      0x600
-#define CTL_PORT_EXIT	      0x601
-#define CTL_PORT_PANIC	      0x602
-#define CTL_PORT_PANIC_RIP_LO 0x604
-#define CTL_PORT_PANIC_RIP_HI 0x608
-#define CTL_PORT_GENERATION   0x610 /* four 32-bit words */
+#define CTL_PORT_READY		  0x600
+#define CTL_PORT_EXIT		  0x601
+#define CTL_PORT_PANIC		  0x602
+#define CTL_PORT_PANIC_RIP_LO	  0x604
+#define CTL_PORT_PANIC_RIP_HI	  0x608
+#define CTL_PORT_CONSOLE_BATCHING 0x60c
+#define CTL_PORT_GENERATION	  0x610 /* four 32-bit words */
 
 #define COM1_PORT 0x3f8
 

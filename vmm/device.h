@@ -46,6 +46,8 @@ enum guest_event {
 	GUEST_EVENT_EXIT,  /* value: exit status 0-255 */
 	GUEST_EVENT_PANIC, /* value: exception vector; rip: where */
 	GUEST_EVENT_RESET, /* the guest pulsed the reset line (i8042): the VM ends, status 0 */
+	/* value 1: the guest makes a VM exit after console output it wants seen (0: no longer) */
+	GUEST_EVENT_CONSOLE_BATCHING,
 };
 
 /* What a device may use of its VM. Tests build one without a VM. */

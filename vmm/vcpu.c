@@ -155,6 +155,7 @@ static void vcpu_park(struct vcpu *vcpu)
 	if (!vcpu->failed && (ioctl(vcpu->fd, KVM_RUN, 0) == 0 || errno != EINTR))
 		log_warn("vCPU %u: completing the last I/O before a pause did not return EINTR",
 			 vcpu->index);
+	vm_coalesced_drain(vm); /* a snapshot sees the devices after every write */
 	pthread_mutex_lock(&vm->lock);
 	vm->parked++;
 	pthread_cond_broadcast(&vm->cond);
@@ -186,6 +187,7 @@ static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 	struct vm *vm = vcpu->vm;
+	int error;
 
 	log_debug("vCPU %u thread running", vcpu->index);
 	for (;;) {
@@ -205,11 +207,14 @@ static void *vcpu_thread(void *arg)
 			pthread_mutex_unlock(&vm->lock);
 			continue;
 		}
-		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+		error = ioctl(vcpu->fd, KVM_RUN, 0) < 0 ? errno : 0;
+		/* writes KVM kept back come before this exit, and before a stop or pause */
+		vm_coalesced_drain(vm);
+		if (error) {
 			/* EINTR: a kick; EAGAIN: an AP that just received its SIPI */
-			if (errno == EINTR || errno == EAGAIN)
+			if (error == EINTR || error == EAGAIN)
 				continue;
-			log_error("vCPU %u: KVM_RUN failed: %s", vcpu->index, strerror(errno));
+			log_error("vCPU %u: KVM_RUN failed: %s", vcpu->index, strerror(error));
 			vcpu->failed = true;
 			vm_request_stop(vm, EXIT_RUNTIME);
 			continue;

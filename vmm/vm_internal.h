@@ -56,6 +56,10 @@ struct vm {
 	unsigned device_count;
 	struct vm_device devices[VM_MAX_DEVICES];
 	struct uart *uart;
+	/* KVM's coalesced-I/O ring, after every vCPU's kvm_run; NULL until a zone exists */
+	struct kvm_coalesced_mmio_ring *coalesced_ring;
+	pthread_mutex_t coalesced_lock;	       /* one reader of the ring at a time */
+	bool console_batched;		       /* COM1's transmit register is a coalesced zone */
 	struct virtio_mmio_slots virtio_slots; /* the virtio-mmio devices, in creation order */
 
 	struct event_loop *loop;
@@ -77,6 +81,9 @@ struct vm {
 	void (*event_fn)(struct vm *vm, enum vm_event event, uint64_t value, void *opaque);
 	void *event_opaque;
 };
+
+/* vm.c: passes the writes KVM kept in the coalesced-I/O ring to the devices. */
+void vm_coalesced_drain(struct vm *vm);
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, unsigned index);

@@ -27,6 +27,13 @@ done
 gens=$(grep -o 'GEN [0-9a-f]*' "$TMP/clones" | sort -u | wc -l)
 expect_eq "3 clones: 3 different generation ids" "$gens" 3
 
+# The guest's request for batched console output is part of its snapshot.
+printf 'ping\nexit 0\n' | timeout 60 "$SNAPVM" -v restore fn >"$TMP/out" 2>"$TMP/err"
+expect_eq "restored clone: ping" "$(cat "$TMP/out")" PONG
+grep -q "console output waits for the guest's next exit" "$TMP/err" &&
+	pass "restored clone: console batching as the original had it" ||
+	fail "restored clone: no console batching: $(cat "$TMP/err")"
+
 # snapvm invoke against the snapshot made by --snapshot-on-ready, 20 restores in a row.
 ok=0
 for i in $(seq 20); do

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,9 @@ static void instance_configure(struct instance *in)
 	in->config.nets[0].backend = VMM_NET_USER;
 }
 
-static void instance_create(struct instance *in, const struct device_ops *ops)
+static void instance_create(struct instance *in, const struct device_ops *ops,
+			    void (*guest_event)(void *vm, enum guest_event event, uint64_t value,
+						uint64_t rip))
 {
 	memset(in, 0, sizeof(*in));
 	instance_configure(in);
@@ -71,7 +74,7 @@ static void instance_create(struct instance *in, const struct device_ops *ops)
 	in->ctx = (struct device_context){ .io = &in->io,
 					   .mem = &in->mem,
 					   .irq_line = ignore_irq,
-					   .guest_event = ignore_event,
+					   .guest_event = guest_event,
 					   .console_out_fd = -1,
 					   .console_in_fd = -1,
 					   .vm_fd = -1,
@@ -119,12 +122,12 @@ static void test_device_round_trip(const struct device_ops *ops)
 	struct instance a, b;
 	uint8_t *first = calloc(1, ops->state_size), *second = calloc(1, ops->state_size);
 
-	instance_create(&a, ops);
+	instance_create(&a, ops, ignore_event);
 	instance_poke(&a, 0x01);
 	assert_int_equal(ops->quiesce(a.dev), 0);
 	ops->save(a.dev, first);
 
-	instance_create(&b, ops);
+	instance_create(&b, ops, ignore_event);
 	if (ops->restore(b.dev, first))
 		fail_msg("%s: restore of its own saved state failed", ops->name);
 	ops->save(b.dev, second);
@@ -160,10 +163,48 @@ static void test_every_device(void **state)
 	assert_true(count >= 2);
 }
 
+/* What the control port last asked of the VM about console batching; -1: nothing. */
+static int batching_asked = -1;
+
+static void record_batching(void *vm, enum guest_event event, uint64_t value, uint64_t rip)
+{
+	(void)vm;
+	(void)rip;
+	if (event == GUEST_EVENT_CONSOLE_BATCHING)
+		batching_asked = (int)value;
+}
+
+/* Port 0x60c asks for batched console output; a clone of the guest asks again on restore. */
+static void test_ctl_console_batching(void **state)
+{
+	struct instance a, b;
+	uint8_t one = 1, saved[64];
+
+	(void)state;
+	assert_true(ctl_device_ops.state_size <= sizeof(saved));
+	instance_create(&a, &ctl_device_ops, record_batching);
+	batching_asked = -1;
+	assert_true(io_dispatch(&a.io, IO_BUS_PIO, 0x60c, &one, 1, true));
+	assert_int_equal(batching_asked, 1);
+	ctl_device_ops.save(a.dev, saved);
+
+	instance_create(&b, &ctl_device_ops, record_batching);
+	batching_asked = -1;
+	assert_int_equal(ctl_device_ops.restore(b.dev, saved), 0);
+	assert_int_equal(batching_asked, 1);
+
+	/* a damaged snapshot: the flag is 0 or 1 */
+	memset(saved + ctl_device_ops.state_size - 4, 0x7f, 4);
+	assert_int_equal(ctl_device_ops.restore(b.dev, saved), -EINVAL);
+	instance_destroy(&a, &ctl_device_ops);
+	instance_destroy(&b, &ctl_device_ops);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_device),
+		cmocka_unit_test(test_ctl_console_batching),
 	};
 	int fd = mkstemp(disk_path), ret;
 

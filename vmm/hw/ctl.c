@@ -5,6 +5,7 @@
  *   0x601 write8:  exit with this status
  *   0x602 write32: panic with this exception vector, at the RIP latched below
  *   0x604 write32: panic RIP, low half;  0x608 write32: panic RIP, high half
+ *   0x60c write8:  1: console output may wait for the guest's next VM exit; 0: not
  *   0x610-0x61f read32: the VM's 128-bit generation id, new at every restore
  */
 #include "vmm/device.h"
@@ -16,16 +17,18 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#define CTL_PORT_BASE	      0x600
-#define CTL_PORT_COUNT	      0x20
-#define CTL_GENERATION_OFFSET 0x10
-#define CTL_SIGNATURE	      0x50414e53 /* "SNAP" little-endian */
+#define CTL_PORT_BASE		    0x600
+#define CTL_PORT_COUNT		    0x20
+#define CTL_CONSOLE_BATCHING_OFFSET 0x0c
+#define CTL_GENERATION_OFFSET	    0x10
+#define CTL_SIGNATURE		    0x50414e53 /* "SNAP" little-endian */
 
 struct ctl_state {
 	uint32_t ready_code;
 	uint32_t ready_count;
 	uint32_t panic_rip_low;
 	uint32_t panic_rip_high;
+	uint32_t console_batching; /* 0 or 1, as last written to 0x60c */
 };
 
 struct ctl {
@@ -90,6 +93,11 @@ static void ctl_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 	case 8:
 		c->regs.panic_rip_high = value;
 		break;
+	case CTL_CONSOLE_BATCHING_OFFSET:
+		c->regs.console_batching = (value & 0xff) != 0;
+		c->ctx.guest_event(c->ctx.vm, GUEST_EVENT_CONSOLE_BATCHING,
+				   c->regs.console_batching, 0);
+		break;
 	default:
 		break;
 	}
@@ -131,9 +139,14 @@ static void ctl_save(void *dev, void *state)
 static int ctl_restore(void *dev, const void *state)
 {
 	struct ctl *c = dev;
+	const struct ctl_state *s = state;
 
-	memcpy(&c->regs, state, sizeof(struct ctl_state));
+	if (s->console_batching > 1)
+		return -EINVAL;
+	c->regs = *s;
 	ctl_new_generation(c);
+	if (c->regs.console_batching) /* the clone's console works as the original's did */
+		c->ctx.guest_event(c->ctx.vm, GUEST_EVENT_CONSOLE_BATCHING, 1, 0);
 	return 0;
 }
 
@@ -145,7 +158,7 @@ static void ctl_destroy(void *dev)
 const struct device_ops ctl_device_ops = {
 	.name = "control-port",
 	.section_id = 0x0200,
-	.state_version = 1,
+	.state_version = 2, /* 2: console_batching */
 	.state_size = sizeof(struct ctl_state),
 	.create = ctl_create,
 	.reset = ctl_reset,
