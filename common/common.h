@@ -73,5 +73,7 @@ int write_all(int fd, const void *buf, size_t len);
 int pread_all(int fd, void *buf, size_t len, uint64_t offset);
 /* Reads a whole file into a malloc'ed buffer; 0 or -errno. */
 int file_read_all(const char *path, uint8_t **data, size_t *len, size_t max_len);
+/* Replaces path with the buffer in one step (a temporary file, then rename); 0 or -errno. */
+int file_write_atomic(const char *path, const void *data, size_t len);
 
 #endif

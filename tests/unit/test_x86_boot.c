@@ -1,11 +1,16 @@
-/* vmm/arch/x86: page tables, GDT, e820, boot_params, PVH start_info, MP table, sregs. */
+/* vmm/arch/x86: page tables, GDT, e820, boot_params, PVH start_info, MP table, sregs, CPUID cache.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "vmm/arch/x86/x86.h"
@@ -245,6 +250,52 @@ static void test_cmdline(void **state)
 	guest_memory_unmap(&mem);
 }
 
+/* The supported-CPUID cache gives back what it kept, for its key only, and only whole. */
+static void test_cpuid_cache(void **state)
+{
+	char dir[] = "/tmp/snapvm-test-cpuid-XXXXXX", path[64];
+	struct x86_cpuid_cache_key key, other;
+	struct kvm_cpuid2 *kept = calloc(1, sizeof(*kept) + 3 * sizeof(kept->entries[0])), *got;
+	int fd = open("/dev/null", O_RDONLY);
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/kvm-cpuid", dir);
+	assert_int_equal(x86_cpuid_cache_key(fd, &key), 0); /* any fd names a file's identity */
+	close(fd);
+	assert_true(strlen(key.boot_id) >= 32);
+	assert_null(x86_cpuid_cache_load(path, &key)); /* nothing kept yet */
+
+	kept->nent = 3;
+	for (unsigned i = 0; i < 3; i++)
+		kept->entries[i] = (struct kvm_cpuid_entry2){ .function = i, .eax = 0x1000 + i };
+	assert_int_equal(x86_cpuid_cache_store(path, &key, kept), 0);
+	got = x86_cpuid_cache_load(path, &key);
+	assert_non_null(got);
+	assert_int_equal(got->nent, 3);
+	assert_memory_equal(got->entries, kept->entries, 3 * sizeof(kept->entries[0]));
+	free(got);
+
+	other = key; /* the KVM module loaded again: /dev/kvm is a new node */
+	other.kvm_ctime_nsec++;
+	assert_null(x86_cpuid_cache_load(path, &other));
+	other = key; /* another boot */
+	other.boot_id[0] ^= 1;
+	assert_null(x86_cpuid_cache_load(path, &other));
+
+	assert_int_equal(truncate(path, 100), 0); /* torn */
+	assert_null(x86_cpuid_cache_load(path, &key));
+	assert_int_equal(x86_cpuid_cache_store(path, &key, kept), 0);
+	fd = open(path, O_WRONLY | O_APPEND);
+	assert_int_equal(write(fd, "x", 1), 1); /* longer than it says */
+	close(fd);
+	assert_null(x86_cpuid_cache_load(path, &key));
+
+	unlink(path);
+	rmdir(dir);
+	free(kept);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -257,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_mptable),
 		cmocka_unit_test(test_mptable_every_cpu_count),
 		cmocka_unit_test(test_cmdline),
+		cmocka_unit_test(test_cpuid_cache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

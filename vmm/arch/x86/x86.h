@@ -133,8 +133,23 @@ void x86_sregs_long_mode(struct kvm_sregs *sregs);
 /* Special registers for the PVH entry: flat 32-bit protected mode, paging off. */
 void x86_sregs_pvh(struct kvm_sregs *sregs);
 
-/* KVM_GET_SUPPORTED_CPUID, allocated; NULL on failure. */
+/* KVM_GET_SUPPORTED_CPUID, allocated (from the cache when it holds this KVM's); NULL on failure. */
 struct kvm_cpuid2 *x86_cpuid_supported(int kvm_fd);
+
+/* What names one load of the KVM module (cpuid.c has why). */
+struct x86_cpuid_cache_key {
+	char boot_id[40];
+	uint64_t kvm_ino;
+	int64_t kvm_ctime_sec;
+	int64_t kvm_ctime_nsec;
+};
+/* This host's key, from the /dev/kvm fd; 0 or -errno. */
+int x86_cpuid_cache_key(int kvm_fd, struct x86_cpuid_cache_key *key);
+/* The cached table if the file holds one, whole, for this key; else NULL. */
+struct kvm_cpuid2 *x86_cpuid_cache_load(const char *path, const struct x86_cpuid_cache_key *key);
+/* Replaces the cache file atomically; 0 or -errno. */
+int x86_cpuid_cache_store(const char *path, const struct x86_cpuid_cache_key *key,
+			  const struct kvm_cpuid2 *cpuid);
 /* Adjusts a copy of the supported CPUID for vCPU `index` of `count`. */
 void x86_cpuid_for_vcpu(struct kvm_cpuid2 *cpuid, unsigned index, unsigned count);
 
