@@ -128,6 +128,30 @@ static void test_round_trip(void **state)
 	store_snapshot_close(snap);
 }
 
+/* A blob whose 4 KiB chunks repeat (as a page map's do) reads back whole. */
+static void test_blob_with_repeated_chunks(void **state)
+{
+	struct fixture *f = *state;
+	size_t size = 6 * STORE_PAGE_SIZE + 100, len;
+	uint8_t *blob = calloc(1, size), *got;
+	struct store_snapshot *snap;
+	struct store_writer *w;
+
+	/* chunks: zero, zero, zero, random, zero, zero, then 100 zero bytes */
+	test_fill_random(blob + 3 * STORE_PAGE_SIZE, STORE_PAGE_SIZE, 7);
+	assert_int_equal(store_snapshot_begin(f->store, "blobs", 4 * STORE_PAGE_SIZE, &w), 0);
+	assert_int_equal(store_snapshot_put_pages(w, 0, f->mem, 4), 0);
+	assert_int_equal(store_snapshot_put_blob(w, "state", blob, size), 0);
+	assert_int_equal(store_snapshot_commit(w, &(struct store_commit_info){ 0 }, NULL), 0);
+	assert_int_equal(store_snapshot_open(f->store, "blobs", &snap), 0);
+	assert_int_equal(store_blob_read(snap, "state", &got, &len), 0);
+	assert_int_equal(len, size);
+	assert_memory_equal(got, blob, size);
+	free(got);
+	store_snapshot_close(snap);
+	free(blob);
+}
+
 static void test_locate_and_decode(void **state)
 {
 	struct fixture *f = *state;
@@ -366,9 +390,16 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_round_trip),    T(test_locate_and_decode),    T(test_dedup_across_snapshots),
-		T(test_zero_snapshot), T(test_writer_errors),	     T(test_read_only_and_missing),
-		T(test_second_writer), T(test_workset_and_relayout), T(test_reader_survives_gc),
+		T(test_round_trip),
+		T(test_locate_and_decode),
+		T(test_dedup_across_snapshots),
+		T(test_zero_snapshot),
+		T(test_writer_errors),
+		T(test_read_only_and_missing),
+		T(test_second_writer),
+		T(test_workset_and_relayout),
+		T(test_reader_survives_gc),
+		T(test_blob_with_repeated_chunks),
 	};
 #undef T
 
