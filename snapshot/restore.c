@@ -79,7 +79,7 @@ static int restore_vcpus(struct vm *vm, const struct snapshot_state *st, char *e
 	return ret;
 }
 
-/* Each device of this VM must have a section of its version and size. */
+/* Each device of this VM must have a section of a version and size it reads. */
 static int check_devices(struct vm *vm, const struct snapshot_state *st, char *error,
 			 size_t error_size)
 {
@@ -93,7 +93,8 @@ static int check_devices(struct vm *vm, const struct snapshot_state *st, char *e
 		s = snapshot_find(&st->parsed, info.section_id);
 		if (!s)
 			return RESTORE_ERROR("snapshot has no state for device %s", info.name);
-		if (s->version != info.state_version || s->length != info.state_size)
+		if (!device_section_fits(s->version, s->length, info.state_version, info.state_size,
+					 info.state_version_oldest))
 			return RESTORE_ERROR(
 				"snapshot's %s state is version %u, %llu bytes; this snapvm "
 				"reads version %u, %u bytes",
@@ -119,10 +120,19 @@ static int restore_devices(struct vm *vm, const struct snapshot_state *st, char 
 	for (unsigned i = 0; i < vm_device_count(vm); i++) {
 		struct vm_device_info info;
 		const struct snapshot_section *s;
+		uint8_t *state;
+		int ret;
 
 		vm_device_describe(vm, i, &info);
 		s = snapshot_find(&st->parsed, info.section_id);
-		if (vm_device_restore(vm, i, s->payload))
+		/* an older, shorter state (check_devices): the rest reads as zeros */
+		state = calloc(1, info.state_size);
+		if (!state)
+			return -ENOMEM;
+		memcpy(state, s->payload, MIN(s->length, (uint64_t)info.state_size));
+		ret = vm_device_restore(vm, i, state);
+		free(state);
+		if (ret)
 			return RESTORE_ERROR("snapshot's %s state is invalid", info.name);
 	}
 	return 0;

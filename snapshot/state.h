@@ -29,6 +29,20 @@ static inline bool section_is_device(uint32_t id)
 	return (id & 0xffff) >= 0x0200 && (id & 0xffff) <= 0x0fff && id >> 16 < 0x100;
 }
 
+/*
+ * Whether today's device can take a saved section: of its own version and
+ * size, or of an older version it still reads (from `oldest` on), shorter:
+ * a prefix of today's state, which the device gets zero-extended.
+ */
+static inline bool device_section_fits(uint32_t version, uint64_t length, uint32_t state_version,
+				       uint32_t state_size, uint32_t oldest)
+{
+	if (version == state_version)
+		return length == state_size;
+	return oldest && version >= oldest && version < state_version && length > 0 &&
+	       length < state_size;
+}
+
 #define SECTION_VCPU_LAST      (SECTION_VCPU + 0xff)
 #define VCPU_MAX_MSRS	       1024
 #define VCPU_MAX_CPUID_ENTRIES 512

@@ -74,6 +74,11 @@ struct device_ops {
 	uint32_t section_id;	/* the device's section in a snapshot */
 	uint32_t state_version; /* bumped when the state struct changes */
 	uint32_t state_size;
+	/*
+	 * The oldest version restore() still takes (0: state_version only). An
+	 * older state must be a prefix of today's: it arrives zero-extended.
+	 */
+	uint32_t state_version_oldest;
 	/* How many of this device the configuration asks for; NULL: always one. */
 	unsigned (*instances)(const struct vmm_config *config);
 	/* Creates the device and registers its I/O ranges; NULL on failure. */

@@ -602,7 +602,8 @@ void vm_device_describe(const struct vm *vm, unsigned index, struct vm_device_in
 	/* several disks share an ops table: each instance has a section of its own */
 	*info = (struct vm_device_info){ ops->name,
 					 ops->section_id | vm->devices[index].instance << 16,
-					 ops->state_version, ops->state_size };
+					 ops->state_version, ops->state_size,
+					 ops->state_version_oldest };
 }
 
 int vm_device_quiesce(struct vm *vm, unsigned index)

@@ -104,6 +104,7 @@ struct vm_device_info {
 	uint32_t section_id; /* 0x0200-0x0fff, plus the instance number << 16 */
 	uint32_t state_version;
 	uint32_t state_size;
+	uint32_t state_version_oldest; /* device_ops.state_version_oldest */
 };
 
 struct vm;

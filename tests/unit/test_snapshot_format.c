@@ -211,6 +211,24 @@ static void test_versions(void **state)
 	snapshot_buffer_free(&b);
 }
 
+/* A device takes its own state, or an older, shorter one it still reads. */
+static void test_device_section_versions(void **state)
+{
+	(void)state;
+	/* today's version: exactly today's size */
+	assert_true(device_section_fits(2, 20, 2, 20, 1));
+	assert_false(device_section_fits(2, 16, 2, 20, 1));
+	assert_false(device_section_fits(2, 24, 2, 20, 1));
+	/* an older version it reads: shorter, zero-extended */
+	assert_true(device_section_fits(1, 16, 2, 20, 1));
+	assert_false(device_section_fits(1, 20, 2, 20, 1));
+	assert_false(device_section_fits(1, 0, 2, 20, 1));
+	/* older than it reads, none older at all, or newer */
+	assert_false(device_section_fits(1, 16, 3, 24, 2));
+	assert_false(device_section_fits(1, 16, 2, 20, 0));
+	assert_false(device_section_fits(3, 20, 2, 20, 1));
+}
+
 static void test_oversized_and_overlapping_sections(void **state)
 {
 	struct snapshot_buffer b;
@@ -435,6 +453,7 @@ int main(void)
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_bad_checksum),
 		cmocka_unit_test(test_versions),
+		cmocka_unit_test(test_device_section_versions),
 		cmocka_unit_test(test_oversized_and_overlapping_sections),
 		cmocka_unit_test(test_file_size_cap),
 		cmocka_unit_test(test_bad_sections),
