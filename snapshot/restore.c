@@ -67,7 +67,8 @@ static int restore_vcpus(struct vm *vm, const struct snapshot_state *st, char *e
 	if (!job)
 		return -ENOMEM;
 	job->st = st;
-	ret = vm_vcpus_call(vm, vcpu_restore_on_thread, job);
+	/* the vCPU threads start paused and restore their state first */
+	ret = vm_start_paused_call(vm, vcpu_restore_on_thread, job);
 	for (unsigned i = 0; ret && i < st->vm.cpus; i++) {
 		if (job->error[i][0]) {
 			snprintf(error, error_size, "%s", job->error[i]);
@@ -75,6 +76,8 @@ static int restore_vcpus(struct vm *vm, const struct snapshot_state *st, char *e
 			break;
 		}
 	}
+	if (ret && !error[0])
+		snprintf(error, error_size, "cannot start the VM's threads: %s", strerror(-ret));
 	free(job);
 	return ret;
 }
@@ -261,12 +264,6 @@ int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_o
 		ret = restore_read_state(clone, st, &data, error, error_size);
 	if (!ret)
 		ret = restore_vm(repo, o, st, clone, error, error_size);
-	if (!ret) {
-		ret = vm_start(clone->vm, true);
-		if (ret)
-			snprintf(error, error_size, "cannot start the VM's threads: %s",
-				 strerror(-ret));
-	}
 	if (!ret)
 		ret = restore_vcpus(clone->vm, st, error, error_size);
 	if (!ret && vm_state_restore_clock(vm_fd(clone->vm), &st->clock, o->clock_realtime))

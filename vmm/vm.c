@@ -512,27 +512,59 @@ void vm_resume(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
-int vm_vcpus_call(struct vm *vm, int (*fn)(struct vm *vm, unsigned index, int vcpu_fd, void *arg),
-		  void *arg)
+static void vm_vcpus_calls_set(struct vm *vm,
+			       int (*fn)(struct vm *vm, unsigned index, int vcpu_fd, void *arg),
+			       void *arg)
 {
-	int ret = 0;
-
-	pthread_mutex_lock(&vm->lock);
-	if (vm->request != VCPU_PARK || vm->parked < vm->vcpu_count) {
-		pthread_mutex_unlock(&vm->lock);
-		return -EBUSY;
-	}
 	for (unsigned i = 0; i < vm->vcpu_count; i++) {
 		vm->vcpus[i].call_fn = fn;
 		vm->vcpus[i].call_arg = arg;
 	}
-	pthread_cond_broadcast(&vm->cond);
+}
+
+/* With vm->lock held: until every vCPU has run its call; the first error. */
+static int vm_vcpus_calls_wait(struct vm *vm)
+{
+	int ret = 0;
+
 	for (unsigned i = 0; i < vm->vcpu_count; i++) {
 		while (vm->vcpus[i].call_fn)
 			pthread_cond_wait(&vm->cond, &vm->lock);
 		if (!ret)
 			ret = vm->vcpus[i].call_result;
 	}
+	return ret;
+}
+
+int vm_vcpus_call(struct vm *vm, int (*fn)(struct vm *vm, unsigned index, int vcpu_fd, void *arg),
+		  void *arg)
+{
+	int ret;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->request != VCPU_PARK || vm->parked < vm->vcpu_count) {
+		pthread_mutex_unlock(&vm->lock);
+		return -EBUSY;
+	}
+	vm_vcpus_calls_set(vm, fn, arg);
+	pthread_cond_broadcast(&vm->cond);
+	ret = vm_vcpus_calls_wait(vm);
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
+int vm_start_paused_call(struct vm *vm,
+			 int (*fn)(struct vm *vm, unsigned index, int vcpu_fd, void *arg),
+			 void *arg)
+{
+	int ret;
+
+	vm_vcpus_calls_set(vm, fn, arg); /* no vCPU thread exists yet to race with */
+	ret = vm_start(vm, true);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&vm->lock);
+	ret = vm_vcpus_calls_wait(vm);
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
 }

@@ -161,6 +161,14 @@ void vm_resume(struct vm *vm);
 /* Runs fn on each vCPU's own thread while paused; returns the first error. */
 int vm_vcpus_call(struct vm *vm, int (*fn)(struct vm *vm, unsigned index, int vcpu_fd, void *arg),
 		  void *arg);
+/*
+ * vm_start(vm, true) then vm_vcpus_call(vm, fn, arg), with fn queued before
+ * the threads exist: each runs it as soon as it parks, sparing two hand-offs
+ * between threads (~50 us each when the other CPU sleeps). The first error.
+ */
+int vm_start_paused_call(struct vm *vm,
+			 int (*fn)(struct vm *vm, unsigned index, int vcpu_fd, void *arg),
+			 void *arg);
 
 /* Runs fn(vm, opaque) on the event loop's thread soon; callable from any thread. */
 int vm_run_on_loop(struct vm *vm, void (*fn)(struct vm *vm, void *opaque), void *opaque);
