@@ -4,6 +4,7 @@
  * (halted, not spinning) for work the BSP hands out.
  */
 #include "guest.h"
+#include "virtio.h"
 
 #define ICR_INIT       0x4500
 #define ICR_STARTUP    0x4600
@@ -83,6 +84,9 @@ static void mp_table_read(void)
 	if (memcmp(config->signature, "PCMP", 4))
 		return;
 	on_snapvm = !memcmp(config->oem, "SNAPVM  ", 8);
+	if (on_snapvm && config->oem_table) /* older snapvms have none: the devices are probed */
+		virtio_oem_table_read((const void *)(uint64_t)config->oem_table,
+				      config->oem_table_size);
 	entry = (const uint8_t *)(config + 1);
 	for (unsigned i = 0; i < config->entry_count; i++) {
 		if (entry[0] != 0) {

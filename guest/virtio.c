@@ -57,12 +57,51 @@ static bool virtio_add(uint64_t base, unsigned irq)
 	return true;
 }
 
+/* snapvm's list of its devices, in the MP table's OEM table (vmm/arch/x86/mptable.c). */
+struct oem_virtio_header {
+	char signature[4]; /* "VIRT" */
+	uint16_t length;
+	uint8_t count;
+	uint8_t checksum;
+} __attribute__((packed));
+
+struct oem_virtio_entry {
+	uint64_t base;
+	uint32_t device_id;
+	uint8_t irq;
+	uint8_t reserved[3];
+} __attribute__((packed));
+
+void virtio_oem_table_read(const void *table, uint32_t size)
+{
+	const struct oem_virtio_header *h = table;
+	const struct oem_virtio_entry *e = (const void *)(h + 1);
+	const uint8_t *bytes = table;
+	uint8_t sum = 0;
+
+	if (size < sizeof(*h) || memcmp(h->signature, "VIRT", 4) || h->length < sizeof(*h) ||
+	    h->length > size || h->count > (h->length - sizeof(*h)) / sizeof(*e) ||
+	    h->count > MMIO_MAX_SLOTS)
+		return;
+	for (unsigned i = 0; i < h->length; i++)
+		sum += bytes[i];
+	if (sum)
+		return;
+	for (unsigned i = 0; i < h->count; i++)
+		devices[i] = (struct vdev){ .regs = (volatile uint32_t *)e[i].base,
+					    .slot = i,
+					    .irq = e[i].irq,
+					    .device_id = e[i].device_id };
+	device_count = h->count;
+	probed = true;
+}
+
 /*
- * snapvm's devices sit in consecutive slots: two reads per device and one for
- * the empty slot that ends the list. Elsewhere the guest assumes QEMU microvm
- * with ioapic2=off: 8 transports of 512 bytes from 0xfeb00000 on IRQs 16-23,
- * empty ones reading device ID 0, and interrupt lines that stay up until
- * acknowledged.
+ * Without snapvm's list (virtio_oem_table_read): snapvm's devices sit in
+ * consecutive slots, two reads per device and one for the empty slot that
+ * ends the list. Elsewhere the guest assumes QEMU microvm with ioapic2=off:
+ * 8 transports of 512 bytes from 0xfeb00000 on IRQs 16-23, empty ones
+ * reading device ID 0, and interrupt lines that stay up until acknowledged.
  */
 static void virtio_probe(void)
 {

@@ -70,6 +70,8 @@ struct vdev {
 
 /* Finds the nth (0-based) device of this type; NULL if there is none. */
 struct vdev *virtio_find(uint32_t device_id, unsigned nth);
+/* Takes snapvm's device list from its MP OEM table, so nothing is probed. */
+void virtio_oem_table_read(const void *table, uint32_t size);
 /* Resets and sets the device up with `queues` queues of VQ_SIZE; false if it refuses. */
 bool virtio_setup(struct vdev *dev, unsigned queues);
 /* Sets queue 0 up with its descriptor table outside RAM; true if the device then needs a reset. */

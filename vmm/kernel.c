@@ -161,7 +161,7 @@ static int vm_boot_data_load(struct vm *vm, const struct x86_kernel *kernel, cha
 		return ret;
 	log_info("command line: %s", cmdline);
 	return x86_boot_data_write(&vm->mem, kernel, cmdline, initrd_gpa, initrd_size,
-				   vm->vcpu_count, error, error_size);
+				   vm->vcpu_count, &vm->virtio_slots, error, error_size);
 }
 
 bool vmm_kernel_is_linux(const char *path)

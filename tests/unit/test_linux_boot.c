@@ -14,6 +14,7 @@
 
 #include "common/common.h"
 #include "vmm/arch/x86/x86.h"
+#include "vmm/device.h"
 
 #define SETUP_SECTS  4
 #define SETUP_BYTES  ((SETUP_SECTS + 1) * 512)
@@ -291,9 +292,11 @@ static void test_initrd_stays_below_the_mmio_hole(void **state)
 static struct boot_params *boot_data_write(struct fixture *f, const struct x86_kernel *kernel,
 					   const char *cmdline, int expect)
 {
+	static const struct virtio_mmio_slots no_virtio;
+
 	f->error[0] = '\0';
 	assert_int_equal(x86_boot_data_write(&f->mem, kernel, cmdline, 0x3000000, 0x12345, 2,
-					     f->error, sizeof(f->error)),
+					     &no_virtio, f->error, sizeof(f->error)),
 			 expect);
 	return guest_memory_ptr(&f->mem, X86_ZERO_PAGE_ADDR, sizeof(struct boot_params));
 }

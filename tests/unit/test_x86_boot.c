@@ -14,6 +14,7 @@
 
 #include "common/common.h"
 #include "vmm/arch/x86/x86.h"
+#include "vmm/device.h"
 
 static struct guest_memory mem_of(uint64_t size)
 {
@@ -177,6 +178,9 @@ static uint8_t sum_bytes(const uint8_t *p, size_t n)
 	return s;
 }
 
+static const struct virtio_mmio_slots no_virtio;
+static struct virtio_mmio_slots every_slot; /* main() fills it */
+
 static void test_mptable(void **state)
 {
 	struct guest_memory mem = mem_of(64ULL << 20);
@@ -185,7 +189,7 @@ static void test_mptable(void **state)
 	unsigned processors = 0, bsp = 0;
 
 	(void)state;
-	assert_int_equal(x86_mptable_write(&mem, 4), 0);
+	assert_int_equal(x86_mptable_write(&mem, 4, &no_virtio), 0);
 	fp = guest_memory_ptr(&mem, X86_MPTABLE_ADDR, 16);
 	assert_memory_equal(fp, "_MP_", 4);
 	assert_int_equal(sum_bytes(fp, 16), 0);
@@ -204,7 +208,42 @@ static void test_mptable(void **state)
 	}
 	assert_int_equal(processors, 4);
 	assert_int_equal(bsp, 1);
-	assert_int_equal(x86_mptable_write(&mem, 255), -EINVAL);
+	assert_int_equal(x86_mptable_write(&mem, 255, &no_virtio), -EINVAL);
+	guest_memory_unmap(&mem);
+}
+
+/* The OEM table lists the virtio devices, in slot order, with its own checksum. */
+static void test_mptable_oem_virtio(void **state)
+{
+	struct guest_memory mem = mem_of(64ULL << 20);
+	struct virtio_mmio_slots two = { .count = 2,
+					 .slot = { { 0xd0000000, 5, 3 }, { 0xd0001000, 6, 19 } } };
+	const uint8_t *fp, *config, *oem;
+	uint32_t config_addr, oem_addr, device_id;
+	uint16_t oem_size;
+	uint64_t base;
+
+	(void)state;
+	assert_int_equal(x86_mptable_write(&mem, 2, &two), 0);
+	fp = guest_memory_ptr(&mem, X86_MPTABLE_ADDR, 16);
+	memcpy(&config_addr, fp + 4, 4);
+	config = guest_memory_ptr(&mem, config_addr, 44);
+	assert_memory_equal(config + 8, "SNAPVM  ", 8);
+	memcpy(&oem_addr, config + 28, 4);
+	memcpy(&oem_size, config + 32, 2);
+	assert_int_equal(oem_size, 8 + 2 * 16);
+	assert_true(oem_addr + oem_size <= X86_BASE_MEMORY_END);
+	oem = guest_memory_ptr(&mem, oem_addr, oem_size);
+	assert_memory_equal(oem, "VIRT", 4);
+	assert_int_equal(oem[6], 2);
+	assert_int_equal(sum_bytes(oem, oem_size), 0);
+	memcpy(&base, oem + 8 + 16, 8);
+	memcpy(&device_id, oem + 8 + 16 + 8, 4);
+	assert_int_equal(base, 0xd0001000);
+	assert_int_equal(device_id, 19);
+	assert_int_equal(oem[8 + 16 + 12], 6);
+	two.count = VIRTIO_MMIO_MAX_SLOTS + 1; /* more than there are slots */
+	assert_int_equal(x86_mptable_write(&mem, 2, &two), -EINVAL);
 	guest_memory_unmap(&mem);
 }
 
@@ -219,7 +258,7 @@ static void test_mptable_every_cpu_count(void **state)
 		uint16_t length, entries;
 		uint32_t config_addr;
 
-		assert_int_equal(x86_mptable_write(&mem, cpus), 0);
+		assert_int_equal(x86_mptable_write(&mem, cpus, &every_slot), 0);
 		fp = guest_memory_ptr(&mem, X86_MPTABLE_ADDR, 16);
 		assert_int_equal(sum_bytes(fp, 16), 0);
 		memcpy(&config_addr, fp + 4, 4);
@@ -298,6 +337,10 @@ static void test_cpuid_cache(void **state)
 
 int main(void)
 {
+	every_slot.count =
+		VIRTIO_MMIO_MAX_SLOTS; /* the largest OEM table, beside each vCPU count */
+	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_SLOTS; i++)
+		every_slot.slot[i].base = VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_SIZE;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_page_tables_identity_map_4g),
 		cmocka_unit_test(test_gdt_has_flat_code_and_data),
@@ -307,6 +350,7 @@ int main(void)
 		cmocka_unit_test(test_pvh_start_info),
 		cmocka_unit_test(test_mptable),
 		cmocka_unit_test(test_mptable_every_cpu_count),
+		cmocka_unit_test(test_mptable_oem_virtio),
 		cmocka_unit_test(test_cmdline),
 		cmocka_unit_test(test_cpuid_cache),
 	};

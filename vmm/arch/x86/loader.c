@@ -89,7 +89,8 @@ int x86_initrd_place(const struct guest_memory *mem, uint64_t kernel_end, uint64
 
 int x86_boot_data_write(const struct guest_memory *mem, const struct x86_kernel *kernel,
 			const char *cmdline, uint64_t initrd_gpa, uint64_t initrd_size,
-			unsigned cpus, char *error, size_t error_size)
+			unsigned cpus, const struct virtio_mmio_slots *virtio, char *error,
+			size_t error_size)
 {
 	struct x86_boot_info info = {
 		.cmdline_gpa = X86_CMDLINE_ADDR,
@@ -103,7 +104,7 @@ int x86_boot_data_write(const struct guest_memory *mem, const struct x86_kernel 
 
 	if (ret)
 		return ret;
-	if (x86_boot_tables_write(mem) || x86_mptable_write(mem, cpus) ||
+	if (x86_boot_tables_write(mem) || x86_mptable_write(mem, cpus, virtio) ||
 	    (kernel->pvh ? x86_pvh_start_info_write(mem, &info) : x86_zero_page_write(mem, &info)))
 		return LOADER_ERROR("guest RAM too small for the boot data");
 	return 0;

@@ -1,8 +1,14 @@
 /*
  * An MP table (Intel MultiProcessor Specification 1.4): how a guest without
  * ACPI finds its processors, its I/O APIC and how ISA interrupts are wired.
+ *
+ * Its OEM table (the spec's place for what the maker adds) lists snapvm's
+ * virtio-mmio devices, so that a guest that recognizes snapvm by the OEM ID
+ * finds them without probing each slot, where every read is a VM exit.
+ * Linux does not read it and takes its virtio_mmio.device= words instead.
  */
 #include "vmm/arch/x86/x86.h"
+#include "vmm/device.h"
 #include "common/common.h"
 
 #include <errno.h>
@@ -75,6 +81,21 @@ struct mp_interrupt {
 	uint8_t dest_pin;
 } __attribute__((packed));
 
+/* snapvm's OEM table: a header, then one entry per virtio-mmio device in slot order. */
+struct mp_oem_virtio_header {
+	char signature[4]; /* "VIRT" */
+	uint16_t length;   /* header and entries, in bytes */
+	uint8_t count;
+	uint8_t checksum; /* the whole table sums to 0 */
+} __attribute__((packed));
+
+struct mp_oem_virtio_entry {
+	uint64_t base; /* MMIO window, VIRTIO_MMIO_SIZE bytes */
+	uint32_t device_id;
+	uint8_t irq; /* I/O APIC pin */
+	uint8_t reserved[3];
+} __attribute__((packed));
+
 _Static_assert(sizeof(struct mp_config_header) == 44, "MP config header layout");
 _Static_assert(sizeof(struct mp_processor) == 20, "MP processor entry layout");
 
@@ -95,18 +116,44 @@ static size_t mptable_size(unsigned cpus)
 	       sizeof(struct mp_ioapic) + (MP_ISA_IRQS + 2) * sizeof(struct mp_interrupt);
 }
 
-int x86_mptable_write(const struct guest_memory *mem, unsigned cpus)
+static size_t oem_table_size(const struct virtio_mmio_slots *virtio)
 {
-	size_t size = mptable_size(cpus);
+	return sizeof(struct mp_oem_virtio_header) +
+	       virtio->count * sizeof(struct mp_oem_virtio_entry);
+}
+
+static void oem_table_write(uint8_t *p, const struct virtio_mmio_slots *virtio)
+{
+	struct mp_oem_virtio_header *h = (void *)p;
+	struct mp_oem_virtio_entry *e = (void *)(h + 1);
+
+	memcpy(h->signature, "VIRT", 4);
+	h->length = (uint16_t)oem_table_size(virtio);
+	h->count = (uint8_t)virtio->count;
+	for (unsigned i = 0; i < virtio->count; i++)
+		e[i] = (struct mp_oem_virtio_entry){ .base = virtio->slot[i].base,
+						     .device_id = virtio->slot[i].device_id,
+						     .irq = (uint8_t)virtio->slot[i].irq };
+	h->checksum = mp_checksum(h, h->length);
+}
+
+int x86_mptable_write(const struct guest_memory *mem, unsigned cpus,
+		      const struct virtio_mmio_slots *virtio)
+{
+	size_t table = mptable_size(cpus), size = table + oem_table_size(virtio);
 	uint8_t *base = guest_memory_ptr(mem, X86_MPTABLE_ADDR, size);
 	struct mp_floating_pointer *fp = (void *)base;
 	struct mp_config_header *hdr = (void *)(fp + 1);
 	uint8_t *p = (uint8_t *)(hdr + 1);
 	uint8_t ioapic_id = (uint8_t)cpus;
 
-	if (!base || size > X86_BASE_MEMORY_END - X86_MPTABLE_ADDR || cpus > 254)
+	if (!base || size > X86_BASE_MEMORY_END - X86_MPTABLE_ADDR || cpus > 254 ||
+	    virtio->count > VIRTIO_MMIO_MAX_SLOTS)
 		return -EINVAL;
 	memset(base, 0, size);
+	oem_table_write(base + table, virtio);
+	hdr->oem_table = (uint32_t)(X86_MPTABLE_ADDR + table);
+	hdr->oem_table_size = (uint16_t)oem_table_size(virtio);
 	for (unsigned i = 0; i < cpus; i++, p += sizeof(struct mp_processor))
 		*(struct mp_processor *)p = (struct mp_processor){
 			.type = MP_PROCESSOR,
@@ -132,7 +179,7 @@ int x86_mptable_write(const struct guest_memory *mem, unsigned cpus)
 		(struct mp_interrupt){ MP_LOCAL_INTERRUPT, MP_NMI, 0, 0, 0, 0xff, 1 };
 
 	memcpy(hdr->signature, "PCMP", 4);
-	hdr->length = (uint16_t)(size - sizeof(*fp));
+	hdr->length = (uint16_t)(table - sizeof(*fp));
 	hdr->revision = MP_SPEC_REVISION;
 	memcpy(hdr->oem, "SNAPVM  ", 8);
 	memcpy(hdr->product, "MICROVM     ", 12);

@@ -10,6 +10,8 @@
 
 #include "vmm/memory.h"
 #include "vmm/vmm.h"
+
+struct virtio_mmio_slots;
 #include "vmm/arch/x86/bootparams.h"
 
 /* Where snapvm puts its boot structures in guest-physical memory. */
@@ -103,7 +105,8 @@ int x86_initrd_place(const struct guest_memory *mem, uint64_t kernel_end, uint64
  */
 int x86_boot_data_write(const struct guest_memory *mem, const struct x86_kernel *kernel,
 			const char *cmdline, uint64_t initrd_gpa, uint64_t initrd_size,
-			unsigned cpus, char *error, size_t error_size);
+			unsigned cpus, const struct virtio_mmio_slots *virtio, char *error,
+			size_t error_size);
 
 /* True if the file starts like a bzImage ("HdrS" in its setup header). */
 bool bzimage_is_bzimage(const uint8_t *file, size_t size);
@@ -124,8 +127,12 @@ int x86_cmdline_write(const struct guest_memory *mem, const char *cmdline, size_
 int x86_zero_page_write(const struct guest_memory *mem, const struct x86_boot_info *info);
 /* Writes a PVH hvm_start_info with the memory map, command line and initrd module. */
 int x86_pvh_start_info_write(const struct guest_memory *mem, const struct x86_boot_info *info);
-/* Writes an MP table (Intel MP spec 1.4) describing cpus processors and the I/O APIC. */
-int x86_mptable_write(const struct guest_memory *mem, unsigned cpus);
+/*
+ * Writes an MP table (Intel MP spec 1.4) describing cpus processors and the
+ * I/O APIC, with the virtio-mmio devices in its OEM table (mptable.c).
+ */
+int x86_mptable_write(const struct guest_memory *mem, unsigned cpus,
+		      const struct virtio_mmio_slots *virtio);
 /* Writes the boot GDT and the identity-mapping page tables. */
 int x86_boot_tables_write(const struct guest_memory *mem);
 /* Special registers for entering in long mode (64-bit entry). */
