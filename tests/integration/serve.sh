@@ -121,7 +121,13 @@ expect_eq "the client gave up" "$?" 28
 curl -s --max-time 0.5 --unix-socket "$SOCK" -H 'Content-Length: 5000' -d '{"request": ' \
 	http://snapvm/snapshots/fn/invoke >/dev/null
 expect_eq "a client that stops in the middle of its body" "$?" 28
-sleep 0.3
+# the daemon notices at its next look at the connection: wait for it (5 s at most)
+for _ in $(seq 50); do
+	api GET /metrics
+	grep -q '^snapvm_clients_gone_total 1$' "$TMP/body" &&
+		grep -q '^snapvm_live_clones{kind="invoke"} 0$' "$TMP/body" && break
+	sleep 0.1
+done
 check "metrics" GET /metrics "" 200
 grep -q '^snapvm_clients_gone_total 1$' "$TMP/body" && pass "the client that left is counted" ||
 	fail "clients gone: $(grep clients_gone_total "$TMP/body")"
