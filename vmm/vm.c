@@ -72,47 +72,9 @@ static const char *exception_name(uint64_t vector)
  * writes to the devices after every KVM_RUN, before the exit itself
  * (vm_coalesced_drain), so devices see every access in the guest's order.
  */
-static void vm_console_batching(struct vm *vm, bool on)
+/* With vm->coalesced_lock held. */
+static void vm_coalesced_drain_locked(struct vm *vm, struct kvm_coalesced_mmio_ring *ring)
 {
-	struct kvm_coalesced_mmio_zone zone = { .addr = UART_COM1_BASE, .size = 1, .pio = 1 };
-	int offset;
-
-	if (on == vm->console_batched || !vm->uart)
-		return;
-	if (on && !__atomic_load_n(&vm->coalesced_ring, __ATOMIC_ACQUIRE)) {
-		offset = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
-		if (offset <= 0 ||
-		    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) <= 0 ||
-		    (size_t)(offset + 1) * PAGE_SIZE > vm->run_size) {
-			log_info(
-				"this KVM has no coalesced port I/O: console output exits per byte");
-			return;
-		}
-		/* one ring per VM, mapped after every vCPU's kvm_run */
-		__atomic_store_n(&vm->coalesced_ring,
-				 (void *)((uint8_t *)vm->vcpus[0].run + (size_t)offset * PAGE_SIZE),
-				 __ATOMIC_RELEASE);
-	}
-	if (!on)
-		vm_coalesced_drain(vm); /* what the zone holds comes before what follows */
-	if (ioctl(vm->vm_fd, on ? KVM_REGISTER_COALESCED_MMIO : KVM_UNREGISTER_COALESCED_MMIO,
-		  &zone) < 0) {
-		log_warn("cannot %s console batching: %s", on ? "start" : "stop", strerror(errno));
-		return;
-	}
-	vm->console_batched = on;
-	log_info("console output %s", on ? "waits for the guest's next exit, as it asked"
-					 : "goes out at every write again");
-}
-
-void vm_coalesced_drain(struct vm *vm)
-{
-	struct kvm_coalesced_mmio_ring *ring =
-		__atomic_load_n(&vm->coalesced_ring, __ATOMIC_ACQUIRE);
-
-	if (!ring)
-		return;
-	pthread_mutex_lock(&vm->coalesced_lock);
 	for (;;) {
 		uint32_t first = ring->first;
 		struct kvm_coalesced_mmio *e;
@@ -127,6 +89,58 @@ void vm_coalesced_drain(struct vm *vm)
 		__atomic_store_n(&ring->first, (first + 1) % KVM_COALESCED_MMIO_MAX,
 				 __ATOMIC_RELEASE);
 	}
+}
+
+void vm_coalesced_drain(struct vm *vm)
+{
+	struct kvm_coalesced_mmio_ring *ring =
+		__atomic_load_n(&vm->coalesced_ring, __ATOMIC_ACQUIRE);
+
+	if (!ring)
+		return;
+	pthread_mutex_lock(&vm->coalesced_lock);
+	vm_coalesced_drain_locked(vm, ring);
+	pthread_mutex_unlock(&vm->coalesced_lock);
+}
+
+/* On a vCPU thread (a control-port write) or, at restore, the main thread. */
+static void vm_console_batching(struct vm *vm, bool on)
+{
+	struct kvm_coalesced_mmio_zone zone = { .addr = UART_COM1_BASE, .size = 1, .pio = 1 };
+	struct kvm_coalesced_mmio_ring *ring;
+	int offset;
+
+	if (!vm->uart)
+		return;
+	/* one change at a time, and no reader of the ring meanwhile */
+	pthread_mutex_lock(&vm->coalesced_lock);
+	ring = vm->coalesced_ring;
+	if (on == vm->console_batched)
+		goto out;
+	if (on && !ring) {
+		offset = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
+		if (offset <= 0 ||
+		    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) <= 0 ||
+		    (size_t)(offset + 1) * PAGE_SIZE > vm->run_size) {
+			log_info(
+				"this KVM has no coalesced port I/O: console output exits per byte");
+			goto out;
+		}
+		/* one ring per VM, mapped after every vCPU's kvm_run */
+		ring = (void *)((uint8_t *)vm->vcpus[0].run + (size_t)offset * PAGE_SIZE);
+		__atomic_store_n(&vm->coalesced_ring, ring, __ATOMIC_RELEASE);
+	}
+	if (!on)
+		vm_coalesced_drain_locked(vm, ring); /* what the zone holds comes first */
+	if (ioctl(vm->vm_fd, on ? KVM_REGISTER_COALESCED_MMIO : KVM_UNREGISTER_COALESCED_MMIO,
+		  &zone) < 0) {
+		log_warn("cannot %s console batching: %s", on ? "start" : "stop", strerror(errno));
+		goto out;
+	}
+	vm->console_batched = on;
+	log_info("console output %s", on ? "waits for the guest's next exit, as it asked"
+					 : "goes out at every write again");
+out:
 	pthread_mutex_unlock(&vm->coalesced_lock);
 }
 
