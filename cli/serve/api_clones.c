@@ -46,16 +46,20 @@ static json_t *control_figures(const char *text)
 	return o;
 }
 
+/* Asks the child's control socket for its status line ("ok ..."); false: no such answer. */
+static bool child_status_line(const struct serve_child *c, char *status, size_t size)
+{
+	return !snapshot_control_request(c->api_sock, "status\n", status, size,
+					 CONTROL_TIMEOUT_MS) &&
+	       !strncmp(status, "ok ", 3);
+}
+
 /* The child's paging and memory figures (its control socket's status); NULL: no answer. */
 static json_t *child_status(const struct serve_child *c)
 {
 	char status[512];
 
-	if (snapshot_control_request(c->api_sock, "status\n", status, sizeof(status),
-				     CONTROL_TIMEOUT_MS) ||
-	    strncmp(status, "ok ", 3))
-		return NULL;
-	return control_figures(status);
+	return child_status_line(c, status, sizeof(status)) ? control_figures(status) : NULL;
 }
 
 /* Waits until the child's control socket answers: the clone restored and its VM runs. */
@@ -69,9 +73,7 @@ static enum serve_wait wait_control(struct serve *serve, struct serve_child *c,
 		uint64_t retry = time_now_ns() + 1000000ULL;
 		bool exited;
 
-		if (!snapshot_control_request(c->api_sock, "status\n", reply, sizeof(reply),
-					      CONTROL_TIMEOUT_MS) &&
-		    !strncmp(reply, "ok ", 3))
+		if (child_status_line(c, reply, sizeof(reply)))
 			return SERVE_WAIT_LINE;
 		if (time_now_ns() >= deadline_ns)
 			return SERVE_WAIT_TIMEOUT;
