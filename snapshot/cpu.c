@@ -3,10 +3,22 @@
 
 #include <cpuid.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #define CPUID_HYPERVISOR_BIT (1u << 31) /* leaf 1 ECX: set by snapvm itself */
+
+/*
+ * Bits that KVM rewrites at run time from the vCPU's own state
+ * (kvm_update_cpuid_runtime): they mirror a control register, an MSR or
+ * XCR0 and say nothing of what the host CPU can do. A fresh vCPU shows them
+ * as reset left them, so the compatibility check must not compare them.
+ */
+#define CPUID_1_ECX_MWAIT   (1u << 3)  /* IA32_MISC_ENABLE.MWAIT */
+#define CPUID_1_ECX_OSXSAVE (1u << 27) /* CR4.OSXSAVE */
+#define CPUID_1_EDX_APIC    (1u << 9)  /* IA32_APIC_BASE.EN */
+#define CPUID_7_ECX_OSPKE   (1u << 4)  /* CR4.PKE */
 
 void cpu_host_identity(char vendor[12], uint32_t *signature)
 {
@@ -33,6 +45,22 @@ int cpu_check_vendor(const char saved[12], const char host[12], char *error, siz
 		 "snapshot was taken on an incompatible CPU (vendor %.12s, this host is %.12s)",
 		 saved, host);
 	return -EINVAL;
+}
+
+static bool cpuid_entry_is_empty(const struct kvm_cpuid_entry2 *e)
+{
+	static const struct kvm_cpuid_entry2 zero;
+
+	return !memcmp(e, &zero, sizeof(zero));
+}
+
+uint32_t cpu_cpuid_count(const struct kvm_cpuid_entry2 *entries, uint32_t capacity)
+{
+	uint32_t n = 0;
+
+	while (n < capacity && !cpuid_entry_is_empty(&entries[n]))
+		n++;
+	return n;
 }
 
 static const struct kvm_cpuid_entry2 *cpuid_find(const struct kvm_cpuid_entry2 *entries,
@@ -71,10 +99,15 @@ int cpu_check_features(const struct kvm_cpuid_entry2 *saved, uint32_t count,
 		if (leaves[l].function == 1) {
 			/* leaf 1: EAX is the signature and EBX the APIC id, not features */
 			w[0] = h[0] = w[1] = h[1] = 0;
-			w[2] &= ~CPUID_HYPERVISOR_BIT;
+			w[2] &= ~(CPUID_HYPERVISOR_BIT | CPUID_1_ECX_MWAIT | CPUID_1_ECX_OSXSAVE);
+			w[3] &= ~CPUID_1_EDX_APIC;
 		}
-		if (leaves[l].function == 7)
+		if (leaves[l].function == 7) {
 			w[0] = h[0] = 0; /* EAX: the number of subleaves */
+			w[2] &= ~CPUID_7_ECX_OSPKE;
+		}
+		if (leaves[l].function == 0xd)
+			w[1] = h[1] = 0; /* EBX: the XSAVE area size for the current XCR0 */
 		for (int r = 0; r < 4; r++) {
 			uint32_t missing = w[r] & ~h[r];
 

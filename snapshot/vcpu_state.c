@@ -1,5 +1,6 @@
 /* Capture and restore of one vCPU's state through KVM's vCPU ioctls. */
 #include "snapshot/state.h"
+#include "snapshot/cpu.h"
 #include "common/common.h"
 
 #include <errno.h>
@@ -125,8 +126,9 @@ int vcpu_cpuid_read(int vcpu_fd, unsigned index, struct kvm_cpuid_entry2 *out, u
 	cpuid->nent = VCPU_MAX_CPUID_ENTRIES;
 	ret = VCPU_IOCTL(vcpu_fd, KVM_GET_CPUID2, cpuid, index);
 	if (!ret) {
-		memcpy(out, cpuid->entries, cpuid->nent * sizeof(*out));
-		*count = cpuid->nent;
+		/* nent is only trustworthy from Linux 6.5 on: count what KVM wrote */
+		*count = cpu_cpuid_count(cpuid->entries, MIN(cpuid->nent, VCPU_MAX_CPUID_ENTRIES));
+		memcpy(out, cpuid->entries, *count * sizeof(*out));
 	}
 	free(cpuid);
 	return ret;
@@ -342,5 +344,11 @@ int vcpu_state_decode(const struct snapshot_section *section, struct vcpu_state 
 	state->xsave = section->payload + sizeof(*f);
 	state->cpuid = (const void *)(state->xsave + f->xsave_size);
 	state->msrs = (const void *)(state->cpuid + f->cpuid_count);
+	/*
+	 * Snapshots taken on Linux before 6.5 carry the zeroed rest of the
+	 * read buffer after the real entries (see cpu_cpuid_count); KVM_SET_CPUID2
+	 * would refuse them with E2BIG, so restore only the real ones.
+	 */
+	state->fixed.cpuid_count = cpu_cpuid_count(state->cpuid, f->cpuid_count);
 	return 0;
 }

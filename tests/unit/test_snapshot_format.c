@@ -391,6 +391,81 @@ static void test_cpu_checks(void **state)
 	assert_int_equal(cpu_check_features(saved, 2, here, 1, error, sizeof(error)), -EINVAL);
 }
 
+/*
+ * A Linux guest's snapshot shows OSXSAVE and OSPKE (KVM mirrors CR4 into
+ * CPUID), the APIC bit and the XSAVE size of its XCR0; a fresh vCPU on the
+ * same host shows none of them. They must not refuse the restore, and a
+ * real feature next to them must still be compared.
+ */
+static void test_cpu_checks_ignore_dynamic_bits(void **state)
+{
+	struct kvm_cpuid_entry2 saved[3] = {
+		{ .function = 1, .ecx = (1u << 27) | (1u << 3) | 0x1, .edx = (1u << 9) | 0x10 },
+		{ .function = 7, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .ecx = (1u << 4) | 0x8 },
+		{ .function = 0xd,
+		  .index = 1,
+		  .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+		  .eax = 0xf,
+		  .ebx = 0x988 },
+	};
+	struct kvm_cpuid_entry2 here[3] = {
+		{ .function = 1, .ecx = 0x1, .edx = 0x10 },
+		{ .function = 7, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX, .ecx = 0x8 },
+		{ .function = 0xd,
+		  .index = 1,
+		  .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+		  .eax = 0xf,
+		  .ebx = 0x240 },
+	};
+
+	(void)state;
+	assert_int_equal(cpu_check_features(saved, 3, here, 3, error, sizeof(error)), 0);
+	here[1].ecx = 0; /* leaf 7 ECX bit 3 (PKU) is a real feature */
+	assert_int_equal(cpu_check_features(saved, 3, here, 3, error, sizeof(error)), -EINVAL);
+	assert_non_null(strstr(error, "leaf 0x7.0 ecx bit 3"));
+}
+
+/*
+ * Linux before 6.5 leaves KVM_GET_CPUID2's nent as the caller set it, so a
+ * read into a zeroed buffer of 512 reports 512. Only the entries before the
+ * first all-zero one are real, and a snapshot that stored the zeroed rest
+ * (as every one taken on such a host did) decodes to the real ones only:
+ * KVM_SET_CPUID2 refuses more than 256 entries.
+ */
+static void test_cpuid_count_ignores_zeroed_tail(void **state)
+{
+	struct kvm_cpuid_entry2 *entries = calloc(VCPU_MAX_CPUID_ENTRIES, sizeof(*entries));
+	struct snapshot_parsed *p = malloc(sizeof(*p));
+	struct snapshot_header h = { 0 };
+	struct snapshot_buffer b;
+	struct vcpu_state in, out;
+	uint8_t xsave[sizeof(struct kvm_xsave)] = { 0 };
+
+	(void)state;
+	assert_int_equal(cpu_cpuid_count(entries, VCPU_MAX_CPUID_ENTRIES), 0);
+	entries[0] = (struct kvm_cpuid_entry2){ .function = 0, .ebx = 0x68747541 };
+	entries[1] = (struct kvm_cpuid_entry2){ .function = 1, .eax = 0xa20f10 };
+	entries[2] = (struct kvm_cpuid_entry2){ .function = 0x80000000 }; /* zero regs, not empty */
+	assert_int_equal(cpu_cpuid_count(entries, VCPU_MAX_CPUID_ENTRIES), 3);
+	assert_int_equal(cpu_cpuid_count(entries, 2), 2);
+
+	memset(&in, 0, sizeof(in));
+	in.fixed.xsave_size = sizeof(xsave);
+	in.fixed.cpuid_count = VCPU_MAX_CPUID_ENTRIES; /* as a 6.1 host saved it */
+	in.xsave = xsave;
+	in.cpuid = entries;
+	snapshot_write_begin(&b, &h);
+	vcpu_state_encode(&b, 0, &in);
+	assert_int_equal(snapshot_write_finish(&b), 0);
+	assert_int_equal(snapshot_parse(b.data, b.len, p, error, sizeof(error)), 0);
+	assert_int_equal(vcpu_state_decode(&p->sections[0], &out, error, sizeof(error)), 0);
+	assert_int_equal(out.fixed.cpuid_count, 3);
+	assert_int_equal(out.cpuid[2].function, 0x80000000);
+	snapshot_buffer_free(&b);
+	free(p);
+	free(entries);
+}
+
 /* The network section: MACs stay the guest's, host networks follow restore's options. */
 static void test_net_config(void **state)
 {
@@ -460,6 +535,8 @@ int main(void)
 		cmocka_unit_test(test_unknown_sections),
 		cmocka_unit_test(test_duplicate_section),
 		cmocka_unit_test(test_cpu_checks),
+		cmocka_unit_test(test_cpu_checks_ignore_dynamic_bits),
+		cmocka_unit_test(test_cpuid_count_ignores_zeroed_tail),
 		cmocka_unit_test(test_net_config),
 	};
 
