@@ -12,8 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CPUID_HYPERVISOR_BIT (1u << 31)
-#define CPUID_MAX_ENTRIES    1024
+#define CPUID_HYPERVISOR_BIT   (1u << 31) /* leaf 1 ECX */
+#define CPUID_TSC_DEADLINE_BIT (1u << 24) /* leaf 1 ECX */
+#define CPUID_MAX_ENTRIES      1024
 
 static struct kvm_cpuid2 *cpuid_fetch(int kvm_fd)
 {
@@ -37,6 +38,23 @@ static struct kvm_cpuid2 *cpuid_fetch(int kvm_fd)
 }
 
 /*
+ * KVM emulates the LAPIC's TSC-deadline mode whatever the host has, but
+ * leaves it out of KVM_GET_SUPPORTED_CPUID: the VMM must offer it. Without
+ * it Linux calibrates the LAPIC timer against other clocks, which under
+ * emulation or a loaded host fails ("APIC timer disabled due to
+ * verification failure") and leaves the guest without a working timer.
+ */
+static void cpuid_add_emulated(int kvm_fd, struct kvm_cpuid2 *cpuid)
+{
+	if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) <= 0)
+		return;
+	for (unsigned i = 0; i < cpuid->nent; i++) {
+		if (cpuid->entries[i].function == 1)
+			cpuid->entries[i].ecx |= CPUID_TSC_DEADLINE_BIT;
+	}
+}
+
+/*
  * The cache. KVM_GET_SUPPORTED_CPUID runs CPUID for every leaf it reports,
  * ~0.4 ms on a nested host where each CPUID traps: a tenth of a boot. Its
  * answer is settled when the KVM module loads, so snapvm keeps it in a file
@@ -50,7 +68,8 @@ struct cpuid_cache_header {
 	uint32_t reserved;
 };
 
-static const char cpuid_cache_magic[8] = "SNAPCPU1";
+/* version 2: the table includes cpuid_add_emulated()'s bits */
+static const char cpuid_cache_magic[8] = "SNAPCPU2";
 
 int x86_cpuid_cache_key(int kvm_fd, struct x86_cpuid_cache_key *key)
 {
@@ -144,6 +163,8 @@ struct kvm_cpuid2 *x86_cpuid_supported(int kvm_fd)
 	if (cpuid)
 		return cpuid;
 	cpuid = cpuid_fetch(kvm_fd);
+	if (cpuid)
+		cpuid_add_emulated(kvm_fd, cpuid);
 	if (cpuid && cached && x86_cpuid_cache_store(path, &key, cpuid))
 		log_debug("cannot keep KVM's CPUID in %s", path);
 	return cpuid;
