@@ -97,7 +97,8 @@ static void test_elf_loads_segments_and_pvh_note(void **state)
 
 	memset(dest + 256, 0x5a, 4096); /* stale bytes where bss goes */
 	assert_int_equal(load(f, &image), 0);
-	assert_int_equal(image.entry64, LOAD_ADDR + 0x10);
+	assert_true(image.is64);
+	assert_int_equal(image.entry, LOAD_ADDR + 0x10);
 	assert_true(image.has_pvh);
 	assert_int_equal(image.pvh_entry, LOAD_ADDR + 0x20);
 	assert_int_equal(image.load_start, LOAD_ADDR);
@@ -211,8 +212,10 @@ static void test_elf_rejects_short_and_foreign_files(void **state)
 	ehdr(f)->e_ident[0] = 0;
 	expect_error(f, "no ELF magic");
 	ehdr(f)->e_ident[0] = ELFMAG0;
-	ehdr(f)->e_ident[EI_CLASS] = ELFCLASS32;
-	expect_error(f, "64-bit");
+	ehdr(f)->e_ident[EI_CLASS] = ELFCLASSNONE;
+	expect_error(f, "32- or 64-bit");
+	ehdr(f)->e_ident[EI_CLASS] = ELFCLASS32; /* an ELF64 header read as ELF32: i386 wanted */
+	expect_error(f, "not i386");
 	ehdr(f)->e_ident[EI_CLASS] = ELFCLASS64;
 	ehdr(f)->e_machine = EM_AARCH64;
 	expect_error(f, "not x86-64");
@@ -287,6 +290,63 @@ static void test_elf_ignores_broken_notes(void **state)
 	assert_false(image.has_pvh);
 }
 
+/* Rewrites the fixture's image as the same kernel in ELF32 (i386) form. */
+static void fixture_to_elf32(struct fixture *f)
+{
+	Elf64_Ehdr eh64 = *ehdr(f);
+	Elf64_Phdr ph64[2] = { *phdr(f, 0), *phdr(f, 1) };
+	Elf32_Ehdr *eh = (Elf32_Ehdr *)f->file;
+	Elf32_Phdr *ph = (Elf32_Phdr *)(f->file + sizeof(*eh));
+
+	memset(f->file, 0, 1024); /* headers only: the note and the segment stay */
+	memcpy(eh->e_ident, eh64.e_ident, EI_NIDENT);
+	eh->e_ident[EI_CLASS] = ELFCLASS32;
+	eh->e_type = ET_EXEC;
+	eh->e_machine = EM_386;
+	eh->e_entry = (uint32_t)eh64.e_entry;
+	eh->e_phoff = sizeof(*eh);
+	eh->e_phentsize = sizeof(*ph);
+	eh->e_phnum = 2;
+	for (unsigned i = 0; i < 2; i++)
+		ph[i] = (Elf32_Phdr){ .p_type = ph64[i].p_type,
+				      .p_offset = (uint32_t)ph64[i].p_offset,
+				      .p_paddr = (uint32_t)ph64[i].p_paddr,
+				      .p_filesz = (uint32_t)ph64[i].p_filesz,
+				      .p_memsz = (uint32_t)ph64[i].p_memsz };
+}
+
+/* QEMU boots a 32-bit ELF kernel by its PVH note; so does snapvm, and by nothing else. */
+static void test_elf32_boots_by_pvh_note(void **state)
+{
+	struct fixture *f = *state;
+	struct x86_kernel kernel;
+	struct elf_image image;
+
+	fixture_to_elf32(f);
+	assert_int_equal(load(f, &image), 0);
+	assert_false(image.is64);
+	assert_true(image.has_pvh);
+	assert_int_equal(image.pvh_entry, LOAD_ADDR + 0x20);
+	assert_int_equal(image.load_end, LOAD_ADDR + 256 + 4096);
+	assert_int_equal(*(uint8_t *)guest_memory_ptr(&f->mem, LOAD_ADDR, 1), 0xab);
+	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_AUTO, &f->mem, &kernel,
+					 f->error, sizeof(f->error)),
+			 0);
+	assert_true(kernel.pvh);
+	assert_int_equal(kernel.entry, LOAD_ADDR + 0x20);
+	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_ELF64, &f->mem, &kernel,
+					 f->error, sizeof(f->error)),
+			 -EINVAL);
+	assert_non_null(strstr(f->error, "32-bit"));
+	((Elf32_Ehdr *)f->file)->e_phnum = 1; /* the note is gone: no way in */
+	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_AUTO, &f->mem, &kernel,
+					 f->error, sizeof(f->error)),
+			 -EINVAL);
+	assert_non_null(strstr(f->error, "without a PVH entry note"));
+	((Elf32_Ehdr *)f->file)->e_machine = EM_X86_64;
+	expect_error(f, "not i386");
+}
+
 static void test_elf_loads_the_test_guest(void **state)
 {
 	struct guest_memory mem;
@@ -303,7 +363,7 @@ static void test_elf_loads_the_test_guest(void **state)
 	assert_true(image.has_pvh);
 	assert_false(image.is_linux); /* so it gets exactly the user's command line */
 	assert_int_equal(image.load_start, 0x100000);
-	assert_true(image.entry64 > image.pvh_entry);
+	assert_true(image.entry > image.pvh_entry);
 	free(file);
 	guest_memory_unmap(&mem);
 }
@@ -325,6 +385,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_elf_rejects_entry_outside_image, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_elf_ignores_broken_notes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_elf32_boots_by_pvh_note, setup, teardown),
 		cmocka_unit_test(test_elf_loads_the_test_guest),
 	};
 

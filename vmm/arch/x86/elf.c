@@ -1,4 +1,4 @@
-/* ELF64 kernels: checked as untrusted input, then loaded by physical address. */
+/* ELF kernels (64- and 32-bit): checked as untrusted input, then loaded by physical address. */
 #include "vmm/arch/x86/x86.h"
 #include "common/common.h"
 
@@ -37,26 +37,93 @@ static bool in_file(uint64_t offset, uint64_t len, size_t size)
 	return offset <= size && len <= size - offset;
 }
 
-static int elf_check_header(const Elf64_Ehdr *eh, size_t size, char *error, size_t error_size)
+/*
+ * What snapvm reads of an ELF header, the same for both classes: QEMU boots
+ * 32-bit ELF kernels by their PVH note, so snapvm takes ELF32 (i386) too.
+ */
+struct elf_header {
+	bool is64;
+	uint64_t entry, phoff;
+	unsigned phnum;
+};
+
+static int elf_check_ident(const uint8_t *file, size_t size, char *error, size_t error_size)
 {
-	if (size < sizeof(*eh))
+	if (size < EI_NIDENT)
 		return ELF_ERROR("not an ELF file: only %zu bytes", size);
-	if (memcmp(eh->e_ident, ELFMAG, SELFMAG))
+	if (memcmp(file, ELFMAG, SELFMAG))
 		return ELF_ERROR("not an ELF file (no ELF magic)");
-	if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_ident[EI_DATA] != ELFDATA2LSB)
-		return ELF_ERROR("not a 64-bit little-endian ELF file");
-	if (eh->e_machine != EM_X86_64)
-		return ELF_ERROR("ELF file for machine %u, not x86-64", eh->e_machine);
-	if (eh->e_type != ET_EXEC)
-		return ELF_ERROR("ELF file is not an executable (type %u)", eh->e_type);
-	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 ||
-	    eh->e_phnum > ELF_MAX_PHDRS)
+	if ((file[EI_CLASS] != ELFCLASS64 && file[EI_CLASS] != ELFCLASS32) ||
+	    file[EI_DATA] != ELFDATA2LSB)
+		return ELF_ERROR("not a 32- or 64-bit little-endian ELF file");
+	return 0;
+}
+
+/* The class-specific fields, checked for the class's machine and sizes. */
+static int elf_header_read(const uint8_t *file, size_t size, struct elf_header *h, char *error,
+			   size_t error_size)
+{
+	unsigned machine, type, phentsize, want_phentsize, want_machine;
+
+	h->is64 = file[EI_CLASS] == ELFCLASS64;
+	if (size < (h->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr)))
+		return ELF_ERROR("not an ELF file: only %zu bytes", size);
+	if (h->is64) {
+		Elf64_Ehdr eh;
+
+		memcpy(&eh, file, sizeof(eh));
+		machine = eh.e_machine, type = eh.e_type, phentsize = eh.e_phentsize;
+		h->entry = eh.e_entry, h->phoff = eh.e_phoff, h->phnum = eh.e_phnum;
+		want_machine = EM_X86_64, want_phentsize = sizeof(Elf64_Phdr);
+	} else {
+		Elf32_Ehdr eh;
+
+		memcpy(&eh, file, sizeof(eh));
+		machine = eh.e_machine, type = eh.e_type, phentsize = eh.e_phentsize;
+		h->entry = eh.e_entry, h->phoff = eh.e_phoff, h->phnum = eh.e_phnum;
+		want_machine = EM_386, want_phentsize = sizeof(Elf32_Phdr);
+	}
+	if (machine != want_machine)
+		return ELF_ERROR("ELF%s file for machine %u, not %s", h->is64 ? "64" : "32",
+				 machine, h->is64 ? "x86-64" : "i386");
+	if (type != ET_EXEC)
+		return ELF_ERROR("ELF file is not an executable (type %u)", type);
+	if (phentsize != want_phentsize || h->phnum == 0 || h->phnum > ELF_MAX_PHDRS)
 		return ELF_ERROR("ELF file has a bad program header table (%u entries of %u bytes)",
-				 eh->e_phnum, eh->e_phentsize);
-	if (!in_file(eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr), size))
+				 h->phnum, phentsize);
+	if (!in_file(h->phoff, (uint64_t)h->phnum * phentsize, size))
 		return ELF_ERROR(
 			"truncated ELF file: program headers end past the file's %zu bytes", size);
 	return 0;
+}
+
+static int elf_check_header(const uint8_t *file, size_t size, struct elf_header *h, char *error,
+			    size_t error_size)
+{
+	int ret = elf_check_ident(file, size, error, error_size);
+
+	return ret ? ret : elf_header_read(file, size, h, error, error_size);
+}
+
+/* Program header i, widened to the 64-bit form; the header must have been checked. */
+static void elf_phdr_get(const uint8_t *file, const struct elf_header *h, unsigned i,
+			 Elf64_Phdr *ph)
+{
+	Elf32_Phdr ph32;
+
+	if (h->is64) {
+		memcpy(ph, file + h->phoff + (uint64_t)i * sizeof(*ph), sizeof(*ph));
+		return;
+	}
+	memcpy(&ph32, file + h->phoff + (uint64_t)i * sizeof(ph32), sizeof(ph32));
+	*ph = (Elf64_Phdr){ .p_type = ph32.p_type,
+			    .p_flags = ph32.p_flags,
+			    .p_offset = ph32.p_offset,
+			    .p_vaddr = ph32.p_vaddr,
+			    .p_paddr = ph32.p_paddr,
+			    .p_filesz = ph32.p_filesz,
+			    .p_memsz = ph32.p_memsz,
+			    .p_align = ph32.p_align };
 }
 
 /* Notes snapvm reads: the PVH entry, and any note of Linux's own (a vmlinux has several). */
@@ -95,14 +162,14 @@ static void elf_notes_scan(const uint8_t *notes, uint64_t len, struct elf_image 
 	}
 }
 
-/* The notes of every PT_NOTE segment; the header must have been checked. */
-static void elf_notes_find(const uint8_t *file, size_t size, struct elf_image *image)
+/* The notes of every PT_NOTE segment (Elf32_Nhdr and Elf64_Nhdr are alike). */
+static void elf_notes_find(const uint8_t *file, size_t size, const struct elf_header *h,
+			   struct elf_image *image)
 {
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)file;
 	Elf64_Phdr ph;
 
-	for (unsigned i = 0; i < eh->e_phnum; i++) {
-		memcpy(&ph, file + eh->e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+	for (unsigned i = 0; i < h->phnum; i++) {
+		elf_phdr_get(file, h, i, &ph);
 		if (ph.p_type == PT_NOTE && in_file(ph.p_offset, ph.p_filesz, size))
 			elf_notes_scan(file + ph.p_offset, ph.p_filesz, image);
 	}
@@ -111,11 +178,12 @@ static void elf_notes_find(const uint8_t *file, size_t size, struct elf_image *i
 bool elf_is_linux(const uint8_t *file, size_t size)
 {
 	struct elf_image image = { 0 };
+	struct elf_header h;
 	char error[8];
 
-	if (elf_check_header((const Elf64_Ehdr *)file, size, error, sizeof(error)))
+	if (elf_check_header(file, size, &h, error, sizeof(error)))
 		return false;
-	elf_notes_find(file, size, &image);
+	elf_notes_find(file, size, &h, &image);
 	return image.is_linux;
 }
 
@@ -155,17 +223,17 @@ static bool in_image(const struct elf_image *image, uint64_t address)
 int elf_load(const uint8_t *file, size_t size, const struct guest_memory *mem,
 	     struct elf_image *image, char *error, size_t error_size)
 {
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)file;
+	struct elf_header h;
 	Elf64_Phdr ph;
 	int ret;
 
-	ret = elf_check_header(eh, size, error, error_size);
+	ret = elf_check_header(file, size, &h, error, error_size);
 	if (ret)
 		return ret;
-	*image = (struct elf_image){ .entry64 = eh->e_entry, .load_start = UINT64_MAX };
-	elf_notes_find(file, size, image);
-	for (unsigned i = 0; i < eh->e_phnum; i++) {
-		memcpy(&ph, file + eh->e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+	*image = (struct elf_image){ .is64 = h.is64, .entry = h.entry, .load_start = UINT64_MAX };
+	elf_notes_find(file, size, &h, image);
+	for (unsigned i = 0; i < h.phnum; i++) {
+		elf_phdr_get(file, &h, i, &ph);
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
 		ret = elf_load_segment(file, size, &ph, i, mem, image, error, error_size);
@@ -174,9 +242,9 @@ int elf_load(const uint8_t *file, size_t size, const struct guest_memory *mem,
 	}
 	if (image->load_start == UINT64_MAX)
 		return ELF_ERROR("ELF file has no loadable segment");
-	if (!in_image(image, image->entry64))
+	if (!in_image(image, image->entry))
 		return ELF_ERROR("ELF entry point 0x%" PRIx64 " is outside the loaded segments",
-				 image->entry64);
+				 image->entry);
 	if (image->has_pvh && !in_image(image, image->pvh_entry))
 		return ELF_ERROR("PVH entry point 0x%" PRIx64 " is outside the loaded segments",
 				 image->pvh_entry);

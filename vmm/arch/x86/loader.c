@@ -26,22 +26,30 @@ static int elf_kernel_load(const uint8_t *file, size_t size, enum vmm_boot_mode 
 	if (ret)
 		return ret;
 	if (boot == VMM_BOOT_PVH && !image.has_pvh)
-		return LOADER_ERROR("kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
-				    "try --boot elf64");
+		return LOADER_ERROR("kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)%s",
+				    image.is64 ? "; try --boot elf64" : "");
+	/* a 32-bit ELF has no 64-bit entry: the PVH note is its only way in */
+	if (!image.is64 && !image.has_pvh)
+		return LOADER_ERROR("32-bit ELF kernel without a PVH entry note "
+				    "(XEN_ELFNOTE_PHYS32_ENTRY): snapvm cannot enter it");
+	if (!image.is64 && boot == VMM_BOOT_ELF64)
+		return LOADER_ERROR("--boot elf64 needs a 64-bit ELF kernel; this one is 32-bit "
+				    "(boot it by its PVH note: --boot pvh or auto)");
 	/*
 	 * Like QEMU and Firecracker, a Linux vmlinux with a PVH note boots by it.
-	 * Other ELF kernels (the test guest) take e_entry in long mode: no
-	 * emulated 32-bit start-up on PVM hosts.
+	 * Other ELF64 kernels (the test guest) take e_entry in long mode: no
+	 * emulated 32-bit start-up on PVM hosts. An ELF32 kernel can only
+	 * start by its PVH note.
 	 */
 	*kernel = (struct x86_kernel){
 		.linux_kernel = image.is_linux,
-		.pvh = boot == VMM_BOOT_PVH ||
+		.pvh = boot == VMM_BOOT_PVH || !image.is64 ||
 		       (boot == VMM_BOOT_AUTO && image.has_pvh && image.is_linux),
 		.end = image.load_end,
 		.initrd_addr_max = LINUX_INITRD_ADDR_MAX,
 		.cmdline_max = image.is_linux ? LINUX_COMMAND_LINE_SIZE - 1 : VMM_CMDLINE_MAX - 1,
 	};
-	kernel->entry = kernel->pvh ? image.pvh_entry : image.entry64;
+	kernel->entry = kernel->pvh ? image.pvh_entry : image.entry;
 	return 0;
 }
 

@@ -37,7 +37,8 @@ struct virtio_mmio_slots;
 #define X86_LAPIC_ADDR	0xfee00000
 
 struct elf_image {
-	uint64_t entry64;	       /* e_entry */
+	bool is64;		       /* ELFCLASS64 (x86-64), else ELFCLASS32 (i386) */
+	uint64_t entry;		       /* e_entry: 64-bit code for ELF64, 32-bit for ELF32 */
 	bool has_pvh;		       /* the file carries XEN_ELFNOTE_PHYS32_ENTRY */
 	uint64_t pvh_entry;	       /* 32-bit entry from that note */
 	bool is_linux;		       /* the file carries a note named "Linux" (a vmlinux) */
@@ -75,10 +76,10 @@ struct x86_boot_info {
 
 /* True if the file starts like an ELF file. */
 bool elf_is_elf(const uint8_t *file, size_t size);
-/* True if the file is a valid ELF64 x86-64 executable with a note named "Linux". */
+/* True if the file is a valid ELF executable for x86 with a note named "Linux". */
 bool elf_is_linux(const uint8_t *file, size_t size);
 /*
- * Checks an ELF64 x86-64 executable and copies its PT_LOAD segments into guest
+ * Checks an ELF64 x86-64 or ELF32 i386 executable and copies its PT_LOAD segments into guest
  * RAM; 0, or -EINVAL with a one-line reason in error.
  */
 int elf_load(const uint8_t *file, size_t size, const struct guest_memory *mem,
