@@ -29,10 +29,14 @@
 #define TSS_LIMIT (TSS_IOMAP_OFFSET + TSS_IOMAP_BYTES)
 /*
  * RFLAGS for ring 3: IF 0, because an interrupt taken in ring 3 kills a guest
- * on PVM hosts (HOST.md); IOPL 0, because PVM's iretq drops IOPL 3 anyway:
- * port I/O is granted by the TSS's I/O bitmap instead.
+ * on PVM hosts (HOST.md); IOPL 3, so that ring-3 port I/O needs no TSS check
+ * wherever IOPL is honoured. The TSS's I/O bitmap below grants the same ports
+ * for PVM, whose iretq drops IOPL 3. Both are needed: after a restore, KVM
+ * hands back TR as a busy TSS (type 11), and QEMU's TCG (the nested
+ * platform's CPU) looks at the bitmap only in an available TSS (type 9), so
+ * there the bitmap alone would fault every `inb` with #GP.
  */
-#define USER_RFLAGS 0x0002
+#define USER_RFLAGS 0x3002
 
 /* --- PVH note: lets QEMU (and snapvm --boot pvh) find the 32-bit entry. --- */
 	.section .note.pvh, "a"
