@@ -163,6 +163,9 @@ def host_lines(results):
         f"- {results['mode']} run, {results.get('wall_s', 0):.0f} s of benchmarks; load average "
         f"before {' '.join(f'{x:g}' for x in load) or '?'}",
     ]
+    if str(h.get("kvm", "")).startswith("nested"):
+        lines.append("- Nested platform: every instruction is emulated, so absolute times "
+                     "mean nothing here; only the ratios to QEMU, measured in the same run, count.")
     return lines
 
 

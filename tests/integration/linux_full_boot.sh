@@ -5,9 +5,7 @@
 # hosts Linux stops seconds into its boot (HOST.md), so there it is skipped.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/linux_lib.sh"
-require_kvm
-hardware_virtualization || skip "no hardware virtualization here (KVM: $(kvm_flavour)):" \
-	"Linux cannot reach its init on PVM, where ring-0 code is emulated"
+require_hardware_virtualization
 linux_images
 
 BOUND=60 # seconds for a whole boot-ping-exit round

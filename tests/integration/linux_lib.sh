@@ -16,17 +16,9 @@ linux_images() {
 	INITRAMFS="$dir/initramfs.cpio"
 }
 
-# hardware_virtualization: true when KVM runs on VT-x or AMD-V. On PVM hosts
-# (kvm_pvm, no vmx/svm flag) guest ring-0 code is emulated and Linux stops
-# seconds into its boot (../shared/docs/HOST.md).
-hardware_virtualization() {
-	local flags
-
-	flags=$(grep -cw -e vmx -e svm /proc/cpuinfo)
-	[ "${flags:-0}" -gt 0 ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }
-}
-
-# kvm_flavour: what the skip messages name.
-kvm_flavour() {
-	ls /sys/module | grep -E '^kvm_' | tr '\n' ' '
+# require_hardware_virtualization: for the tests that boot Linux fully.
+require_hardware_virtualization() {
+	require_kvm
+	hardware_virtualization || missing "no hardware virtualization here (KVM:" \
+		"$(kvm_platform)): Linux cannot reach its init on PVM, where ring-0 code is emulated"
 }
