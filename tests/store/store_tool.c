@@ -10,9 +10,24 @@
  *                                              starts with PREFIX) and compare
  *   store_tool readloop DIR STOPFILE PREFIX    check the PREFIX snapshots over and
  *                                              over until STOPFILE exists
+ *   store_tool gc DIR                          run a gc, printing "gc moved N freed N"
  *   store_tool corrupt-record DIR NAME         overwrite a byte of NAME's index record
+ *
+ * write, check, readloop and gc take these options first, for the crash and
+ * concurrency tests, which wait for these lines instead of for time to pass:
+ *   --pause-at K   at event K (see below), print "paused at K WHEN OP" and wait,
+ *                  doing nothing more, for SIGKILL (or for the parent to die)
+ *   --mark-at K    at event K, print "reached K WHEN OP" and carry on
+ * Events are counted on the store's backend: "before" and "after" each
+ * upload_begin, upload_append, upload_commit, upload_abort, list and remove
+ * (gc removes orphans while it lists), so event K is a point where a pack is
+ * part written, written but not yet in the index, in the index, or being
+ * deleted. A command that finishes prints
+ * "events N", the number it passed. readloop prints "round N" after each
+ * round, so that a test can count rounds.
  */
 #include "store/store.h"
+#include "store/internal.h" /* the backend, to count and pause at its writes */
 #include "common/common.h"
 
 #include <errno.h>
@@ -189,6 +204,99 @@ static int check_all(struct store *store, const char *prefix, unsigned *checked)
 	return ret ? ret : bad;
 }
 
+/* ---- Events: the backend's writes, counted, to pause or mark at one ---- */
+
+static const struct backend_ops *real_ops;
+static struct backend_ops hook_ops;
+static unsigned long events, pause_at, mark_at;
+static pid_t parent;
+
+static void event(const char *when, const char *op)
+{
+	events++;
+	if (events != pause_at && events != mark_at)
+		return;
+	printf("%s %lu %s %s\n", events == pause_at ? "paused at" : "reached", events, when, op);
+	fflush(stdout);
+	if (events != pause_at)
+		return;
+	/* Wait for SIGKILL; exit should the test be gone, rather than linger. */
+	while (getppid() == parent)
+		sleep(1);
+	_exit(3);
+}
+
+static int hook_upload_begin(struct backend *b, const char *name, struct backend_upload **u)
+{
+	int ret;
+
+	event("before", "upload_begin");
+	ret = real_ops->upload_begin(b, name, u);
+	event("after", "upload_begin");
+	return ret;
+}
+
+static int hook_upload_append(struct backend_upload *u, const void *data, size_t len)
+{
+	int ret;
+
+	event("before", "upload_append");
+	ret = real_ops->upload_append(u, data, len);
+	event("after", "upload_append");
+	return ret;
+}
+
+static int hook_upload_commit(struct backend_upload *u)
+{
+	int ret;
+
+	event("before", "upload_commit");
+	ret = real_ops->upload_commit(u);
+	event("after", "upload_commit");
+	return ret;
+}
+
+static void hook_upload_abort(struct backend_upload *u)
+{
+	event("before", "upload_abort");
+	real_ops->upload_abort(u);
+	event("after", "upload_abort");
+}
+
+static int hook_remove(struct backend *b, const char *name)
+{
+	int ret;
+
+	event("before", "remove");
+	ret = real_ops->remove(b, name);
+	event("after", "remove");
+	return ret;
+}
+
+static int hook_list(struct backend *b, int (*fn)(void *opaque, const char *name), void *opaque)
+{
+	int ret;
+
+	event("before", "list");
+	ret = real_ops->list(b, fn, opaque);
+	event("after", "list");
+	return ret;
+}
+
+static void hooks_install(struct store *store)
+{
+	real_ops = store->backend->ops;
+	hook_ops = *real_ops;
+	hook_ops.upload_begin = hook_upload_begin;
+	hook_ops.upload_append = hook_upload_append;
+	hook_ops.upload_commit = hook_upload_commit;
+	hook_ops.upload_abort = hook_upload_abort;
+	hook_ops.remove = hook_remove;
+	hook_ops.list = hook_list;
+	store->backend->ops = &hook_ops;
+	parent = getppid();
+}
+
 static int corrupt_record(const char *dir, const char *name)
 {
 	char path[4096];
@@ -225,9 +333,15 @@ static int corrupt_record(const char *dir, const char *name)
 int main(int argc, char **argv)
 {
 	unsigned checked = 0, rounds = 0;
+	struct store_gc_stats gc;
 	struct store *store;
 	int ret;
 
+	while (argc >= 3 && (!strcmp(argv[1], "--pause-at") || !strcmp(argv[1], "--mark-at"))) {
+		*(argv[1][2] == 'p' ? &pause_at : &mark_at) = strtoul(argv[2], NULL, 10);
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc >= 4 && !strcmp(argv[1], "corrupt-record"))
 		return corrupt_record(argv[2], argv[3]);
 	if (argc < 3) {
@@ -236,6 +350,7 @@ int main(int argc, char **argv)
 	}
 	if (store_open(argv[2], STORE_OPEN_WRITE, &store))
 		return 1;
+	hooks_install(store);
 	if (!strcmp(argv[1], "write") && argc == 7) {
 		ret = 0;
 		for (uint64_t i = 0; i < strtoull(argv[6], NULL, 10) && !ret; i++)
@@ -246,13 +361,27 @@ int main(int argc, char **argv)
 		printf("checked %u snapshots\n", checked);
 	} else if (!strcmp(argv[1], "readloop") && argc == 5) {
 		check_slowly = true;
-		for (ret = 0; !ret && access(argv[3], F_OK); rounds++)
+		for (ret = 0; !ret && access(argv[3], F_OK);) {
 			ret = check_all(store, argv[4], &checked);
+			if (!ret) {
+				printf("round %u\n", ++rounds);
+				fflush(stdout);
+			}
+		}
 		printf("checked %u snapshots in %u rounds\n", checked, rounds);
+	} else if (!strcmp(argv[1], "gc") && argc == 3) {
+		ret = store_gc(store, &gc);
+		if (!ret)
+			printf("gc moved %" PRIu64 " freed %" PRIu64 " rewrote %" PRIu64
+			       " orphans %" PRIu64 "\n",
+			       gc.chunks_moved, gc.chunks_freed, gc.packs_rewritten,
+			       gc.orphans_removed);
 	} else {
 		fprintf(stderr, "store_tool: bad arguments\n");
 		ret = -EINVAL;
 	}
+	if (!ret)
+		printf("events %lu\n", events);
 	store_close(store);
 	return ret ? 1 : 0;
 }
