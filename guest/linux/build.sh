@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds snapvm's Linux guest from Debian packages: vmlinux and bzImage from
 # linux-source-6.1 (tinyconfig + snapvm.config), and an initramfs around
-# busybox-static. The images go to a cache outside the source tree, one
+# busybox-static and snapvm-helper (helper.c, static). The images go to a cache outside the source tree, one
 # directory per hash of their inputs, so an unchanged guest is never built
 # twice (a kernel build takes minutes); OUTDIR gets symbolic links to them.
 #
@@ -69,6 +69,8 @@ initramfs_build() {
 	mkdir -p "$stage/bin" "$stage/proc" "$stage/sys" "$stage/dev"
 	cp "$BUSYBOX" "$stage/bin/busybox"
 	ln -s busybox "$stage/bin/sh"
+	gcc -static -Os -s -Wall -Wextra -Werror -o "$stage/bin/snapvm-helper" "$HERE/helper.c" ||
+		die "cannot build snapvm-helper (a static binary needs libc6-dev)"
 	install -m 0755 "$HERE/init" "$stage/init"
 	(cd "$stage" && find . | LC_ALL=C sort |
 		cpio -o -H newc -R 0:0 --reproducible --quiet) >"$file.tmp"
@@ -89,6 +91,7 @@ kernel_dir=$CACHE/linux-$kernel_key
 [ -f "$kernel_dir/bzImage" ] && [ -f "$kernel_dir/vmlinux" ] || kernel_build "$kernel_dir"
 
 initramfs=$CACHE/initramfs-$(hash_of "$(package_version busybox-static)" "$HERE/init" \
+	"$HERE/helper.c" "$(gcc -dumpfullversion)" "$(package_version libc6-dev)" \
 	"$HERE/build.sh").cpio
 [ -f "$initramfs" ] || initramfs_build "$initramfs"
 
