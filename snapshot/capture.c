@@ -81,7 +81,7 @@ static int capture_state(struct vm *vm, struct snapshot_buffer *b, char *error, 
 	if (!ret)
 		ret = vm_state_save_irqchip(vm_fd(vm), chips);
 	if (!ret)
-		ret = vm_state_save_clock(vm_fd(vm), &clock);
+		ret = vm_state_save_clock(vm_fd(vm), &clock, job.states[0].tsc_at_ns);
 	if (ret) {
 		snprintf(error, error_size, "reading the VM's state from KVM failed: %s",
 			 strerror(-ret));

@@ -7,7 +7,8 @@
  * devices (they may raise interrupt lines, which need the irqchip's state);
  * start the vCPU threads parked, and on each vCPU's thread check its CPU
  * features against the snapshot's, then restore it; set the KVM clock last,
- * just before the caller resumes, so that the guest loses no time in between.
+ * just before the caller resumes, from the instant the TSCs were written, so
+ * that the two stay the consistent pair they were saved as.
  */
 #include "snapshot/snapshot.h"
 #include "snapshot/cpu.h"
@@ -26,7 +27,8 @@
 
 struct vcpu_restore_job {
 	const struct snapshot_state *st;
-	char error[VMM_MAX_CPUS][256]; /* each vCPU thread writes its own */
+	uint64_t tsc_at_ns[VMM_MAX_CPUS]; /* when each vCPU's TSC was written */
+	char error[VMM_MAX_CPUS][256];	  /* each vCPU thread writes its own */
 };
 
 /*
@@ -51,15 +53,16 @@ static int vcpu_restore_on_thread(struct vm *vm, unsigned index, int vcpu_fd, vo
 	free(here);
 	if (ret)
 		return ret;
-	ret = vcpu_state_restore(vcpu_fd, index, saved);
+	ret = vcpu_state_restore(vcpu_fd, index, saved, &job->tsc_at_ns[index]);
 	if (ret)
 		snprintf(job->error[index], sizeof(job->error[index]),
 			 "KVM refused the snapshot's state for vCPU %u", index);
 	return ret;
 }
 
-static int restore_vcpus(struct vm *vm, const struct snapshot_state *st, char *error,
-			 size_t error_size)
+/* *tsc_at_ns: when vCPU 0's TSC was written, which the others' KVM keeps in step with. */
+static int restore_vcpus(struct vm *vm, const struct snapshot_state *st, uint64_t *tsc_at_ns,
+			 char *error, size_t error_size)
 {
 	struct vcpu_restore_job *job = calloc(1, sizeof(*job));
 	int ret;
@@ -78,6 +81,7 @@ static int restore_vcpus(struct vm *vm, const struct snapshot_state *st, char *e
 	}
 	if (ret && !error[0])
 		snprintf(error, error_size, "cannot start the VM's threads: %s", strerror(-ret));
+	*tsc_at_ns = job->tsc_at_ns[0];
 	free(job);
 	return ret;
 }
@@ -245,6 +249,7 @@ int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_o
 	struct snapshot_state *st = calloc(1, sizeof(*st));
 	struct snapshot_clone *clone = calloc(1, sizeof(*clone));
 	uint8_t *data = NULL;
+	uint64_t tsc_at_ns = 0;
 	int ret;
 
 	*out = NULL;
@@ -265,8 +270,9 @@ int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_o
 	if (!ret)
 		ret = restore_vm(repo, o, st, clone, error, error_size);
 	if (!ret)
-		ret = restore_vcpus(clone->vm, st, error, error_size);
-	if (!ret && vm_state_restore_clock(vm_fd(clone->vm), &st->clock, o->clock_realtime))
+		ret = restore_vcpus(clone->vm, st, &tsc_at_ns, error, error_size);
+	if (!ret &&
+	    vm_state_restore_clock(vm_fd(clone->vm), &st->clock, tsc_at_ns, o->clock_realtime))
 		ret = RESTORE_ERROR("KVM refused the snapshot's clock");
 	/* restoring vCPU state writes guest memory (the kvmclock page): paging may have failed */
 	if (!ret && snapshot_clone_failed(clone)) {

@@ -134,13 +134,18 @@ struct vcpu_state {
 	const uint8_t *xsave;
 	const struct kvm_cpuid_entry2 *cpuid;
 	const struct kvm_msr_entry *msrs;
-	void *owned; /* freed by vcpu_state_free */
+	void *owned;	    /* freed by vcpu_state_free */
+	uint64_t tsc_at_ns; /* time_now_ns() when the TSC was read or written (not saved) */
 };
 
 /* Reads every part of a vCPU's state; call it on the vCPU's thread. 0 or -errno (logged). */
 int vcpu_state_save(int kvm_fd, int vcpu_fd, unsigned index, struct vcpu_state *state);
-/* Writes a vCPU's state back in the order KVM needs. 0 or -errno (logged). */
-int vcpu_state_restore(int vcpu_fd, unsigned index, const struct vcpu_state *state);
+/*
+ * Writes a vCPU's state back in the order KVM needs; *tsc_at_ns gets the time
+ * its TSC was written. 0 or -errno (logged).
+ */
+int vcpu_state_restore(int vcpu_fd, unsigned index, const struct vcpu_state *state,
+		       uint64_t *tsc_at_ns);
 void vcpu_state_free(struct vcpu_state *state);
 /* Reads the CPUID table a vCPU has now into entries (VCPU_MAX_CPUID_ENTRIES); 0 or -errno. */
 int vcpu_cpuid_read(int vcpu_fd, unsigned index, struct kvm_cpuid_entry2 *entries, uint32_t *count);
@@ -196,8 +201,18 @@ int net_config_section_to_vm(const struct net_config_section *section,
 /* The VM-wide state: irqchips and the KVM clock. */
 int vm_state_save_irqchip(int vm_fd, struct kvm_irqchip chips[3]);
 int vm_state_restore_irqchip(int vm_fd, const struct kvm_irqchip chips[3]);
-int vm_state_save_clock(int vm_fd, struct clock_section *clock);
-/* Restores the clock; with advance_to_now, moves it on by the wall time since it was saved. */
-int vm_state_restore_clock(int vm_fd, const struct clock_section *clock, bool advance_to_now);
+/*
+ * The guest's TSC and its KVM clock must stay a consistent pair: Linux
+ * checks one against the other and, seeing them apart by more than ~30 ms,
+ * marks the TSC unstable. So the clock is saved as it was when vCPU 0's TSC
+ * was read (tsc_at_ns), not when KVM_GET_CLOCK ran.
+ */
+int vm_state_save_clock(int vm_fd, struct clock_section *clock, uint64_t tsc_at_ns);
+/*
+ * Restores the clock as it goes on from the TSC written at tsc_at_ns; with
+ * advance_to_now, moves it on by the wall time since it was saved too.
+ */
+int vm_state_restore_clock(int vm_fd, const struct clock_section *clock, uint64_t tsc_at_ns,
+			   bool advance_to_now);
 
 #endif

@@ -174,6 +174,7 @@ int vcpu_state_save(int kvm_fd, int vcpu_fd, unsigned index, struct vcpu_state *
 		ret = vcpu_cpuid_read(vcpu_fd, index, cpuid, &f->cpuid_count);
 	if (!ret)
 		ret = vcpu_msrs_save(kvm_fd, vcpu_fd, msrs, &f->msr_count);
+	state->tsc_at_ns = time_now_ns();
 	if (!ret)
 		ret = VCPU_IOCTL(vcpu_fd, KVM_GET_VCPU_EVENTS, &f->events, index);
 	if (ret) {
@@ -255,7 +256,8 @@ static void vcpu_tsc_khz_restore(int vcpu_fd, unsigned index, uint32_t khz)
  * - vCPU events last: pending exceptions and interrupts are checked against
  *   the state set before them.
  */
-int vcpu_state_restore(int vcpu_fd, unsigned index, const struct vcpu_state *state)
+int vcpu_state_restore(int vcpu_fd, unsigned index, const struct vcpu_state *state,
+		       uint64_t *tsc_at_ns)
 {
 	struct vcpu_section_fixed f = state->fixed; /* the ioctls want writable copies */
 	int ret;
@@ -286,6 +288,7 @@ int vcpu_state_restore(int vcpu_fd, unsigned index, const struct vcpu_state *sta
 	if (!ret) {
 		vcpu_tsc_khz_restore(vcpu_fd, index, f.tsc_khz);
 		ret = vcpu_msrs_restore(vcpu_fd, index, state);
+		*tsc_at_ns = time_now_ns();
 	}
 	if (!ret)
 		ret = VCPU_IOCTL(vcpu_fd, KVM_SET_VCPU_EVENTS, &f.events, index);

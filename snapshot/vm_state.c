@@ -32,20 +32,38 @@ int vm_state_restore_irqchip(int vm_fd, const struct kvm_irqchip chips[3])
 	return 0;
 }
 
-int vm_state_save_clock(int vm_fd, struct clock_section *clock)
+/* Nanoseconds since `then` (CLOCK_MONOTONIC), 0 if `then` is unknown. */
+static uint64_t elapsed_since(uint64_t then)
 {
+	uint64_t now = time_now_ns();
+
+	return then && now > then ? now - then : 0;
+}
+
+int vm_state_save_clock(int vm_fd, struct clock_section *clock, uint64_t tsc_at_ns)
+{
+	uint64_t late;
+
 	memset(clock, 0, sizeof(*clock));
 	if (ioctl(vm_fd, KVM_GET_CLOCK, &clock->kvm) < 0) {
 		log_error("KVM_GET_CLOCK failed: %s", strerror(errno));
 		return -errno;
 	}
-	clock->host_realtime_ns = time_realtime_ns();
+	late = elapsed_since(tsc_at_ns);
+	clock->host_realtime_ns = time_realtime_ns() - late;
+	clock->kvm.clock -= MIN(late, clock->kvm.clock);
 	return 0;
 }
 
-int vm_state_restore_clock(int vm_fd, const struct clock_section *clock, bool advance_to_now)
+int vm_state_restore_clock(int vm_fd, const struct clock_section *clock, uint64_t tsc_at_ns,
+			   bool advance_to_now)
 {
-	struct kvm_clock_data data = { .clock = clock->kvm.clock };
+	/*
+	 * The TSCs have run since they were written (vCPU 0's at tsc_at_ns),
+	 * while a lazy restore may have waited on the pager for the pages the
+	 * other MSRs point at: the clock goes on from the same instant.
+	 */
+	struct kvm_clock_data data = { .clock = clock->kvm.clock + elapsed_since(tsc_at_ns) };
 
 	/*
 	 * Without advance the guest's clock goes on from the instant of the
