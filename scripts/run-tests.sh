@@ -15,6 +15,8 @@
 # what it should be).
 #
 # usage: scripts/run-tests.sh [--nested] BUILD_DIR [CTEST_ARGS...]
+# env:   SNAPVM_NESTED_MEM, the L1's memory (default 12G: density's 1030
+#        clones need more than 4G)
 # The last line is "tests: N passed, N failed, N skipped" over every run.
 set -u
 
@@ -73,7 +75,7 @@ else
 	run_ctest "tests without the labels $nested_labels here, KVM $native_kvm" \
 		ctest -LE "$nested_labels" "${CTEST_ARGS[@]}" || status=1
 	run_ctest "tests labelled $nested_labels on the nested platform (nested svm (tcg))" \
-		"$HERE/nested-kvm.sh" -- sh -c 'cd "$1" && shift && exec ctest "$@"' sh "$BUILD" \
+		"$HERE/nested-kvm.sh" --mem "${SNAPVM_NESTED_MEM:-12G}" -- sh -c 'cd "$1" && shift && exec ctest "$@"' sh "$BUILD" \
 		-L "$nested_labels" "${CTEST_ARGS[@]}" || status=1
 fi
 

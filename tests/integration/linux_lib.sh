@@ -22,3 +22,41 @@ require_hardware_virtualization() {
 	hardware_virtualization || missing "no hardware virtualization here (KVM:" \
 		"$(kvm_platform)): Linux cannot reach its init on PVM, where ring-0 code is emulated"
 }
+
+# linux_converse NAME REQUESTS ARGS...: runs `snapvm run --initrd INITRAMFS
+# ARGS...` with its console on a coprocess and talks the init's protocol:
+# once the init says READY, sends each line of REQUESTS after the reply to
+# the one before (the last one, typically `exit`, gets no reply). Sets
+# REPLIES (the lines after READY, space-separated), GOT_READY (1 or empty)
+# and RC (snapvm's exit status). Console in $TMP/NAME.out, snapvm's
+# messages in $TMP/NAME.err; the whole conversation gets at most BOUND s.
+linux_converse() {
+	local name=$1 line pid from to deadline=$((SECONDS + BOUND))
+	local -a requests
+	mapfile -t requests <<<"$2"
+	shift 2
+	REPLIES="" GOT_READY=""
+	coproc GUEST { exec "$SNAPVM" run --initrd "$INITRAMFS" "$@" 2>"$TMP/$name.err"; }
+	# bash forgets a coprocess's descriptors and pid once it ends: keep copies
+	pid=$GUEST_PID
+	exec {from}<&"${GUEST[0]}" {to}>&"${GUEST[1]}"
+	while [ $SECONDS -lt $deadline ] && IFS= read -r -t $((deadline - SECONDS)) line <&$from; do
+		line=${line%$'\r'}
+		echo "$line" >>"$TMP/$name.out"
+		if [ -z "$GOT_READY" ]; then
+			[ "$line" = READY ] || continue
+			GOT_READY=1
+		else
+			# the init's replies; anything else on the console is the kernel's
+			[[ "$line" =~ ^(PONG|CPUS|OK|ERR) ]] || continue
+			REPLIES="${REPLIES:+$REPLIES }$line"
+		fi
+		[ ${#requests[@]} -gt 0 ] || continue
+		echo "${requests[0]}" >&$to
+		requests=("${requests[@]:1}")
+	done
+	exec {from}<&- {to}>&-
+	kill "$pid" 2>/dev/null
+	wait "$pid"
+	RC=$?
+}
