@@ -72,12 +72,14 @@ wait_line() {
 
 # kill_at MODE K ARGS...: runs `store_tool --MODE-at K ARGS...` (MODE pause or
 # mark; output in $TMP/run.out) and kills it with SIGKILL once it reports event
-# K. Sets RUN_AT to the event ("before upload_commit"...), empty if the tool
-# never got there; RUN_RC to its exit status (137: killed); RUN_EVENTS to the
-# events it counted when it finished unkilled, else empty.
+# K. Sets RUN_CMD to the store_tool command (write, gc...); RUN_AT to the event
+# ("before upload_commit"...), empty if the tool never got there; RUN_RC to its
+# exit status (137: killed); RUN_EVENTS to the events it counted when it
+# finished unkilled, else empty.
 kill_at() {
 	local mode=$1 k=$2 pid
 	shift 2
+	RUN_CMD=$1
 	"$TOOL" --"$mode"-at "$k" "$@" >"$TMP/run.out" 2>"$TMP/run.err" &
 	pid=$!
 	# Nothing between the kill and the wait, lest bash report the kill on stderr.

@@ -35,41 +35,68 @@ covered() {
 	done
 }
 
+# kill_runs WHAT KILLS RUN AFTER POINT...: kills runs of one kind (WHAT, for
+# messages) until KILLS of them were killed where paused and those kills hit
+# every POINT ("after upload_commit"...) at least once. Returns 0 once both
+# hold, 1 if they never do. Leaves kills, marks, runs and at (the events
+# killed at, one a line) for the caller's summary.
+#
+# RUN MODE K is a function that does one run: `kill_at MODE K ARGS...`, after
+# changing the store first if it needs to. AFTER is a function called after
+# each run that ended as it may (":" for none). `events` is the count of a
+# whole run (the caller sets it from one); each run that finishes unkilled
+# updates it, as the count changes with what is in the store.
+kill_runs() {
+	local what=$1 want=$2 run=$3 after=$4 pauses=0
+	shift 4
+	kills=0
+	marks=0
+	runs=0
+	at=
+	while [ "$kills" -lt "$want" ] || ! covered "$at" "$@"; do
+		# A point that is never reached must fail, not loop for ever.
+		if [ "$runs" -ge $((want * 6)) ]; then
+			fail "$what: $kills kills in $runs runs; killed at: $(sort -u <<<"$at" | tr '\n' ',')"
+			break
+		fi
+		# Pause runs step through the events in turn, so that every point is
+		# hit; mark runs in between land their kills where they happen to.
+		if [ $((runs % 2)) = 0 ]; then
+			"$run" pause $((pauses % events + 1))
+			kill_check pause || break
+			pauses=$((pauses + 1))
+			if [ -n "$RUN_AT" ]; then
+				kills=$((kills + 1))
+				at+="$RUN_AT"$'\n'
+				echo "$RUN_CMD $RUN_AT" >>"$TMP/paused"
+			fi
+		else
+			"$run" mark $((RANDOM % events + 1))
+			kill_check mark || break
+			[ "$RUN_RC" = 137 ] && marks=$((marks + 1))
+		fi
+		[ -n "$RUN_EVENTS" ] && events=$RUN_EVENTS
+		"$after"
+		runs=$((runs + 1))
+	done
+	[ "$kills" -ge "$want" ] && covered "$at" "$@"
+}
+
 # Writers: each writes three 8 MiB snapshots of family a. Enough pause kills,
 # and among them one with the packs written but not yet in the index.
 seed=4
-pauses=0
-kills=0
-marks=0
-runs=0
-at=
-writer_points=("after upload_commit" "before upload_append" "before upload_begin")
-while [ "$kills" -lt "$WRITER_KILLS" ] || ! covered "$at" "${writer_points[@]}"; do
-	if [ "$runs" -ge $((WRITER_KILLS * 6)) ]; then
-		fail "writers: $kills kills in $runs runs; killed at: $(sort -u <<<"$at" | tr '\n' ',')"
-		break
-	fi
-	if [ $((runs % 2)) = 0 ]; then
-		kill_at pause $((pauses % events + 1)) write "$STORE" a "$seed" 2048 3
-		kill_check pause || break
-		pauses=$((pauses + 1))
-		if [ -n "$RUN_AT" ]; then
-			kills=$((kills + 1))
-			at+="$RUN_AT"$'\n'
-			echo "write $RUN_AT" >>"$TMP/paused"
-		fi
-	else
-		kill_at mark $((RANDOM % events + 1)) write "$STORE" a "$seed" 2048 3
-		kill_check mark || break
-		[ "$RUN_RC" = 137 ] && marks=$((marks + 1))
-	fi
-	[ -n "$RUN_EVENTS" ] && events=$RUN_EVENTS
+writer_run() {
+	kill_at "$1" "$2" write "$STORE" a "$seed" 2048 3
+}
+# Whatever a writer committed, killed later or not, must survive; the next
+# writer takes the next three seeds, so that its snapshots are new ones.
+writer_done() {
 	grep '^committed ' "$TMP/run.out" | cut -d' ' -f2 >>"$TMP/committed"
 	seed=$((seed + 3))
-	runs=$((runs + 1))
-done
-expect_eq "writers killed mid-write, at every kind of point" \
-	"$([ "$kills" -ge "$WRITER_KILLS" ] && covered "$at" "${writer_points[@]}" && echo yes)" yes
+}
+kill_runs writers "$WRITER_KILLS" writer_run writer_done \
+	"after upload_commit" "before upload_append" "before upload_begin"
+expect_eq "writers killed mid-write, at every kind of point" "$?" 0
 echo "   $kills kills where paused and $marks more on the run in $runs runs," \
 	"$(wc -l <"$TMP/committed") snapshots committed"
 
@@ -107,37 +134,14 @@ gc_round
 events=$(sed -n 's/^events //p' "$TMP/run.out")
 echo "   a whole gc passes $events events: $(grep '^gc ' "$TMP/run.out")"
 [ "${events:-0}" -gt 0 ] || { fail "store_tool counts no events in a gc"; finish; }
-pauses=0
-kills=0
-marks=0
-runs=0
-at=
-gc_points=("after upload_commit" "before remove" "after remove" "before upload_begin")
-while [ "$kills" -lt "$GC_KILLS" ] || ! covered "$at" "${gc_points[@]}"; do
-	if [ "$runs" -ge $((GC_KILLS * 6)) ]; then
-		fail "gc: $kills kills in $runs runs; killed at: $(sort -u <<<"$at" | tr '\n' ',')"
-		break
-	fi
+# Each gc run has a round of changes before it, so that it has work to do.
+gc_run() {
 	gc_round
-	if [ $((runs % 2)) = 0 ]; then
-		kill_at pause $((pauses % events + 1)) gc "$STORE"
-		kill_check pause || break
-		pauses=$((pauses + 1))
-		if [ -n "$RUN_AT" ]; then
-			kills=$((kills + 1))
-			at+="$RUN_AT"$'\n'
-			echo "gc $RUN_AT" >>"$TMP/paused"
-		fi
-	else
-		kill_at mark $((RANDOM % events + 1)) gc "$STORE"
-		kill_check mark || break
-		[ "$RUN_RC" = 137 ] && marks=$((marks + 1))
-	fi
-	[ -n "$RUN_EVENTS" ] && events=$RUN_EVENTS
-	runs=$((runs + 1))
-done
-expect_eq "gc killed mid-run, at every kind of point" \
-	"$([ "$kills" -ge "$GC_KILLS" ] && covered "$at" "${gc_points[@]}" && echo yes)" yes
+	kill_at "$1" "$2" gc "$STORE"
+}
+kill_runs gc "$GC_KILLS" gc_run : \
+	"after upload_commit" "before remove" "after remove" "before upload_begin"
+expect_eq "gc killed mid-run, at every kind of point" "$?" 0
 echo "   $kills kills where paused and $marks more on the run in $runs gc runs"
 echo "   paused and killed at:" $(sort "$TMP/paused" | uniq -c | sed 's/^ *//' | tr '\n' ';')
 
