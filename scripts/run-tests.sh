@@ -39,6 +39,8 @@ CTEST_ARGS=(--output-on-failure "$@")
 LOG=$(mktemp /tmp/snapvm-run-tests.XXXXXX)
 trap 'rm -f "$LOG"' EXIT
 export SNAPVM_REQUIRE_PLATFORM=1
+# what the nested platform's runs divide the heaviest VM tests' counts by
+NESTED_SCALE=${SNAPVM_TEST_SCALE:-10}
 
 . "$HERE/kvm-detect.sh"
 native_kvm="no usable /dev/kvm"
@@ -75,6 +77,7 @@ else
 	run_ctest "tests without the labels $nested_labels here, KVM $native_kvm" \
 		ctest -LE "$nested_labels" "${CTEST_ARGS[@]}" || status=1
 	run_ctest "tests labelled $nested_labels on the nested platform (nested svm (tcg))" \
+		env SNAPVM_TEST_SCALE="$NESTED_SCALE" \
 		"$HERE/nested-kvm.sh" --mem "${SNAPVM_NESTED_MEM:-12G}" -- sh -c 'cd "$1" && shift && exec ctest "$@"' sh "$BUILD" \
 		-L "$nested_labels" "${CTEST_ARGS[@]}" || status=1
 fi

@@ -41,6 +41,15 @@ require_kvm() {
 	echo "KVM: $(kvm_platform)"
 }
 
+# SNAPVM_TEST_SCALE divides the counts of the heaviest VM tests: on the
+# nested platform, where every instruction is emulated, scripts/run-tests.sh
+# sets it to 10. Each behaviour stays tested, only fewer times.
+# scaled N MIN: N divided by the scale, and at least MIN.
+scaled() {
+	local n=$(($1 / ${SNAPVM_TEST_SCALE:-1}))
+	echo $((n < $2 ? $2 : n))
+}
+
 # expect_eq WHAT GOT WANT
 expect_eq() {
 	if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: got '$2', want '$3'"; fi

@@ -26,7 +26,8 @@ require_hardware_virtualization() {
 # linux_converse NAME REQUESTS ARGS...: runs `snapvm run --initrd INITRAMFS
 # ARGS...` with its console on a coprocess and talks the init's protocol:
 # once the init says READY, sends each line of REQUESTS after the reply to
-# the one before (the last one, typically `exit`, gets no reply). Sets
+# the one before. A last request that gets no reply (`exit`) waits for the
+# VM to end; one that does ends the conversation, and the VM is stopped. Sets
 # REPLIES (the lines after READY, space-separated), GOT_READY (1 or empty)
 # and RC (snapvm's exit status). Console in $TMP/NAME.out, snapvm's
 # messages in $TMP/NAME.err; the whole conversation gets at most BOUND s.
@@ -51,7 +52,7 @@ linux_converse() {
 			[[ "$line" =~ ^(PONG|CPUS|OK|ERR) ]] || continue
 			REPLIES="${REPLIES:+$REPLIES }$line"
 		fi
-		[ ${#requests[@]} -gt 0 ] || continue
+		[ ${#requests[@]} -gt 0 ] || break
 		echo "${requests[0]}" >&$to
 		requests=("${requests[@]:1}")
 	done
