@@ -6,8 +6,8 @@
 # stage 1 (in the initramfs): loads the modules (/modules.list, in dependency
 #   order), mounts the host's / read-only over 9p as the new root, the
 #   per-invocation directory (tag io: config, run.sh, status), tmpfs where the
-#   host's userland expects to write, the read-write exports (tags repo and
-#   cache, at the host's paths), brings up lo and eth0, then switch_roots.
+#   host's userland expects to write, the read-write exports (tags repo,
+#   cache and store, at the host's paths), brings up lo and eth0, then switch_roots.
 # stage 2 (in the new root, from a copy of busybox and of this script in
 #   /run/nested-kvm): runs io/run.sh with bash (the host's), stdin from
 #   /dev/null, stdout and stderr to the virtio-serial ports named stdout and
@@ -51,7 +51,7 @@ stage1() {
 	mount -t tmpfs -o mode=0755 tmpfs $new/run || fail "cannot mount /run"
 	mkdir -p $new$DIR/io
 	mount -t 9p -o "$P9_RW" io $new$DIR/io || fail "cannot mount the io export"
-	# REPO CACHE HOME_CACHE VERBOSE, written by nested-kvm.sh
+	# REPO CACHE STORE HOME_CACHE VERBOSE, written by nested-kvm.sh
 	# shellcheck disable=SC1090,SC1091
 	. $new$DIR/io/config
 
@@ -63,10 +63,16 @@ stage1() {
 	if [ -n "$HOME_CACHE" ] && [ -d "$new$HOME_CACHE" ]; then
 		mount -t tmpfs -o mode=0755 tmpfs "$new$HOME_CACHE"
 	fi
-	# the read-write exports, the outer one first if one holds the other
-	if [ ${#CACHE} -le ${#REPO} ]; then order="cache repo"; else order="repo cache"; fi
+	# the read-write exports, shorter paths first, so that an outer one
+	# never hides one inside it
+	order=$(printf '%s\n' "${#CACHE} cache" "${#REPO} repo" "${#STORE} store" |
+		sort -n | cut -d' ' -f2)
 	for tag in $order; do
-		if [ "$tag" = cache ]; then path=$CACHE; else path=$REPO; fi
+		case $tag in
+		cache) path=$CACHE ;;
+		repo) path=$REPO ;;
+		store) path=$STORE ;;
+		esac
 		# (under a tmpfs above, its mount point has to be made)
 		[ -d "$new$path" ] || mkdir -p "$new$path" || fail "no $path in the L1"
 		mount -t 9p -o "$P9_RW" "$tag" "$new$path" || fail "cannot mount $path"

@@ -15,8 +15,9 @@
 # The L1 is Debian's own kernel (linux-image-*-amd64-unsigned, fetched by
 # scripts/debian-kernel.sh) around the host's userland: its root is the host's /,
 # read-only over 9p, so every host binary and build directory runs unchanged.
-# Written to the host: the repository (at the same path) and the cache dir
-# below. Private to the L1 (tmpfs): /tmp, /var/tmp, /run, /dev/shm and
+# Written to the host, each at its own path: the repository, the cache dir
+# below and snapvm's store ($SNAPVM_STORE, else ~/.local/share/snapvm), so
+# that a snapshot taken in one call can be invoked in the next. Private to the L1 (tmpfs): /tmp, /var/tmp, /run, /dev/shm and
 # ~/.cache (unless the cache dir is there). Its network: lo, and eth0 on
 # QEMU's user network (10.0.2.15; the host's loopback is 10.0.2.2). Network
 # namespaces, TAP and veth devices work inside.
@@ -41,6 +42,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 INIT=$HERE/nested-kvm-init.sh
 CACHE=${SNAPVM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/snapvm}
+# snapvm's default store, so that snapshots outlive one call
+STORE=${SNAPVM_STORE:-$HOME/.local/share/snapvm}
 BUSYBOX=/bin/busybox
 QEMU=qemu-system-x86_64
 # the modules the L1 loads (with what they depend on, found in modules.dep)
@@ -161,8 +164,9 @@ l1_dir() {
 }
 
 l1=$(l1_dir) || exit 125
-mkdir -p "$CACHE"
+mkdir -p "$CACHE" "$STORE"
 CACHE=$(cd "$CACHE" && pwd -P)
+STORE=$(cd "$STORE" && pwd -P)
 REPO=$(cd "$REPO" && pwd -P)
 
 # The per-invocation directory, the L1's io export: config, run.sh, status,
@@ -187,6 +191,7 @@ verbose=${SNAPVM_NESTED_VERBOSE:-0}
 {
 	echo "REPO=$(shquote "$REPO")"
 	echo "CACHE=$(shquote "$CACHE")"
+	echo "STORE=$(shquote "$STORE")"
 	echo "HOME_CACHE=$(shquote "$home_cache")"
 	echo "VERBOSE=$(shquote "$verbose")"
 } >"$io/config"
@@ -235,6 +240,7 @@ export_dir root / ,readonly=on
 export_dir io "$io"
 export_dir repo "$REPO"
 export_dir cache "$CACHE"
+export_dir store "$STORE"
 $QEMU -nodefaults -no-user-config -display none -no-reboot \
 	-machine q35 -accel "$accel" -cpu max -smp "$cpus" -m "$mem" \
 	-kernel "$l1/vmlinuz" -initrd "$l1/initramfs.cpio" -append "$append" \

@@ -29,7 +29,7 @@ static void buffer_reserve(struct snapshot_buffer *b, size_t more)
 static void buffer_append(struct snapshot_buffer *b, const void *bytes, size_t len)
 {
 	buffer_reserve(b, len);
-	if (b->failed)
+	if (b->failed || len == 0) /* an empty part may come with no pointer at all */
 		return;
 	memcpy(b->data + b->len, bytes, len);
 	b->len += len;

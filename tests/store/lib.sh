@@ -96,6 +96,7 @@ kill_check() {
 	case "$1:$RUN_RC:${RUN_AT:+at}" in
 	pause:137:at | pause:0: | mark:137:at | mark:0:at | mark:0:) return 0 ;;
 	esac
-	fail "store_tool --$1-at: exit status $RUN_RC, event '${RUN_AT}'; stderr: $(cat "$TMP/run.err")"
+	fail "store_tool --$1-at: exit status $RUN_RC, event '${RUN_AT}'; stdout: $(tail -n 3 "$TMP/run.out" |
+		tr '\n' '|'); stderr: $(cat "$TMP/run.err")"
 	return 1
 }

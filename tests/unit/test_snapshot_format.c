@@ -440,6 +440,7 @@ static void test_cpuid_count_ignores_zeroed_tail(void **state)
 	struct snapshot_buffer b;
 	struct vcpu_state in, out;
 	uint8_t xsave[sizeof(struct kvm_xsave)] = { 0 };
+	struct kvm_msr_entry msr = { .index = 0x10 };
 
 	(void)state;
 	assert_int_equal(cpu_cpuid_count(entries, VCPU_MAX_CPUID_ENTRIES), 0);
@@ -454,6 +455,8 @@ static void test_cpuid_count_ignores_zeroed_tail(void **state)
 	in.fixed.cpuid_count = VCPU_MAX_CPUID_ENTRIES; /* as a 6.1 host saved it */
 	in.xsave = xsave;
 	in.cpuid = entries;
+	in.msrs = &msr;
+	in.fixed.msr_count = 1;
 	snapshot_write_begin(&b, &h);
 	vcpu_state_encode(&b, 0, &in);
 	assert_int_equal(snapshot_write_finish(&b), 0);
