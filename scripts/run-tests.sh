@@ -78,7 +78,8 @@ else
 		ctest -LE "$nested_labels" "${CTEST_ARGS[@]}" || status=1
 	run_ctest "tests labelled $nested_labels on the nested platform (nested svm (tcg))" \
 		env SNAPVM_TEST_SCALE="$NESTED_SCALE" \
-		"$HERE/nested-kvm.sh" --mem "${SNAPVM_NESTED_MEM:-12G}" -- sh -c 'cd "$1" && shift && exec ctest "$@"' sh "$BUILD" \
+		"$HERE/nested-kvm.sh" --mem "${SNAPVM_NESTED_MEM:-12G}" -- \
+		sh -c 'cd "$1" && shift && exec ctest "$@"' sh "$BUILD" \
 		-L "$nested_labels" "${CTEST_ARGS[@]}" || status=1
 fi
 
