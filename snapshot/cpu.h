@@ -25,8 +25,8 @@ int cpu_check_vendor(const char saved[12], const char host[12], char *error, siz
  * 0x80000001) is one a fresh vCPU on this host shows too; else -EINVAL
  * naming the first missing feature bit. Bits KVM derives from the guest's
  * own control registers and MSRs (OSXSAVE, OSPKE, ...) are not compared.
- * (On PVM hosts a vCPU shows more than
- * KVM_GET_SUPPORTED_CPUID lists, so the reference is a vCPU's own table.)
+ * (On PVM hosts a vCPU shows more than KVM_GET_SUPPORTED_CPUID lists, so
+ * the reference is a vCPU's own table.)
  */
 int cpu_check_features(const struct kvm_cpuid_entry2 *saved, uint32_t count,
 		       const struct kvm_cpuid_entry2 *here, uint32_t here_count, char *error,
