@@ -39,6 +39,10 @@ guest-debian:
 # Every guest image the tests boot, linked into $(BUILD)/guest.
 guests: guest-linux guest-debian
 
+# $(call guest_images,DIR): the same for build directory DIR.
+guest_images = guest/linux/build.sh $(1)/guest/linux && \
+	scripts/debian-kernel.sh cloud-amd64 $(1)/guest/debian-cloud
+
 demo: deps
 	$(MAKE) build
 	scripts/on-kvm.sh scripts/demo.sh $(BUILD)
@@ -47,19 +51,15 @@ demo: deps
 # tests run on this host's /dev/kvm, or on the nested platform where it is
 # missing (Linux's full boots: where KVM is not on VT-x/AMD-V); see
 # scripts/run-tests.sh.
-test: deps
+# make test-nested: the same, with every KVM test on the nested platform
+# (AMD SVM under TCG) even where /dev/kvm works: a PVM or Intel host checks
+# AMD this way.
+test-nested: RUN_TESTS_FLAGS = --nested
+test test-nested: deps
 	$(MAKE) check-format build build-asan
-	$(MAKE) guests BUILD=$(BUILD) && $(MAKE) guests BUILD=$(BUILD_ASAN)
-	scripts/run-tests.sh $(BUILD) --timeout 300
-	scripts/run-tests.sh $(BUILD_ASAN) --timeout 300
-
-# The same, with every KVM test on the nested platform (AMD SVM under TCG)
-# even where /dev/kvm works: a PVM or Intel host checks AMD this way.
-test-nested: deps
-	$(MAKE) check-format build build-asan
-	$(MAKE) guests BUILD=$(BUILD) && $(MAKE) guests BUILD=$(BUILD_ASAN)
-	scripts/run-tests.sh --nested $(BUILD) --timeout 300
-	scripts/run-tests.sh --nested $(BUILD_ASAN) --timeout 300
+	$(call guest_images,$(BUILD)) && $(call guest_images,$(BUILD_ASAN))
+	scripts/run-tests.sh $(RUN_TESTS_FLAGS) $(BUILD) --timeout 300
+	scripts/run-tests.sh $(RUN_TESTS_FLAGS) $(BUILD_ASAN) --timeout 300
 
 # The plain build only, for a quick edit-compile-test loop.
 test-quick: build guests
