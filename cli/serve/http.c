@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -204,6 +205,7 @@ static enum MHD_Result http_begin(struct serve_http *http, struct MHD_Connection
 				  void **state)
 {
 	const char *length = mhd.lookup_value(connection, MHD_HEADER_KIND, "Content-Length");
+	const char *expect = mhd.lookup_value(connection, MHD_HEADER_KIND, "Expect");
 	struct http_request *r = calloc(1, sizeof(*r));
 	uint64_t bytes;
 	char message[128];
@@ -216,6 +218,15 @@ static enum MHD_Result http_begin(struct serve_http *http, struct MHD_Connection
 	*state = r;
 	if (length && (parse_u64(length, &bytes) || bytes > http->max_body)) {
 		r->too_large = true;
+		/*
+		 * A client that waits for "100 Continue" is refused before it sends
+		 * anything. One that is already sending has its body read and
+		 * dropped first, as a chunked one has (http_body_add): closing with
+		 * its bytes unread resets the connection, and the reset can reach
+		 * the client before the 413 does.
+		 */
+		if (!expect || strcasecmp(expect, "100-continue"))
+			return MHD_YES;
 		snprintf(message, sizeof(message), "the body is larger than %zu bytes",
 			 http->max_body);
 		return http_send_error(http, connection, 413, "body_too_large", message);
