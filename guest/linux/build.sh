@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds snapvm's Linux guest from Debian packages: vmlinux and bzImage from
-# linux-source-6.1 (tinyconfig + snapvm.config), and an initramfs around
-# busybox-static and snapvm-helper (helper.c, static). The images go to a cache outside the source tree, one
+# linux-source-6.1 (tinyconfig + snapvm.config), and an initramfs and an ext4
+# root disk around busybox-static and snapvm-helper (helper/, static). The images go to a cache outside the source tree, one
 # directory per hash of their inputs, so an unchanged guest is never built
 # twice (a kernel build takes minutes); OUTDIR gets symbolic links to them.
 #
@@ -63,19 +63,31 @@ kernel_build() (
 	cp "$src/vmlinux" "$src/arch/x86/boot/bzImage" "$src/.config" "$dir/"
 )
 
-initramfs_build() {
-	file=$1
-	stage=$(mktemp -d)
-	mkdir -p "$stage/bin" "$stage/proc" "$stage/sys" "$stage/dev"
-	cp "$BUSYBOX" "$stage/bin/busybox"
-	ln -s busybox "$stage/bin/sh"
-	gcc -static -Os -s -Wall -Wextra -Werror -o "$stage/bin/snapvm-helper" "$HERE/helper.c" ||
+# userland_stage DIR: the guest's userland: busybox with a link per applet,
+# snapvm-helper and the init.
+userland_stage() {
+	mkdir -p "$1/bin" "$1/proc" "$1/sys" "$1/dev" "$1/tmp" "$1/mnt"
+	cp "$BUSYBOX" "$1/bin/busybox"
+	for applet in $("$BUSYBOX" --list); do
+		[ -e "$1/bin/$applet" ] || ln -s busybox "$1/bin/$applet"
+	done
+	gcc -static -Os -s -Wall -Wextra -Werror -o "$1/bin/snapvm-helper" "$HERE"/helper/*.c ||
 		die "cannot build snapvm-helper (a static binary needs libc6-dev)"
-	install -m 0755 "$HERE/init" "$stage/init"
+	install -m 0755 "$HERE/init" "$1/init"
+}
+
+# The same userland twice: as an initramfs, and as an ext4 root disk
+# (mke2fs -d: no mount, no root needed) for root=/dev/vda.
+userland_build() {
+	stage=$(mktemp -d)
+	userland_stage "$stage"
 	(cd "$stage" && find . | LC_ALL=C sort |
-		cpio -o -H newc -R 0:0 --reproducible --quiet) >"$file.tmp"
+		cpio -o -H newc -R 0:0 --reproducible --quiet) >"$1.tmp"
+	mke2fs -q -t ext4 -L snapvm-root -E root_owner=0:0 -d "$stage" "$2.tmp" 32M >/dev/null ||
+		die "mke2fs failed (package e2fsprogs)"
 	rm -rf "$stage"
-	mv "$file.tmp" "$file"
+	mv "$1.tmp" "$1"
+	mv "$2.tmp" "$2"
 }
 
 [ -r "$TARBALL" ] || die "$TARBALL is missing (package linux-source-6.1; make deps)"
@@ -90,11 +102,14 @@ kernel_key=$(hash_of "$(package_version linux-source-6.1)" "$(gcc -dumpfullversi
 kernel_dir=$CACHE/linux-$kernel_key
 [ -f "$kernel_dir/bzImage" ] && [ -f "$kernel_dir/vmlinux" ] || kernel_build "$kernel_dir"
 
-initramfs=$CACHE/initramfs-$(hash_of "$(package_version busybox-static)" "$HERE/init" \
-	"$HERE/helper.c" "$(gcc -dumpfullversion)" "$(package_version libc6-dev)" \
-	"$HERE/build.sh").cpio
-[ -f "$initramfs" ] || initramfs_build "$initramfs"
+userland_key=$(hash_of "$(package_version busybox-static)" "$HERE/init" "$HERE"/helper/* \
+	"$(gcc -dumpfullversion)" "$(package_version libc6-dev)" "$(package_version e2fsprogs)" \
+	"$HERE/build.sh")
+initramfs=$CACHE/initramfs-$userland_key.cpio
+rootfs=$CACHE/rootfs-$userland_key.ext4
+[ -f "$initramfs" ] && [ -f "$rootfs" ] || userland_build "$initramfs" "$rootfs"
 
 ln -sf "$kernel_dir/vmlinux" "$OUT/vmlinux"
 ln -sf "$kernel_dir/bzImage" "$OUT/bzImage"
 ln -sf "$initramfs" "$OUT/initramfs.cpio"
+ln -sf "$rootfs" "$OUT/rootfs.ext4" # read-only: a test that writes works on a copy

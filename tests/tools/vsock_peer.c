@@ -8,7 +8,10 @@
  *                                           connect to host port PORT
  *
  * Then sends each LINE and prints the reply line it gets; in connect mode the
- * handshake's own reply ("OK <port>") is printed first. Exits 1 on any error.
+ * handshake's own reply ("OK <port>") is printed first. A single LINE "-"
+ * streams instead: stdin goes to the guest (then the write side is shut),
+ * and what the guest sends goes to stdout until it closes. Exits 1 on any
+ * error.
  */
 #include "common/common.h"
 
@@ -19,7 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define TIMEOUT_MS 20000
+#define TIMEOUT_MS 120000 /* a hang guard: a nested guest can be slow */
 
 static int read_line(int fd, char *line, size_t size)
 {
@@ -54,6 +57,43 @@ static int converse(int fd, char **lines, int count)
 	return 0;
 }
 
+/* The "-" mode: a netcat between stdin/stdout and the connection. */
+static int stream(int fd)
+{
+	struct pollfd fds[2] = { { .fd = 0, .events = POLLIN }, { .fd = fd, .events = POLLIN } };
+	char buf[65536];
+
+	for (;;) {
+		ssize_t n;
+
+		if (poll(fds, 2, TIMEOUT_MS) < 1)
+			return 1;
+		if (fds[0].revents) {
+			n = read(0, buf, sizeof(buf));
+			if (n <= 0) {
+				shutdown(fd, SHUT_WR);
+				fds[0].fd = -1;
+			} else if (write_all(fd, buf, (size_t)n)) {
+				return 1;
+			}
+		}
+		if (fds[1].revents) {
+			n = read(fd, buf, sizeof(buf));
+			if (n <= 0)
+				return n < 0;
+			if (write_all(1, buf, (size_t)n))
+				return 1;
+		}
+	}
+}
+
+static int converse_or_stream(int fd, char **lines, int count)
+{
+	if (count == 1 && !strcmp(lines[0], "-"))
+		return stream(fd);
+	return converse(fd, lines, count);
+}
+
 static int unix_address(const char *path, struct sockaddr_un *addr)
 {
 	*addr = (struct sockaddr_un){ .sun_family = AF_UNIX };
@@ -76,7 +116,8 @@ static int peer_connect(const char *path, const char *port, char **lines, int co
 		return 1;
 	}
 	printf("%s\n", reply);
-	return converse(fd, lines, count);
+	fflush(stdout);
+	return converse_or_stream(fd, lines, count);
 }
 
 static int peer_listen(const char *path, char **lines, int count)
@@ -97,7 +138,7 @@ static int peer_listen(const char *path, char **lines, int count)
 		unlink(path);
 		return 1;
 	}
-	ret = converse(conn, lines, count);
+	ret = converse_or_stream(conn, lines, count);
 	close(conn);
 	unlink(path);
 	return ret;
