@@ -31,6 +31,7 @@ bc
 bison
 flex
 cpio
+e2fsprogs
 lz4
 xz-utils
 libelf-dev

@@ -85,9 +85,11 @@ userland_build() {
 		cpio -o -H newc -R 0:0 --reproducible --quiet) >"$1.tmp"
 	mke2fs -q -t ext4 -L snapvm-root -E root_owner=0:0 -d "$stage" "$2.tmp" 32M >/dev/null ||
 		die "mke2fs failed (package e2fsprogs)"
+	cp "$stage/bin/snapvm-helper" "$3.tmp" # static: the host's tests use it too
 	rm -rf "$stage"
 	mv "$1.tmp" "$1"
 	mv "$2.tmp" "$2"
+	mv "$3.tmp" "$3"
 }
 
 [ -r "$TARBALL" ] || die "$TARBALL is missing (package linux-source-6.1; make deps)"
@@ -107,9 +109,12 @@ userland_key=$(hash_of "$(package_version busybox-static)" "$HERE/init" "$HERE"/
 	"$HERE/build.sh")
 initramfs=$CACHE/initramfs-$userland_key.cpio
 rootfs=$CACHE/rootfs-$userland_key.ext4
-[ -f "$initramfs" ] && [ -f "$rootfs" ] || userland_build "$initramfs" "$rootfs"
+helper=$CACHE/snapvm-helper-$userland_key
+[ -f "$initramfs" ] && [ -f "$rootfs" ] && [ -f "$helper" ] ||
+	userland_build "$initramfs" "$rootfs" "$helper"
 
 ln -sf "$kernel_dir/vmlinux" "$OUT/vmlinux"
 ln -sf "$kernel_dir/bzImage" "$OUT/bzImage"
 ln -sf "$initramfs" "$OUT/initramfs.cpio"
 ln -sf "$rootfs" "$OUT/rootfs.ext4" # read-only: a test that writes works on a copy
+ln -sf "$helper" "$OUT/snapvm-helper"
