@@ -122,12 +122,15 @@ static int reply_check(struct restore_case *c, const char *reply)
  */
 static int snapvm_snapshot(struct bench_env *env, struct restore_case *c)
 {
+	const struct bench_guest guest = { .kernel = env->o->kernel,
+					   .mem = env->o->mem,
+					   .heap = c->heap };
 	char line[512];
 	unsigned long long state, memory;
 	double pause, capture, write, *ms = calloc(env->o->runs, sizeof(double));
 	struct child child;
-	int ret = ms ? bench_original_start(env->o->kernel, env->o->mem, c->heap, c->name,
-					    env->store, &child, line, sizeof(line), TIMEOUT_MS)
+	int ret = ms ? bench_original_start(&guest, c->name, env->store, &child, line, sizeof(line),
+					    TIMEOUT_MS)
 		     : -ENOMEM;
 
 	if (ret) {
