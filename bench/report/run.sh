@@ -87,9 +87,9 @@ bench_options() {
 	quick:restore) echo "--vs-qemu --runs=5 --heap=64M --touch=256,4096" ;;
 	# the Linux guest: seconds a boot on the nested platform, so fewer runs
 	full:boot-linux) echo "--vs-qemu --runs=20 $LINUX_ARGS" ;;
-	quick:boot-linux) echo "--vs-qemu --runs=3 $LINUX_ARGS" ;;
+	quick:boot-linux) echo "--vs-qemu --runs=5 $LINUX_ARGS" ;;
 	full:restore-linux) echo "--vs-qemu --runs=10 $LINUX_ARGS" ;;
-	quick:restore-linux) echo "--vs-qemu --runs=3 $LINUX_ARGS" ;;
+	quick:restore-linux) echo "--vs-qemu --runs=5 $LINUX_ARGS" ;;
 	full:store) echo "" ;;
 	quick:store) echo "--size=256M --reads=5000" ;;
 	full:vsock) echo "--runs=10000" ;;
