@@ -2,12 +2,13 @@
  * snapvm bench restore: time from process start to the first reply of a
  * restored guest, for snapvm (`snapvm invoke`, in each --memory mode) and,
  * with --vs-qemu, for QEMU microvm restoring the same guest from a migration
- * file (`-incoming`). Also the time and size of making each snapshot, the
- * clones' paging figures (faults, bytes read from the store, RSS), and for
- * requests that touch the heap the floor: a heap=0 clone's first reply plus
- * the same request on the original, never-snapshotted VM, all of whose pages
- * are in place. Runs alternate between modes and QEMU so that all see the
- * same machine.
+ * file (`-incoming`). The guest is the test guest, or a Linux kernel with an
+ * initramfs whose init answers ping (guest/linux/): one case, no heap. Also
+ * the time and size of making each snapshot, the clones' paging figures
+ * (faults, bytes read from the store, RSS), and for requests that touch the
+ * heap the floor: a heap=0 clone's first reply plus the same request on the
+ * original, never-snapshotted VM, all of whose pages are in place. Runs
+ * alternate between modes and QEMU so that all see the same machine.
  *
  * Each mode gets one untimed warm-up restore first: it records the
  * snapshot's working set (the first lazy or prefetch invoke does) and builds
@@ -440,7 +441,6 @@ static void json_case(const struct bench_env *env, const struct restore_case *c)
 {
 	const struct restore_options *o = env->o;
 	unsigned headline = headline_mode(o);
-
 	char heap[64];
 
 	if (c->heap)
