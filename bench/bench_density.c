@@ -206,9 +206,12 @@ static int send_request(struct child *child, const char *request)
 static int make_snapshot(struct density_run *r)
 {
 	char line[sizeof(r->reply)];
+	const struct bench_guest guest = { .kernel = r->o->kernel,
+					   .mem = r->o->mem,
+					   .heap = r->o->heap };
 	struct child child;
-	int ret = bench_original_start(r->o->kernel, r->o->mem, r->o->heap, "density", r->store,
-				       &child, NULL, 0, SETUP_TIMEOUT_MS);
+	int ret = bench_original_start(&guest, "density", r->store, &child, NULL, 0,
+				       SETUP_TIMEOUT_MS);
 
 	if (ret)
 		return ret;

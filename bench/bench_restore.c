@@ -2,12 +2,13 @@
  * snapvm bench restore: time from process start to the first reply of a
  * restored guest, for snapvm (`snapvm invoke`, in each --memory mode) and,
  * with --vs-qemu, for QEMU microvm restoring the same guest from a migration
- * file (`-incoming`). Also the time and size of making each snapshot, the
- * clones' paging figures (faults, bytes read from the store, RSS), and for
- * requests that touch the heap the floor: a heap=0 clone's first reply plus
- * the same request on the original, never-snapshotted VM, all of whose pages
- * are in place. Runs alternate between modes and QEMU so that all see the
- * same machine.
+ * file (`-incoming`). The guest is the test guest, or a Linux kernel with an
+ * initramfs whose init answers ping (guest/linux/): one case, no heap. Also
+ * the time and size of making each snapshot, the clones' paging figures
+ * (faults, bytes read from the store, RSS), and for requests that touch the
+ * heap the floor: a heap=0 clone's first reply plus the same request on the
+ * original, never-snapshotted VM, all of whose pages are in place. Runs
+ * alternate between modes and QEMU so that all see the same machine.
  *
  * Each mode gets one untimed warm-up restore first: it records the
  * snapshot's working set (the first lazy or prefetch invoke does) and builds
@@ -22,6 +23,7 @@
 #include "bench/bench.h"
 #include "bench/bench_util.h"
 #include "common/common.h"
+#include "vmm/vmm.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -34,13 +36,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TIMEOUT_MS    60000
-#define MAX_HEAPS     8
-#define MAX_TOUCHES   8
-#define MAX_CASES     (1 + MAX_HEAPS * MAX_TOUCHES)
-#define MAX_RUNS      10000
-#define MAX_TOUCH     (1u << 24)
-#define DEFAULT_TOUCH 4096
+#define TIMEOUT_MS	60000
+#define TIMEOUT_MS_TEXT "60000" /* TIMEOUT_MS, for snapvm invoke --timeout */
+#define MAX_HEAPS	8
+#define MAX_TOUCHES	8
+#define MAX_CASES	(1 + MAX_HEAPS * MAX_TOUCHES)
+#define MAX_RUNS	10000
+#define MAX_TOUCH	(1u << 24)
+#define DEFAULT_TOUCH	4096
 
 /*
  * The --memory modes, plus mmap-huge: mmap with the raw copy on a tmpfs of
@@ -54,6 +57,8 @@ struct restore_options {
 	bool vs_qemu;
 	bool json;
 	char kernel[PATH_MAX];
+	const char *initrd; /* a Linux kernel's initramfs */
+	bool linux_kernel;  /* one case: the request (default ping) on the Linux guest */
 	const char *mem;
 	const char *request; /* NULL: ping and touch N */
 	unsigned heap_count, touch_count, mode_count;
@@ -69,8 +74,8 @@ struct invoke_figures {
 };
 
 struct restore_case {
-	const char *heap;
-	uint64_t touch; /* 0: the request does not touch the heap */
+	const char *heap; /* the test guest's heap=; NULL for the Linux guest */
+	uint64_t touch;	  /* 0: the request does not touch the heap */
 	char request[128];
 	char name[64];		  /* the snapvm snapshot */
 	char qemu_file[PATH_MAX]; /* QEMU's migration file, one per heap */
@@ -116,18 +121,39 @@ static int reply_check(struct restore_case *c, const char *reply)
 }
 
 /*
+ * Ends the original VM. The test guest is told to exit, which checks that it
+ * ran well; the Linux guest's protocol promises only ping, so it is killed.
+ */
+static int original_finish(struct child *child, const struct restore_case *c, int ret)
+{
+	if (!c->heap) {
+		child_kill(child);
+		return ret;
+	}
+	if (!ret)
+		ret = child_send_line(child, "exit 0");
+	if (child_finish(child, TIMEOUT_MS) != 0 && !ret)
+		ret = -EIO;
+	return ret;
+}
+
+/*
  * snapvm run --snapshot-on-ready --resume: its -v line gives the snapshot's
  * figures; then, for a request that touches the heap, the same request on
  * this original VM, timed from sending the line to its reply.
  */
 static int snapvm_snapshot(struct bench_env *env, struct restore_case *c)
 {
+	const struct bench_guest guest = { .kernel = env->o->kernel,
+					   .initrd = env->o->initrd,
+					   .mem = env->o->mem,
+					   .heap = c->heap };
 	char line[512];
 	unsigned long long state, memory;
 	double pause, capture, write, *ms = calloc(env->o->runs, sizeof(double));
 	struct child child;
-	int ret = ms ? bench_original_start(env->o->kernel, env->o->mem, c->heap, c->name,
-					    env->store, &child, line, sizeof(line), TIMEOUT_MS)
+	int ret = ms ? bench_original_start(&guest, c->name, env->store, &child, line, sizeof(line),
+					    TIMEOUT_MS)
 		     : -ENOMEM;
 
 	if (ret) {
@@ -151,23 +177,26 @@ static int snapvm_snapshot(struct bench_env *env, struct restore_case *c)
 	}
 	if (!ret && c->touch)
 		c->original_ms = stats_percentile(ms, env->o->runs, 50);
-	if (!ret)
-		ret = child_send_line(&child, "exit 0");
-	if (child_finish(&child, TIMEOUT_MS) != 0 && !ret)
-		ret = -EIO;
+	ret = original_finish(&child, c, ret);
 	c->snapshot_ms = pause + capture + write;
 	c->snapshot_bytes = state + memory;
 	free(ms);
 	return ret;
 }
 
+/* QEMU microvm booting the case's guest (with the words snapvm gives Linux), then extra1 extra2. */
 static void qemu_argv_for(struct bench_env *env, struct restore_case *c, char **argv, size_t max,
 			  char *append, size_t append_size, char *extra1, char *extra2)
 {
 	int n;
 
-	snprintf(append, append_size, "heap=%s", c->heap);
+	if (c->heap)
+		snprintf(append, append_size, "heap=%s", c->heap);
+	else
+		snprintf(append, append_size, "%s", BENCH_QEMU_LINUX_APPEND);
 	n = bench_qemu_argv(argv, max - 3, env->o->kernel, append, env->o->mem);
+	if (!c->heap)
+		n = bench_qemu_argv_linux(argv, n, max - 3, env->o->initrd);
 	argv[n++] = extra1;
 	argv[n++] = extra2;
 	argv[n] = NULL;
@@ -224,6 +253,8 @@ static int snapvm_restore_once(struct bench_env *env, struct restore_case *c, co
 	char *argv[] = { self,
 			 "invoke",
 			 "--json",
+			 "--timeout",
+			 TIMEOUT_MS_TEXT,
 			 "--store",
 			 env->store,
 			 "--memory",
@@ -300,7 +331,7 @@ static const struct restore_case *case_same_heap(const struct bench_env *env,
 						 const struct restore_case *c)
 {
 	for (const struct restore_case *other = env->cases; other < c; other++)
-		if (!strcmp(other->heap, c->heap))
+		if (other->heap && c->heap && !strcmp(other->heap, c->heap))
 			return other;
 	return NULL;
 }
@@ -322,8 +353,19 @@ static int case_prepare(struct bench_env *env, struct restore_case *c)
 	return ret;
 }
 
+/* "heap=64M", or "Linux" for the Linux guest. */
+static const char *case_label(const struct restore_case *c, char *buf, size_t size)
+{
+	if (c->heap)
+		snprintf(buf, size, "heap=%s", c->heap);
+	else
+		snprintf(buf, size, "Linux");
+	return buf;
+}
+
 static int run_case(struct bench_env *env, struct restore_case *c)
 {
+	char label[64];
 	const struct restore_options *o = env->o;
 	int ret = case_prepare(env, c);
 
@@ -336,7 +378,8 @@ static int run_case(struct bench_env *env, struct restore_case *c)
 			c->count++;
 	}
 	if (ret)
-		fprintf(stderr, "snapvm bench restore: heap=%s, \"%s\": %s\n", c->heap, c->request,
+		fprintf(stderr, "snapvm bench restore: %s, \"%s\": %s\n",
+			case_label(c, label, sizeof(label)), c->request,
 			ret == -EPROTO ? "a clone gave another reply than the original"
 				       : strerror(-ret));
 	return ret;
@@ -398,12 +441,17 @@ static void json_case(const struct bench_env *env, const struct restore_case *c)
 {
 	const struct restore_options *o = env->o;
 	unsigned headline = headline_mode(o);
+	char heap[64];
 
-	printf("    {\"heap\": \"%s\", \"touch\": %" PRIu64 ", \"request\": \"%s\", "
+	if (c->heap)
+		snprintf(heap, sizeof(heap), "\"%s\"", c->heap);
+	else
+		snprintf(heap, sizeof(heap), "null"); /* the Linux guest has no heap */
+	printf("    {\"heap\": %s, \"touch\": %" PRIu64 ", \"request\": \"%s\", "
 	       "\"snapvm_snapshot_ms\": %.3f, \"snapvm_snapshot_bytes\": %" PRIu64 ",\n"
 	       "     \"snapvm_memory\": \"%s\", \"snapvm_ms_median\": %.3f, "
 	       "\"snapvm_ms_p90\": %.3f,\n     \"modes\": [",
-	       c->heap, c->touch, c->request, c->snapshot_ms, c->snapshot_bytes, o->modes[headline],
+	       heap, c->touch, c->request, c->snapshot_ms, c->snapshot_bytes, o->modes[headline],
 	       mode_percentile(c, headline, 50), mode_percentile(c, headline, 90));
 	for (unsigned m = 0; m < o->mode_count; m++) {
 		double ms[c->count ? c->count : 1];
@@ -439,8 +487,9 @@ static void report_json(const struct bench_env *env)
 {
 	const struct restore_options *o = env->o;
 
-	printf("{\n  \"bench\": \"restore\",\n  \"runs\": %u,\n  \"mem\": \"%s\",\n  \"memory\": [",
-	       o->runs, o->mem);
+	printf("{\n  \"bench\": \"restore\",\n  \"kernel\": \"%s\",\n  \"runs\": %u,\n"
+	       "  \"mem\": \"%s\",\n  \"memory\": [",
+	       o->linux_kernel ? "linux" : "test guest", o->runs, o->mem);
 	for (unsigned m = 0; m < o->mode_count; m++)
 		printf("%s\"%s\"", m ? ", " : "", o->modes[m]);
 	printf("],\n  \"cases\": [\n");
@@ -466,10 +515,10 @@ static void report_case(const struct bench_env *env, const struct restore_case *
 	const struct restore_options *o = env->o;
 	double qemu = o->vs_qemu ? stats_percentile(c->qemu_ms, c->count, 50) : 0;
 	double floor = c->touch ? floor_restore_ms(env) + c->original_ms : 0;
-	char vs_qemu[16], vs_floor[16];
+	char vs_qemu[16], vs_floor[16], label[64];
 
-	printf("heap=%s, \"%s\": snapshot %.1f ms, %.1f MiB stored", c->heap, c->request,
-	       c->snapshot_ms, c->snapshot_bytes / 1048576.0);
+	printf("%s, \"%s\": snapshot %.1f ms, %.1f MiB stored", case_label(c, label, sizeof(label)),
+	       c->request, c->snapshot_ms, c->snapshot_bytes / 1048576.0);
 	if (o->vs_qemu)
 		printf(" (QEMU: %.1f ms, %.1f MiB)", c->qemu_snapshot_ms,
 		       c->qemu_snapshot_bytes / 1048576.0);
@@ -511,10 +560,10 @@ static void restore_help(void)
 {
 	printf("usage: snapvm bench restore [--memory MODE,...] [--heap SIZE]... [--touch N,...]\n"
 	       "                            [--runs N] [--vs-qemu] [--json] [--mem SIZE]\n"
-	       "                            [--request LINE] [--kernel ELF]\n\n"
-	       "Snapshots the test guest at READY, then times process start to the guest's\n"
-	       "first reply over N restores (default 10) with snapvm invoke in each memory\n"
-	       "mode, beside QEMU microvm -incoming with --vs-qemu.\n\n"
+	       "                            [--request LINE] [--kernel PATH [--initrd FILE]]\n\n"
+	       "Snapshots the guest at its ready code, then times process start to the\n"
+	       "guest's first reply over N restores (default 10) with snapvm invoke in each\n"
+	       "memory mode, beside QEMU microvm -incoming with --vs-qemu.\n\n"
 	       "  --memory LIST   modes to compare: eager, lazy, prefetch, mmap, and\n"
 	       "                  mmap-huge (mmap with the cache on a tmpfs of 2 MiB pages,\n"
 	       "                  mounted for this run; root only); default all, for root\n"
@@ -524,7 +573,15 @@ static void restore_help(void)
 	       "                  \"touch N 1\" (default %d); the floor is the heap=0 restore\n"
 	       "                  plus the same request on the original VM\n"
 	       "  --request LINE  send LINE to every guest instead (no floor)\n"
-	       "  --mem SIZE      guest RAM (default 256M)\n\n"
+	       "  --mem SIZE      guest RAM (default 256M)\n"
+	       "  --kernel PATH   the guest: the test guest beside this binary (default), or\n"
+	       "                  a Linux bzImage or vmlinux with --initrd\n"
+	       "  --initrd FILE   the Linux guest's initramfs: its init prints READY, writes\n"
+	       "                  the ready code and answers \"ping\" with \"PONG\" (make\n"
+	       "                  guest-linux builds one)\n\n"
+	       "A Linux guest has no heap: it is measured in one case, its reply to\n"
+	       "\"ping\" (or --request), and --heap and --touch are refused. It needs a host\n"
+	       "with hardware virtualization; on PVM the bench says so instead.\n\n"
 	       "Each mode restores once untimed first (recording the working set and the\n"
 	       "mmap file). Prints per mode the median and p90 in ms, faults served, bytes\n"
 	       "read from the store and the clone's RSS, and each snapshot's time and size.\n",
@@ -608,6 +665,9 @@ static int restore_option(int opt, const char *value, void *ctx)
 						 value);
 		o->heaps[o->heap_count++] = value;
 		return 0;
+	case 'i':
+		o->initrd = value;
+		return 0;
 	case 'M':
 		return modes_parse(value, o);
 	case 'T':
@@ -623,6 +683,21 @@ static int restore_option(int opt, const char *value, void *ctx)
 	}
 }
 
+/* The Linux guest answers ping and has no heap: it needs its initramfs and no heap cases. */
+static int restore_check_linux(const struct restore_options *o)
+{
+	if (o->linux_kernel && !o->initrd)
+		return bench_usage_error("restore",
+					 "a Linux --kernel needs --initrd, an initramfs "
+					 "whose init writes the ready code and answers ping");
+	if (!o->linux_kernel && o->initrd)
+		return bench_usage_error("restore", "--initrd goes with a Linux --kernel");
+	if (o->linux_kernel && (o->heap_count || o->touch_count))
+		return bench_usage_error("restore", "the Linux guest has no heap: --heap and "
+						    "--touch are for the test guest");
+	return 0;
+}
+
 static int restore_parse(int argc, char **argv, struct restore_options *o)
 {
 	static const struct option longopts[] = {
@@ -630,6 +705,7 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 		{ "vs-qemu", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
 		{ "mem", required_argument, NULL, 'm' },
 		{ "heap", required_argument, NULL, 'H' },
 		{ "memory", required_argument, NULL, 'M' },
@@ -649,6 +725,10 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 
 	*o = (struct restore_options){ .runs = 10, .mem = "256M" };
 	ret = bench_parse(&cli, argc, argv, o);
+	if (ret)
+		return ret;
+	o->linux_kernel = vmm_kernel_is_linux(o->kernel);
+	ret = restore_check_linux(o);
 	if (ret)
 		return ret;
 	if (!o->mode_count) /* mmap-huge mounts a tmpfs: only root can */
@@ -689,7 +769,7 @@ static struct restore_case *case_add(struct bench_env *env, const char *heap, ui
 		snprintf(c->request, sizeof(c->request), "ping");
 	snprintf(c->name, sizeof(c->name), "bench-%u", env->case_count);
 	path_format(c->qemu_file, sizeof(c->qemu_file), "%s/qemu-heap-%s.migration", env->dir,
-		    heap);
+		    heap ? heap : "linux");
 	for (unsigned m = 0; m < o->mode_count; m++)
 		c->runs[m] = calloc(o->runs, sizeof(struct invoke_figures));
 	c->qemu_ms = calloc(o->runs, sizeof(double));
@@ -697,11 +777,18 @@ static struct restore_case *case_add(struct bench_env *env, const char *heap, ui
 	return c;
 }
 
-/* The heap=0 case first (the floor needs it), then each other heap with each --touch. */
+/*
+ * The heap=0 case first (the floor needs it), then each other heap with each
+ * --touch; the Linux guest has one case, without a heap.
+ */
 static void cases_make(struct bench_env *env)
 {
 	const struct restore_options *o = env->o;
 
+	if (o->linux_kernel) {
+		case_add(env, NULL, 0);
+		return;
+	}
 	case_add(env, "0", 0);
 	for (unsigned h = 0; h < o->heap_count; h++) {
 		if (heap_is_zero(o->heaps[h]))
@@ -741,6 +828,10 @@ int bench_restore_main(int argc, char **argv)
 	if (ret) {
 		free(env);
 		return ret < 0 ? EXIT_OK : ret;
+	}
+	if (o.linux_kernel && !bench_host_has_hardware_virtualization()) {
+		free(env);
+		return bench_report_no_linux("restore", o.json);
 	}
 	env->o = &o;
 	ret = bench_tmpdir(env->dir, sizeof(env->dir));

@@ -244,6 +244,9 @@ bool bench_qemu_available(void)
 	return system("command -v qemu-system-x86_64 >/dev/null 2>&1") == 0;
 }
 
+/* QEMU's microvm machine, with the flags that work on PVM hosts (HOST.md). */
+#define QEMU_MACHINE "microvm,x-option-roms=off,rtc=off,pit=off,pic=off"
+
 int bench_qemu_argv(char **argv, size_t max, const char *kernel, const char *append,
 		    const char *mem)
 {
@@ -254,7 +257,7 @@ int bench_qemu_argv(char **argv, size_t max, const char *kernel, const char *app
 		"-cpu",
 		"host,-arch-capabilities",
 		"-M",
-		"microvm,x-option-roms=off,rtc=off,pit=off,pic=off",
+		QEMU_MACHINE,
 		"-serial",
 		"stdio",
 		"-nodefaults",
@@ -275,6 +278,59 @@ int bench_qemu_argv(char **argv, size_t max, const char *kernel, const char *app
 		argv[n] = (char *)args[n];
 	argv[n] = NULL;
 	return (int)n;
+}
+
+int bench_qemu_argv_linux(char **argv, int n, size_t max, const char *initrd)
+{
+	for (int i = 0; i + 1 < n; i++)
+		if (!strcmp(argv[i], "-M"))
+			argv[i + 1] = QEMU_MACHINE ",acpi=off";
+	if (initrd && (size_t)n + 3 <= max) {
+		argv[n++] = "-initrd";
+		argv[n++] = (char *)initrd;
+		argv[n] = NULL;
+	}
+	return n;
+}
+
+static bool cpuinfo_flags_have(const char *line, const char *flag)
+{
+	size_t len = strlen(flag);
+
+	for (const char *p = strstr(line, flag); p; p = strstr(p + 1, flag))
+		if (p[-1] == ' ' && (p[len] == ' ' || p[len] == '\n' || p[len] == '\0'))
+			return true;
+	return false;
+}
+
+bool bench_host_has_hardware_virtualization(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[8192];
+	bool flag = false;
+
+	while (f && !flag && fgets(line, sizeof(line), f))
+		flag = !strncmp(line, "flags", 5) &&
+		       (cpuinfo_flags_have(line, "vmx") || cpuinfo_flags_have(line, "svm"));
+	if (f)
+		fclose(f);
+	return flag &&
+	       (!access("/sys/module/kvm_intel", F_OK) || !access("/sys/module/kvm_amd", F_OK));
+}
+
+int bench_report_no_linux(const char *bench, bool json)
+{
+	const char *why = "Linux cannot reach its init on this host: its KVM has no hardware "
+			  "virtualization (PVM emulates guest ring-0 code), so there is nothing to "
+			  "measure; run it on a host with VT-x or AMD-V";
+
+	if (json)
+		printf("{\n  \"bench\": \"%s\",\n  \"kernel\": \"linux\",\n"
+		       "  \"skipped\": \"%s\"\n}\n",
+		       bench, why);
+	else
+		printf("snapvm bench %s: %s\n", bench, why);
+	return EXIT_OK;
 }
 
 struct qmp {
@@ -460,19 +516,34 @@ double bench_json_number(const char *line, const char *key)
 	return at ? strtod(at + strlen(pattern), NULL) : __builtin_nan("");
 }
 
-int bench_original_start(const char *kernel, const char *mem, const char *heap, const char *name,
-			 const char *store, struct child *child, char *line, size_t line_size,
-			 int timeout_ms)
+int bench_original_start(const struct bench_guest *guest, const char *name, const char *store,
+			 struct child *child, char *line, size_t line_size, int timeout_ms)
 {
-	char cmdline[64], *self = (char *)bench_self_path();
-	char *argv[] = {
-		self,	      "-v",	   "run",	"--kernel",    (char *)kernel,
-		"--mem",      (char *)mem, "--cmdline", cmdline,       "--snapshot-on-ready",
-		(char *)name, "--resume",  "--store",	(char *)store, NULL
-	};
-	int ret;
+	char cmdline[64], *argv[20];
+	int n = 0, ret;
 
-	snprintf(cmdline, sizeof(cmdline), "heap=%s", heap);
+	argv[n++] = (char *)bench_self_path();
+	argv[n++] = "-v";
+	argv[n++] = "run";
+	argv[n++] = "--kernel";
+	argv[n++] = (char *)guest->kernel;
+	argv[n++] = "--mem";
+	argv[n++] = (char *)guest->mem;
+	if (guest->initrd) {
+		argv[n++] = "--initrd";
+		argv[n++] = (char *)guest->initrd;
+	}
+	if (guest->heap) {
+		snprintf(cmdline, sizeof(cmdline), "heap=%s", guest->heap);
+		argv[n++] = "--cmdline";
+		argv[n++] = cmdline;
+	}
+	argv[n++] = "--snapshot-on-ready";
+	argv[n++] = (char *)name;
+	argv[n++] = "--resume";
+	argv[n++] = "--store";
+	argv[n++] = (char *)store;
+	argv[n] = NULL;
 	ret = child_spawn(argv, CHILD_STDERR_MERGE, child);
 	if (!ret)
 		ret = child_wait_line(child, "snapvm: snapshot ", true, timeout_ms, line,

@@ -82,6 +82,25 @@ bool bench_qemu_available(void);
 int bench_qemu_argv(char **argv, size_t max, const char *kernel, const char *append,
 		    const char *mem);
 
+/* What snapvm puts before a Linux command line (vmm/kernel.c), for QEMU to get the same. */
+#define BENCH_QEMU_LINUX_APPEND "console=ttyS0 reboot=k panic=-1"
+/*
+ * Makes argv (n arguments from bench_qemu_argv) boot a Linux guest as snapvm
+ * does: without ACPI tables (snapvm has an MP table; QEMU microvm's ACPI
+ * tables, which our guest kernel fails to load, leave its console silent once
+ * user space starts) and with "-initrd FILE" if initrd is not NULL. Returns
+ * the new count.
+ */
+int bench_qemu_argv_linux(char **argv, int n, size_t max, const char *initrd);
+
+/*
+ * KVM on VT-x or AMD-V, where a Linux guest reaches its init; PVM hosts
+ * (../shared/docs/HOST.md) have neither flag.
+ */
+bool bench_host_has_hardware_virtualization(void);
+/* Where Linux cannot boot: says why (as JSON with --json, "skipped") instead of a figure. */
+int bench_report_no_linux(const char *bench, bool json);
+
 /* A QMP connection to QEMU (its -qmp unix:PATH,server=on,wait=off socket). */
 struct qmp;
 
@@ -104,16 +123,24 @@ void bench_tmpdir_remove(const char *path);
 int bench_huge_cache_mount(const char *dir, char *path, size_t size);
 void bench_huge_cache_unmount(const char *path);
 
+/* The guest a bench snapshots: the test guest with heap=HEAP, or Linux with its initramfs. */
+struct bench_guest {
+	const char *kernel;
+	const char *initrd; /* Linux: its initramfs; NULL for the test guest */
+	const char *mem;
+	const char *heap; /* the test guest's heap= (its command line); NULL for Linux */
+};
+
 /*
- * Boots the test guest as the original VM: `snapvm -v run --snapshot-on-ready
- * NAME --resume`, which stores the snapshot at READY and runs on. Returns once
- * -v's "snapvm: snapshot ..." line is read (into line, if not NULL): a request
- * sent on READY could reach the UART before the capture and be stored in the
- * snapshot, for every clone to answer. The caller ends the child.
+ * Boots the guest as the original VM: `snapvm -v run --snapshot-on-ready
+ * NAME --resume`, which stores the snapshot at the ready code and runs on.
+ * Returns once -v's "snapvm: snapshot ..." line is read (into line, if not
+ * NULL): a request sent on READY could reach the UART before the capture and
+ * be stored in the snapshot, for every clone to answer. The caller ends the
+ * child.
  */
-int bench_original_start(const char *kernel, const char *mem, const char *heap, const char *name,
-			 const char *store, struct child *child, char *line, size_t line_size,
-			 int timeout_ms);
+int bench_original_start(const struct bench_guest *guest, const char *name, const char *store,
+			 struct child *child, char *line, size_t line_size, int timeout_ms);
 /* The number after "key": in a line of snapvm's own JSON output; NAN if it is missing. */
 double bench_json_number(const char *line, const char *key);
 /* Percentile p (0-100) of n values (sorts them in place). */

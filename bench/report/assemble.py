@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Assembles the benchmark report's results file from what bench/report/run.sh
 left in its scratch directory (per bench: NAME.args, .dropped, .out, .err, .rc,
-.seconds) and from the host: CPU, kernel, KVM flavour, snapvm's git revision,
-QEMU's version. A bench that is absent or failed is recorded with its error."""
+.seconds, and .bench, the snapvm bench it ran) and from the host: CPU, kernel,
+KVM flavour, snapvm's git revision, QEMU's version. A bench that is absent,
+skipped or failed is recorded with its reason."""
 
 import argparse
 import datetime
@@ -118,13 +119,17 @@ def last_lines(text, count=5):
 
 
 def bench_record(raw, name):
+    # the snapvm bench the entry ran: boot-linux is bench boot with the Linux guest
+    command = read(f"{raw}/{name}.bench").strip() or name
     rc_text = read(f"{raw}/{name}.rc").strip()
     if rc_text in ("", "absent"):
-        return {"status": "absent", "error": f"this snapvm has no 'bench {name}'"}
+        return {"status": "absent", "error": f"this snapvm has no 'bench {command}'"}
+    if rc_text == "skipped":  # run.sh did not start it, for the reason in NAME.err
+        return {"status": "skipped", "error": last_lines(read(f"{raw}/{name}.err"))}
     args = read(f"{raw}/{name}.args").split()
     record = {
         "status": "ok",
-        "command": " ".join(["snapvm", "bench", name] + args),
+        "command": " ".join(["snapvm", "bench", command] + args),
         "dropped_options": read(f"{raw}/{name}.dropped").split(),
         "seconds": round(float(read(f"{raw}/{name}.seconds", "0") or 0), 2),
     }

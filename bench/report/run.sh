@@ -25,6 +25,9 @@ Runs each 'snapvm bench' measurement of DIR/snapvm with --json (and
   OUT/HOST-DATE/*.png  the plots (gnuplot)
 and prints the summary. A bench this build lacks is recorded as absent, one
 that fails as failed with its error; the exit status is 1 if any failed.
+boot-linux and restore-linux are bench boot and bench restore with the
+Linux guest of DIR/guest/linux (make guest-linux); where it is not built,
+or where Linux cannot boot (PVM), they are recorded as skipped, with why.
 
   --quick      fewer runs and smaller sizes: about a minute on 2 cores
   --build DIR  where snapvm is built (default: build/ in the source tree)
@@ -62,6 +65,16 @@ RAW=$(mktemp -d "${TMPDIR:-/tmp}/snapvm-bench-report.XXXXXX") ||
 	die "cannot make a scratch directory"
 trap 'rm -rf "$RAW"' EXIT
 
+# The Linux guest that boot-linux and restore-linux boot (make guest-linux).
+LINUX_GUEST="$BUILD/guest/linux"
+LINUX_ARGS="--kernel=$LINUX_GUEST/bzImage --initrd=$LINUX_GUEST/initramfs.cpio"
+
+# bench_command NAME: the snapvm bench that report entry NAME runs
+# (NAME-linux is bench NAME with the Linux guest).
+bench_command() {
+	echo "${1%-linux}"
+}
+
 # The options each bench gets, full run and quick run. An option that the
 # bench's --help does not mention is left out (and recorded): benches change.
 bench_options() {
@@ -72,6 +85,11 @@ bench_options() {
 	# every memory mode (its default); heap=0 is always measured
 	full:restore) echo "--vs-qemu --runs=30 --heap=64M --touch=256,1024,4096,16384" ;;
 	quick:restore) echo "--vs-qemu --runs=5 --heap=64M --touch=256,4096" ;;
+	# the Linux guest: seconds a boot on the nested platform, so fewer runs
+	full:boot-linux) echo "--vs-qemu --runs=20 $LINUX_ARGS" ;;
+	quick:boot-linux) echo "--vs-qemu --runs=5 $LINUX_ARGS" ;;
+	full:restore-linux) echo "--vs-qemu --runs=10 $LINUX_ARGS" ;;
+	quick:restore-linux) echo "--vs-qemu --runs=5 $LINUX_ARGS" ;;
 	full:store) echo "" ;;
 	quick:store) echo "--size=256M --reads=5000" ;;
 	full:vsock) echo "--runs=10000" ;;
@@ -101,7 +119,7 @@ bench_timeout() {
 available=$("$SNAPVM" bench --help 2>/dev/null | awk '/^measurements:/ { on = 1; next }
 	on && /^  [a-z]/ { print $1 } on && /^$/ { on = 0 }')
 [ -n "$available" ] || die "'$SNAPVM bench --help' lists no measurements"
-known="boot restore store vsock blk net density serve"
+known="boot restore boot-linux restore-linux store vsock blk net density serve"
 benches=$known
 for name in $available; do
 	case " $known " in *" $name "*) ;; *) benches="$benches $name" ;; esac
@@ -110,26 +128,40 @@ if [ -n "$ONLY" ]; then
 	benches=$(echo "$ONLY" | tr ',' ' ')
 fi
 
-# run_bench NAME: runs one bench and leaves RAW/NAME.{args,dropped,out,err,rc,seconds}.
+# bench_skip NAME WHY: records NAME as not run, and why.
+bench_skip() {
+	echo "skipped" >"$RAW/$1.rc"
+	echo "$2" >"$RAW/$1.err"
+	echo "bench report: $1: skipped: $2" >&2
+}
+
+# run_bench NAME: runs one bench and leaves RAW/NAME.{bench,args,dropped,out,err,rc,seconds}.
 run_bench() {
-	local name=$1 help opt flag start end rc
+	local name=$1 command help opt flag start end rc
 	local args=() dropped=()
 
-	if ! echo "$available" | grep -qx "$name"; then
+	command=$(bench_command "$name")
+	echo "$command" >"$RAW/$name.bench"
+	if ! echo "$available" | grep -qx "$command"; then
 		echo "absent" >"$RAW/$name.rc"
-		echo "bench report: $name: this snapvm has no 'bench $name'" >&2
+		echo "bench report: $name: this snapvm has no 'bench $command'" >&2
 		return
 	fi
-	help=$("$SNAPVM" bench "$name" --help 2>&1)
+	if [ "$name" != "$command" ] &&
+		{ [ ! -r "$LINUX_GUEST/bzImage" ] || [ ! -r "$LINUX_GUEST/initramfs.cpio" ]; }; then
+		bench_skip "$name" "no Linux guest in $LINUX_GUEST (make guest-linux builds it)"
+		return
+	fi
+	help=$("$SNAPVM" bench "$command" --help 2>&1)
 	for opt in --json $(bench_options "$name"); do
 		flag=${opt%%=*}
 		if grep -qE -- "${flag}([^a-z-]|\$)" <<<"$help"; then args+=("$opt"); else dropped+=("$opt"); fi
 	done
 	printf '%s\n' "${args[@]}" >"$RAW/$name.args"
 	printf '%s\n' "${dropped[@]}" >"$RAW/$name.dropped"
-	echo "bench report: $name: snapvm bench $name ${args[*]}" >&2
+	echo "bench report: $name: snapvm bench $command ${args[*]}" >&2
 	start=$(date +%s.%N)
-	timeout --kill-after=10 "$(bench_timeout)" "$SNAPVM" bench "$name" "${args[@]}" \
+	timeout --kill-after=10 "$(bench_timeout)" "$SNAPVM" bench "$command" "${args[@]}" \
 		</dev/null >"$RAW/$name.out" 2>"$RAW/$name.err"
 	rc=$?
 	end=$(date +%s.%N)

@@ -35,24 +35,30 @@ def rows_boot(r):
     return [("process start to READY, median (p90)", with_p90(r, "snapvm"), qemu)]
 
 
+def rows_boot_linux(r):
+    return [(f"Linux guest, {figure}", ours, base) for figure, ours, base in rows_boot(r)]
+
+
 def rows_restore(r):
     rows = []
     for case in r["cases"]:
+        # the Linux guest has no heap (null)
+        guest = f"heap {case['heap']}" if case.get("heap") is not None else "Linux guest"
         touch = case.get("touch")
         qemu = f"QEMU microvm {with_p90(case, 'qemu')}" if "qemu_ms_median" in case else "-"
         if "modes" not in case:  # the first bench restore: one snapvm series per heap
-            rows.append((f"heap {case['heap']}, to reply, median (p90)",
+            rows.append((f"{guest}, to reply, median (p90)",
                          with_p90(case, "snapvm"), qemu))
             continue
         modes = ", ".join(f"{m['memory']} {m['ms_median']:.2f}" for m in case["modes"])
         if not touch:
-            rows.append((f"heap {case['heap']}, to the reply to \"{case.get('request', 'ping')}\""
+            rows.append((f"{guest}, to the reply to \"{case.get('request', 'ping')}\""
                          ", median ms", modes, qemu))
             continue
         base = [f"floor {case['floor_ms']:.2f}"] if case.get("floor_ms") is not None else []
         if "qemu_ms_median" in case:
             base.append(f"QEMU microvm {case['qemu_ms_median']:.2f}")
-        rows.append((f"heap {case['heap']}, touch {touch} pages, median ms",
+        rows.append((f"{guest}, touch {touch} pages, median ms",
                      modes, ", ".join(base) or "-"))
     return rows
 
@@ -139,7 +145,8 @@ def rows_generic(r):
     return [("figures", ", ".join(numbers[:8]) or "see the results file", "-")]
 
 
-FORMATTERS = {"boot": rows_boot, "restore": rows_restore, "store": rows_store,
+FORMATTERS = {"boot": rows_boot, "restore": rows_restore, "boot-linux": rows_boot_linux,
+              "restore-linux": rows_restore, "store": rows_store,
               "vsock": rows_vsock, "blk": rows_blk, "net": rows_net, "density": rows_density,
               "serve": rows_serve}
 

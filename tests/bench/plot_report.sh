@@ -75,8 +75,23 @@ echo "not json" >"$RAW/vsock.out"
 echo 0 >"$RAW/vsock.rc"
 echo absent >"$RAW/serve.rc"
 echo "0.5 0.4 0.3" >"$RAW/loadavg.before"
+# the Linux guest's entries: bench restore with a case without a heap, and one run.sh skipped
+echo restore >"$RAW/restore-linux.bench"
+printf -- '--json\n--kernel=bzImage\n' >"$RAW/restore-linux.args"
+echo 0 >"$RAW/restore-linux.rc"
+cat >"$RAW/restore-linux.out" <<'EOF'
+{"bench": "restore", "kernel": "linux", "runs": 1, "mem": "256M", "memory": ["prefetch"],
+ "cases": [{"heap": null, "touch": 0, "request": "ping", "snapvm_memory": "prefetch",
+  "snapvm_ms_median": 660.07, "snapvm_ms_p90": 706.74,
+  "modes": [{"memory": "prefetch", "ms_median": 660.07, "ms_p90": 706.74, "ms": [660.07]}],
+  "qemu_ms_median": 3186.69, "qemu_ms_p90": 3588.12, "qemu_ms": [3186.69]}]}
+EOF
+echo boot >"$RAW/boot-linux.bench"
+echo skipped >"$RAW/boot-linux.rc"
+echo "no Linux guest in build/guest/linux (make guest-linux builds it)" >"$RAW/boot-linux.err"
 if python3 "$REPORT/assemble.py" --raw "$RAW" --src "$SRC" --snapvm "$BUILD/snapvm" \
-	--benches "boot blk vsock serve" --out "$TMP/results.json" 2>"$TMP/err"; then
+	--benches "boot blk vsock serve boot-linux restore-linux" --out "$TMP/results.json" \
+	2>"$TMP/err"; then
 	pass "assemble.py writes the results"
 else
 	fail "assemble.py exited $?: $(cat "$TMP/err")"
@@ -89,6 +104,8 @@ print(b["boot"]["status"], len(b["boot"]["result"]["snapvm_ms"]) > 0, b["boot"][
 print(b["blk"]["status"], b["blk"]["exit_code"], b["blk"]["error"])
 print(b["vsock"]["status"], b["vsock"]["error"].startswith("no JSON object"))
 print(b["serve"]["status"])
+print(b["boot-linux"]["status"], b["boot-linux"]["error"])
+print(b["restore-linux"]["status"], b["restore-linux"]["command"])
 print(r["host"]["kvm"] in ("pvm", "hardware", "none", "unknown"), r["host"]["load_before"])
 print(bool(r["snapvm"]["revision"]), r["format"])
 EOF
@@ -98,8 +115,17 @@ expect_eq "assemble.py records each bench's outcome" "$got" \
 failed 1 exit status 1: snapvm bench blk: cannot open /dev/kvm
 failed True
 absent
+skipped no Linux guest in build/guest/linux (make guest-linux builds it)
+ok snapvm bench restore --json --kernel=bzImage
 True [0.5, 0.4, 0.3]
 True 1"
+python3 "$REPORT/summary.py" "$TMP/results.json" --out "$TMP/results.md" 2>"$TMP/err" ||
+	fail "summary.py exited $?: $(cat "$TMP/err")"
+grep -qF '| restore-linux | Linux guest, to the reply to "ping", median ms | prefetch 660.07 |' \
+	"$TMP/results.md" && pass "summary has the Linux guest's restore row" ||
+	fail "summary lacks the Linux guest's restore row: $(cat "$TMP/results.md")"
+grep -q '^- boot-linux: skipped: no Linux guest' "$TMP/results.md" &&
+	pass "summary says why boot-linux did not run" || fail "summary lacks boot-linux's reason"
 
 # The runner's own errors.
 "$REPORT/run.sh" --help | grep -q '^usage: bench/report/run.sh' && pass "run.sh --help" ||

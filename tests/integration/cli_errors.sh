@@ -26,6 +26,7 @@ check "bad --console" run --kernel "$GUEST" --console tty
 check "bad --boot" run --kernel "$GUEST" --boot bios
 check "a missing --disk file" run --kernel "$GUEST" --disk "$TMP/nope.img"
 check "a --disk override that is missing" restore fn --disk "$TMP/nope.img"
+check "bench restore: --initrd without a Linux kernel" bench restore --initrd "$TMP/nope.cpio"
 
 if [ -r /dev/kvm ]; then
 	check "missing kernel file" run --kernel "$TMP/nope.elf"
@@ -48,7 +49,7 @@ else
 fi
 
 # --help everywhere exits 0 and prints usage
-for cmd in "" run bench "bench boot"; do
+for cmd in "" run bench "bench boot" "bench restore"; do
 	# shellcheck disable=SC2086
 	out=$("$SNAPVM" $cmd --help 2>&1)
 	rc=$?
