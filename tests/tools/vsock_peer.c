@@ -16,6 +16,7 @@
 #include "common/common.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -57,13 +58,17 @@ static int converse(int fd, char **lines, int count)
 	return 0;
 }
 
-/* The "-" mode: a netcat between stdin/stdout and the connection. */
+/*
+ * The "-" mode: a netcat between stdin/stdout and the connection. It ends
+ * when both directions have: stdin at its end (then the write side is shut)
+ * and the guest's side closed.
+ */
 static int stream(int fd)
 {
 	struct pollfd fds[2] = { { .fd = 0, .events = POLLIN }, { .fd = fd, .events = POLLIN } };
 	char buf[65536];
 
-	for (;;) {
+	while (fds[0].fd >= 0 || fds[1].fd >= 0) {
 		ssize_t n;
 
 		if (poll(fds, 2, TIMEOUT_MS) < 1)
@@ -79,12 +84,15 @@ static int stream(int fd)
 		}
 		if (fds[1].revents) {
 			n = read(fd, buf, sizeof(buf));
-			if (n <= 0)
-				return n < 0;
-			if (write_all(1, buf, (size_t)n))
+			if (n < 0)
+				return 1;
+			if (n == 0)
+				fds[1].fd = -1;
+			else if (write_all(1, buf, (size_t)n))
 				return 1;
 		}
 	}
+	return 0;
 }
 
 static int converse_or_stream(int fd, char **lines, int count)
@@ -146,6 +154,7 @@ static int peer_listen(const char *path, char **lines, int count)
 
 int main(int argc, char **argv)
 {
+	signal(SIGPIPE, SIG_IGN);
 	if (argc >= 4 && !strcmp(argv[1], "connect"))
 		return peer_connect(argv[2], argv[3], argv + 4, argc - 4);
 	if (argc >= 3 && !strcmp(argv[1], "listen"))

@@ -13,6 +13,11 @@
  * fwd_cnt)), and advertises VSOCK_BUF_ALLOC bytes of its own buffer for
  * guest data that the host socket has not taken yet.
  *
+ * Each direction ends on its own, as with TCP: the host's shutdown(SHUT_WR)
+ * becomes a SHUTDOWN(SEND) to the guest, and the guest's becomes a
+ * shutdown(SHUT_WR) of the host socket once its data is out; the other
+ * direction carries on until it ends too.
+ *
  * Connections are host resources: a snapshot keeps none of them, and a
  * restored device tells the guest with a TRANSPORT_RESET event.
  */
@@ -77,7 +82,6 @@ enum conn_state {
 	CONN_CONNECT_LINE, /* host connected to PATH: reading "CONNECT <port>\n" */
 	CONN_CONNECTING,   /* REQUEST sent to the guest, waiting for its RESPONSE */
 	CONN_ESTABLISHED,
-	CONN_CLOSING, /* SHUTDOWN sent to the guest, waiting for its RST */
 };
 
 /* Control packets a connection owes the guest, sent as rx buffers allow. */
@@ -100,7 +104,14 @@ struct vsock_conn {
 	uint32_t rx_cnt;       /* bytes sent to the guest */
 	uint32_t fwd_cnt;      /* guest bytes written to the host socket */
 	uint32_t fwd_cnt_told; /* fwd_cnt last sent to the guest */
-	bool host_eof;
+	/*
+	 * Each direction closes on its own, as TCP's do: a peer that has sent
+	 * everything (shutdown(SHUT_WR)) still reads the answer.
+	 */
+	bool host_eof;	      /* the host socket's read side ended: SHUTDOWN(SEND) owed */
+	bool guest_send_done; /* the guest sends no more: shut the host's write side */
+	bool guest_recv_done; /* the guest reads no more: stop reading the host */
+	bool host_write_shut;
 	uint32_t rx_len; /* host bytes read, waiting for a guest buffer */
 	uint8_t rx_buf[VSOCK_RX_CHUNK];
 	uint32_t tx_len; /* guest bytes the host socket has not taken yet */
@@ -151,7 +162,8 @@ static uint32_t conn_wanted_events(const struct vsock_conn *c)
 	uint32_t events = 0;
 
 	if (c->state == CONN_CONNECT_LINE ||
-	    (c->state == CONN_ESTABLISHED && !c->host_eof && !c->rx_len && conn_peer_credit(c)))
+	    (c->state == CONN_ESTABLISHED && !c->host_eof && !c->guest_recv_done && !c->rx_len &&
+	     conn_peer_credit(c)))
 		events |= EPOLLIN;
 	if (c->tx_len)
 		events |= EPOLLOUT;
@@ -251,7 +263,8 @@ static bool conn_next_packet(struct vsock_conn *c, struct rx_packet *p)
 		if (c->pending & order[i].bit) {
 			p->op = order[i].op;
 			p->pending_bit = order[i].bit;
-			p->flags = order[i].op == OP_SHUTDOWN ? SHUTDOWN_RCV | SHUTDOWN_SEND : 0;
+			/* the host has nothing more to send; it still takes the guest's data */
+			p->flags = order[i].op == OP_SHUTDOWN ? SHUTDOWN_SEND : 0;
 			return true;
 		}
 	}
@@ -320,8 +333,6 @@ static void vsock_sent(struct virtio_vsock *v, const struct rx_packet *p, uint32
 	} else if (p->op == OP_RST) {
 		conn_free(v, c);
 		return;
-	} else if (p->op == OP_SHUTDOWN) {
-		c->state = CONN_CLOSING;
 	}
 	conn_update_watch(v, c);
 }
@@ -387,6 +398,15 @@ static void conn_flush(struct virtio_vsock *v, struct vsock_conn *c)
 	/* tell the guest about freed room before it has to ask */
 	if (c->fwd_cnt - c->fwd_cnt_told >= VSOCK_BUF_ALLOC / 2)
 		c->pending |= PENDING_CREDIT;
+	if (!c->tx_len && c->guest_send_done) {
+		/* all the guest sent is out: the host reader sees its end of stream */
+		if (!c->host_write_shut)
+			shutdown(c->fd, SHUT_WR);
+		c->host_write_shut = true;
+		/* both of the guest's directions closed (its close()): the connection is over */
+		if (c->guest_recv_done)
+			c->pending |= PENDING_RST;
+	}
 	conn_update_watch(v, c);
 }
 
@@ -472,9 +492,14 @@ static void conn_handle(struct virtio_vsock *v, struct vsock_conn *c, const stru
 			c->pending |= PENDING_RST;
 		break;
 	case OP_SHUTDOWN:
-		/* either direction closed is the end here: the host sockets are not half-closed */
-		c->pending |= PENDING_RST;
-		break;
+		if (h->flags & SHUTDOWN_SEND)
+			c->guest_send_done = true;
+		if (h->flags & SHUTDOWN_RCV) {
+			c->guest_recv_done = true;
+			c->rx_len = 0; /* nobody will read it */
+		}
+		conn_flush(v, c);
+		return;
 	case OP_RST:
 		conn_free(v, c);
 		return;
@@ -582,7 +607,8 @@ static void conn_read_host(struct virtio_vsock *v, struct vsock_conn *c)
 	uint32_t room = MIN((uint32_t)sizeof(c->rx_buf), conn_peer_credit(c));
 	ssize_t n;
 
-	if (c->rx_len || !room)
+	/* a hung-up socket stays readable: its end is reported once */
+	if (c->rx_len || !room || c->host_eof || c->guest_recv_done)
 		return;
 	n = recv(c->fd, c->rx_buf, room, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))

@@ -19,6 +19,7 @@
 #include "helper.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,7 @@ int main(int argc, char **argv)
 {
 	if (argc < 2)
 		return usage();
+	signal(SIGPIPE, SIG_IGN); /* a peer that goes away is an error return, not a death */
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[1], commands[i].name))
 			continue;

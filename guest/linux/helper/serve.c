@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,7 +256,6 @@ int serve_main(int argc, char **argv)
 		else
 			return 2;
 	}
-	signal(SIGPIPE, SIG_IGN);
 	if (fill && memory_fill(fill, seed) < 0)
 		return 1;
 	if (busy)

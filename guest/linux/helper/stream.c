@@ -24,22 +24,23 @@ static struct sockaddr_vm vsock_address(unsigned cid, unsigned port)
 	return (struct sockaddr_vm){ .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port };
 }
 
-/* Copies stdin to FD and FD to stdout until FD's end of stream. */
+/* Copies stdin to FD (then shuts FD's write side) and FD to stdout, until both end. */
 static int stream_copy(int fd)
 {
 	struct pollfd fds[2] = { { .fd = 0, .events = POLLIN }, { .fd = fd, .events = POLLIN } };
 	char buf[65536];
 
-	for (;;) {
+	while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+		ssize_t n;
+
 		if (poll(fds, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return 1;
 		}
 		if (fds[0].revents) {
-			ssize_t n = read(0, buf, sizeof(buf));
-
-			if (n <= 0) { /* all sent: say so, and keep reading the answer */
+			n = read(0, buf, sizeof(buf));
+			if (n <= 0) {
 				shutdown(fd, SHUT_WR);
 				fds[0].fd = -1;
 			} else if (write_all(fd, buf, (size_t)n) < 0) {
@@ -47,16 +48,16 @@ static int stream_copy(int fd)
 			}
 		}
 		if (fds[1].revents) {
-			ssize_t n = read(fd, buf, sizeof(buf));
-
+			n = read(fd, buf, sizeof(buf));
 			if (n < 0)
 				return 1;
 			if (n == 0)
-				return 0;
-			if (write_all(1, buf, (size_t)n) < 0)
+				fds[1].fd = -1;
+			else if (write_all(1, buf, (size_t)n) < 0)
 				return 1;
 		}
 	}
+	return 0;
 }
 
 int stream_vsock_connect(int argc, char **argv)
