@@ -19,7 +19,12 @@
  * direction carries on until it ends too.
  *
  * Connections are host resources: a snapshot keeps none of them, and a
- * restored device tells the guest with a TRANSPORT_RESET event.
+ * restored device tells the guest with a TRANSPORT_RESET event. The guest
+ * drops every connection it has when it handles that event, so no packet
+ * goes to it between the event and its handling: a host connection made
+ * right after the restore was reset by the event it overtook. Linux (and the
+ * test guest) hands the event buffer back once it has handled the event;
+ * that is the acknowledgement.
  */
 #include "vmm/virtio/virtio.h"
 #include "vmm/loop.h"
@@ -136,7 +141,9 @@ struct virtio_vsock {
 	int listen_fd;
 	int epoll_fd; /* the connections and the listener; itself watched by the VM's loop */
 	uint32_t next_port;
-	bool reset_event_pending;
+	bool reset_event_pending; /* restored: TRANSPORT_RESET owed to the guest */
+	bool reset_unacked;	  /* sent: the guest has not handed its buffer back yet */
+	uint16_t reset_buffers;	  /* event buffers the guest had left after it */
 	struct vsock_conn conns[VSOCK_MAX_CONNECTIONS];
 	unsigned reset_count;
 	struct vsock_reset resets[VSOCK_MAX_LONE_RESETS];
@@ -337,12 +344,16 @@ static void vsock_sent(struct virtio_vsock *v, const struct rx_packet *p, uint32
 	conn_update_watch(v, c);
 }
 
+static bool vsock_reset_in_flight(struct virtio_vsock *v);
+
 static void vsock_rx(struct virtio_vsock *v)
 {
 	struct virtq_chain chain;
 	struct rx_packet p;
 	bool used = false;
 
+	if (vsock_reset_in_flight(v))
+		return;
 	while (vsock_next_packet(v, &p) && virtio_mmio_pop(&v->t, VSOCK_RX, &chain)) {
 		uint32_t written;
 
@@ -360,17 +371,50 @@ static void vsock_rx(struct virtio_vsock *v)
 		virtio_mmio_notify_used(&v->t, VSOCK_RX);
 }
 
+/* Event buffers the guest has made available and the device not taken yet. */
+static uint16_t vsock_event_buffers(struct virtio_vsock *v)
+{
+	struct virtq *q = &v->t.queues[VSOCK_EVENT];
+	uint16_t first = q->s.last_avail;
+	struct virtq_chain chain;
+	const char *why;
+	enum virtq_pop_result r;
+
+	do
+		r = virtq_pop(q, &chain, &why);
+	while ((r == VIRTQ_CHAIN || r == VIRTQ_BAD_CHAIN) &&
+	       (uint16_t)(q->s.last_avail - first) < q->s.size);
+	first = (uint16_t)(q->s.last_avail - first);
+	virtq_unpop(q, first);
+	return first;
+}
+
 static void vsock_event(struct virtio_vsock *v)
 {
 	struct virtq_chain chain;
 	uint32_t id = EVENT_TRANSPORT_RESET;
 
-	if (!v->reset_event_pending || !virtio_mmio_pop(&v->t, VSOCK_EVENT, &chain))
+	if (v->reset_unacked && vsock_event_buffers(v) > v->reset_buffers)
+		v->reset_unacked = false; /* the guest has handled it */
+	if (!v->reset_event_pending)
 		return;
 	v->reset_event_pending = false;
+	/* a guest that gave no event buffer cannot be told: nothing to wait for */
+	if (!virtio_mmio_pop(&v->t, VSOCK_EVENT, &chain))
+		return;
 	virtq_push(&v->t.queues[VSOCK_EVENT], chain.head,
 		   (uint32_t)virtq_chain_write(&chain, 0, &id, sizeof(id)));
+	v->reset_unacked = true;
+	v->reset_buffers = vsock_event_buffers(v);
 	virtio_mmio_notify_used(&v->t, VSOCK_EVENT);
+}
+
+/* Sends the restore's TRANSPORT_RESET if owed; true while the guest has not handled it. */
+static bool vsock_reset_in_flight(struct virtio_vsock *v)
+{
+	if (v->reset_event_pending || v->reset_unacked)
+		vsock_event(v);
+	return v->reset_unacked;
 }
 
 /* --- guest to device (the tx queue) --- */
@@ -677,6 +721,8 @@ static void vsock_close_all(struct virtio_vsock *v)
 			conn_free(v, &v->conns[i]);
 	}
 	v->reset_count = 0;
+	v->reset_event_pending = false;
+	v->reset_unacked = false;
 }
 
 static void vsock_model_reset(struct virtio_mmio *t)
