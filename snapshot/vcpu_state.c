@@ -245,6 +245,29 @@ static void vcpu_tsc_khz_restore(int vcpu_fd, unsigned index, uint32_t khz)
 			index, khz, here);
 }
 
+#define TSS_TYPE_AVAILABLE 9 /* a 64-bit TSS */
+#define TSS_TYPE_BUSY	   11
+
+/*
+ * KVM on AMD reports the loaded TSS as busy whatever the VMCB holds (svm.c
+ * sets the bit, which AMD CPUs do not store), and VMRUN loads TR without
+ * looking at its type. QEMU's TCG, the nested platform's AMD CPU, honours
+ * an I/O permission bitmap only in an available TSS: with the busy type put
+ * back, a restored Linux guest's ioperm() ports faulted there (SIGSEGV at
+ * its first inl). So on AMD, TR goes back as the CPU had it: available.
+ * Intel's VM entry demands a busy TSS, and KVM reports it as the VMCS has it.
+ */
+static void vcpu_tss_type_restore(struct kvm_sregs *sregs)
+{
+	char vendor[12];
+	uint32_t signature;
+
+	cpu_host_identity(vendor, &signature);
+	if (sregs->tr.type == TSS_TYPE_BUSY &&
+	    (!memcmp(vendor, "AuthenticAMD", 12) || !memcmp(vendor, "HygonGenuine", 12)))
+		sregs->tr.type = TSS_TYPE_AVAILABLE;
+}
+
 /*
  * The order matters to KVM:
  * - CPUID first: it decides which MSRs and XSAVE features exist;
@@ -267,8 +290,10 @@ int vcpu_state_restore(int vcpu_fd, unsigned index, const struct vcpu_state *sta
 		ret = VCPU_IOCTL(vcpu_fd, KVM_SET_MP_STATE, &f.mp_state, index);
 	if (!ret)
 		ret = VCPU_IOCTL(vcpu_fd, KVM_SET_REGS, &f.regs, index);
-	if (!ret)
+	if (!ret) {
+		vcpu_tss_type_restore(&f.sregs);
 		ret = VCPU_IOCTL(vcpu_fd, KVM_SET_SREGS, &f.sregs, index);
+	}
 	if (!ret) {
 		uint8_t *xsave = malloc(MAX(f.xsave_size, sizeof(struct kvm_xsave)));
 
