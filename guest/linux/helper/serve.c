@@ -24,6 +24,7 @@
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -263,6 +264,12 @@ int serve_main(int argc, char **argv)
 	/* without a vsock device the console alone is served */
 	listener = vsock_listener(port);
 	write_all(1, "READY\n", 6);
+	/*
+	 * The UART sends from its interrupt, which may be another CPU's: with 2
+	 * vCPUs the snapshot caught READY still queued, and every clone printed
+	 * it first. Ready once it is out.
+	 */
+	tcdrain(1);
 	if (ctl_ready(1) < 0)
 		return 1;
 	status = serve_loop(listener);
