@@ -89,12 +89,13 @@ linux_script_disk() {
 }
 
 # linux_start NAME ARGS...: `snapvm ARGS...` in the background, console in
-# $TMP/NAME.out, messages in $TMP/NAME.err, no input; sets LINUX_PID.
+# $TMP/NAME.out, messages in $TMP/NAME.err, input from $LINUX_INPUT
+# (default /dev/null); sets LINUX_PID.
 linux_start() {
 	local name=$1
 	shift
 	: >"$TMP/$name.out"
-	"$SNAPVM" "$@" </dev/null >"$TMP/$name.out" 2>"$TMP/$name.err" &
+	"$SNAPVM" "$@" <"${LINUX_INPUT:-/dev/null}" >"$TMP/$name.out" 2>"$TMP/$name.err" &
 	LINUX_PID=$!
 }
 

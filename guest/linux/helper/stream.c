@@ -121,7 +121,12 @@ int stream_vsock_keep(int argc, char **argv)
 	for (unsigned n = 1;; n++) {
 		int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
 
+		int last_error = 0;
+
 		while (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+			if (errno != last_error) /* each new reason once */
+				printf("VSOCK cannot connect: %s\n", strerror(last_error = errno));
+			fflush(stdout);
 			close(fd);
 			usleep(100 * 1000); /* no listener yet: try again */
 			fd = socket(AF_VSOCK, SOCK_STREAM, 0);
