@@ -11,8 +11,10 @@
 require_hardware_virtualization
 linux_images
 export SNAPVM_STORE="$TMP/store"
-BOUND=${SNAPVM_TEST_BOUND:-300} # seconds for one boot or one clone, however slow the host
-FILL=200                        # MiB of tmpfs, and as many of anonymous memory
+# a hang guard for one boot or one clone: paging 400 MiB in lazily takes
+# minutes on the nested platform, more when its host is busy
+BOUND=${SNAPVM_TEST_BOUND:-600}
+FILL=200 # MiB of tmpfs, and as many of anonymous memory
 WANT="OK memcheck $FILL MiB tmpfs, $FILL MiB mapping"
 
 started=$SECONDS
