@@ -29,6 +29,7 @@ struct boot_options {
 	const char *initrd;
 	const char *mem;
 	const char *cmdline;
+	const char *acpi; /* --acpi for snapvm run; NULL: its default */
 	bool linux_kernel;
 	char qemu_append[VMM_CMDLINE_MAX]; /* what snapvm gives a Linux kernel, for QEMU too */
 };
@@ -108,13 +109,15 @@ static void boot_help(void)
 {
 	printf("usage: snapvm bench boot [--runs N] [--vs-qemu] [--json]\n"
 	       "                         [--kernel PATH [--initrd FILE]] [--mem SIZE]\n"
-	       "                         [--cmdline STR]\n\n"
+	       "                         [--cmdline STR] [--acpi on|off]\n\n"
 	       "Times process start to the guest's READY line over N runs (default 20)\n"
 	       "and prints median and p90; --vs-qemu also boots the same kernel under\n"
 	       "QEMU microvm, alternating runs. Defaults: the test guest beside this\n"
 	       "binary, --mem 128M, --cmdline heap=0. A Linux kernel (bzImage or\n"
 	       "vmlinux) needs an --initrd whose init prints READY (make guest-linux\n"
-	       "builds one) and a host with hardware virtualization.\n");
+	       "builds one) and a host with hardware virtualization. --acpi goes to\n"
+	       "snapvm run (default: on for Linux, off for the test guest), so that a\n"
+	       "Linux boot can be timed with and without the ACPI tables.\n");
 }
 
 static int boot_option(int opt, const char *value, void *ctx)
@@ -141,6 +144,11 @@ static int boot_option(int opt, const char *value, void *ctx)
 	case 'c':
 		o->cmdline = value;
 		return 0;
+	case 'a':
+		if (strcmp(value, "on") && strcmp(value, "off"))
+			return bench_usage_error("boot", "--acpi: '%s' is not on or off", value);
+		o->acpi = value;
+		return 0;
 	default:
 		return EXIT_USAGE;
 	}
@@ -156,6 +164,7 @@ static int boot_parse(int argc, char **argv, struct boot_options *o)
 		{ "initrd", required_argument, NULL, 'i' },
 		{ "mem", required_argument, NULL, 'm' },
 		{ "cmdline", required_argument, NULL, 'c' },
+		{ "acpi", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -233,7 +242,7 @@ int bench_boot_main(int argc, char **argv)
 	struct series series[2] = { { .name = "snapvm" }, { .name = "qemu" } };
 	unsigned nseries;
 	int n;
-	char *snapvm_argv[12], *qemu_argv[24];
+	char *snapvm_argv[14], *qemu_argv[24];
 	int ret = boot_parse(argc, argv, &o);
 
 	if (ret)
@@ -244,9 +253,11 @@ int bench_boot_main(int argc, char **argv)
 	snapvm_argv[0] = (char *)bench_self_path();
 	memcpy(&snapvm_argv[1],
 	       (char *[]){ "run", "--kernel", o.kernel, "--mem", (char *)o.mem, "--cmdline",
-			   (char *)o.cmdline, o.initrd ? "--initrd" : NULL, (char *)o.initrd,
-			   NULL },
-	       10 * sizeof(char *));
+			   (char *)o.cmdline, "--acpi", (char *)(o.acpi ? o.acpi : ""),
+			   o.initrd ? "--initrd" : NULL, (char *)o.initrd, NULL },
+	       12 * sizeof(char *));
+	if (!o.acpi) /* snapvm run's own default */
+		memmove(&snapvm_argv[8], &snapvm_argv[10], 3 * sizeof(char *));
 	n = bench_qemu_argv(qemu_argv, ARRAY_SIZE(qemu_argv) - 2, o.kernel, o.qemu_append, o.mem);
 	if (o.initrd) {
 		qemu_argv[n++] = "-initrd";
