@@ -263,7 +263,9 @@ struct tables {
 static void tables_build(struct tables *t, unsigned cpus, bool com1, unsigned virtio_count)
 {
 	struct virtio_mmio_slots virtio = { .count = virtio_count };
-	struct x86_acpi_config config = { cpus, com1, &virtio };
+	static const uint8_t id[ACPI_VMGENID_SIZE] = { 0x5a, 1, 2,  3,	4,  5,	6,  7,
+						       8,    9, 10, 11, 12, 13, 14, 0xa5 };
+	struct x86_acpi_config config = { cpus, com1, &virtio, id };
 	uint64_t rsdp = 0, entries[2], dsdt;
 
 	for (unsigned i = 0; i < virtio_count; i++) {
@@ -280,6 +282,8 @@ static void tables_build(struct tables *t, unsigned cpus, bool com1, unsigned vi
 	assert_true(sums_to_zero(t->rsdp, ACPI_RSDP_SIZE));
 	assert_int_equal(t->rsdp[15], 2); /* revision: an XSDT */
 	t->xsdt = table_at(&t->mem, *(const uint64_t *)(t->rsdp + 24), "XSDT");
+	assert_memory_equal(guest_memory_ptr(&t->mem, ACPI_VMGENID_ADDR, sizeof(id)), id,
+			    sizeof(id));
 	assert_int_equal(t->xsdt->length, ACPI_HEADER_SIZE + 16);
 	memcpy(entries, (const uint8_t *)t->xsdt + ACPI_HEADER_SIZE, sizeof(entries));
 	t->fadt = table_at(&t->mem, entries[0], "FACP");

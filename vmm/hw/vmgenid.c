@@ -3,7 +3,8 @@
  * specification, as Linux's vmgenid driver reads it): 16 bytes at
  * ACPI_VMGENID_ADDR that the DSDT's VGEN device points to. Each VM,
  * booted or restored, has its own id (device_context.generation, also
- * behind the control port); a restore writes the clone's id before any vCPU
+ * behind the control port); the ACPI tables' loader writes it at boot, and a
+ * restore writes the clone's id before any vCPU
  * runs, and the VM then has the GED notify the guest (vm_generation_notify),
  * whose driver reseeds the kernel's random number generator from it.
  * Only with ACPI.
@@ -47,12 +48,13 @@ static void *vmgenid_create(const struct device_context *ctx)
 	if (!v)
 		return NULL;
 	v->ctx = *ctx;
+	/*
+	 * Nothing is written here: a restore creates the device before the
+	 * snapshot's memory is in place, and a page touched now would keep its
+	 * zeros (userfaultfd only fills missing pages). A boot gets its id from
+	 * the ACPI loader (x86_acpi_write), a restore from vmgenid_restore.
+	 */
 	v->regs.address = ACPI_VMGENID_ADDR;
-	/* a booting guest reads it first in its driver's probe; a restore rewrites it */
-	if (vmgenid_id_write(v)) {
-		free(v);
-		return NULL;
-	}
 	return v;
 }
 

@@ -230,11 +230,14 @@ int x86_acpi_write(const struct guest_memory *mem, const struct x86_acpi_config 
 	uint64_t fadt = acpi_next(xsdt, ACPI_HEADER_SIZE + 16);
 	uint64_t madt = acpi_next(fadt, ACPI_FADT_SIZE), dsdt;
 	uint8_t *area = guest_memory_ptr(mem, X86_ACPI_ADDR, X86_ACPI_END - X86_ACPI_ADDR);
+	uint8_t *id = guest_memory_ptr(mem, ACPI_VMGENID_ADDR, ACPI_VMGENID_SIZE);
 	struct acpi_table_header *x;
 	size_t len;
 
-	if (!area)
+	if (!area || !id)
 		return -EINVAL;
+	if (config->generation)
+		memcpy(id, config->generation, ACPI_VMGENID_SIZE);
 	len = acpi_madt_build(area + (madt - X86_ACPI_ADDR), X86_ACPI_END - madt, config->cpus);
 	if (!len)
 		return -EINVAL;

@@ -28,6 +28,7 @@ struct x86_acpi_config {
 	unsigned cpus;
 	bool com1; /* the COM1 UART exists (no --no-legacy) */
 	const struct virtio_mmio_slots *virtio;
+	const uint8_t *generation; /* the VM generation id for ACPI_VMGENID_ADDR; NULL: zeros */
 };
 
 /* The common header every ACPI table but the RSDP starts with (ACPI 6.4, 5.2.6). */
@@ -57,7 +58,8 @@ size_t acpi_dsdt_build(uint8_t *buf, size_t size, const struct x86_acpi_config *
 /* Writes the MADT into buf; its length, or 0 if it does not fit. */
 size_t acpi_madt_build(uint8_t *buf, size_t size, unsigned cpus);
 /*
- * Writes every table from X86_ACPI_ADDR, the RSDP first; 0 and the RSDP's
+ * Writes every table from X86_ACPI_ADDR, the RSDP first, and the generation
+ * id at ACPI_VMGENID_ADDR; 0 and the RSDP's
  * address in *rsdp_gpa, or -EINVAL if guest RAM cannot hold them.
  */
 int x86_acpi_write(const struct guest_memory *mem, const struct x86_acpi_config *config,
