@@ -258,6 +258,8 @@ static void vm_on_shutdown_timer(void *opaque, uint32_t events)
 	struct vm *vm = opaque;
 
 	(void)events;
+	/* once: the loop may come round again before it sees the stop */
+	vm_unwatch_fd(vm, vm->shutdown_timer_fd);
 	log_warn("the guest did not power off within %u s of the power button: stopping it",
 		 VMM_POWER_OFF_GRACE_MS / 1000);
 	vm_request_stop(vm, vm->shutdown_status);
