@@ -30,6 +30,7 @@ struct boot_options {
 	const char *initrd;
 	const char *mem;
 	const char *cmdline;
+	const char *acpi; /* --acpi for snapvm run; NULL: its default */
 	bool linux_kernel;
 	char qemu_append[VMM_CMDLINE_MAX]; /* what snapvm gives a Linux kernel, for QEMU too */
 };
@@ -114,15 +115,17 @@ static void boot_help(void)
 {
 	printf("usage: snapvm bench boot [--runs N] [--vs-qemu] [--json]\n"
 	       "                         [--kernel PATH [--initrd FILE]] [--mem SIZE]\n"
-	       "                         [--cmdline STR]\n\n"
+	       "                         [--cmdline STR] [--acpi on|off]\n\n"
 	       "Times process start to the guest's READY line over N runs (default 20)\n"
 	       "and prints median and p90; --vs-qemu also boots the same kernel under\n"
 	       "QEMU microvm, alternating runs. Defaults: the test guest beside this\n"
 	       "binary, --mem 128M, --cmdline heap=0. A Linux kernel (bzImage or\n"
 	       "vmlinux) needs an --initrd whose init prints READY (make guest-linux\n"
 	       "builds one) and a host with hardware virtualization (elsewhere the bench\n"
-	       "says why it cannot run); QEMU then gets the same initrd, snapvm's\n"
-	       "command line and no ACPI (-M microvm,acpi=off), as snapvm has none.\n");
+	       "says why it cannot run); QEMU then gets the same initrd and snapvm's\n"
+	       "command line. --acpi goes to snapvm run (default: on for Linux, off for\n"
+	       "the test guest) and to QEMU (-M microvm,acpi=...), so that a Linux boot\n"
+	       "can be timed with and without the ACPI tables.\n");
 }
 
 static int boot_option(int opt, const char *value, void *ctx)
@@ -149,6 +152,11 @@ static int boot_option(int opt, const char *value, void *ctx)
 	case 'c':
 		o->cmdline = value;
 		return 0;
+	case 'a':
+		if (strcmp(value, "on") && strcmp(value, "off"))
+			return bench_usage_error("boot", "--acpi: '%s' is not on or off", value);
+		o->acpi = value;
+		return 0;
 	default:
 		return EXIT_USAGE;
 	}
@@ -164,6 +172,7 @@ static int boot_parse(int argc, char **argv, struct boot_options *o)
 		{ "initrd", required_argument, NULL, 'i' },
 		{ "mem", required_argument, NULL, 'm' },
 		{ "cmdline", required_argument, NULL, 'c' },
+		{ "acpi", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -199,7 +208,7 @@ int bench_boot_main(int argc, char **argv)
 	struct series series[2] = { { .name = "snapvm" }, { .name = "qemu" } };
 	unsigned nseries;
 	int n;
-	char *snapvm_argv[12], *qemu_argv[24];
+	char *snapvm_argv[14], *qemu_argv[24];
 	int ret = boot_parse(argc, argv, &o);
 
 	if (ret)
@@ -210,12 +219,15 @@ int bench_boot_main(int argc, char **argv)
 	snapvm_argv[0] = (char *)bench_self_path();
 	memcpy(&snapvm_argv[1],
 	       (char *[]){ "run", "--kernel", o.kernel, "--mem", (char *)o.mem, "--cmdline",
-			   (char *)o.cmdline, o.initrd ? "--initrd" : NULL, (char *)o.initrd,
-			   NULL },
-	       10 * sizeof(char *));
+			   (char *)o.cmdline, "--acpi", (char *)(o.acpi ? o.acpi : ""),
+			   o.initrd ? "--initrd" : NULL, (char *)o.initrd, NULL },
+	       12 * sizeof(char *));
+	if (!o.acpi) /* snapvm run's own default */
+		memmove(&snapvm_argv[8], &snapvm_argv[10], 3 * sizeof(char *));
 	n = bench_qemu_argv(qemu_argv, ARRAY_SIZE(qemu_argv), o.kernel, o.qemu_append, o.mem);
-	if (o.linux_kernel)
-		bench_qemu_argv_linux(qemu_argv, n, ARRAY_SIZE(qemu_argv), o.initrd);
+	if (o.linux_kernel) /* QEMU's ACPI as snapvm's: on for Linux unless --acpi off */
+		bench_qemu_argv_linux(qemu_argv, n, ARRAY_SIZE(qemu_argv), o.initrd,
+				      !o.acpi || !strcmp(o.acpi, "on"));
 	for (unsigned i = 0; i < nseries; i++)
 		series[i].ms = calloc(o.runs, sizeof(double));
 	for (unsigned run = 0; run < o.runs; run++) {

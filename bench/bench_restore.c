@@ -196,7 +196,7 @@ static void qemu_argv_for(struct bench_env *env, struct restore_case *c, char **
 		snprintf(append, append_size, "%s", BENCH_QEMU_LINUX_APPEND);
 	n = bench_qemu_argv(argv, max - 3, env->o->kernel, append, env->o->mem);
 	if (!c->heap)
-		n = bench_qemu_argv_linux(argv, n, max - 3, env->o->initrd);
+		n = bench_qemu_argv_linux(argv, n, max - 3, env->o->initrd, true);
 	argv[n++] = extra1;
 	argv[n++] = extra2;
 	argv[n] = NULL;

@@ -280,9 +280,9 @@ int bench_qemu_argv(char **argv, size_t max, const char *kernel, const char *app
 	return (int)n;
 }
 
-int bench_qemu_argv_linux(char **argv, int n, size_t max, const char *initrd)
+int bench_qemu_argv_linux(char **argv, int n, size_t max, const char *initrd, bool acpi)
 {
-	for (int i = 0; i + 1 < n; i++)
+	for (int i = 0; i + 1 < n && !acpi; i++)
 		if (!strcmp(argv[i], "-M"))
 			argv[i + 1] = QEMU_MACHINE ",acpi=off";
 	if (initrd && (size_t)n + 3 <= max) {

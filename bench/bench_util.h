@@ -86,12 +86,11 @@ int bench_qemu_argv(char **argv, size_t max, const char *kernel, const char *app
 #define BENCH_QEMU_LINUX_APPEND "console=ttyS0 reboot=k panic=-1"
 /*
  * Makes argv (n arguments from bench_qemu_argv) boot a Linux guest as snapvm
- * does: without ACPI tables (snapvm has an MP table; QEMU microvm's ACPI
- * tables, which our guest kernel fails to load, leave its console silent once
- * user space starts) and with "-initrd FILE" if initrd is not NULL. Returns
- * the new count.
+ * does: with QEMU microvm's ACPI tables if acpi (as snapvm gives Linux its
+ * own by default), else acpi=off (snapvm's --acpi off: an MP table), and with
+ * "-initrd FILE" if initrd is not NULL. Returns the new count.
  */
-int bench_qemu_argv_linux(char **argv, int n, size_t max, const char *initrd);
+int bench_qemu_argv_linux(char **argv, int n, size_t max, const char *initrd, bool acpi);
 
 /*
  * KVM on VT-x or AMD-V, where a Linux guest reaches its init; PVM hosts

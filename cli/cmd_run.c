@@ -49,10 +49,21 @@ static void run_help(void)
 	       "                     then stop (exit 0), or with --resume keep running\n"
 	       "  --store DIR        where snapshots go (default $SNAPVM_STORE or\n"
 	       "                     ~/.local/share/snapvm)\n"
+	       "  --acpi on|off      ACPI tables (devices, CPUs, power button, pvpanic,\n"
+	       "                     VM generation id); default: on for a Linux kernel, off\n"
+	       "                     for any other. With ACPI, Linux finds the virtio devices\n"
+	       "                     in the DSDT and gets no virtio_mmio.device= words\n"
+	       "  --graceful         SIGTERM presses the ACPI power button (as the control\n"
+	       "                     socket's stop does) instead of stopping the VM; the\n"
+	       "                     guest gets %d s to power off before it is stopped\n"
 	       "  -h, --help         this help\n\n"
 	       "Virtio devices sit at fixed MMIO slots; -v prints them as Linux command-line\n"
-	       "words (virtio_mmio.device=...).\n",
-	       VMM_MAX_CPUS, VMM_MAX_DISKS, VMM_MAX_NETS);
+	       "words (virtio_mmio.device=...).\n\n"
+	       "Exit status: the guest's (control port), 0 when it powers off or resets,\n"
+	       "%d when its kernel panics (pvpanic, with ACPI), 1 when it fails, 2 for bad\n"
+	       "arguments, 128+N on signal N.\n",
+	       VMM_MAX_CPUS, VMM_MAX_DISKS, VMM_MAX_NETS, VMM_POWER_OFF_GRACE_MS / 1000,
+	       VMM_EXIT_GUEST_PANIC);
 }
 
 /* The virtio devices as a Linux guest finds them on its command line. */
@@ -61,7 +72,9 @@ static void run_list_virtio(const struct vm *vm)
 	char words[1024];
 
 	if (vm_virtio_cmdline(vm, words, sizeof(words)) > 0)
-		log_info("virtio devices: %s", words);
+		log_info("virtio devices: %s%s", words,
+			 vm_config(vm)->acpi ? " (given to the guest in the DSDT, not these words)"
+					     : "");
 }
 
 /* The control socket and snapshot-on-ready, when asked for. */
@@ -103,6 +116,10 @@ int cmd_run_main(int argc, char **argv)
 		run_help();
 		return EXIT_OK;
 	}
+	/* the test guest boots without ACPI: no tables to build, nothing to read */
+	options.vm.acpi =
+		options.acpi == RUN_ACPI_ON ||
+		(options.acpi == RUN_ACPI_AUTO && vmm_kernel_is_linux(options.vm.kernel_path));
 	if (vm_create(&options.vm, &vm)) {
 		ret = EXIT_RUNTIME;
 		goto out;

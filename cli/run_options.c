@@ -40,6 +40,17 @@ static int boot_option_parse(const char *text, enum vmm_boot_mode *boot)
 	return cli_usage_error("run", "--boot: '%s' is not auto, elf64 or pvh", text);
 }
 
+static int acpi_option_parse(const char *text, enum run_acpi *acpi)
+{
+	if (!strcmp(text, "on"))
+		*acpi = RUN_ACPI_ON;
+	else if (!strcmp(text, "off"))
+		*acpi = RUN_ACPI_OFF;
+	else
+		return cli_usage_error("run", "--acpi: '%s' is not on or off", text);
+	return 0;
+}
+
 int run_options_parse(int argc, char **argv, struct run_options *options)
 {
 	static const struct option longopts[] = {
@@ -60,6 +71,8 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 		{ "rng", no_argument, NULL, 'R' },
 		{ "net", required_argument, NULL, 'N' },
 		{ "netns", required_argument, NULL, 'T' },
+		{ "acpi", required_argument, NULL, 'A' },
+		{ "graceful", no_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -131,6 +144,12 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 			break;
 		case 'T':
 			ret = netns_option_parse("run", optarg, vm);
+			break;
+		case 'A':
+			ret = acpi_option_parse(optarg, &options->acpi);
+			break;
+		case 'G':
+			vm->graceful = true;
 			break;
 		case 'h':
 			options->help = true;

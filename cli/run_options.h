@@ -6,8 +6,12 @@
 
 #include "vmm/vmm.h"
 
+/* --acpi: auto gives ACPI to Linux kernels only (cmd_run.c decides). */
+enum run_acpi { RUN_ACPI_AUTO, RUN_ACPI_ON, RUN_ACPI_OFF };
+
 struct run_options {
 	struct vmm_config vm;
+	enum run_acpi acpi;
 	const char *api_sock;	       /* --api-sock: control socket */
 	const char *snapshot_on_ready; /* --snapshot-on-ready NAME */
 	bool resume;		       /* --resume: keep running after that snapshot */

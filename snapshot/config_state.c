@@ -23,7 +23,8 @@ void config_section_from_vm(const struct vmm_config *config, struct config_secti
 	snprintf(section->vsock_path, sizeof(section->vsock_path), "%s", config->vsock_path);
 	section->flags = (config->rng ? CONFIG_RNG : 0) |
 			 (config->console == VMM_CONSOLE_VIRTIO ? CONFIG_VIRTIO_CONSOLE : 0) |
-			 (config->no_legacy ? CONFIG_NO_LEGACY : 0);
+			 (config->no_legacy ? CONFIG_NO_LEGACY : 0) |
+			 (config->acpi ? CONFIG_ACPI : 0);
 }
 
 static bool terminated(const char *text, size_t size)
@@ -35,7 +36,7 @@ static bool terminated(const char *text, size_t size)
 static int config_check(const struct config_section *s, char *error, size_t error_size)
 {
 	if (s->disk_count > VMM_MAX_DISKS ||
-	    (s->flags & ~(CONFIG_RNG | CONFIG_VIRTIO_CONSOLE | CONFIG_NO_LEGACY)) ||
+	    (s->flags & ~(CONFIG_RNG | CONFIG_VIRTIO_CONSOLE | CONFIG_NO_LEGACY | CONFIG_ACPI)) ||
 	    !terminated(s->vsock_path, sizeof(s->vsock_path)) ||
 	    strlen(s->vsock_path) >= VMM_VSOCK_PATH_MAX)
 		return CONFIG_ERROR("snapshot's device configuration is damaged");
@@ -96,6 +97,7 @@ int config_section_to_vm(const struct config_section *s, const struct vmm_config
 		return CONFIG_ERROR("the snapshot's VM has no entropy device");
 	config->rng = s->flags & CONFIG_RNG;
 	config->no_legacy = s->flags & CONFIG_NO_LEGACY; /* the machine, as the guest knew it */
+	config->acpi = s->flags & CONFIG_ACPI; /* older snapshots: none, and no ACPI devices */
 	if (s->flags & CONFIG_VIRTIO_CONSOLE) {
 		if (wanted->console != VMM_CONSOLE_STDIO && wanted->console != VMM_CONSOLE_VIRTIO)
 			return CONFIG_ERROR(

@@ -99,7 +99,8 @@ static void handle_request(struct snapshot_control *c, char *line, char *reply, 
 		control_status(c, reply, size);
 	} else if (!strcmp(verb, "stop") && !name) {
 		snprintf(reply, size, "ok stopping");
-		vm_request_stop(c->vm, EXIT_OK);
+		/* with ACPI: the power button, so that the guest shuts down cleanly */
+		vm_shutdown(c->vm, EXIT_OK);
 	} else if (!strcmp(verb, "snapshot") && name && (!flag || !strcmp(flag, "resume")) &&
 		   !strtok(NULL, " \t")) {
 		if (snapshot_name_check(name, error, sizeof(error)))

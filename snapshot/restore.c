@@ -8,7 +8,8 @@
  * start the vCPU threads parked, and on each vCPU's thread check its CPU
  * features against the snapshot's, then restore it; set the KVM clock last,
  * just before the caller resumes, from the instant the TSCs were written, so
- * that the two stay the consistent pair they were saved as.
+ * that the two stay the consistent pair they were saved as; then tell an ACPI
+ * guest that its generation id changed.
  */
 #include "snapshot/snapshot.h"
 #include "snapshot/cpu.h"
@@ -274,6 +275,13 @@ int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_o
 	if (!ret &&
 	    vm_state_restore_clock(vm_fd(clone->vm), &st->clock, tsc_at_ns, o->clock_realtime))
 		ret = RESTORE_ERROR("KVM refused the snapshot's clock");
+	/*
+	 * The clone's generation id is in guest memory (vmgenid's restore); the
+	 * notify goes now, after the vCPUs' LAPIC state, which would have lost
+	 * an interrupt raised before it, and before any vCPU runs.
+	 */
+	if (!ret)
+		vm_generation_notify(clone->vm);
 	/* restoring vCPU state writes guest memory (the kvmclock page): paging may have failed */
 	if (!ret && snapshot_clone_failed(clone)) {
 		error[0] = '\0'; /* the pager has said why */

@@ -62,6 +62,7 @@ struct vm_section {
 #define CONFIG_RNG	      0x1
 #define CONFIG_VIRTIO_CONSOLE 0x2
 #define CONFIG_NO_LEGACY      0x4 /* no COM1 UART (--no-legacy) */
+#define CONFIG_ACPI	      0x8 /* ACPI tables (in guest memory) and the GED, pvpanic, vmgenid */
 
 struct config_disk {
 	uint8_t read_only;

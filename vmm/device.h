@@ -48,6 +48,8 @@ enum guest_event {
 	GUEST_EVENT_RESET, /* the guest pulsed the reset line (i8042): the VM ends, status 0 */
 	/* value 1: the guest makes a VM exit after console output it wants seen (0: no longer) */
 	GUEST_EVENT_CONSOLE_BATCHING,
+	GUEST_EVENT_POWER_OFF,	 /* ACPI S5 through the GED's sleep control register: status 0 */
+	GUEST_EVENT_GUEST_PANIC, /* the kernel said it panicked (pvpanic); value: what it wrote */
 };
 
 /* What a device may use of its VM. Tests build one without a VM. */
@@ -67,6 +69,8 @@ struct device_context {
 	const struct vmm_config *config; /* per-device configuration (disks, sockets) */
 	unsigned instance;		 /* which of ops->instances() this one is */
 	struct virtio_mmio_slots *virtio_slots;
+	/* The VM's 128-bit generation id: new for every VM, booted or restored. */
+	const uint8_t *generation;
 };
 
 struct device_ops {
@@ -102,6 +106,9 @@ extern const struct device_ops virtio_rng_device_ops;
 extern const struct device_ops virtio_vsock_device_ops;
 extern const struct device_ops virtio_blk_device_ops;
 extern const struct device_ops virtio_net_device_ops;
+extern const struct device_ops ged_device_ops;
+extern const struct device_ops pvpanic_device_ops;
+extern const struct device_ops vmgenid_device_ops;
 
 /* Every device type, in creation, save and restore order; NULL-terminated. */
 extern const struct device_ops *const device_table[];

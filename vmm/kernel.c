@@ -5,6 +5,7 @@
  */
 #include "vmm/vm_internal.h"
 #include "vmm/arch/x86/x86.h"
+#include "vmm/arch/x86/acpi.h"
 #include "common/common.h"
 
 #include <errno.h>
@@ -43,7 +44,8 @@ static bool cmdline_append(char *buf, size_t size, size_t *len, const char *word
 /*
  * The test guest (or any kernel that is not Linux) gets exactly the user's
  * command line; Linux gets snapvm's defaults and its virtio-mmio devices first.
- * Returns the length, or -ENOSPC.
+ * With ACPI the DSDT lists the devices: Linux would make each one twice if
+ * the command line named them too. Returns the length, or -ENOSPC.
  */
 static int vm_cmdline_compose(const struct vm *vm, bool linux_kernel, char *buf, size_t size)
 {
@@ -54,7 +56,8 @@ static int vm_cmdline_compose(const struct vm *vm, bool linux_kernel, char *buf,
 
 	buf[0] = '\0';
 	if (linux_kernel) {
-		if (vm_virtio_cmdline(vm, devices, sizeof(devices)) < 0)
+		devices[0] = '\0';
+		if (!c->acpi && vm_virtio_cmdline(vm, devices, sizeof(devices)) < 0)
 			return -ENOSPC;
 		fits = (c->no_legacy || cmdline_append(buf, size, &len, LINUX_CMDLINE_SERIAL)) &&
 		       (c->console != VMM_CONSOLE_VIRTIO ||
@@ -150,7 +153,9 @@ static int vm_boot_data_load(struct vm *vm, const struct x86_kernel *kernel, cha
 			     size_t error_size)
 {
 	char cmdline[VMM_CMDLINE_MAX];
-	uint64_t initrd_gpa, initrd_size;
+	uint64_t initrd_gpa, initrd_size, rsdp_gpa = 0;
+	struct x86_acpi_config acpi = { vm->vcpu_count, vm->uart != NULL, &vm->virtio_slots,
+					vm->generation };
 	int ret = vm_cmdline_compose(vm, kernel->linux_kernel, cmdline, sizeof(cmdline));
 
 	if (ret < 0)
@@ -160,8 +165,10 @@ static int vm_boot_data_load(struct vm *vm, const struct x86_kernel *kernel, cha
 	if (ret)
 		return ret;
 	log_info("command line: %s", cmdline);
+	if (vm->config.acpi && x86_acpi_write(&vm->mem, &acpi, &rsdp_gpa))
+		return KERNEL_ERROR("guest RAM too small for the ACPI tables");
 	return x86_boot_data_write(&vm->mem, kernel, cmdline, initrd_gpa, initrd_size,
-				   vm->vcpu_count, &vm->virtio_slots, error, error_size);
+				   vm->vcpu_count, &vm->virtio_slots, rsdp_gpa, error, error_size);
 }
 
 bool vmm_kernel_is_linux(const char *path)

@@ -1,6 +1,8 @@
 /* The VM: KVM set-up, devices, kernel loading, and the life cycle. */
 #include "vmm/vm_internal.h"
 #include "vmm/arch/x86/x86.h"
+#include "vmm/hw/acpi_ports.h"
+#include "vmm/hw/ged.h"
 #include "vmm/hw/uart.h"
 #include "vmm/net/backend.h"
 #include "common/common.h"
@@ -14,7 +16,9 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define KVM_TSS_ADDR	      0xfffbd000 /* three pages Intel's KVM needs for real mode */
@@ -171,6 +175,14 @@ static void vm_guest_event(void *opaque, enum guest_event event, uint64_t value,
 	case GUEST_EVENT_CONSOLE_BATCHING:
 		vm_console_batching(vm, value != 0);
 		break;
+	case GUEST_EVENT_POWER_OFF:
+		log_info("guest powered off (ACPI S5)");
+		vm_request_stop(vm, EXIT_OK);
+		break;
+	case GUEST_EVENT_GUEST_PANIC:
+		log_error("guest kernel panicked (pvpanic)");
+		vm_request_stop(vm, VMM_EXIT_GUEST_PANIC);
+		break;
 	}
 }
 
@@ -188,6 +200,7 @@ static int vm_create_devices(struct vm *vm)
 		.vm_fd = vm->vm_fd,
 		.config = &vm->config,
 		.virtio_slots = &vm->virtio_slots,
+		.generation = vm->generation,
 	};
 
 	for (unsigned i = 0; device_table[i]; i++) {
@@ -205,9 +218,87 @@ static int vm_create_devices(struct vm *vm)
 				(struct vm_device){ ops, dev, ctx.instance };
 			if (ops == &uart_device_ops)
 				vm->uart = dev;
+			if (ops == &ged_device_ops)
+				vm->ged = dev;
 		}
 	}
 	return 0;
+}
+
+/*
+ * One id per VM: a restore makes a new VM, so every clone gets its own, and
+ * the control port and VMGenID give the guest the same one.
+ */
+static void vm_generation_new(struct vm *vm)
+{
+	if (getrandom(vm->generation, sizeof(vm->generation), 0) != sizeof(vm->generation)) {
+		/* never two clones with one id: fall back to time and process */
+		uint64_t parts[2] = { time_realtime_ns(),
+				      (uint64_t)getpid() << 32 ^ time_now_ns() };
+
+		memcpy(vm->generation, parts, sizeof(parts));
+	}
+}
+
+const uint8_t *vm_generation(const struct vm *vm)
+{
+	return vm->generation;
+}
+
+int vm_power_button(struct vm *vm)
+{
+	if (!vm->ged)
+		return -ENODEV;
+	ged_event_raise(vm->ged, ACPI_GED_EVENT_POWER_BUTTON);
+	return 0;
+}
+
+static void vm_on_shutdown_timer(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+
+	(void)events;
+	/* once: the loop may come round again before it sees the stop */
+	vm_unwatch_fd(vm, vm->shutdown_timer_fd);
+	log_warn("the guest did not power off within %u s of the power button: stopping it",
+		 VMM_POWER_OFF_GRACE_MS / 1000);
+	vm_request_stop(vm, vm->shutdown_status);
+}
+
+/* The grace period after a power button press: a timerfd in the event loop. */
+static int vm_shutdown_timer_arm(struct vm *vm)
+{
+	struct itimerspec grace = { .it_value = { VMM_POWER_OFF_GRACE_MS / 1000,
+						  VMM_POWER_OFF_GRACE_MS % 1000 * 1000000L } };
+
+	vm->shutdown_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (vm->shutdown_timer_fd < 0 || timerfd_settime(vm->shutdown_timer_fd, 0, &grace, NULL))
+		return -errno;
+	return event_loop_add(vm->loop, vm->shutdown_timer_fd, EPOLLIN, vm_on_shutdown_timer, vm);
+}
+
+void vm_shutdown(struct vm *vm, int status)
+{
+	if (!vm->ged || vm->shutdown_timer_fd >= 0) {
+		if (vm->ged)
+			log_info("asked again: stopping the guest without waiting");
+		vm_request_stop(vm, status);
+		return;
+	}
+	vm->shutdown_status = status;
+	if (vm_shutdown_timer_arm(vm)) {
+		log_warn("cannot time the power button's grace period: stopping the guest now");
+		vm_request_stop(vm, status);
+		return;
+	}
+	log_info("pressing the ACPI power button");
+	vm_power_button(vm);
+}
+
+void vm_generation_notify(struct vm *vm)
+{
+	if (vm->ged)
+		ged_event_raise(vm->ged, ACPI_GED_EVENT_GENERATION);
 }
 
 int vm_virtio_cmdline(const struct vm *vm, char *buf, size_t size)
@@ -323,12 +414,14 @@ int vm_create(const struct vmm_config *config, struct vm **out)
 		return -ENOMEM;
 	vm->config = *config;
 	vm->kvm_fd = vm->vm_fd = vm->stop_event_fd = vm->signal_fd = vm->rx_space_fd = -1;
+	vm->shutdown_timer_fd = -1;
 	vm->loop_call_fds[0] = vm->loop_call_fds[1] = -1;
 	vm->console_in_fd = vm->console_out_fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->coalesced_lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	vm->request = VCPU_RUN;
+	vm_generation_new(vm);
 	*out = vm;
 
 	if (config->netns[0]) {
@@ -399,8 +492,13 @@ static void vm_on_signal(void *opaque, uint32_t events)
 	(void)events;
 	if (read(vm->signal_fd, &info, sizeof(info)) != sizeof(info))
 		return;
-	log_info("stopping on signal %u", info.ssi_signo);
 	/* the shell's convention for a process ended by a signal */
+	if (info.ssi_signo == SIGTERM && vm->config.graceful) {
+		log_info("SIGTERM: asking the guest to power off");
+		vm_shutdown(vm, 128 + (int)info.ssi_signo);
+		return;
+	}
+	log_info("stopping on signal %u", info.ssi_signo);
 	vm_request_stop(vm, 128 + (int)info.ssi_signo);
 }
 
@@ -703,6 +801,7 @@ void vm_destroy(struct vm *vm)
 	console_close(vm);
 	event_loop_destroy(vm->loop);
 	close_fd(vm->signal_fd);
+	close_fd(vm->shutdown_timer_fd);
 	close_fd(vm->loop_call_fds[0]);
 	close_fd(vm->loop_call_fds[1]);
 	close_fd(vm->stop_event_fd);

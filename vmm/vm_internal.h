@@ -56,6 +56,8 @@ struct vm {
 	unsigned device_count;
 	struct vm_device devices[VM_MAX_DEVICES];
 	struct uart *uart;
+	struct ged *ged;	/* NULL without ACPI */
+	uint8_t generation[16]; /* device_context.generation */
 	/* KVM's coalesced-I/O ring, after every vCPU's kvm_run; NULL until a zone exists */
 	struct kvm_coalesced_mmio_ring *coalesced_ring;
 	pthread_mutex_t coalesced_lock;	       /* one reader of the ring at a time */
@@ -63,8 +65,10 @@ struct vm {
 	struct virtio_mmio_slots virtio_slots; /* the virtio-mmio devices, in creation order */
 
 	struct event_loop *loop;
-	int stop_event_fd;    /* written when the VM must stop */
-	int signal_fd;	      /* SIGINT, SIGTERM, SIGHUP */
+	int stop_event_fd;     /* written when the VM must stop */
+	int signal_fd;	       /* SIGINT, SIGTERM, SIGHUP */
+	int shutdown_timer_fd; /* vm_shutdown(): the grace period; -1 until a button press */
+	int shutdown_status;
 	int loop_call_fds[2]; /* vm_run_on_loop(): a pipe of struct loop_call */
 	int console_in_fd;    /* -1 when the guest gets no input */
 	int console_out_fd;

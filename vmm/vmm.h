@@ -14,6 +14,8 @@
 #define VMM_MIN_MEM	(4ULL << 20)
 #define VMM_MAX_MEM	(256ULL << 30)
 #define VMM_CMDLINE_MAX 4096 /* bytes, including the terminating NUL */
+/* The exit status of a VM whose kernel reported a panic through pvpanic. */
+#define VMM_EXIT_GUEST_PANIC 3
 
 enum vmm_boot_mode {
 	VMM_BOOT_AUTO,	/* bzImage: 64-bit entry; vmlinux: PVH entry if noted; other ELF: e_entry */
@@ -77,6 +79,8 @@ struct vmm_config {
 	const char *initrd_path; /* NULL: no initrd */
 	const char *cmdline;	 /* a Linux kernel gets it after snapvm's defaults */
 	bool no_legacy;		 /* no COM1 UART (README.md, "--no-legacy") */
+	bool acpi;		 /* ACPI tables and devices (README.md, "ACPI") */
+	bool graceful;		 /* SIGTERM presses the power button (vm_shutdown) */
 	uint64_t mem_size;
 	unsigned cpus;
 	enum vmm_boot_mode boot;
@@ -145,6 +149,27 @@ int vm_run(struct vm *vm);
  * wins. Running vCPUs are kicked out of the guest before this returns.
  */
 void vm_request_stop(struct vm *vm, int status);
+/*
+ * Presses the ACPI power button (a GED event); any thread. -ENODEV when the
+ * VM has no ACPI: the caller then stops the VM its own way.
+ */
+int vm_power_button(struct vm *vm);
+/*
+ * Asks the guest to power off: with ACPI, presses the power button and stops
+ * the VM with `status` if the guest is still running VMM_POWER_OFF_GRACE_MS
+ * later (or at a second request); without ACPI, stops it with `status` now.
+ * On the event loop's thread.
+ */
+void vm_shutdown(struct vm *vm, int status);
+#define VMM_POWER_OFF_GRACE_MS 10000
+/*
+ * Tells the guest that its generation id changed (a GED event that Linux's
+ * vmgenid driver takes to reseed its RNG): after a restore, once the vCPUs'
+ * state is in place and before they run. Nothing without ACPI.
+ */
+void vm_generation_notify(struct vm *vm);
+/* The VM's 128-bit generation id (what the control port and VMGenID give the guest). */
+const uint8_t *vm_generation(const struct vm *vm);
 /* Stops the vCPUs, releases every resource. */
 void vm_destroy(struct vm *vm);
 

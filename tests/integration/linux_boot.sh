@@ -4,6 +4,9 @@
 # command line snapvm composed, its e820 map against the guest RAM, and its
 # RAMDISK line against where snapvm put the initrd. The vmlinux boots through
 # its PVH entry and its 64-bit entry, the bzImage through the boot protocol.
+# Without ACPI the kernel finds its vCPUs in the MP table and its virtio
+# devices on the command line; with ACPI (the default) both in the tables,
+# whose RSDP it finds through PVH's start_info or boot_params.
 # On PVM hosts Linux stops a few seconds in, after these lines (HOST.md); on
 # hardware it goes on, and each VM is stopped once the lines are there.
 . "$(dirname "$0")/lib.sh"
@@ -15,8 +18,8 @@ MEM=$((128 << 20))
 BOUND=60 # seconds a boot may take to print the lines checked
 EARLY=earlyprintk=serial,ttyS0,115200
 
-# linux_boot NAME ARGS...: boots with -v until the kernel has read the MP
-# table, after its RAMDISK line (at most BOUND s), then stops it. Console in $TMP/NAME.out (no CRs),
+# linux_boot NAME ARGS...: boots with -v until the kernel has counted its CPUs
+# (MP table or MADT), after its RAMDISK line (at most BOUND s), then stops it. Console in $TMP/NAME.out (no CRs),
 # snapvm's messages in $TMP/NAME.err; BANNER_S: seconds to the banner.
 linux_boot() {
 	local name=$1 start now pid
@@ -31,7 +34,7 @@ linux_boot() {
 		if [ -z "$BANNER_S" ] && grep -q '^Linux version' "$TMP/$name.raw"; then
 			BANNER_S=$(awk -v ns=$((now - start)) 'BEGIN { printf "%.1f", ns / 1e9 }')
 		fi
-		grep -q '^Processors: ' "$TMP/$name.raw" && break
+		grep -qE '^(Processors: |smpboot: Allowing )' "$TMP/$name.raw" && break
 		[ $((now - start)) -gt $((BOUND * 1000000000)) ] && break
 		sleep 0.1
 	done
@@ -83,16 +86,24 @@ check_boot() {
 
 DEFAULTS="console=ttyS0 reboot=k panic=-1"
 
-linux_boot vmlinux-pvh --kernel "$VMLINUX" --cmdline "$EARLY snapvm.test=pvh"
+# ACPI (the default): the RSDP through PVH's rsdp_paddr, the vCPUs in the
+# MADT, and no virtio_mmio.device= words for the entropy device.
+linux_boot vmlinux-pvh --kernel "$VMLINUX" --cpus 2 --rng --cmdline "$EARLY snapvm.test=pvh"
 check_boot vmlinux-pvh "$DEFAULTS $EARLY snapvm.test=pvh"
+expect_eq "vmlinux-pvh: the RSDP where snapvm put it" \
+	"$(grep -m1 -o '^ACPI: RSDP 0x00000000000E0000' "$TMP/vmlinux-pvh.out")" \
+	"ACPI: RSDP 0x00000000000E0000"
+expect_eq "vmlinux-pvh: vCPUs the kernel found in the MADT" \
+	"$(grep -m1 -o '^smpboot: Allowing 2 CPUs' "$TMP/vmlinux-pvh.out")" "smpboot: Allowing 2 CPUs"
 
-linux_boot vmlinux-64 --kernel "$VMLINUX" --boot elf64 --cpus 2 --cmdline "$EARLY snapvm.test=64"
+linux_boot vmlinux-64 --kernel "$VMLINUX" --boot elf64 --cpus 2 --acpi off \
+	--cmdline "$EARLY snapvm.test=64"
 check_boot vmlinux-64 "$DEFAULTS $EARLY snapvm.test=64"
 expect_eq "vmlinux-64: vCPUs the kernel found in the MP table" \
 	"$(grep -m1 '^Processors: ' "$TMP/vmlinux-64.out")" "Processors: 2"
 
-# A virtio device is announced on the command line without being asked for.
-linux_boot bzimage --kernel "$BZIMAGE" --rng --cmdline "$EARLY snapvm.test=bz"
+# Without ACPI, a virtio device is announced on the command line without being asked for.
+linux_boot bzimage --kernel "$BZIMAGE" --rng --acpi off --cmdline "$EARLY snapvm.test=bz"
 check_boot bzimage "$DEFAULTS virtio_mmio.device=4K@0xd0000000:5 $EARLY snapvm.test=bz"
 
 # The test guest is not Linux: it gets exactly the user's command line.
@@ -103,7 +114,7 @@ expect_eq "test guest: command line untouched" \
 
 # --no-legacy: no COM1 (test_i8042 checks the device set), so no serial console
 # words on the command line; the virtio console instead.
-timeout 5 "$SNAPVM" -v run --kernel "$VMLINUX" --no-legacy --console virtio \
+timeout 5 "$SNAPVM" -v run --kernel "$VMLINUX" --no-legacy --console virtio --acpi off \
 	</dev/null >"$TMP/nolegacy.out" 2>"$TMP/nolegacy.err"
 expect_eq "--no-legacy: command line" \
 	"$(grep -m1 '^snapvm: command line' "$TMP/nolegacy.err")" \

@@ -296,7 +296,7 @@ static struct boot_params *boot_data_write(struct fixture *f, const struct x86_k
 
 	f->error[0] = '\0';
 	assert_int_equal(x86_boot_data_write(&f->mem, kernel, cmdline, 0x3000000, 0x12345, 2,
-					     &no_virtio, f->error, sizeof(f->error)),
+					     &no_virtio, 0, f->error, sizeof(f->error)),
 			 expect);
 	return guest_memory_ptr(&f->mem, X86_ZERO_PAGE_ADDR, sizeof(struct boot_params));
 }

@@ -105,7 +105,7 @@ static void test_e820_small_and_large(void **state)
 
 	(void)state;
 	guest_memory_layout(&mem, 128ULL << 20);
-	n = x86_e820_build(&mem, table, 8);
+	n = x86_e820_build(&mem, table, 8, false);
 	assert_int_equal(n, 3);
 	assert_int_equal(table[0].type, E820_RAM);
 	assert_int_equal(table[0].addr + table[0].size, X86_MPTABLE_ADDR);
@@ -114,7 +114,7 @@ static void test_e820_small_and_large(void **state)
 	assert_int_equal(table[2].addr + table[2].size, 128ULL << 20);
 
 	guest_memory_layout(&mem, 5ULL << 30); /* 3 GiB low, 2 GiB from 4 GiB */
-	n = x86_e820_build(&mem, table, 8);
+	n = x86_e820_build(&mem, table, 8, false);
 	assert_int_equal(n, 4);
 	assert_int_equal(table[2].addr + table[2].size, 3ULL << 30);
 	assert_int_equal(table[3].addr, 4ULL << 30);
@@ -123,7 +123,7 @@ static void test_e820_small_and_large(void **state)
 		ram += table[i].type == E820_RAM ? table[i].size : 0;
 	/* all RAM but the reserved MP-table KiB and the legacy hole below 1 MiB */
 	assert_int_equal(ram, (5ULL << 30) - (0x100000 - X86_MPTABLE_ADDR));
-	assert_int_equal(x86_e820_build(&mem, table, 2), 0); /* too small a table */
+	assert_int_equal(x86_e820_build(&mem, table, 2, false), 0); /* too small a table */
 }
 
 static void test_zero_page(void **state)

@@ -7,6 +7,7 @@
  *   0x604 write32: panic RIP, low half;  0x608 write32: panic RIP, high half
  *   0x60c write8:  1: console output may wait for the guest's next VM exit; 0: not
  *   0x610-0x61f read32: the VM's 128-bit generation id, new at every restore
+ *                       (the same id VMGenID gives an ACPI guest)
  */
 #include "vmm/device.h"
 #include "common/common.h"
@@ -14,8 +15,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #define CTL_PORT_BASE		    0x600
 #define CTL_PORT_COUNT		    0x20
@@ -35,22 +34,11 @@ struct ctl {
 	struct device_context ctx;
 	struct ctl_state regs;
 	/*
-	 * Not saved state: each restore of a snapshot is a new generation, so
-	 * that clones can tell themselves apart (and reseed random generators).
+	 * Not saved state: the generation id is the VM's (ctx.generation), new
+	 * for each restore, so that clones can tell themselves apart; VMGenID
+	 * gives an ACPI guest the same id.
 	 */
-	uint8_t generation[16];
 };
-
-static void ctl_new_generation(struct ctl *c)
-{
-	if (getrandom(c->generation, sizeof(c->generation), 0) != sizeof(c->generation)) {
-		/* never two clones with one id: fall back to time and process */
-		uint64_t parts[2] = { time_realtime_ns(),
-				      (uint64_t)getpid() << 32 ^ time_now_ns() };
-
-		memcpy(c->generation, parts, sizeof(parts));
-	}
-}
 
 static uint32_t read_le32(const uint8_t *data, uint32_t len)
 {
@@ -69,7 +57,8 @@ static void ctl_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 		uint32_t word = offset == 0 ? CTL_SIGNATURE : 0;
 
 		if (offset >= CTL_GENERATION_OFFSET && offset + len <= CTL_PORT_COUNT)
-			memcpy(&word, c->generation + offset - CTL_GENERATION_OFFSET, MIN(len, 4u));
+			memcpy(&word, c->ctx.generation + offset - CTL_GENERATION_OFFSET,
+			       MIN(len, 4u));
 		memcpy(data, &word, MIN(len, 4u));
 		return;
 	}
@@ -110,7 +99,6 @@ static void *ctl_create(const struct device_context *ctx)
 	if (!c)
 		return NULL;
 	c->ctx = *ctx;
-	ctl_new_generation(c);
 	if (io_register(ctx->io, IO_BUS_PIO, CTL_PORT_BASE, CTL_PORT_COUNT, ctl_io, c)) {
 		free(c);
 		return NULL;
@@ -144,7 +132,6 @@ static int ctl_restore(void *dev, const void *state)
 	if (s->console_batching > 1)
 		return -EINVAL;
 	c->regs = *s;
-	ctl_new_generation(c);
 	if (c->regs.console_batching) /* the clone's console works as the original's did */
 		c->ctx.guest_event(c->ctx.vm, GUEST_EVENT_CONSOLE_BATCHING, 1, 0);
 	return 0;

@@ -1,5 +1,6 @@
 /* Boot structures in guest memory and the initial register state for each entry. */
 #include "vmm/arch/x86/x86.h"
+#include "vmm/arch/x86/acpi.h"
 #include "common/common.h"
 
 #include <errno.h>
@@ -18,16 +19,21 @@
 #define PTE_PRESENT_WRITABLE 0x3
 #define PTE_LARGE	     0x80
 
-unsigned x86_e820_build(const struct guest_memory *mem, struct e820_entry *table, unsigned max)
+unsigned x86_e820_build(const struct guest_memory *mem, struct e820_entry *table, unsigned max,
+			bool acpi)
 {
 	uint64_t low_end = guest_memory_low_end(mem);
 	unsigned n = 0;
 
-	if (max < 4)
+	if (max < 5)
 		return 0;
 	table[n++] = (struct e820_entry){ 0, X86_MPTABLE_ADDR, E820_RAM };
 	table[n++] = (struct e820_entry){ X86_MPTABLE_ADDR, X86_BASE_MEMORY_END - X86_MPTABLE_ADDR,
 					  E820_RESERVED };
+	/* Linux keeps off 640K-1M anyway; saying so makes the tables' home explicit */
+	if (acpi)
+		table[n++] = (struct e820_entry){ X86_ACPI_ADDR, X86_BIOS_AREA_END - X86_ACPI_ADDR,
+						  E820_RESERVED };
 	if (low_end > X86_KERNEL_MIN_ADDR)
 		table[n++] = (struct e820_entry){ X86_KERNEL_MIN_ADDR,
 						  low_end - X86_KERNEL_MIN_ADDR, E820_RAM };
@@ -91,7 +97,9 @@ int x86_zero_page_write(const struct guest_memory *mem, const struct x86_boot_in
 	bp->ext_ramdisk_image = (uint32_t)(info->initrd_gpa >> 32);
 	bp->hdr.ramdisk_size = (uint32_t)info->initrd_size;
 	bp->ext_ramdisk_size = (uint32_t)(info->initrd_size >> 32);
-	bp->e820_entries = (uint8_t)x86_e820_build(mem, bp->e820_table, E820_MAX_ENTRIES);
+	bp->acpi_rsdp_addr = info->rsdp_gpa;
+	bp->e820_entries =
+		(uint8_t)x86_e820_build(mem, bp->e820_table, E820_MAX_ENTRIES, info->rsdp_gpa != 0);
 	return 0;
 }
 
@@ -121,7 +129,7 @@ int x86_pvh_start_info_write(const struct guest_memory *mem, const struct x86_bo
 	struct hvm_start_info *si = guest_memory_ptr(mem, X86_PVH_INFO_ADDR, sizeof(*si));
 	struct e820_entry e820[E820_MAX_ENTRIES];
 	struct hvm_memmap_table_entry *map;
-	unsigned n = x86_e820_build(mem, e820, E820_MAX_ENTRIES);
+	unsigned n = x86_e820_build(mem, e820, E820_MAX_ENTRIES, info->rsdp_gpa != 0);
 
 	map = guest_memory_ptr(mem, X86_PVH_MEMMAP_ADDR, n * sizeof(*map));
 	if (!si || !map)
@@ -130,6 +138,7 @@ int x86_pvh_start_info_write(const struct guest_memory *mem, const struct x86_bo
 		.magic = PVH_START_MAGIC,
 		.version = 1,
 		.cmdline_paddr = info->cmdline_gpa,
+		.rsdp_paddr = info->rsdp_gpa,
 		.memmap_paddr = X86_PVH_MEMMAP_ADDR,
 		.memmap_entries = n,
 	};

@@ -97,8 +97,8 @@ int x86_initrd_place(const struct guest_memory *mem, uint64_t kernel_end, uint64
 
 int x86_boot_data_write(const struct guest_memory *mem, const struct x86_kernel *kernel,
 			const char *cmdline, uint64_t initrd_gpa, uint64_t initrd_size,
-			unsigned cpus, const struct virtio_mmio_slots *virtio, char *error,
-			size_t error_size)
+			unsigned cpus, const struct virtio_mmio_slots *virtio, uint64_t rsdp_gpa,
+			char *error, size_t error_size)
 {
 	struct x86_boot_info info = {
 		.cmdline_gpa = X86_CMDLINE_ADDR,
@@ -106,6 +106,7 @@ int x86_boot_data_write(const struct guest_memory *mem, const struct x86_kernel 
 		.initrd_size = initrd_size,
 		.header = kernel->has_header ? &kernel->header : NULL,
 		.kernel_gpa = kernel->load_addr,
+		.rsdp_gpa = rsdp_gpa,
 	};
 	size_t max = MIN(kernel->cmdline_max + 1, (uint64_t)VMM_CMDLINE_MAX);
 	int ret = x86_cmdline_write(mem, cmdline, max, error, error_size);

@@ -72,6 +72,7 @@ struct x86_boot_info {
 	uint64_t initrd_size;		   /* 0: no initrd */
 	const struct setup_header *header; /* copied into boot_params; NULL: none */
 	uint64_t kernel_gpa;		   /* code32_start, with a header */
+	uint64_t rsdp_gpa;		   /* the ACPI RSDP; 0: no ACPI tables */
 };
 
 /* True if the file starts like an ELF file. */
@@ -102,12 +103,13 @@ int x86_initrd_place(const struct guest_memory *mem, uint64_t kernel_end, uint64
 		     uint64_t size, uint64_t *gpa);
 /*
  * Writes the command line, the boot tables, the MP table and the kernel's
- * boot_params or PVH start_info; 0, or -EINVAL with a one-line reason.
+ * boot_params or PVH start_info (which point to the ACPI RSDP at rsdp_gpa
+ * unless it is 0); 0, or -EINVAL with a one-line reason.
  */
 int x86_boot_data_write(const struct guest_memory *mem, const struct x86_kernel *kernel,
 			const char *cmdline, uint64_t initrd_gpa, uint64_t initrd_size,
-			unsigned cpus, const struct virtio_mmio_slots *virtio, char *error,
-			size_t error_size);
+			unsigned cpus, const struct virtio_mmio_slots *virtio, uint64_t rsdp_gpa,
+			char *error, size_t error_size);
 
 /* True if the file starts like a bzImage ("HdrS" in its setup header). */
 bool bzimage_is_bzimage(const uint8_t *file, size_t size);
@@ -119,8 +121,12 @@ int bzimage_load(const uint8_t *file, const struct bzimage_header *header,
 		 const struct guest_memory *mem, struct x86_kernel *kernel, char *error,
 		 size_t error_size);
 
-/* Fills an e820 map for the memory layout; returns the number of entries. */
-unsigned x86_e820_build(const struct guest_memory *mem, struct e820_entry *table, unsigned max);
+/*
+ * Fills an e820 map for the memory layout, with the BIOS area (ACPI tables,
+ * VMGenID) reserved if acpi; returns the number of entries.
+ */
+unsigned x86_e820_build(const struct guest_memory *mem, struct e820_entry *table, unsigned max,
+			bool acpi);
 /* Copies the command line to X86_CMDLINE_ADDR; -EINVAL if it is too long. */
 int x86_cmdline_write(const struct guest_memory *mem, const char *cmdline, size_t max_size,
 		      char *error, size_t error_size);
