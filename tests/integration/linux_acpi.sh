@@ -83,12 +83,6 @@ wait_line() {
 	done
 }
 
-api_request() {
-	/usr/bin/python3 -c 'import socket,sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((sys.argv[2] + "\n").encode())
-print(s.makefile().readline().strip())' "$1" "$2"
-}
-
 # devices_and_power NAME KERNEL INITRD CPUS: boots, checks what the guest found, presses the power button.
 devices_and_power() {
 	local name=$1 kernel=$2 initrd=$3 cpus=$4 out=$TMP/$1.out pid rc reply
@@ -99,7 +93,7 @@ devices_and_power() {
 		</dev/null >"$out" 2>"$TMP/$name.err" &
 	pid=$!
 	if wait_line "$out" "^POWER-READY" $pid; then
-		reply=$(api_request "$TMP/$name.sock" stop)
+		reply=$(control_request "$TMP/$name.sock" stop)
 		expect_eq "$name: stop answered" "$reply" "ok stopping"
 	fi
 	wait_timeout $pid

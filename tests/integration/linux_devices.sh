@@ -2,7 +2,8 @@
 # The rest of the machine as Linux's own drivers see it: the virtio console
 # as the guest's console (hvc0), a machine with no serial port at all
 # (--no-legacy), the virtio entropy device behind /dev/hwrng, 4 vCPUs, and
-# how the VM ends: reboot (status 0), a kernel panic, a triple fault. Needs
+# how the VM ends: reboot (status 0), the power button (status 0), a kernel
+# panic (pvpanic: status 3), a triple fault (status 1). Needs
 # Linux to boot fully (hardware virtualization, or the nested platform).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/linux_lib.sh"
@@ -47,6 +48,22 @@ expect_eq "smp: the guest runs 4 CPUs" "$(linux_field smp NPROC)" 4
 
 # --- how the VM ends ---
 # reboot: every test above ended with the init's reboot -f, status 0.
+# The power button: the control socket's stop presses it (ACPI's GED), and
+# the function's init has a watcher that powers off (ACPI S5).
+linux_start button -v run --kernel "$BZIMAGE" --initrd "$INITRAMFS" --api-sock "$TMP/button.sock"
+if linux_wait button "^READY"; then
+	expect_eq "power button: stop answered" "$(control_request "$TMP/button.sock" stop)" "ok stopping"
+fi
+linux_end button
+expect_eq "power button: exit status" "$RC" 0
+grep -q "guest powered off (ACPI S5)" "$TMP/button.err" && pass "power button: the guest powered off" ||
+	fail "power button: no ACPI power-off: $(cat "$TMP/button.err")"
+
+# A kernel panic: Linux's pvpanic driver tells snapvm, which exits 3.
+linux_test panic 'echo c >/proc/sysrq-trigger; sleep 60' --cmdline quiet
+expect_eq "panic: exit status 3" "$RC" 3
+grep -q "guest kernel panicked (pvpanic)" "$TMP/panic.err" && pass "panic: reported" ||
+	fail "panic: not reported: $(cat "$TMP/panic.err")"
 # A triple fault: reboot=t makes Linux reboot by one.
 linux_test triple 'echo BEFORE' --cmdline reboot=t
 expect_eq "triple fault: exit status 1" "$RC" 1

@@ -138,3 +138,13 @@ linux_test() {
 linux_field() {
 	tr -d '\r' <"$TMP/$1.out" | sed -n "s/^$2 //p" | tail -n 1
 }
+
+# control_request SOCKET LINE: one request to snapvm's control socket
+# (--api-sock); prints the reply line.
+control_request() {
+	python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+print(s.makefile().readline().strip())' "$1" "$2"
+}
