@@ -22,6 +22,23 @@
 		assert_memory_equal((a)->data, want, sizeof(want)); \
 	} while (0)
 
+/* Table fields sit at any byte offset: read them without assuming alignment. */
+static uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint32_t load32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
 static uint8_t buf[8192];
 
 static struct aml *fresh(void)
@@ -281,7 +298,7 @@ static void tables_build(struct tables *t, unsigned cpus, bool com1, unsigned vi
 	assert_true(sums_to_zero(t->rsdp, 20)); /* the ACPI 1.0 part */
 	assert_true(sums_to_zero(t->rsdp, ACPI_RSDP_SIZE));
 	assert_int_equal(t->rsdp[15], 2); /* revision: an XSDT */
-	t->xsdt = table_at(&t->mem, *(const uint64_t *)(t->rsdp + 24), "XSDT");
+	t->xsdt = table_at(&t->mem, load64(t->rsdp + 24), "XSDT");
 	assert_memory_equal(guest_memory_ptr(&t->mem, ACPI_VMGENID_ADDR, sizeof(id)), id,
 			    sizeof(id));
 	assert_int_equal(t->xsdt->length, ACPI_HEADER_SIZE + 16);
@@ -312,9 +329,9 @@ static void test_fadt(void **state)
 	/* SLEEP_CONTROL_REG and SLEEP_STATUS_REG: byte-wide I/O ports of the GED */
 	assert_int_equal(f[244], 1);
 	assert_int_equal(f[245], 8);
-	assert_int_equal(*(const uint64_t *)(f + 248), ACPI_GED_PORT_BASE + ACPI_GED_SLEEP_CONTROL);
+	assert_int_equal(load64(f + 248), ACPI_GED_PORT_BASE + ACPI_GED_SLEEP_CONTROL);
 	assert_int_equal(f[256], 1);
-	assert_int_equal(*(const uint64_t *)(f + 260), ACPI_GED_PORT_BASE + ACPI_GED_SLEEP_STATUS);
+	assert_int_equal(load64(f + 260), ACPI_GED_PORT_BASE + ACPI_GED_SLEEP_STATUS);
 	guest_memory_unmap(&t.mem);
 }
 
@@ -340,8 +357,8 @@ static void test_madt_every_cpu_count(void **state)
 				assert_int_equal(p[4] & 1, 1);
 				lapics++;
 			} else if (p[0] == 1) {
-				assert_int_equal(*(const uint32_t *)(p + 4), X86_IOAPIC_ADDR);
-				assert_int_equal(*(const uint32_t *)(p + 8), 0); /* GSI base */
+				assert_int_equal(load32(p + 4), X86_IOAPIC_ADDR);
+				assert_int_equal(load32(p + 8), 0); /* GSI base */
 				ioapics++;
 			}
 		}
