@@ -9,9 +9,56 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* One ",ro" or ",id=NAME" after the disk's path. */
+enum rate_flag { RATE_FLAG_NONE, RATE_FLAG_OK, RATE_FLAG_BAD };
+
+/*
+ * "bw=SIZE[/s]" (bytes a second, with the size suffixes of --mem) or
+ * "OPS_KEY=N" (operations a second) into limit; 0 lifts the limit.
+ */
+static enum rate_flag rate_flag_parse(const char *flag, size_t len, const char *ops_key,
+				      struct vmm_rate_limit *limit)
+{
+	size_t key_len = strlen(ops_key);
+	bool bandwidth = len > 3 && !strncmp(flag, "bw=", 3);
+	char value[32];
+	uint64_t number;
+
+	if (!bandwidth &&
+	    (len <= key_len + 1 || strncmp(flag, ops_key, key_len) || flag[key_len] != '='))
+		return RATE_FLAG_NONE;
+	flag += bandwidth ? 3 : key_len + 1;
+	len -= bandwidth ? 3 : key_len + 1;
+	if (bandwidth && len > 2 && !strncmp(flag + len - 2, "/s", 2))
+		len -= 2;
+	if (!len || len >= sizeof(value))
+		return RATE_FLAG_BAD;
+	memcpy(value, flag, len);
+	value[len] = '\0';
+	if ((bandwidth ? parse_size(value, &number) : parse_u64(value, &number)) ||
+	    number > VMM_RATE_MAX)
+		return RATE_FLAG_BAD;
+	if (bandwidth) {
+		limit->bandwidth = number;
+		limit->given |= VMM_RATE_GIVEN_BANDWIDTH;
+	} else {
+		limit->ops = number;
+		limit->given |= VMM_RATE_GIVEN_OPS;
+	}
+	return RATE_FLAG_OK;
+}
+
+/* One ",ro", ",id=NAME", ",bw=RATE" or ",iops=N" after the disk's path. */
 static int disk_flag_parse(const char *command, const char *flag, size_t len, struct vmm_disk *disk)
 {
+	enum rate_flag rate = rate_flag_parse(flag, len, "iops", &disk->rate);
+
+	if (rate == RATE_FLAG_OK)
+		return 0;
+	if (rate == RATE_FLAG_BAD)
+		return cli_usage_error(command,
+				       "--disk: '%.*s' is not bw=BYTES (a second, e.g. 4M) or "
+				       "iops=N, at most %llu",
+				       (int)len, flag, VMM_RATE_MAX);
 	if (len == 2 && !strncmp(flag, "ro", 2)) {
 		disk->read_only = true;
 		return 0;
@@ -21,7 +68,9 @@ static int disk_flag_parse(const char *command, const char *flag, size_t len, st
 		disk->id[len - 3] = '\0';
 		return 0;
 	}
-	return cli_usage_error(command, "--disk: '%.*s' is not ro or id=NAME (at most %d bytes)",
+	return cli_usage_error(command,
+			       "--disk: '%.*s' is not ro, id=NAME (at most %d bytes), bw=BYTES "
+			       "or iops=N",
 			       (int)len, flag, VMM_DISK_ID_MAX);
 }
 
@@ -152,9 +201,18 @@ static int hostfwd_parse(const char *text, size_t len, struct vmm_hostfwd *f)
 	return 0;
 }
 
-/* One ",mac=MAC" or (user networks) ",hostfwd=RULE" after the backend. */
+/* One ",mac=MAC", ",bw=RATE", ",pps=N" or (user networks) ",hostfwd=RULE" after the backend. */
 static int net_flag_parse(const char *command, const char *flag, size_t len, struct vmm_net *net)
 {
+	enum rate_flag rate = rate_flag_parse(flag, len, "pps", &net->rate);
+
+	if (rate == RATE_FLAG_OK)
+		return 0;
+	if (rate == RATE_FLAG_BAD)
+		return cli_usage_error(command,
+				       "--net: '%.*s' is not bw=BYTES (a second, e.g. 4M) or "
+				       "pps=N, at most %llu",
+				       (int)len, flag, VMM_RATE_MAX);
 	if (len > 4 && !strncmp(flag, "mac=", 4)) {
 		if (!mac_parse(flag + 4, len - 4, net->mac))
 			return 0;
@@ -172,8 +230,8 @@ static int net_flag_parse(const char *command, const char *flag, size_t len, str
 				       "[GUESTADDR]:GUESTPORT",
 				       (int)len - 8, flag + 8);
 	}
-	return cli_usage_error(command, "--net: '%.*s' is not mac=MAC%s", (int)len, flag,
-			       net->backend == VMM_NET_USER ? " or hostfwd=RULE" : "");
+	return cli_usage_error(command, "--net: '%.*s' is not mac=MAC, bw=BYTES, pps=N%s", (int)len,
+			       flag, net->backend == VMM_NET_USER ? " or hostfwd=RULE" : "");
 }
 
 int net_option_parse(const char *command, const char *text, struct vmm_config *config)

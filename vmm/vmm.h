@@ -58,6 +58,16 @@ struct vmm_hostfwd {
 	uint32_t guest_addr; /* IPv4, host byte order; 0: VMM_NET_GUEST_ADDR */
 };
 
+/* A device's I/O limits (README.md, "Rate limits"); 0: none. */
+#define VMM_RATE_GIVEN_BANDWIDTH 0x1
+#define VMM_RATE_GIVEN_OPS	 0x2
+#define VMM_RATE_MAX		 (1ULL << 40) /* a second, either kind */
+struct vmm_rate_limit {
+	uint64_t bandwidth; /* bytes a second */
+	uint64_t ops;	    /* requests (disk) or frames (net) a second */
+	unsigned given;	    /* VMM_RATE_GIVEN_*: set on the command line (overrides a snapshot's) */
+};
+
 /* A virtio-net device and the host network behind it. */
 struct vmm_net {
 	enum vmm_net_backend backend;
@@ -65,6 +75,7 @@ struct vmm_net {
 	char tap[VMM_TAP_NAME_MAX];
 	unsigned hostfwd_count;
 	struct vmm_hostfwd hostfwds[VMM_MAX_HOSTFWDS];
+	struct vmm_rate_limit rate; /* each direction on its own */
 };
 
 /* A virtio-blk disk: a raw file. */
@@ -72,6 +83,7 @@ struct vmm_disk {
 	char path[VMM_DISK_PATH_MAX];
 	bool read_only;
 	char id[VMM_DISK_ID_MAX + 1]; /* serial reported to the guest; empty: none */
+	struct vmm_rate_limit rate;
 };
 
 struct vmm_config {

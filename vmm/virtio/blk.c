@@ -2,11 +2,14 @@
  * virtio block device (virtio 1.2, 5.2) over a raw file: read, write, flush
  * and get-id, submitted to io_uring as the driver posts them and completed
  * from the event loop when the kernel is done. A read-only disk offers
- * VIRTIO_BLK_F_RO and fails writes with VIRTIO_BLK_S_IOERR.
+ * VIRTIO_BLK_F_RO and fails writes with VIRTIO_BLK_S_IOERR. With rate
+ * limits (--disk ...,bw=,iops=) a request the buckets cannot pay for stays
+ * in the ring until the limiter's timer says it can.
  * One instance per --disk, in command-line order.
  */
 #include "vmm/virtio/virtio.h"
 #include "vmm/loop.h"
+#include "vmm/ratelimit.h"
 #include "vmm/vmm.h"
 #include "common/common.h"
 
@@ -80,6 +83,7 @@ struct virtio_blk {
 	struct event_loop *loop;
 	int completion_fd; /* the ring signals completions here */
 	unsigned in_flight;
+	struct rate_limiter limiter;
 	struct blk_request requests[BLK_QUEUE_SIZE];
 };
 
@@ -221,14 +225,33 @@ static bool blk_handle(struct virtio_blk *b, const struct virtq_chain *chain)
 	return false;
 }
 
+/* The data bytes a request moves, as the bandwidth limit counts them. */
+static uint64_t blk_request_bytes(const struct virtq_chain *chain)
+{
+	struct virtio_blk_header h;
+
+	if (virtq_chain_read(chain, 0, &h, sizeof(h)) != sizeof(h))
+		return 0;
+	if (h.type == VIRTIO_BLK_T_IN && chain->writable_len)
+		return chain->writable_len - 1;
+	if (h.type == VIRTIO_BLK_T_OUT)
+		return chain->readable_len - sizeof(h);
+	return 0;
+}
+
 static void blk_queue_notify(struct virtio_mmio *t, unsigned index)
 {
 	struct virtio_blk *b = (struct virtio_blk *)t;
 	struct virtq_chain chain;
 	bool submitted = false, completed = false;
 
-	/* leave the chains in the ring while every request slot is busy */
-	while (b->in_flight < BLK_QUEUE_SIZE && virtio_mmio_pop(t, index, &chain)) {
+	/* leave the chains in the ring while every request slot is busy, or the limits hold */
+	while (b->in_flight < BLK_QUEUE_SIZE && !rate_limiter_blocked(&b->limiter) &&
+	       virtio_mmio_pop(t, index, &chain)) {
+		if (!rate_limiter_admit(&b->limiter, blk_request_bytes(&chain), time_now_ns())) {
+			virtq_unpop(&t->queues[index], 1); /* taken again when the timer fires */
+			break;
+		}
 		if (blk_handle(b, &chain))
 			submitted = true;
 		else
@@ -283,6 +306,17 @@ static void blk_on_completion(void *opaque, uint32_t events)
 	pthread_mutex_lock(&b->t.lock);
 	blk_reap(b, false);
 	/* chains left in the ring for want of a request slot */
+	if (virtio_mmio_live(&b->t))
+		blk_queue_notify(&b->t, 0);
+	pthread_mutex_unlock(&b->t.lock);
+}
+
+/* The limiter's timer: the tokens for the request left in the ring are there. */
+static void blk_rate_resume(void *opaque)
+{
+	struct virtio_blk *b = opaque;
+
+	pthread_mutex_lock(&b->t.lock);
 	if (virtio_mmio_live(&b->t))
 		blk_queue_notify(&b->t, 0);
 	pthread_mutex_unlock(&b->t.lock);
@@ -361,6 +395,7 @@ static void *blk_create(const struct device_context *ctx)
 		return NULL;
 	b->fd = b->completion_fd = -1;
 	b->t.notify_fd = b->t.irq_fd = -1;
+	rate_limiter_init_unlimited(&b->limiter);
 	ret = blk_open(b, disk);
 	if (ret) {
 		log_error("disk %s: %s", disk->path, strerror(-ret));
@@ -369,6 +404,12 @@ static void *blk_create(const struct device_context *ctx)
 	ret = blk_ring_setup(b, ctx);
 	if (ret) {
 		log_error("disk %s: cannot set up io_uring: %s", disk->path, strerror(-ret));
+		goto fail;
+	}
+	ret = rate_limiter_init(&b->limiter, &disk->rate, ctx->loop, blk_rate_resume, b);
+	if (ret) {
+		log_error("disk %s: cannot set up its rate limiter: %s", disk->path,
+			  strerror(-ret));
 		goto fail;
 	}
 	ret = virtio_mmio_init(&b->t, &blk_model, ctx);
@@ -435,6 +476,7 @@ static void blk_destroy(void *dev)
 	}
 	if (b->fd >= 0)
 		close(b->fd);
+	rate_limiter_destroy(&b->limiter);
 	virtio_mmio_destroy(&b->t);
 	free(b);
 }

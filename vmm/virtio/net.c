@@ -9,11 +9,14 @@
  * takes one frame at a time from the backend and spreads it over as many rx
  * chains as it needs (one without VIRTIO_NET_F_MRG_RXBUF); a frame that finds
  * too little room waits, and the backend is not read again, until the guest
- * posts buffers. The backend is configuration: a snapshot keeps neither it
+ * posts buffers. Rate limits (--net ...,bw=,pps=) hold each direction on
+ * its own: a tx chain, or a received frame, waits (the backend unwatched)
+ * until its limiter's timer fires. The backend is configuration: a snapshot keeps neither it
  * nor frames in flight, only the transport and the MAC the guest saw.
  */
 #include "vmm/virtio/virtio.h"
 #include "vmm/net/backend.h"
+#include "vmm/ratelimit.h"
 #include "vmm/vmm.h"
 #include "common/common.h"
 
@@ -67,7 +70,10 @@ struct virtio_net {
 	struct virtio_net_config config;
 	bool backend_watched;
 	size_t rx_len;	   /* a frame in rx_frame waits for room in the guest */
+	bool rx_paid;	   /* the waiting frame has passed the rx limiter */
 	uint8_t *rx_frame; /* NET_FRAME_MAX bytes */
+	struct rate_limiter rx_limiter;
+	struct rate_limiter tx_limiter;
 };
 
 enum rx_result {
@@ -105,7 +111,15 @@ static void net_tx(struct virtio_net *n)
 	struct virtq_chain chain;
 	bool used = false;
 
-	while (virtio_mmio_pop(&n->t, NET_TX, &chain)) {
+	while (!rate_limiter_blocked(&n->tx_limiter) && virtio_mmio_pop(&n->t, NET_TX, &chain)) {
+		uint64_t bytes = chain.readable_len > NET_HEADER_SIZE
+					 ? chain.readable_len - NET_HEADER_SIZE
+					 : 0;
+
+		if (!rate_limiter_admit(&n->tx_limiter, bytes, time_now_ns())) {
+			virtq_unpop(&n->t.queues[NET_TX], 1); /* sent when the timer fires */
+			break;
+		}
 		if (chain.writable_len)
 			virtio_mmio_drop(&n->t, NET_TX, &chain, "tx chain with writable buffers");
 		else if (chain.readable_len <= NET_HEADER_SIZE ||
@@ -199,6 +213,11 @@ static void net_rx(struct virtio_net *n)
 	for (;;) {
 		enum rx_result result;
 
+		/* over the limit: the backend keeps its frames until the timer fires */
+		if (rate_limiter_blocked(&n->rx_limiter)) {
+			net_backend_watch(n, false);
+			goto out;
+		}
 		if (!n->rx_len) {
 			ssize_t got =
 				n->backend->ops->receive(n->backend, n->rx_frame, NET_FRAME_MAX);
@@ -215,7 +234,12 @@ static void net_rx(struct virtio_net *n)
 			if (got <= NET_HEADER_SIZE)
 				continue; /* a runt: the next one */
 			n->rx_len = (size_t)got;
+			n->rx_paid = false;
 		}
+		if (!n->rx_paid &&
+		    !rate_limiter_admit(&n->rx_limiter, n->rx_len - NET_HEADER_SIZE, time_now_ns()))
+			continue; /* blocked now: the check above stops */
+		n->rx_paid = true;
 		result = virtio_mmio_live(&n->t) && n->t.queues[NET_RX].s.ready ? net_rx_deliver(n)
 										: RX_NO_ROOM;
 		if (result == RX_NO_ROOM) {
@@ -229,6 +253,27 @@ static void net_rx(struct virtio_net *n)
 out:
 	if (used)
 		virtio_mmio_notify_used(&n->t, NET_RX);
+}
+
+/* The rx limiter's timer: the waiting frame, and those after it, may go. */
+static void net_rx_resume(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	pthread_mutex_lock(&n->t.lock);
+	net_rx(n);
+	pthread_mutex_unlock(&n->t.lock);
+}
+
+/* The tx limiter's timer: the chains left in the ring may go. */
+static void net_tx_resume(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	pthread_mutex_lock(&n->t.lock);
+	if (virtio_mmio_live(&n->t) && n->t.queues[NET_TX].s.ready)
+		net_tx(n);
+	pthread_mutex_unlock(&n->t.lock);
 }
 
 static void net_on_backend_ready(void *opaque)
@@ -342,6 +387,19 @@ static struct net_backend *net_backend_open(struct virtio_net *n, const struct d
 
 static void net_destroy(void *dev);
 
+static int net_limiters_init(struct virtio_net *n, const struct device_context *ctx)
+{
+	const struct vmm_rate_limit *limit = &ctx->config->nets[ctx->instance].rate;
+	int ret = rate_limiter_init(&n->rx_limiter, limit, ctx->loop, net_rx_resume, n);
+
+	if (!ret)
+		ret = rate_limiter_init(&n->tx_limiter, limit, ctx->loop, net_tx_resume, n);
+	if (ret)
+		log_error("network device %u: cannot set up its rate limiter: %s", ctx->instance,
+			  strerror(-ret));
+	return ret;
+}
+
 static void *net_create(const struct device_context *ctx)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
@@ -349,8 +407,12 @@ static void *net_create(const struct device_context *ctx)
 	if (!n)
 		return NULL;
 	n->t.notify_fd = n->t.irq_fd = -1;
+	rate_limiter_init_unlimited(&n->rx_limiter);
+	rate_limiter_init_unlimited(&n->tx_limiter);
 	n->rx_frame = malloc(NET_FRAME_MAX);
 	if (!n->rx_frame || virtio_mmio_init(&n->t, &net_model, ctx))
+		goto fail;
+	if (net_limiters_init(n, ctx))
 		goto fail;
 	n->backend = net_backend_open(n, ctx);
 	if (!n->backend)
@@ -418,6 +480,8 @@ static void net_destroy(void *dev)
 
 	if (n->backend)
 		n->backend->ops->destroy(n->backend);
+	rate_limiter_destroy(&n->rx_limiter);
+	rate_limiter_destroy(&n->tx_limiter);
 	virtio_mmio_destroy(&n->t);
 	free(n->rx_frame);
 	free(n);
