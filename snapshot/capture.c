@@ -91,9 +91,11 @@ static int capture_state(struct vm *vm, struct snapshot_buffer *b, char *error, 
 	cpu_cpuid_digest(job.states[0].cpuid, job.states[0].fixed.cpuid_count, header.cpuid_digest);
 	snapshot_write_begin(b, &header);
 	snapshot_write_section(b, SECTION_VM, 1, 0, &vm_section, sizeof(vm_section));
-	snapshot_write_section(b, SECTION_CONFIG, 1, 0, config, sizeof(*config));
+	snapshot_write_section(b, SECTION_CONFIG, CONFIG_SECTION_VERSION, 0, config,
+			       sizeof(*config));
 	if (net->net_count)
-		snapshot_write_section(b, SECTION_NET, 1, 0, net, sizeof(*net));
+		snapshot_write_section(b, SECTION_NET, NET_CONFIG_SECTION_VERSION, 0, net,
+				       sizeof(*net));
 	for (unsigned i = 0; i < cpus; i++)
 		vcpu_state_encode(b, i, &job.states[i]);
 	snapshot_write_section(b, SECTION_IRQCHIP, 1, 0, chips, sizeof(chips));

@@ -8,6 +8,29 @@
 
 #define CONFIG_ERROR(...) (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
 
+static struct config_rate rate_to_section(const struct vmm_rate_limit *limit)
+{
+	return (struct config_rate){ .bandwidth = limit->bandwidth, .ops = limit->ops };
+}
+
+/* The snapshot's limits, except those the restore options set (bw=0 lifts one). */
+static struct vmm_rate_limit rate_from_section(const struct config_rate *saved,
+					       const struct vmm_rate_limit *wanted)
+{
+	struct vmm_rate_limit limit = { .bandwidth = saved->bandwidth, .ops = saved->ops };
+
+	if (wanted && (wanted->given & VMM_RATE_GIVEN_BANDWIDTH))
+		limit.bandwidth = wanted->bandwidth;
+	if (wanted && (wanted->given & VMM_RATE_GIVEN_OPS))
+		limit.ops = wanted->ops;
+	return limit;
+}
+
+static bool rate_valid(const struct config_rate *rate)
+{
+	return rate->bandwidth <= VMM_RATE_MAX && rate->ops <= VMM_RATE_MAX;
+}
+
 void config_section_from_vm(const struct vmm_config *config, struct config_section *section)
 {
 	memset(section, 0, sizeof(*section));
@@ -18,6 +41,7 @@ void config_section_from_vm(const struct vmm_config *config, struct config_secti
 		d->read_only = config->disks[i].read_only;
 		snprintf(d->id, sizeof(d->id), "%s", config->disks[i].id);
 		snprintf(d->path, sizeof(d->path), "%s", config->disks[i].path);
+		section->disk_rates[i] = rate_to_section(&config->disks[i].rate);
 	}
 	section->vsock_cid = config->vsock_cid;
 	snprintf(section->vsock_path, sizeof(section->vsock_path), "%s", config->vsock_path);
@@ -44,7 +68,7 @@ static int config_check(const struct config_section *s, char *error, size_t erro
 		const struct config_disk *d = &s->disks[i];
 
 		if (d->read_only > 1 || !terminated(d->id, VMM_DISK_ID_MAX + 1) ||
-		    !terminated(d->path, sizeof(d->path)))
+		    !terminated(d->path, sizeof(d->path)) || !rate_valid(&s->disk_rates[i]))
 			return CONFIG_ERROR("snapshot's disk %u configuration is damaged", i);
 	}
 	return 0;
@@ -69,6 +93,8 @@ static int config_disks(const struct config_section *s, const struct vmm_config 
 		snprintf(disk->id, sizeof(disk->id), "%s", s->disks[i].id);
 		snprintf(disk->path, sizeof(disk->path), "%s",
 			 wanted->disk_count ? wanted->disks[i].path : s->disks[i].path);
+		disk->rate = rate_from_section(&s->disk_rates[i],
+					       wanted->disk_count ? &wanted->disks[i].rate : NULL);
 	}
 	return 0;
 }
@@ -123,6 +149,7 @@ void net_config_section_from_vm(const struct vmm_config *config, struct net_conf
 		vmm_net_mac(config, i, n->mac);
 		snprintf(n->tap, sizeof(n->tap), "%s", net->tap);
 		n->hostfwd_count = (uint8_t)net->hostfwd_count;
+		section->net_rates[i] = rate_to_section(&net->rate);
 		for (unsigned j = 0; j < net->hostfwd_count; j++) {
 			const struct vmm_hostfwd *f = &net->hostfwds[j];
 
@@ -146,7 +173,7 @@ static int net_config_check(const struct net_config_section *s, char *error, siz
 
 		if ((n->backend != VMM_NET_TAP && n->backend != VMM_NET_USER) ||
 		    n->hostfwd_count > VMM_MAX_HOSTFWDS || !terminated(n->tap, sizeof(n->tap)) ||
-		    (n->backend == VMM_NET_TAP && !n->tap[0]))
+		    (n->backend == VMM_NET_TAP && !n->tap[0]) || !rate_valid(&s->net_rates[i]))
 			return CONFIG_ERROR("snapshot's network device %u configuration is damaged",
 					    i);
 		for (unsigned j = 0; j < n->hostfwd_count; j++) {
@@ -209,6 +236,8 @@ int net_config_section_to_vm(const struct net_config_section *s, const struct vm
 		else
 			net_from_section(&s->nets[i], net);
 		memcpy(net->mac, s->nets[i].mac, sizeof(net->mac));
+		net->rate = rate_from_section(&s->net_rates[i],
+					      wanted->net_count ? &wanted->nets[i].rate : NULL);
 	}
 	/* new networks come with their own namespace (or none); --netns alone moves the old */
 	if (!wanted->netns[0] && !wanted->net_count)

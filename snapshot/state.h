@@ -71,12 +71,21 @@ struct config_disk {
 	char path[VMM_DISK_PATH_MAX];
 };
 
+/* A device's rate limits (0: none); configuration, which restore options may override. */
+struct config_rate {
+	uint64_t bandwidth; /* bytes a second */
+	uint64_t ops;	    /* requests or frames a second */
+};
+
+/* Version 2 added disk_rates; version 1 sections read as if they had no limits. */
+#define CONFIG_SECTION_VERSION 2
 struct config_section {
 	uint32_t disk_count;
 	uint32_t flags;
 	uint64_t vsock_cid; /* 0: no vsock device */
 	char vsock_path[VMM_DISK_PATH_MAX];
 	struct config_disk disks[VMM_MAX_DISKS];
+	struct config_rate disk_rates[VMM_MAX_DISKS]; /* version 2 on */
 };
 
 /*
@@ -102,11 +111,14 @@ struct config_net {
 	struct config_hostfwd hostfwds[VMM_MAX_HOSTFWDS];
 };
 
+/* Version 2 added net_rates, as the config section its disk_rates. */
+#define NET_CONFIG_SECTION_VERSION 2
 struct net_config_section {
 	uint32_t net_count;
 	uint32_t reserved;
 	char netns[VMM_NETNS_PATH_MAX];
 	struct config_net nets[VMM_MAX_NETS];
+	struct config_rate net_rates[VMM_MAX_NETS]; /* version 2 on */
 };
 
 struct clock_section {
