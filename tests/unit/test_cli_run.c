@@ -142,6 +142,39 @@ static void test_run_virtio_bad_input(void **state)
 		EXIT_USAGE); /* no room for _PORT */
 }
 
+/* bw= takes the sizes of --mem (a second, "/s" optional); iops= and pps= whole numbers. */
+static void test_run_rate_limits(void **state)
+{
+	struct run_options o;
+
+	(void)state;
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null,bw=4M,iops=100", "--disk",
+			       "/dev/zero,ro,iops=7", "--net", "user,bw=512K/s,pps=1000", "--net",
+			       "tap=t0,bw=0"),
+			 0);
+	assert_int_equal(o.vm.disks[0].rate.bandwidth, 4ULL << 20);
+	assert_int_equal(o.vm.disks[0].rate.ops, 100);
+	assert_int_equal(o.vm.disks[0].rate.given, VMM_RATE_GIVEN_BANDWIDTH | VMM_RATE_GIVEN_OPS);
+	assert_int_equal(o.vm.disks[1].rate.bandwidth, 0);
+	assert_int_equal(o.vm.disks[1].rate.ops, 7);
+	assert_int_equal(o.vm.disks[1].rate.given, VMM_RATE_GIVEN_OPS);
+	assert_int_equal(o.vm.nets[0].rate.bandwidth, 512 << 10);
+	assert_int_equal(o.vm.nets[0].rate.ops, 1000);
+	assert_int_equal(o.vm.nets[1].rate.bandwidth, 0); /* given as none */
+	assert_int_equal(o.vm.nets[1].rate.given, VMM_RATE_GIVEN_BANDWIDTH);
+
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null,bw="), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null,bw=fast"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null,bw=4X"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null,bw=2T"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null,iops=-1"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null,iops=1K"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null,pps=10"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--net", "user,iops=10"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--net", "user,pps=99999999999999"),
+			 EXIT_USAGE);
+}
+
 static void test_run_net_devices(void **state)
 {
 	static const uint8_t mac[6] = { 0x02, 0x00, 0x00, 0xab, 0xcd, 0xef };
@@ -240,6 +273,7 @@ int main(void)
 		cmocka_unit_test(test_run_linux_options),
 		cmocka_unit_test(test_run_net_devices),
 		cmocka_unit_test(test_run_net_bad_input),
+		cmocka_unit_test(test_run_rate_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

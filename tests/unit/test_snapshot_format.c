@@ -522,6 +522,99 @@ static void test_net_config(void **state)
 	free(s);
 }
 
+/* Rate limits are configuration: a clone keeps them unless restore's options set them. */
+static void test_rate_config(void **state)
+{
+	struct config_section *s = calloc(1, sizeof(*s));
+	struct net_config_section *n = calloc(1, sizeof(*n));
+	struct vmm_config vm, wanted, out;
+
+	(void)state;
+	vmm_config_init(&vm);
+	vm.disk_count = 2;
+	snprintf(vm.disks[0].path, sizeof(vm.disks[0].path), "/a.img");
+	snprintf(vm.disks[1].path, sizeof(vm.disks[1].path), "/b.img");
+	vm.disks[1].rate = (struct vmm_rate_limit){ .bandwidth = 1 << 20, .ops = 50 };
+	vm.net_count = 1;
+	vm.nets[0] = (struct vmm_net){ .backend = VMM_NET_USER, .rate.ops = 300 };
+	config_section_from_vm(&vm, s);
+	net_config_section_from_vm(&vm, n);
+
+	vmm_config_init(&wanted); /* nothing given: the snapshot's limits */
+	assert_int_equal(config_section_to_vm(s, &wanted, &out, error, sizeof(error)), 0);
+	assert_int_equal(net_config_section_to_vm(n, &wanted, &out, error, sizeof(error)), 0);
+	assert_int_equal(out.disks[0].rate.bandwidth, 0);
+	assert_int_equal(out.disks[1].rate.bandwidth, 1 << 20);
+	assert_int_equal(out.disks[1].rate.ops, 50);
+	assert_int_equal(out.nets[0].rate.ops, 300);
+
+	/* --disk for each: the files move, limits stay but where a key is given */
+	wanted.disk_count = 2;
+	wanted.disks[1].rate =
+		(struct vmm_rate_limit){ .bandwidth = 0, .given = VMM_RATE_GIVEN_BANDWIDTH };
+	wanted.disks[0].rate = (struct vmm_rate_limit){ .ops = 9, .given = VMM_RATE_GIVEN_OPS };
+	wanted.net_count = 1;
+	wanted.nets[0] = (struct vmm_net){ .backend = VMM_NET_USER };
+	assert_int_equal(config_section_to_vm(s, &wanted, &out, error, sizeof(error)), 0);
+	assert_int_equal(net_config_section_to_vm(n, &wanted, &out, error, sizeof(error)), 0);
+	assert_int_equal(out.disks[0].rate.ops, 9);
+	assert_int_equal(out.disks[1].rate.bandwidth, 0);
+	assert_int_equal(out.disks[1].rate.ops, 50);
+	assert_int_equal(out.nets[0].rate.ops, 300);
+
+	s->disk_rates[1].ops = VMM_RATE_MAX + 1; /* damaged */
+	assert_int_equal(config_section_to_vm(s, &wanted, &out, error, sizeof(error)), -EINVAL);
+	n->net_rates[0].bandwidth = UINT64_MAX;
+	assert_int_equal(net_config_section_to_vm(n, &wanted, &out, error, sizeof(error)), -EINVAL);
+	free(s);
+	free(n);
+}
+
+/* Configuration sections of version 1 (before rate limits) still read, with no limits. */
+static void test_config_section_v1(void **state)
+{
+	struct config_section *config = calloc(1, sizeof(*config));
+	struct net_config_section *net = calloc(1, sizeof(*net));
+	struct snapshot_state *st = malloc(sizeof(*st));
+	struct snapshot_buffer b;
+	size_t config_v1 = offsetof(struct config_section, disk_rates);
+	size_t net_v1 = offsetof(struct net_config_section, net_rates);
+
+	(void)state;
+	config->disk_count = 1;
+	net->net_count = 1;
+	net->nets[0].backend = VMM_NET_USER;
+	for (int version = 1; version <= 3; version++) {
+		int want = version == 3 ? -EINVAL : 0;
+
+		sample_state(&b, 1);
+		b.len -= sizeof(struct snapshot_trailer); /* reopen it for two more sections */
+		snapshot_write_section(&b, SECTION_CONFIG, (uint16_t)version, 0, config,
+				       version == 1 ? config_v1 : sizeof(*config));
+		snapshot_write_section(&b, SECTION_NET, (uint16_t)version, 0, net,
+				       version == 1 ? net_v1 : sizeof(*net));
+		assert_int_equal(snapshot_write_finish(&b), 0);
+		assert_int_equal(snapshot_state_decode(b.data, b.len, st, error, sizeof(error)),
+				 want);
+		if (!want) {
+			assert_int_equal(st->config.disk_count, 1);
+			assert_int_equal(st->config.disk_rates[0].bandwidth, 0);
+			assert_int_equal(st->net.net_rates[0].ops, 0);
+		}
+		snapshot_buffer_free(&b);
+	}
+	/* a version 1 section of today's size is damaged */
+	sample_state(&b, 1);
+	b.len -= sizeof(struct snapshot_trailer);
+	snapshot_write_section(&b, SECTION_CONFIG, 1, 0, config, sizeof(*config));
+	assert_int_equal(snapshot_write_finish(&b), 0);
+	assert_int_equal(snapshot_state_decode(b.data, b.len, st, error, sizeof(error)), -EINVAL);
+	snapshot_buffer_free(&b);
+	free(st);
+	free(config);
+	free(net);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -541,6 +634,8 @@ int main(void)
 		cmocka_unit_test(test_cpu_checks_ignore_dynamic_bits),
 		cmocka_unit_test(test_cpuid_count_ignores_zeroed_tail),
 		cmocka_unit_test(test_net_config),
+		cmocka_unit_test(test_rate_config),
+		cmocka_unit_test(test_config_section_v1),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
