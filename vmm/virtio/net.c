@@ -265,17 +265,6 @@ static void net_rx_resume(void *opaque)
 	pthread_mutex_unlock(&n->t.lock);
 }
 
-/* The tx limiter's timer: the chains left in the ring may go. */
-static void net_tx_resume(void *opaque)
-{
-	struct virtio_net *n = opaque;
-
-	pthread_mutex_lock(&n->t.lock);
-	if (virtio_mmio_live(&n->t) && n->t.queues[NET_TX].s.ready)
-		net_tx(n);
-	pthread_mutex_unlock(&n->t.lock);
-}
-
 static void net_on_backend_ready(void *opaque)
 {
 	struct virtio_net *n = opaque;
@@ -293,6 +282,21 @@ static void net_queue_notify(struct virtio_mmio *t, unsigned index)
 		net_tx(n);
 	/* rx buffers may have come; the user network may have answered at once */
 	net_rx(n);
+}
+
+/*
+ * The tx limiter's timer: the chains left in the ring may go. As after a
+ * guest's notification, look at rx too: sending runs the user network, which
+ * may have queued frames for the guest without telling us.
+ */
+static void net_tx_resume(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	pthread_mutex_lock(&n->t.lock);
+	if (virtio_mmio_live(&n->t) && n->t.queues[NET_TX].s.ready)
+		net_queue_notify(&n->t, NET_TX);
+	pthread_mutex_unlock(&n->t.lock);
 }
 
 /* The offloads the guest can take, as TUN_F_* flags for the TAP device. */
