@@ -57,30 +57,45 @@ OUT=$(printf 'time\nblk read 0 16384\ntime\nexit 0\n' |
 within_10_percent "restore --disk ...,bw=4M overrides it" "$(elapsed_ns)" \
 	"$(expected_ns $BYTES $((4 << 20)))"
 
-# network: 80 UDP requests, one frame each way, at 20 frames a second (the
-# buckets of each direction hold 2); answers come back through hostfwd
-port=$((20000 + $$ % 20000))
-rm -f "$TMP/net.in" && mkfifo "$TMP/net.in"
-"$SNAPVM" run --kernel "$GUEST" --cmdline "net=10.0.2.15,udp=7" \
-	--net "user,pps=20,hostfwd=udp:127.0.0.1:$port-:7" <"$TMP/net.in" >"$TMP/net.out" \
-	2>"$TMP/net.err" &
-pid=$!
-exec 3>"$TMP/net.in"
-for _ in $(seq 100); do grep -q READY "$TMP/net.out" && break; sleep 0.1; done
-# one exchange first: the guest's ARP answer is not part of the count
-if timeout 30 "$PEER" 127.0.0.1 $port ping >/dev/null; then
-	sleep 0.2 # the buckets fill again
-	start=$(date +%s%N)
-	replies=$(timeout 60 "$PEER" 127.0.0.1 $port $(for _ in $(seq 80); do echo ping; done) |
-		grep -c PONG)
-	end=$(date +%s%N)
-	expect_eq "pps-limited network answers every request" "$replies" 80
-	within_10_percent "network passes pps=20" $((end - start)) $(((80 - 2) * 1000000000 / 20))
-else
-	fail "no UDP answer from the guest: $(cat "$TMP/net.err")"
-fi
-echo "exit 0" >&3
-exec 3>&-
-wait $pid
-expect_eq "the network guest exits 0" "$?" 0
+# net_exchanges LIMITS DATAGRAM COUNT: a guest on user networking with the
+# rate limits LIMITS answers COUNT copies of DATAGRAM (lines of requests,
+# one reply datagram each) sent one after the other through hostfwd; sets
+# REPLIES (PONG lines) and NET_NS (the host's time for them).
+net_exchanges() {
+	local port=$((20000 + ($$ + RANDOM) % 20000)) pid start
+	rm -f "$TMP/net.in" && mkfifo "$TMP/net.in"
+	"$SNAPVM" run --kernel "$GUEST" --cmdline "net=10.0.2.15,udp=7" \
+		--net "user,$1,hostfwd=udp:127.0.0.1:$port-:7" <"$TMP/net.in" >"$TMP/net.out" \
+		2>"$TMP/err" &
+	pid=$!
+	exec 3>"$TMP/net.in"
+	for _ in $(seq 100); do grep -q READY "$TMP/net.out" && break; sleep 0.1; done
+	REPLIES=0 NET_NS=""
+	# one exchange first: the guest's ARP answer is not part of the count
+	if timeout 30 "$PEER" 127.0.0.1 $port ping >/dev/null; then
+		sleep 0.2 # the buckets fill again
+		start=$(date +%s%N)
+		local -a datagrams
+		for _ in $(seq "$3"); do datagrams+=("$2"); done
+		REPLIES=$(timeout 60 "$PEER" 127.0.0.1 $port "${datagrams[@]}" | grep -c PONG)
+		NET_NS=$(($(date +%s%N) - start))
+	fi
+	echo "exit 0" >&3
+	exec 3>&-
+	wait $pid
+	expect_eq "the network guest ($1) exits 0" "$?" 0
+}
+
+# 80 requests of one frame each way at 20 frames a second (each direction's
+# bucket holds 2)
+net_exchanges pps=20 ping 80
+expect_eq "pps-limited network answers every request" "$REPLIES" 80
+within_10_percent "network passes pps=20" "$NET_NS" $(((80 - 2) * 1000000000 / 20))
+
+# 80 datagrams of 200 pings (1000 bytes), each a frame of 1042 bytes (UDP, IP
+# and Ethernet headers) answered by one as long, at 20 KiB a second
+pings=$(printf 'ping\\n%.0s' $(seq 199))ping
+net_exchanges bw=20K "$(printf "%b" "$pings")" 80
+expect_eq "bw-limited network answers every request" "$REPLIES" $((80 * 200))
+within_10_percent "network passes bw=20K" "$NET_NS" $(((80 * 1042 - 2048) * 1000000000 / 20480))
 finish
