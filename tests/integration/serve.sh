@@ -197,10 +197,20 @@ expect_eq "its reply" "$(field reply)" "$(sed -n 12p "$TMP/ref")"
 check "bad run options" POST /vms "{\"kernel\": \"$GUEST\", \"mem\": \"lots\"}" 400 bad_vm_options
 [[ "$(field error)" == *"--mem"* ]] && pass "says which: $(field error)" || fail "$BODY"
 check "a missing kernel file" POST /vms '{"kernel": "/nonexistent"}' 400 bad_vm_options
+truncate -s 1M "$TMP/rate.img"
+check "a bad rate limit" POST /vms "{\"kernel\": \"$GUEST\", \"disk\": [\"$TMP/rate.img,bw=fast\"]}" \
+	400 bad_vm_options
+[[ "$(field error)" == *"bw=fast"* ]] && pass "says which: $(field error)" || fail "$BODY"
+check "a VM with rate limits" POST /vms \
+	"{\"kernel\": \"$GUEST\", \"disk\": [\"$TMP/rate.img,bw=1M,iops=100\"], \"net\": [\"user,pps=100\"]}" 201
+rate_vm=$(field id)
+check "it reads through them" POST "/vms/$rate_vm/request" '{"request": "blk read 0 256"}' 200
+[[ "$(field reply)" == OK\ * ]] && pass "its reply: $(field reply)" || fail "$BODY"
 check "no kernel" POST /vms '{"cmdline": "x"}' 400 bad_field
 check "list VMs" GET /vms "" 200
 check "delete v1" DELETE /vms/v1 "" 200
 expect_eq "it stopped cleanly" "$(field exit_code)" 0
+check "delete the rate-limited VM" DELETE "/vms/$rate_vm" "" 200
 check "delete booted" DELETE /snapshots/booted "" 200
 stop_daemon
 expect_eq "SIGTERM when idle: exit 0" "$RC" 0
