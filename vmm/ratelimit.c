@@ -148,6 +148,11 @@ bool rate_limiter_admit(struct rate_limiter *l, uint64_t bytes, uint64_t now_ns)
 	return true;
 }
 
+bool rate_limiter_enabled(const struct rate_limiter *l)
+{
+	return l->timer_fd >= 0;
+}
+
 bool rate_limiter_blocked(const struct rate_limiter *l)
 {
 	return l->blocked;

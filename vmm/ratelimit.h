@@ -66,6 +66,8 @@ int rate_limiter_init(struct rate_limiter *l, const struct vmm_rate_limit *limit
  * its timer armed for when the tokens will be there.
  */
 bool rate_limiter_admit(struct rate_limiter *l, uint64_t bytes, uint64_t now_ns);
+/* Whether there are limits at all: without, a device need not count its requests. */
+bool rate_limiter_enabled(const struct rate_limiter *l);
 /* Whether a request is waiting for the timer (the device should not look at its queue). */
 bool rate_limiter_blocked(const struct rate_limiter *l);
 /* Closes the timer and stops watching it. */

@@ -248,7 +248,8 @@ static void blk_queue_notify(struct virtio_mmio *t, unsigned index)
 	/* leave the chains in the ring while every request slot is busy, or the limits hold */
 	while (b->in_flight < BLK_QUEUE_SIZE && !rate_limiter_blocked(&b->limiter) &&
 	       virtio_mmio_pop(t, index, &chain)) {
-		if (!rate_limiter_admit(&b->limiter, blk_request_bytes(&chain), time_now_ns())) {
+		if (rate_limiter_enabled(&b->limiter) &&
+		    !rate_limiter_admit(&b->limiter, blk_request_bytes(&chain), time_now_ns())) {
 			virtq_unpop(&t->queues[index], 1); /* taken again when the timer fires */
 			break;
 		}

@@ -116,7 +116,8 @@ static void net_tx(struct virtio_net *n)
 					 ? chain.readable_len - NET_HEADER_SIZE
 					 : 0;
 
-		if (!rate_limiter_admit(&n->tx_limiter, bytes, time_now_ns())) {
+		if (rate_limiter_enabled(&n->tx_limiter) &&
+		    !rate_limiter_admit(&n->tx_limiter, bytes, time_now_ns())) {
 			virtq_unpop(&n->t.queues[NET_TX], 1); /* sent when the timer fires */
 			break;
 		}
@@ -236,7 +237,7 @@ static void net_rx(struct virtio_net *n)
 			n->rx_len = (size_t)got;
 			n->rx_paid = false;
 		}
-		if (!n->rx_paid &&
+		if (!n->rx_paid && rate_limiter_enabled(&n->rx_limiter) &&
 		    !rate_limiter_admit(&n->rx_limiter, n->rx_len - NET_HEADER_SIZE, time_now_ns()))
 			continue; /* blocked now: the check above stops */
 		n->rx_paid = true;
