@@ -254,9 +254,27 @@ def serve_seeds():
         write('serve', 'http-%02d' % i, b'\x01' + req)
 
 
+def manifest(pages, uniques, blobs):
+    m = b'SVMMANF1' + struct.pack('<IIQQ', 1, len(blobs), len(pages), uniques)
+    m += b''.join(struct.pack('<I', p) for p in pages)
+    m += b''.join(bytes([0x11 * (i % 15 + 1)]) * 32 for i in range(uniques))
+    for name, length in blobs:
+        chunks = (length + 4095) // 4096
+        m += bytes([len(name)]) + name + struct.pack('<QI', length, chunks) + bytes(32 * chunks)
+    return m
+
+
+def import_seeds():
+    # fuzz_store_import.c: an odd first byte makes the rest a manifest
+    write('store_import', 'manifest', b'\x01' + manifest([0, 1, 2, 1, 0, 3, 0, 0], 3,
+                                                         [(b'state', 9000), (b'config', 1)]))
+    write('store_import', 'manifest-empty', b'\x01' + manifest([], 0, []))
+
+
 blk_seeds()
 net_seeds()
 vsock_seeds()
 console_seeds()
 mmio_seeds()
 serve_seeds()
+import_seeds()
