@@ -245,6 +245,41 @@ static void fuzz_machine_create(struct fuzz_machine *m, const uint8_t *ram, size
 	}
 }
 
+/* The virtio transport of a device, its first member; NULL for the others. */
+static inline struct virtio_mmio *fuzz_transport(const struct fuzz_device *d)
+{
+	const struct device_ops *ops = d->ops;
+
+	if (ops == &virtio_console_device_ops || ops == &virtio_rng_device_ops ||
+	    ops == &virtio_vsock_device_ops || ops == &virtio_blk_device_ops ||
+	    ops == &virtio_net_device_ops)
+		return d->dev;
+	return NULL;
+}
+
+/*
+ * What no guest can make a device do: give back more chains than it took
+ * (a chain pushed twice), or hold more than the queue has. Aborts, so that
+ * the fuzzer keeps the input.
+ */
+static inline void fuzz_machine_check_queues(const struct fuzz_machine *m)
+{
+	for (unsigned i = 0; i < m->count; i++) {
+		const struct virtio_mmio *t = fuzz_transport(&m->devices[i]);
+
+		for (unsigned q = 0; t && q < VIRTIO_MAX_QUEUES; q++) {
+			const struct virtq_state *s = &t->queues[q].s;
+			uint16_t held = (uint16_t)(s->last_avail - s->used_idx);
+
+			if (s->ready && held > s->size) {
+				fprintf(stderr, "%s queue %u: %u chains taken, %u given back\n",
+					m->devices[i].ops->name, q, s->last_avail, s->used_idx);
+				abort();
+			}
+		}
+	}
+}
+
 /* Lets every device finish its host I/O (io_uring), then frees them and RAM. */
 static void fuzz_machine_destroy(struct fuzz_machine *m)
 {

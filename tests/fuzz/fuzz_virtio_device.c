@@ -96,6 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			d->ops->quiesce(d->dev);
 		wr(&m, base, REG_QUEUE_NOTIFY, (data[i] & 0x7f) % 3);
 		wr(&m, base, REG_INTERRUPT_ACK, 3);
+		fuzz_machine_check_queues(&m);
 	}
 	fuzz_machine_destroy(&m);
 	return 0;

@@ -59,8 +59,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_net_frames = data + used;
 	fuzz_net_left = size - used;
 	fuzz_machine_create(&m, data + used, size - used, NULL);
-	for (size_t i = 0; i < count; i++)
+	for (size_t i = 0; i < count; i++) {
 		access_one(&m, data + 1 + i * RECORD_SIZE);
+		fuzz_machine_check_queues(&m);
+	}
 	fuzz_machine_destroy(&m);
 	return 0;
 }
