@@ -9,7 +9,7 @@
  *         that the next input finds the same store.
  *   odd:  a manifest, as the export's manifest chunks hold it once their
  *         digests matched (which a mutated chunk's never does), decoded as
- *         import does for the page count it states.
+ *         import does, for the page count it states if a record could.
  */
 #include "store/digest.h"
 #include "store/export.h"
@@ -96,6 +96,8 @@ static void manifest_check(const uint8_t *data, size_t size)
 	memcpy(buf, data, size);
 	if (size >= 24)
 		memcpy(&pages, data + 16, 8);
+	/* import's page count comes from a checked record: RAM of at most STORE_RAM_MAX */
+	pages = MIN(pages, STORE_RAM_MAX / STORE_PAGE_SIZE);
 	if (manifest_decode(buf, size, pages, &m) == 0) {
 		for (uint64_t i = 0; i < m.page_count; i++)
 			sink += m.page_map[i] ? m.unique[m.page_map[i] - 1][0] : 0;
