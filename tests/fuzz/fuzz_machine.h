@@ -15,6 +15,7 @@
 #include "vmm/net/backend.h"
 #include "vmm/virtio/virtio.h"
 #include "vmm/vmm.h"
+#include "tests/fuzz/fuzz_scratch.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -151,14 +152,14 @@ static const uint8_t fuzz_generation[16] = { 0x5a };
 /* The configuration every machine has, with its host resources; made once per process. */
 static const struct vmm_config *fuzz_config_get(void)
 {
-	static char dir[] = "/tmp/snapvm-fuzz-XXXXXX";
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	const char *dir;
 	int disk;
 
 	if (fuzz_config.mem_size)
 		return &fuzz_config;
-	if (!mkdtemp(dir) || (disk = memfd_create("fuzz-disk", 0)) < 0 ||
-	    ftruncate(disk, FUZZ_DISK_SIZE) < 0) {
+	dir = fuzz_scratch_dir("machine");
+	if ((disk = memfd_create("fuzz-disk", 0)) < 0 || ftruncate(disk, FUZZ_DISK_SIZE) < 0) {
 		perror("fuzz machine set-up");
 		abort();
 	}

@@ -12,6 +12,7 @@
  */
 #include "cli/serve/internal.h"
 #include "common/common.h"
+#include "tests/fuzz/fuzz_scratch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,14 +42,14 @@ static void snapshot_make(void)
 
 static void setup(void)
 {
-	static char dir[] = "/tmp/snapvm-fuzz-serve-XXXXXX";
-	char store[sizeof(dir) + 8], listen[sizeof(dir) + 16], error[256];
+	const char *dir = fuzz_scratch_dir("serve");
+	char store[sizeof(fuzz_scratch_path) + 8], listen[sizeof(fuzz_scratch_path) + 16],
+		error[256];
 	struct serve_config config = { .self_path = "/bin/false", .max_body = 64 << 10 };
 
-	if (!mkdtemp(dir))
-		abort();
 	snprintf(store, sizeof(store), "%s/store", dir);
 	config.store_dir = store;
+	config.run_dir = dir; /* no child ever starts: its sockets' directory stays empty */
 	snprintf(http_addr.sun_path, sizeof(http_addr.sun_path), "%s/api.sock", dir);
 	snprintf(listen, sizeof(listen), "unix:%s", http_addr.sun_path);
 	if (serve_create(&config, &serve, error, sizeof(error)) ||

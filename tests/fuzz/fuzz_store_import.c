@@ -15,6 +15,7 @@
 #include "store/export.h"
 #include "store/manifest.h"
 #include "common/common.h"
+#include "tests/fuzz/fuzz_scratch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,12 +31,12 @@ static char file_path[64];
 
 static void setup(void)
 {
-	static char dir[] = "/tmp/snapvm-fuzz-import-XXXXXX";
-	char path[sizeof(dir) + 8];
+	const char *dir = fuzz_scratch_dir("import");
+	char path[sizeof(fuzz_scratch_path) + 8];
 
 	file_fd = memfd_create("fuzz-export", 0);
 	snprintf(file_path, sizeof(file_path), "/proc/self/fd/%d", file_fd);
-	if (!mkdtemp(dir) || file_fd < 0) {
+	if (file_fd < 0) {
 		perror("fuzz import set-up");
 		abort();
 	}
