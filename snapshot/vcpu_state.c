@@ -338,6 +338,8 @@ void vcpu_state_encode(struct snapshot_buffer *b, unsigned index, const struct v
 	snapshot_write_section_close(b);
 }
 
+_Static_assert(sizeof(struct vcpu_section_fixed) % 8 == 0, "the arrays after it stay aligned");
+
 int vcpu_state_decode(const struct snapshot_section *section, struct vcpu_state *state, char *error,
 		      size_t error_size)
 {
@@ -352,8 +354,14 @@ int vcpu_state_decode(const struct snapshot_section *section, struct vcpu_state 
 	}
 	memcpy(&state->fixed, section->payload, sizeof(*f));
 	f = &state->fixed;
+	/*
+	 * The CPUID entries and MSRs are used in place, right after the xsave
+	 * area: a size that is not a multiple of 8 (KVM's always are) would
+	 * leave them misaligned for their types.
+	 */
 	if (f->xsave_size < sizeof(struct kvm_xsave) || f->xsave_size > VCPU_MAX_XSAVE_SIZE ||
-	    f->cpuid_count > VCPU_MAX_CPUID_ENTRIES || f->msr_count > VCPU_MAX_MSRS) {
+	    f->xsave_size % 8 || f->cpuid_count > VCPU_MAX_CPUID_ENTRIES ||
+	    f->msr_count > VCPU_MAX_MSRS) {
 		snprintf(
 			error, error_size,
 			"vCPU section 0x%x: impossible sizes (xsave %u, %u CPUID entries, %u MSRs)",

@@ -121,13 +121,16 @@ static void net_tx(struct virtio_net *n)
 			virtq_unpop(&n->t.queues[NET_TX], 1); /* sent when the timer fires */
 			break;
 		}
-		if (chain.writable_len)
+		/* a dropped chain is back on the used ring already: not pushed twice */
+		if (chain.writable_len) {
 			virtio_mmio_drop(&n->t, NET_TX, &chain, "tx chain with writable buffers");
-		else if (chain.readable_len <= NET_HEADER_SIZE ||
-			 chain.readable_len > NET_FRAME_MAX)
+			continue;
+		}
+		if (chain.readable_len <= NET_HEADER_SIZE || chain.readable_len > NET_FRAME_MAX) {
 			virtio_mmio_drop(&n->t, NET_TX, &chain, "tx frame of a bad length");
-		else
-			net_tx_chain(n, &chain);
+			continue;
+		}
+		net_tx_chain(n, &chain);
 		virtq_push(&n->t.queues[NET_TX], chain.head, 0);
 		used = true;
 	}

@@ -559,7 +559,8 @@ static void conn_handle(struct virtio_vsock *v, struct vsock_conn *c, const stru
 	conn_update_watch(v, c);
 }
 
-static void vsock_tx_packet(struct virtio_vsock *v, const struct virtq_chain *chain)
+/* Handles one packet; false if the chain was malformed and has been given back already. */
+static bool vsock_tx_packet(struct virtio_vsock *v, const struct virtq_chain *chain)
 {
 	struct vsock_header h;
 	struct vsock_conn *c;
@@ -567,13 +568,13 @@ static void vsock_tx_packet(struct virtio_vsock *v, const struct virtq_chain *ch
 	if (virtq_chain_read(chain, 0, &h, sizeof(h)) != sizeof(h) ||
 	    chain->readable_len - sizeof(h) < h.len) {
 		virtio_mmio_drop(&v->t, VSOCK_TX, chain, "tx packet shorter than its header says");
-		return;
+		return false;
 	}
 	if (h.src_cid != v->guest_cid || h.dst_cid != VSOCK_HOST_CID ||
 	    h.type != VSOCK_TYPE_STREAM) {
 		if (h.op != OP_RST)
 			vsock_queue_reset(v, h.dst_port, h.src_port);
-		return;
+		return true;
 	}
 	c = conn_find(v, h.dst_port, h.src_port);
 	if (c)
@@ -582,6 +583,7 @@ static void vsock_tx_packet(struct virtio_vsock *v, const struct virtq_chain *ch
 		vsock_guest_connect(v, &h);
 	else if (h.op != OP_RST)
 		vsock_queue_reset(v, h.dst_port, h.src_port);
+	return true;
 }
 
 static void vsock_tx(struct virtio_vsock *v)
@@ -590,9 +592,11 @@ static void vsock_tx(struct virtio_vsock *v)
 	bool used = false;
 
 	while (virtio_mmio_pop(&v->t, VSOCK_TX, &chain)) {
-		vsock_tx_packet(v, &chain);
-		virtq_push(&v->t.queues[VSOCK_TX], chain.head, 0);
-		used = true;
+		/* a dropped chain is back on the used ring: pushing it again would hand it twice */
+		if (vsock_tx_packet(v, &chain)) {
+			virtq_push(&v->t.queues[VSOCK_TX], chain.head, 0);
+			used = true;
+		}
 	}
 	if (used)
 		virtio_mmio_notify_used(&v->t, VSOCK_TX);
