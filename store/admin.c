@@ -161,12 +161,14 @@ int store_snapshot_remove(struct store *s, const char *name)
 		ret = index_record_delete(&s->index, txn, s->index.worksets, name);
 		ret = ret == -ENOENT ? 0 : ret;
 	}
+	if (!ret && s->remote)
+		ret = remote_push(s, txn);
 	if (!ret)
 		ret = index_txn_commit(&s->index, txn);
 	else if (txn)
 		mdb_txn_abort(txn);
 	dset_free(&set);
-	store_lock_release(lock_fd);
+	store_lock_release(s, lock_fd);
 	return ret;
 }
 

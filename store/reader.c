@@ -42,6 +42,9 @@ int store_snapshot_open(struct store *s, const char *name, struct store_snapshot
 	snap->store = s;
 	pthread_mutex_init(&snap->lock, NULL);
 	pack_cache_init(&snap->packs, s->backend);
+	/* a RADOS store: another host may have committed it since the store was opened */
+	if (s->remote && remote_pull(s))
+		log_warn("store %s: reading the snapshot from the cached index", s->dir);
 	ret = index_txn_begin(&s->index, false, &txn);
 	if (ret) {
 		store_snapshot_close(snap);
@@ -203,13 +206,77 @@ static int snapshot_page_find(struct store_snapshot *snap, uint64_t page,
 	return ret;
 }
 
+/* Fetches n chunk ranges of obj into the local cache; reports the first page on failure. */
+static int snapshot_fetch(struct store_snapshot *snap, struct backend_object *obj,
+			  const uint64_t *offsets, const uint32_t *lens, size_t n, uint64_t page,
+			  const struct store_chunk_loc *loc)
+{
+	int ret = snap->store->backend->ops->object_fetch(obj, offsets, lens, n);
+
+	if (ret) {
+		struct chunk_entry e = { .pack = loc->pack, .offset = loc->offset };
+		char reason[96];
+
+		snprintf(reason, sizeof(reason), "it cannot be fetched from the pool: %s",
+			 strerror(-ret));
+		snapshot_page_damage(snap, loc->digest, &e, page, reason);
+		ret = ret == -EBADMSG ? ret : -EIO;
+	}
+	return ret;
+}
+
 int store_page_locate(struct store_snapshot *snap, uint64_t page, struct store_chunk_loc *loc)
 {
 	struct backend_object *obj;
 	int ret = snapshot_page_find(snap, page, loc, &obj);
 
+	if (ret == 0 && snap->store->backend->ops->object_fetch)
+		ret = snapshot_fetch(snap, obj, &loc->offset, &loc->length, 1, page, loc);
 	if (ret == 0)
 		loc->fd = snap->store->backend->ops->object_fd(obj);
+	return ret;
+}
+
+#define FETCH_BATCH 256
+
+int store_pages_fetch(struct store_snapshot *snap, const uint32_t *pages, size_t count)
+{
+	struct backend_object *objs[FETCH_BATCH], *obj;
+	struct store_chunk_loc loc, first_loc[FETCH_BATCH];
+	uint64_t offsets[FETCH_BATCH], first_page[FETCH_BATCH];
+	uint32_t lens[FETCH_BATCH];
+	size_t n = 0;
+	int ret = 0;
+
+	if (!snap->store->backend->ops->object_fetch)
+		return 0;
+	/* ranges of one pack go to the backend together: it reads them in parallel */
+	for (size_t i = 0; i <= count && !ret; i++) {
+		bool flush = i == count || n == FETCH_BATCH;
+
+		if (!flush) {
+			ret = snapshot_page_find(snap, pages[i], &loc, &obj);
+			if (ret == STORE_PAGE_ZERO) {
+				ret = 0;
+				continue;
+			}
+			if (ret)
+				break;
+			flush = n && obj != objs[0];
+		}
+		if (flush && n) {
+			ret = snapshot_fetch(snap, objs[0], offsets, lens, n, first_page[0],
+					     &first_loc[0]);
+			n = 0;
+		}
+		if (i < count && !ret) {
+			objs[n] = obj;
+			first_loc[n] = loc;
+			first_page[n] = pages[i];
+			offsets[n] = loc.offset;
+			lens[n++] = loc.length;
+		}
+	}
 	return ret;
 }
 

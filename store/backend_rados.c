@@ -1,0 +1,873 @@
+/*
+ * Packs as objects in a Ceph RADOS pool, with a local file per pack as a
+ * cache of the ranges read so far (remote.h says what else the pool holds).
+ *
+ * Uploads create the object exclusively (so two hosts never share a pack
+ * id), then stream it in 4 MiB aio writes, several in flight, while the same
+ * bytes go into the local cache file: the host that wrote a snapshot
+ * restores it from its cache. An object is not referenced by the catalog
+ * until the snapshot that uses it is published, and gc (holding the
+ * exclusive lock, so no upload is under way) deletes objects the catalog
+ * does not name.
+ *
+ * Reads go through the cache file, fetched in 64 KiB blocks: which blocks
+ * are present is known from the file's extents (SEEK_DATA), so every process
+ * on the host shares what any of them fetched. Several missing runs are
+ * fetched with parallel aio reads. Every chunk read from the file is checked
+ * against its digest by the caller, as with local packs.
+ */
+#include "store/remote.h"
+#include "common/common.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <rados/librados.h>
+
+#define UPLOAD_BLOCK	(4 * MiB)
+#define UPLOAD_INFLIGHT 8
+#define FETCH_BLOCK	(64 * 1024)
+#define FETCH_RUN_MAX	(4 * MiB)
+#define FETCH_INFLIGHT	64
+#define LOCK_OBJECT	"snapvm.lock"
+#define LOCK_NAME	"snapvm"
+#define LOCK_DURATION_S 600
+#define OMAP_PAGE	1024
+
+struct remote {
+	rados_t cluster;
+	rados_ioctx_t io;
+	char pool[128];
+	char cookie[64];
+	bool locked;
+};
+
+struct rados_backend {
+	struct backend base;
+	struct remote *remote;
+	char dir[PATH_MAX];
+	int dir_fd;
+};
+
+struct backend_upload {
+	struct rados_backend *backend;
+	char name[NAME_MAX + 1];
+	int cache_fd;
+	uint8_t *buf; /* the block being filled */
+	size_t buf_len;
+	uint64_t written; /* bytes handed to aio writes */
+	struct upload_io {
+		rados_completion_t c;
+		uint8_t *buf;
+	} io[UPLOAD_INFLIGHT];
+	unsigned next; /* slot of the next aio write */
+	int error;
+};
+
+struct backend_object {
+	struct rados_backend *backend;
+	char name[NAME_MAX + 1];
+	int fd;
+	uint64_t size;
+	pthread_mutex_t lock; /* guards present */
+	uint8_t *present;     /* a byte per FETCH_BLOCK: fetched into fd */
+	size_t blocks;
+};
+
+/* Writes all of buf at offset; -errno on failure. */
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t offset)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)offset);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+		offset += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Deletes a directory of plain files. */
+static void remove_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+	rmdir(path);
+}
+
+bool remote_spec_is(const char *spec)
+{
+	return !strncmp(spec, REMOTE_PREFIX, strlen(REMOTE_PREFIX));
+}
+
+/* Copies a query value into out; -EINVAL if it does not fit. */
+static int spec_value(const char *value, size_t len, char *out, size_t size)
+{
+	if (len == 0 || len >= size)
+		return -EINVAL;
+	memcpy(out, value, len);
+	out[len] = '\0';
+	return 0;
+}
+
+int remote_spec_parse(const char *spec, struct remote_spec *out)
+{
+	const char *p = spec + strlen(REMOTE_PREFIX), *q = strchr(p, '?');
+	size_t pool_len = q ? (size_t)(q - p) : strlen(p);
+	const char *home = getenv("HOME");
+	char timeout[16] = "";
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->timeout_s = REMOTE_TIMEOUT_S;
+	snprintf(out->id, sizeof(out->id), "admin");
+	if (!remote_spec_is(spec) || spec_value(p, pool_len, out->pool, sizeof(out->pool)))
+		goto bad;
+	for (p = q ? q + 1 : NULL; p && *p && !ret;) {
+		const char *end = strchr(p, '&'), *eq = strchr(p, '=');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (!eq || eq > p + len)
+			goto bad;
+		if (!strncmp(p, "conf=", 5))
+			ret = spec_value(eq + 1, len - 5, out->conf, sizeof(out->conf));
+		else if (!strncmp(p, "id=", 3))
+			ret = spec_value(eq + 1, len - 3, out->id, sizeof(out->id));
+		else if (!strncmp(p, "cache=", 6))
+			ret = spec_value(eq + 1, len - 6, out->cache, sizeof(out->cache));
+		else if (!strncmp(p, "timeout=", 8))
+			ret = spec_value(eq + 1, len - 8, timeout, sizeof(timeout));
+		else
+			goto bad;
+		p = end ? end + 1 : NULL;
+	}
+	if (ret)
+		goto bad;
+	if (!timeout[0] && getenv("SNAPVM_STORE_TIMEOUT"))
+		snprintf(timeout, sizeof(timeout), "%s", getenv("SNAPVM_STORE_TIMEOUT"));
+	if (timeout[0]) {
+		char *end;
+		unsigned long t = strtoul(timeout, &end, 10);
+
+		if (*end || t == 0 || t > 3600)
+			goto bad;
+		out->timeout_s = (unsigned)t;
+	}
+	if (!out->cache[0] &&
+	    path_format(out->cache, sizeof(out->cache), "%s/.cache/snapvm/rados-%s",
+			home && *home ? home : "/root", out->pool))
+		goto bad;
+	return 0;
+bad:
+	log_error("store: '%s' is not rados:POOL[?conf=PATH&id=CLIENT&cache=DIR&timeout=SECONDS]",
+		  spec);
+	return -EINVAL;
+}
+
+int remote_connect(const struct remote_spec *spec, struct remote **out)
+{
+	struct remote *r = calloc(1, sizeof(*r));
+	char timeout[16];
+	const char *step = "create a cluster handle";
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	snprintf(r->pool, sizeof(r->pool), "%s", spec->pool);
+	snprintf(timeout, sizeof(timeout), "%u", spec->timeout_s);
+	ret = rados_create(&r->cluster, spec->id);
+	if (ret)
+		goto err_free;
+	step = "read the configuration";
+	ret = rados_conf_read_file(r->cluster, spec->conf[0] ? spec->conf : NULL);
+	if (!ret)
+		ret = rados_conf_set(r->cluster, "rados_osd_op_timeout", timeout);
+	if (!ret)
+		ret = rados_conf_set(r->cluster, "rados_mon_op_timeout", timeout);
+	if (!ret)
+		ret = rados_conf_set(r->cluster, "client_mount_timeout", timeout);
+	if (ret)
+		goto err_shutdown;
+	step = "connect to the cluster";
+	ret = rados_connect(r->cluster);
+	if (ret)
+		goto err_shutdown;
+	step = "open the pool";
+	ret = rados_ioctx_create(r->cluster, spec->pool, &r->io);
+	if (ret)
+		goto err_shutdown;
+	snprintf(r->cookie, sizeof(r->cookie), "%ld-%d", gethostid(), (int)getpid());
+	*out = r;
+	return 0;
+err_shutdown:
+	rados_shutdown(r->cluster);
+err_free:
+	log_error("store rados:%s: cannot %s%s%s: %s", spec->pool, step,
+		  spec->conf[0] ? " with " : "", spec->conf, strerror(-ret));
+	free(r);
+	return ret;
+}
+
+void remote_disconnect(struct remote *r)
+{
+	if (!r)
+		return;
+	remote_unlock(r);
+	rados_ioctx_destroy(r->io);
+	rados_shutdown(r->cluster);
+	free(r);
+}
+
+int remote_lock(struct remote *r, bool exclusive, bool wait)
+{
+	struct timeval duration = { .tv_sec = LOCK_DURATION_S };
+	bool warned = false;
+	int ret;
+
+	for (;;) {
+		ret = exclusive ? rados_lock_exclusive(r->io, LOCK_OBJECT, LOCK_NAME, r->cookie,
+						       "gc", &duration, 0)
+				: rados_lock_shared(r->io, LOCK_OBJECT, LOCK_NAME, r->cookie,
+						    "writers", "write", &duration, 0);
+		if (ret != -EBUSY || !wait)
+			break;
+		if (!warned)
+			log_warn("store rados:%s: waiting for the pool's %s lock", r->pool,
+				 exclusive ? "exclusive" : "shared");
+		warned = true;
+		usleep(100 * 1000);
+	}
+	if (ret == -EBUSY)
+		log_error("store rados:%s: another host holds the pool's lock; try again later",
+			  r->pool);
+	else if (ret)
+		log_error("store rados:%s: cannot take the pool's lock: %s", r->pool,
+			  strerror(-ret));
+	r->locked = !ret;
+	return ret;
+}
+
+void remote_unlock(struct remote *r)
+{
+	if (r->locked)
+		rados_unlock(r->io, LOCK_OBJECT, LOCK_NAME, r->cookie);
+	r->locked = false;
+}
+
+int remote_object_get(struct remote *r, const char *name, uint8_t **data, size_t *len)
+{
+	uint64_t size;
+	time_t mtime;
+	uint8_t *buf;
+	int ret = rados_stat(r->io, name, &size, &mtime);
+
+	if (ret)
+		return ret;
+	buf = malloc(size ? size : 1);
+	if (!buf)
+		return -ENOMEM;
+	ret = size ? rados_read(r->io, name, (char *)buf, size, 0) : 0;
+	if (ret >= 0 && (uint64_t)ret != size)
+		ret = -EBADMSG;
+	if (ret < 0) {
+		free(buf);
+		return ret;
+	}
+	*data = buf;
+	*len = size;
+	return 0;
+}
+
+int remote_object_put(struct remote *r, const char *name, const void *data, size_t len)
+{
+	int ret = rados_write_full(r->io, name, data, len);
+
+	if (ret)
+		log_error("store rados:%s: cannot write object %s: %s", r->pool, name,
+			  strerror(-ret));
+	return ret;
+}
+
+int remote_object_remove(struct remote *r, const char *name)
+{
+	return rados_remove(r->io, name);
+}
+
+int remote_catalog_read(struct remote *r,
+			int (*fn)(void *opaque, const char *key, const void *value, size_t len),
+			void *opaque)
+{
+	char after[256] = "";
+	unsigned char more = 1;
+	int ret = 0;
+
+	while (more && !ret) {
+		rados_read_op_t op = rados_create_read_op();
+		rados_omap_iter_t it;
+		int prval = 0;
+		char *key, *val;
+		size_t klen, vlen;
+
+		rados_read_op_omap_get_vals2(op, after, "", OMAP_PAGE, &it, &more, &prval);
+		ret = rados_read_op_operate(op, r->io, REMOTE_CATALOG, 0);
+		if (!ret)
+			ret = prval;
+		if (ret == -ENOENT) { /* an empty pool */
+			rados_release_read_op(op);
+			return 0;
+		}
+		while (!ret && rados_omap_get_next2(it, &key, &val, &klen, &vlen) == 0 && key) {
+			char k[256];
+
+			if (klen >= sizeof(k))
+				continue;
+			memcpy(k, key, klen);
+			k[klen] = '\0';
+			snprintf(after, sizeof(after), "%s", k);
+			ret = fn(opaque, k, val, vlen);
+		}
+		if (!prval || ret != -ENOENT)
+			rados_omap_get_end(it);
+		rados_release_read_op(op);
+	}
+	if (ret < 0)
+		log_error("store rados:%s: cannot read the catalog: %s", r->pool, strerror(-ret));
+	return ret;
+}
+
+int remote_catalog_update(struct remote *r, const char *const *set_keys, const void *const *values,
+			  const size_t *value_lens, size_t set_count, const char *const *rm_keys,
+			  size_t rm_count)
+{
+	rados_write_op_t op = rados_create_write_op();
+	size_t *key_lens = calloc(set_count + rm_count + 1, sizeof(size_t));
+	int ret;
+
+	if (!op || !key_lens) {
+		free(key_lens);
+		if (op)
+			rados_release_write_op(op);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < set_count; i++)
+		key_lens[i] = strlen(set_keys[i]);
+	for (size_t i = 0; i < rm_count; i++)
+		key_lens[set_count + i] = strlen(rm_keys[i]);
+	rados_write_op_create(op, 0, NULL);
+	if (set_count)
+		rados_write_op_omap_set2(op, set_keys, (const char *const *)values, key_lens,
+					 value_lens, set_count);
+	if (rm_count)
+		rados_write_op_omap_rm_keys2(op, rm_keys, key_lens + set_count, rm_count);
+	ret = rados_write_op_operate(op, r->io, REMOTE_CATALOG, NULL, 0);
+	rados_release_write_op(op);
+	free(key_lens);
+	if (ret)
+		log_error("store rados:%s: cannot update the catalog: %s", r->pool, strerror(-ret));
+	return ret;
+}
+
+/* ---- the backend ---- */
+
+static struct rados_backend *to_rados(struct backend *backend)
+{
+	return (struct rados_backend *)backend;
+}
+
+static int rados_name_check(const char *name)
+{
+	if (!*name || strchr(name, '/') || strlen(name) > NAME_MAX - 8 || name[0] == '.')
+		return -EINVAL;
+	return 0;
+}
+
+/* Waits for the aio write in slot i, if any; keeps the first error. */
+static void upload_wait(struct backend_upload *up, unsigned i)
+{
+	struct upload_io *io = &up->io[i];
+	int ret;
+
+	if (!io->c)
+		return;
+	rados_aio_wait_for_complete(io->c);
+	ret = rados_aio_get_return_value(io->c);
+	rados_aio_release(io->c);
+	io->c = NULL;
+	if (ret < 0 && !up->error) {
+		log_error("store rados:%s: cannot write object %s: %s", up->backend->remote->pool,
+			  up->name, strerror(-ret));
+		up->error = ret;
+	}
+}
+
+static void upload_free(struct backend_upload *up)
+{
+	for (unsigned i = 0; i < UPLOAD_INFLIGHT; i++) {
+		upload_wait(up, i);
+		free(up->io[i].buf);
+	}
+	if (up->cache_fd >= 0)
+		close(up->cache_fd);
+	free(up->buf);
+	free(up);
+}
+
+static int rados_upload_begin(struct backend *backend, const char *name,
+			      struct backend_upload **out)
+{
+	struct rados_backend *rb = to_rados(backend);
+	rados_write_op_t op;
+	struct backend_upload *up;
+	int ret;
+
+	if (rados_name_check(name))
+		return -EINVAL;
+	op = rados_create_write_op();
+	if (!op)
+		return -ENOMEM;
+	rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+	ret = rados_write_op_operate(op, rb->remote->io, name, NULL, 0);
+	rados_release_write_op(op);
+	if (ret == -EEXIST)
+		return ret; /* another host has this id: the pack writer takes the next */
+	if (ret) {
+		log_error("store rados:%s: cannot create object %s: %s", rb->remote->pool, name,
+			  strerror(-ret));
+		return ret;
+	}
+	up = calloc(1, sizeof(*up));
+	if (!up || !(up->buf = malloc(UPLOAD_BLOCK))) {
+		free(up);
+		rados_remove(rb->remote->io, name);
+		return -ENOMEM;
+	}
+	up->backend = rb;
+	snprintf(up->name, sizeof(up->name), "%s", name);
+	/* a stale cache file of a pack id gc freed must not survive */
+	up->cache_fd = openat(rb->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	*out = up;
+	return 0;
+}
+
+/* Sends the filled block as one aio write, waiting for the slot's previous one. */
+static int upload_flush(struct backend_upload *up)
+{
+	struct upload_io *io = &up->io[up->next];
+	int ret;
+
+	if (!up->buf_len)
+		return 0;
+	upload_wait(up, up->next);
+	if (up->error)
+		return up->error;
+	if (!io->buf && !(io->buf = malloc(UPLOAD_BLOCK)))
+		return -ENOMEM;
+	memcpy(io->buf, up->buf, up->buf_len);
+	ret = rados_aio_create_completion2(NULL, NULL, &io->c);
+	if (!ret)
+		ret = rados_aio_write(up->backend->remote->io, up->name, io->c, (char *)io->buf,
+				      up->buf_len, up->written);
+	if (ret) {
+		if (io->c)
+			rados_aio_release(io->c);
+		io->c = NULL;
+		log_error("store rados:%s: cannot write object %s: %s", up->backend->remote->pool,
+			  up->name, strerror(-ret));
+		return up->error = ret;
+	}
+	if (up->cache_fd >= 0 && pwrite_all(up->cache_fd, io->buf, up->buf_len, up->written)) {
+		close(up->cache_fd); /* the cache is an optimisation: go without it */
+		up->cache_fd = -1;
+		unlinkat(up->backend->dir_fd, up->name, 0);
+	}
+	up->written += up->buf_len;
+	up->buf_len = 0;
+	up->next = (up->next + 1) % UPLOAD_INFLIGHT;
+	return 0;
+}
+
+static int rados_upload_append(struct backend_upload *up, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	while (len) {
+		size_t n = MIN(len, UPLOAD_BLOCK - up->buf_len);
+		int ret;
+
+		memcpy(up->buf + up->buf_len, p, n);
+		up->buf_len += n;
+		p += n;
+		len -= n;
+		if (up->buf_len == UPLOAD_BLOCK && (ret = upload_flush(up)))
+			return ret;
+	}
+	return 0;
+}
+
+static void rados_upload_abort(struct backend_upload *up)
+{
+	struct rados_backend *rb = up->backend;
+
+	for (unsigned i = 0; i < UPLOAD_INFLIGHT; i++)
+		upload_wait(up, i);
+	rados_remove(rb->remote->io, up->name);
+	unlinkat(rb->dir_fd, up->name, 0);
+	upload_free(up);
+}
+
+static int rados_upload_commit(struct backend_upload *up)
+{
+	int ret = upload_flush(up);
+
+	for (unsigned i = 0; i < UPLOAD_INFLIGHT; i++)
+		upload_wait(up, i);
+	ret = ret ? ret : up->error;
+	if (ret) {
+		rados_upload_abort(up);
+		return ret;
+	}
+	upload_free(up);
+	return 0;
+}
+
+/* Marks the blocks the cache file holds, from its extents. */
+static void object_scan_cache(struct backend_object *obj)
+{
+	off_t data = 0, hole;
+
+	while ((data = lseek(obj->fd, data, SEEK_DATA)) >= 0) {
+		hole = lseek(obj->fd, data, SEEK_HOLE);
+		if (hole < 0)
+			break;
+		/* only whole blocks, and the object's last partial one, count */
+		for (uint64_t b = ((uint64_t)data + FETCH_BLOCK - 1) / FETCH_BLOCK;
+		     b < obj->blocks && (b + 1) * FETCH_BLOCK <= (uint64_t)hole; b++)
+			obj->present[b] = 1;
+		if ((uint64_t)hole >= obj->size && obj->blocks &&
+		    (uint64_t)data <= (obj->blocks - 1) * FETCH_BLOCK)
+			obj->present[obj->blocks - 1] = 1;
+		data = hole;
+	}
+}
+
+static int rados_object_open(struct backend *backend, const char *name, struct backend_object **out)
+{
+	struct rados_backend *rb = to_rados(backend);
+	struct backend_object *obj;
+	time_t mtime;
+	uint64_t size;
+	int ret;
+
+	if (rados_name_check(name))
+		return -EINVAL;
+	ret = rados_stat(rb->remote->io, name, &size, &mtime);
+	if (ret) {
+		if (ret != -ENOENT)
+			log_error("store rados:%s: cannot open object %s: %s", rb->remote->pool,
+				  name, strerror(-ret));
+		return ret;
+	}
+	obj = calloc(1, sizeof(*obj));
+	if (!obj)
+		return -ENOMEM;
+	obj->backend = rb;
+	obj->size = size;
+	snprintf(obj->name, sizeof(obj->name), "%s", name);
+	obj->blocks = (size + FETCH_BLOCK - 1) / FETCH_BLOCK;
+	obj->present = calloc(obj->blocks ? obj->blocks : 1, 1);
+	obj->fd = openat(rb->dir_fd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (!obj->present || obj->fd < 0) {
+		ret = obj->fd < 0 ? -errno : -ENOMEM;
+		log_error("store rados:%s: cannot open the cache file %s/%s: %s", rb->remote->pool,
+			  rb->dir, name, strerror(-ret));
+		if (obj->fd >= 0)
+			close(obj->fd);
+		free(obj->present);
+		free(obj);
+		return ret;
+	}
+	pthread_mutex_init(&obj->lock, NULL);
+	object_scan_cache(obj);
+	*out = obj;
+	return 0;
+}
+
+struct fetch_run {
+	uint64_t first, count; /* blocks */
+	rados_completion_t c;
+	uint8_t *buf;
+	size_t len;
+};
+
+/* Starts an aio read of run; waits for it in fetch_finish. */
+static int fetch_start(struct backend_object *obj, struct fetch_run *run)
+{
+	uint64_t off = run->first * FETCH_BLOCK;
+	int ret;
+
+	run->len = MIN(run->count * FETCH_BLOCK, obj->size - off);
+	run->buf = malloc(run->len);
+	if (!run->buf)
+		return -ENOMEM;
+	ret = rados_aio_create_completion2(NULL, NULL, &run->c);
+	if (!ret)
+		ret = rados_aio_read(obj->backend->remote->io, obj->name, run->c, (char *)run->buf,
+				     run->len, off);
+	if (ret && run->c) {
+		rados_aio_release(run->c);
+		run->c = NULL;
+	}
+	return ret;
+}
+
+static int fetch_finish(struct backend_object *obj, struct fetch_run *run)
+{
+	int ret = 0;
+
+	if (run->c) {
+		rados_aio_wait_for_complete(run->c);
+		ret = rados_aio_get_return_value(run->c);
+		rados_aio_release(run->c);
+		run->c = NULL;
+		if (ret >= 0 && (size_t)ret != run->len)
+			ret = -EBADMSG; /* the object is shorter than it was */
+		else if (ret >= 0)
+			ret = pwrite_all(obj->fd, run->buf, run->len, run->first * FETCH_BLOCK);
+		if (!ret) {
+			pthread_mutex_lock(&obj->lock);
+			memset(obj->present + run->first, 1, run->count);
+			pthread_mutex_unlock(&obj->lock);
+		}
+	}
+	free(run->buf);
+	run->buf = NULL;
+	return ret;
+}
+
+/* Collects the runs of missing blocks covering the ranges, at most max. */
+static size_t fetch_plan(struct backend_object *obj, const uint64_t *offsets, const uint32_t *lens,
+			 size_t n, struct fetch_run *runs, size_t max, uint8_t *want)
+{
+	size_t count = 0;
+
+	memset(want, 0, obj->blocks);
+	pthread_mutex_lock(&obj->lock);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t end = MIN(offsets[i] + lens[i], obj->size);
+
+		for (uint64_t b = offsets[i] / FETCH_BLOCK; b * FETCH_BLOCK < end; b++)
+			want[b] = !obj->present[b];
+	}
+	pthread_mutex_unlock(&obj->lock);
+	for (uint64_t b = 0; b < obj->blocks && count < max; b++) {
+		if (!want[b])
+			continue;
+		if (count && runs[count - 1].first + runs[count - 1].count == b &&
+		    runs[count - 1].count < FETCH_RUN_MAX / FETCH_BLOCK) {
+			runs[count - 1].count++;
+			continue;
+		}
+		runs[count++] = (struct fetch_run){ .first = b, .count = 1 };
+	}
+	return count;
+}
+
+static int rados_object_fetch(struct backend_object *obj, const uint64_t *offsets,
+			      const uint32_t *lens, size_t n)
+{
+	struct fetch_run runs[FETCH_INFLIGHT];
+	uint8_t *want = malloc(obj->blocks ? obj->blocks : 1);
+	int ret = 0;
+	size_t count;
+
+	if (!want)
+		return -ENOMEM;
+	/* each pass fetches up to FETCH_INFLIGHT runs at once; a pass that finds none ends */
+	while (!ret && (count = fetch_plan(obj, offsets, lens, n, runs, FETCH_INFLIGHT, want))) {
+		size_t started = 0;
+
+		for (; started < count && !ret; started++)
+			ret = fetch_start(obj, &runs[started]);
+		for (size_t i = 0; i < started; i++) {
+			int err = fetch_finish(obj, &runs[i]);
+
+			ret = ret ? ret : err;
+		}
+	}
+	free(want);
+	if (ret)
+		log_error("store rados:%s: cannot read object %s: %s", obj->backend->remote->pool,
+			  obj->name, strerror(-ret));
+	return ret;
+}
+
+static int rados_object_read(struct backend_object *obj, uint64_t offset, void *buf, size_t len)
+{
+	uint32_t l = (uint32_t)len;
+	int ret;
+
+	if (offset + len > obj->size)
+		return -EBADMSG;
+	for (size_t done = 0; done < len; done += l) {
+		uint64_t off = offset + done;
+
+		l = (uint32_t)MIN(len - done, FETCH_RUN_MAX);
+		ret = rados_object_fetch(obj, &off, &l, 1);
+		if (ret)
+			return ret;
+	}
+	ret = pread_all(obj->fd, buf, len, offset);
+	return ret == -EIO ? -EBADMSG : ret;
+}
+
+static int rados_object_fd(struct backend_object *obj)
+{
+	return obj->fd;
+}
+
+static int rados_object_size(struct backend_object *obj, uint64_t *size)
+{
+	*size = obj->size;
+	return 0;
+}
+
+static void rados_object_close(struct backend_object *obj)
+{
+	close(obj->fd);
+	pthread_mutex_destroy(&obj->lock);
+	free(obj->present);
+	free(obj);
+}
+
+/* Lists pack objects only: the catalog, the lock and .idx objects are not packs. */
+static int rados_list(struct backend *backend, int (*fn)(void *opaque, const char *name),
+		      void *opaque)
+{
+	struct rados_backend *rb = to_rados(backend);
+	rados_list_ctx_t ctx;
+	const char *entry;
+	int ret = rados_nobjects_list_open(rb->remote->io, &ctx);
+
+	while (!ret && (ret = rados_nobjects_list_next(ctx, &entry, NULL, NULL)) == 0) {
+		size_t len = strlen(entry);
+
+		if (len > 5 && !strcmp(entry + len - 5, ".pack"))
+			ret = fn(opaque, entry);
+	}
+	if (ret != -ENOENT || !ctx)
+		rados_nobjects_list_close(ctx);
+	else
+		rados_nobjects_list_close(ctx);
+	if (ret == -ENOENT)
+		ret = 0;
+	if (ret < 0)
+		log_error("store rados:%s: cannot list the pool: %s", rb->remote->pool,
+			  strerror(-ret));
+	return ret;
+}
+
+static int rados_remove_object(struct backend *backend, const char *name)
+{
+	struct rados_backend *rb = to_rados(backend);
+	int ret;
+
+	if (rados_name_check(name))
+		return -EINVAL;
+	unlinkat(rb->dir_fd, name, 0);
+	ret = rados_remove(rb->remote->io, name);
+	if (ret && ret != -ENOENT)
+		log_error("store rados:%s: cannot delete %s: %s", rb->remote->pool, name,
+			  strerror(-ret));
+	return ret;
+}
+
+static void rados_destroy(struct backend *backend)
+{
+	struct rados_backend *rb = to_rados(backend);
+
+	close(rb->dir_fd);
+	free(rb);
+}
+
+static const struct backend_ops rados_ops = {
+	.upload_begin = rados_upload_begin,
+	.upload_append = rados_upload_append,
+	.upload_commit = rados_upload_commit,
+	.upload_abort = rados_upload_abort,
+	.object_open = rados_object_open,
+	.object_read = rados_object_read,
+	.object_fetch = rados_object_fetch,
+	.object_fd = rados_object_fd,
+	.object_size = rados_object_size,
+	.object_close = rados_object_close,
+	.list = rados_list,
+	.remove = rados_remove_object,
+	.destroy = rados_destroy,
+};
+
+void backend_rados_cache_clear(struct backend *backend)
+{
+	struct rados_backend *rb = to_rados(backend);
+	char path[PATH_MAX];
+
+	/* a new empty directory replaces the old one: open objects keep their files */
+	if (path_format(path, sizeof(path), "%s.old-%d", rb->dir, (int)getpid()) == 0 &&
+	    rename(rb->dir, path) == 0) {
+		int fd;
+
+		mkdir(rb->dir, 0755);
+		fd = open(rb->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			close(rb->dir_fd);
+			rb->dir_fd = fd;
+		}
+		remove_tree(path);
+	}
+}
+
+int backend_rados_create(struct remote *remote, const char *cache_dir, struct backend **out)
+{
+	struct rados_backend *rb = calloc(1, sizeof(*rb));
+
+	if (!rb)
+		return -ENOMEM;
+	rb->remote = remote;
+	if (path_format(rb->dir, sizeof(rb->dir), "%s", cache_dir)) {
+		free(rb);
+		return -ENAMETOOLONG;
+	}
+	if ((mkdir(cache_dir, 0755) < 0 && errno != EEXIST) ||
+	    (rb->dir_fd = open(cache_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		int err = -errno;
+
+		log_error("store: cannot open the cache directory %s: %s", cache_dir,
+			  strerror(errno));
+		free(rb);
+		return err;
+	}
+	rb->base.ops = &rados_ops;
+	*out = &rb->base;
+	return 0;
+}
