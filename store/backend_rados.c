@@ -20,6 +20,7 @@
 #include "common/common.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -41,6 +42,82 @@
 #define LOCK_NAME	"snapvm"
 #define LOCK_DURATION_S 600
 #define OMAP_PAGE	1024
+
+/*
+ * librados is loaded when a RADOS store is opened, not linked: it brings in
+ * Ceph's C++ runtime, which costs every snapvm process ~15 ms to load.
+ */
+#define RADOS_FUNCTIONS(X)              \
+	X(rados_aio_create_completion2) \
+	X(rados_aio_get_return_value)   \
+	X(rados_aio_read)               \
+	X(rados_aio_release)            \
+	X(rados_aio_wait_for_complete)  \
+	X(rados_aio_write)              \
+	X(rados_conf_read_file)         \
+	X(rados_conf_set)               \
+	X(rados_connect)                \
+	X(rados_create)                 \
+	X(rados_create_read_op)         \
+	X(rados_create_write_op)        \
+	X(rados_ioctx_create)           \
+	X(rados_ioctx_destroy)          \
+	X(rados_lock_exclusive)         \
+	X(rados_lock_shared)            \
+	X(rados_nobjects_list_close)    \
+	X(rados_nobjects_list_next)     \
+	X(rados_nobjects_list_open)     \
+	X(rados_omap_get_end)           \
+	X(rados_omap_get_next2)         \
+	X(rados_read)                   \
+	X(rados_read_op_omap_get_vals2) \
+	X(rados_read_op_operate)        \
+	X(rados_release_read_op)        \
+	X(rados_release_write_op)       \
+	X(rados_remove)                 \
+	X(rados_shutdown)               \
+	X(rados_stat)                   \
+	X(rados_unlock)                 \
+	X(rados_write_full)             \
+	X(rados_write_op_create)        \
+	X(rados_write_op_omap_rm_keys2) \
+	X(rados_write_op_omap_set2)     \
+	X(rados_write_op_operate)
+
+static struct {
+#define X(f) __typeof__(&f) f##_fn;
+	RADOS_FUNCTIONS(X)
+#undef X
+} rados_lib;
+static pthread_once_t rados_lib_once = PTHREAD_ONCE_INIT;
+static char rados_lib_error[256];
+
+static void rados_lib_load(void)
+{
+	void *h = dlopen("librados.so.2", RTLD_NOW | RTLD_LOCAL);
+
+	if (!h) {
+		snprintf(rados_lib_error, sizeof(rados_lib_error),
+			 "cannot load librados (Debian: librados2): %s", dlerror());
+		return;
+	}
+#define X(f)                                                                           \
+	if (!(rados_lib.f##_fn = (__typeof__(&f))dlsym(h, #f)) && !rados_lib_error[0]) \
+		snprintf(rados_lib_error, sizeof(rados_lib_error), "librados has no %s", #f);
+	RADOS_FUNCTIONS(X)
+#undef X
+}
+
+/* Loads librados once; -ENOSYS (logged) if it cannot be. */
+static int rados_lib_ready(void)
+{
+	pthread_once(&rados_lib_once, rados_lib_load);
+	if (rados_lib_error[0]) {
+		log_error("store: %s", rados_lib_error);
+		return -ENOSYS;
+	}
+	return 0;
+}
 
 struct remote {
 	rados_t cluster;
@@ -195,34 +272,39 @@ int remote_connect(const struct remote_spec *spec, struct remote **out)
 
 	if (!r)
 		return -ENOMEM;
+	ret = rados_lib_ready();
+	if (ret) {
+		free(r);
+		return ret;
+	}
 	snprintf(r->pool, sizeof(r->pool), "%s", spec->pool);
 	snprintf(timeout, sizeof(timeout), "%u", spec->timeout_s);
-	ret = rados_create(&r->cluster, spec->id);
+	ret = rados_lib.rados_create_fn(&r->cluster, spec->id);
 	if (ret)
 		goto err_free;
 	step = "read the configuration";
-	ret = rados_conf_read_file(r->cluster, spec->conf[0] ? spec->conf : NULL);
+	ret = rados_lib.rados_conf_read_file_fn(r->cluster, spec->conf[0] ? spec->conf : NULL);
 	if (!ret)
-		ret = rados_conf_set(r->cluster, "rados_osd_op_timeout", timeout);
+		ret = rados_lib.rados_conf_set_fn(r->cluster, "rados_osd_op_timeout", timeout);
 	if (!ret)
-		ret = rados_conf_set(r->cluster, "rados_mon_op_timeout", timeout);
+		ret = rados_lib.rados_conf_set_fn(r->cluster, "rados_mon_op_timeout", timeout);
 	if (!ret)
-		ret = rados_conf_set(r->cluster, "client_mount_timeout", timeout);
+		ret = rados_lib.rados_conf_set_fn(r->cluster, "client_mount_timeout", timeout);
 	if (ret)
 		goto err_shutdown;
 	step = "connect to the cluster";
-	ret = rados_connect(r->cluster);
+	ret = rados_lib.rados_connect_fn(r->cluster);
 	if (ret)
 		goto err_shutdown;
 	step = "open the pool";
-	ret = rados_ioctx_create(r->cluster, spec->pool, &r->io);
+	ret = rados_lib.rados_ioctx_create_fn(r->cluster, spec->pool, &r->io);
 	if (ret)
 		goto err_shutdown;
 	snprintf(r->cookie, sizeof(r->cookie), "%ld-%d", gethostid(), (int)getpid());
 	*out = r;
 	return 0;
 err_shutdown:
-	rados_shutdown(r->cluster);
+	rados_lib.rados_shutdown_fn(r->cluster);
 err_free:
 	log_error("store rados:%s: cannot %s%s%s: %s", spec->pool, step,
 		  spec->conf[0] ? " with " : "", spec->conf, strerror(-ret));
@@ -235,8 +317,8 @@ void remote_disconnect(struct remote *r)
 	if (!r)
 		return;
 	remote_unlock(r);
-	rados_ioctx_destroy(r->io);
-	rados_shutdown(r->cluster);
+	rados_lib.rados_ioctx_destroy_fn(r->io);
+	rados_lib.rados_shutdown_fn(r->cluster);
 	free(r);
 }
 
@@ -247,10 +329,11 @@ int remote_lock(struct remote *r, bool exclusive, bool wait)
 	int ret;
 
 	for (;;) {
-		ret = exclusive ? rados_lock_exclusive(r->io, LOCK_OBJECT, LOCK_NAME, r->cookie,
-						       "gc", &duration, 0)
-				: rados_lock_shared(r->io, LOCK_OBJECT, LOCK_NAME, r->cookie,
-						    "writers", "write", &duration, 0);
+		ret = exclusive ? rados_lib.rados_lock_exclusive_fn(r->io, LOCK_OBJECT, LOCK_NAME,
+								    r->cookie, "gc", &duration, 0)
+				: rados_lib.rados_lock_shared_fn(r->io, LOCK_OBJECT, LOCK_NAME,
+								 r->cookie, "writers", "write",
+								 &duration, 0);
 		if (ret != -EBUSY || !wait)
 			break;
 		if (!warned)
@@ -272,7 +355,7 @@ int remote_lock(struct remote *r, bool exclusive, bool wait)
 void remote_unlock(struct remote *r)
 {
 	if (r->locked)
-		rados_unlock(r->io, LOCK_OBJECT, LOCK_NAME, r->cookie);
+		rados_lib.rados_unlock_fn(r->io, LOCK_OBJECT, LOCK_NAME, r->cookie);
 	r->locked = false;
 }
 
@@ -281,14 +364,14 @@ int remote_object_get(struct remote *r, const char *name, uint8_t **data, size_t
 	uint64_t size;
 	time_t mtime;
 	uint8_t *buf;
-	int ret = rados_stat(r->io, name, &size, &mtime);
+	int ret = rados_lib.rados_stat_fn(r->io, name, &size, &mtime);
 
 	if (ret)
 		return ret;
 	buf = malloc(size ? size : 1);
 	if (!buf)
 		return -ENOMEM;
-	ret = size ? rados_read(r->io, name, (char *)buf, size, 0) : 0;
+	ret = size ? rados_lib.rados_read_fn(r->io, name, (char *)buf, size, 0) : 0;
 	if (ret >= 0 && (uint64_t)ret != size)
 		ret = -EBADMSG;
 	if (ret < 0) {
@@ -302,7 +385,7 @@ int remote_object_get(struct remote *r, const char *name, uint8_t **data, size_t
 
 int remote_object_put(struct remote *r, const char *name, const void *data, size_t len)
 {
-	int ret = rados_write_full(r->io, name, data, len);
+	int ret = rados_lib.rados_write_full_fn(r->io, name, data, len);
 
 	if (ret)
 		log_error("store rados:%s: cannot write object %s: %s", r->pool, name,
@@ -312,7 +395,7 @@ int remote_object_put(struct remote *r, const char *name, const void *data, size
 
 int remote_object_remove(struct remote *r, const char *name)
 {
-	return rados_remove(r->io, name);
+	return rados_lib.rados_remove_fn(r->io, name);
 }
 
 int remote_catalog_read(struct remote *r,
@@ -324,21 +407,24 @@ int remote_catalog_read(struct remote *r,
 	int ret = 0;
 
 	while (more && !ret) {
-		rados_read_op_t op = rados_create_read_op();
+		rados_read_op_t op = rados_lib.rados_create_read_op_fn();
 		rados_omap_iter_t it;
 		int prval = 0;
 		char *key, *val;
 		size_t klen, vlen;
 
-		rados_read_op_omap_get_vals2(op, after, "", OMAP_PAGE, &it, &more, &prval);
-		ret = rados_read_op_operate(op, r->io, REMOTE_CATALOG, 0);
+		rados_lib.rados_read_op_omap_get_vals2_fn(op, after, "", OMAP_PAGE, &it, &more,
+							  &prval);
+		ret = rados_lib.rados_read_op_operate_fn(op, r->io, REMOTE_CATALOG, 0);
 		if (!ret)
 			ret = prval;
 		if (ret == -ENOENT) { /* an empty pool */
-			rados_release_read_op(op);
+			rados_lib.rados_release_read_op_fn(op);
 			return 0;
 		}
-		while (!ret && rados_omap_get_next2(it, &key, &val, &klen, &vlen) == 0 && key) {
+		while (!ret &&
+		       rados_lib.rados_omap_get_next2_fn(it, &key, &val, &klen, &vlen) == 0 &&
+		       key) {
 			char k[256];
 
 			if (klen >= sizeof(k))
@@ -349,8 +435,8 @@ int remote_catalog_read(struct remote *r,
 			ret = fn(opaque, k, val, vlen);
 		}
 		if (!prval || ret != -ENOENT)
-			rados_omap_get_end(it);
-		rados_release_read_op(op);
+			rados_lib.rados_omap_get_end_fn(it);
+		rados_lib.rados_release_read_op_fn(op);
 	}
 	if (ret < 0)
 		log_error("store rados:%s: cannot read the catalog: %s", r->pool, strerror(-ret));
@@ -361,28 +447,29 @@ int remote_catalog_update(struct remote *r, const char *const *set_keys, const v
 			  const size_t *value_lens, size_t set_count, const char *const *rm_keys,
 			  size_t rm_count)
 {
-	rados_write_op_t op = rados_create_write_op();
+	rados_write_op_t op = rados_lib.rados_create_write_op_fn();
 	size_t *key_lens = calloc(set_count + rm_count + 1, sizeof(size_t));
 	int ret;
 
 	if (!op || !key_lens) {
 		free(key_lens);
 		if (op)
-			rados_release_write_op(op);
+			rados_lib.rados_release_write_op_fn(op);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < set_count; i++)
 		key_lens[i] = strlen(set_keys[i]);
 	for (size_t i = 0; i < rm_count; i++)
 		key_lens[set_count + i] = strlen(rm_keys[i]);
-	rados_write_op_create(op, 0, NULL);
+	rados_lib.rados_write_op_create_fn(op, 0, NULL);
 	if (set_count)
-		rados_write_op_omap_set2(op, set_keys, (const char *const *)values, key_lens,
-					 value_lens, set_count);
+		rados_lib.rados_write_op_omap_set2_fn(op, set_keys, (const char *const *)values,
+						      key_lens, value_lens, set_count);
 	if (rm_count)
-		rados_write_op_omap_rm_keys2(op, rm_keys, key_lens + set_count, rm_count);
-	ret = rados_write_op_operate(op, r->io, REMOTE_CATALOG, NULL, 0);
-	rados_release_write_op(op);
+		rados_lib.rados_write_op_omap_rm_keys2_fn(op, rm_keys, key_lens + set_count,
+							  rm_count);
+	ret = rados_lib.rados_write_op_operate_fn(op, r->io, REMOTE_CATALOG, NULL, 0);
+	rados_lib.rados_release_write_op_fn(op);
 	free(key_lens);
 	if (ret)
 		log_error("store rados:%s: cannot update the catalog: %s", r->pool, strerror(-ret));
@@ -411,9 +498,9 @@ static void upload_wait(struct backend_upload *up, unsigned i)
 
 	if (!io->c)
 		return;
-	rados_aio_wait_for_complete(io->c);
-	ret = rados_aio_get_return_value(io->c);
-	rados_aio_release(io->c);
+	rados_lib.rados_aio_wait_for_complete_fn(io->c);
+	ret = rados_lib.rados_aio_get_return_value_fn(io->c);
+	rados_lib.rados_aio_release_fn(io->c);
 	io->c = NULL;
 	if (ret < 0 && !up->error) {
 		log_error("store rados:%s: cannot write object %s: %s", up->backend->remote->pool,
@@ -444,12 +531,12 @@ static int rados_upload_begin(struct backend *backend, const char *name,
 
 	if (rados_name_check(name))
 		return -EINVAL;
-	op = rados_create_write_op();
+	op = rados_lib.rados_create_write_op_fn();
 	if (!op)
 		return -ENOMEM;
-	rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
-	ret = rados_write_op_operate(op, rb->remote->io, name, NULL, 0);
-	rados_release_write_op(op);
+	rados_lib.rados_write_op_create_fn(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+	ret = rados_lib.rados_write_op_operate_fn(op, rb->remote->io, name, NULL, 0);
+	rados_lib.rados_release_write_op_fn(op);
 	if (ret == -EEXIST)
 		return ret; /* another host has this id: the pack writer takes the next */
 	if (ret) {
@@ -460,7 +547,7 @@ static int rados_upload_begin(struct backend *backend, const char *name,
 	up = calloc(1, sizeof(*up));
 	if (!up || !(up->buf = malloc(UPLOAD_BLOCK))) {
 		free(up);
-		rados_remove(rb->remote->io, name);
+		rados_lib.rados_remove_fn(rb->remote->io, name);
 		return -ENOMEM;
 	}
 	up->backend = rb;
@@ -485,13 +572,13 @@ static int upload_flush(struct backend_upload *up)
 	if (!io->buf && !(io->buf = malloc(UPLOAD_BLOCK)))
 		return -ENOMEM;
 	memcpy(io->buf, up->buf, up->buf_len);
-	ret = rados_aio_create_completion2(NULL, NULL, &io->c);
+	ret = rados_lib.rados_aio_create_completion2_fn(NULL, NULL, &io->c);
 	if (!ret)
-		ret = rados_aio_write(up->backend->remote->io, up->name, io->c, (char *)io->buf,
-				      up->buf_len, up->written);
+		ret = rados_lib.rados_aio_write_fn(up->backend->remote->io, up->name, io->c,
+						   (char *)io->buf, up->buf_len, up->written);
 	if (ret) {
 		if (io->c)
-			rados_aio_release(io->c);
+			rados_lib.rados_aio_release_fn(io->c);
 		io->c = NULL;
 		log_error("store rados:%s: cannot write object %s: %s", up->backend->remote->pool,
 			  up->name, strerror(-ret));
@@ -532,7 +619,7 @@ static void rados_upload_abort(struct backend_upload *up)
 
 	for (unsigned i = 0; i < UPLOAD_INFLIGHT; i++)
 		upload_wait(up, i);
-	rados_remove(rb->remote->io, up->name);
+	rados_lib.rados_remove_fn(rb->remote->io, up->name);
 	unlinkat(rb->dir_fd, up->name, 0);
 	upload_free(up);
 }
@@ -582,7 +669,7 @@ static int rados_object_open(struct backend *backend, const char *name, struct b
 
 	if (rados_name_check(name))
 		return -EINVAL;
-	ret = rados_stat(rb->remote->io, name, &size, &mtime);
+	ret = rados_lib.rados_stat_fn(rb->remote->io, name, &size, &mtime);
 	if (ret) {
 		if (ret != -ENOENT)
 			log_error("store rados:%s: cannot open object %s: %s", rb->remote->pool,
@@ -631,12 +718,12 @@ static int fetch_start(struct backend_object *obj, struct fetch_run *run)
 	run->buf = malloc(run->len);
 	if (!run->buf)
 		return -ENOMEM;
-	ret = rados_aio_create_completion2(NULL, NULL, &run->c);
+	ret = rados_lib.rados_aio_create_completion2_fn(NULL, NULL, &run->c);
 	if (!ret)
-		ret = rados_aio_read(obj->backend->remote->io, obj->name, run->c, (char *)run->buf,
-				     run->len, off);
+		ret = rados_lib.rados_aio_read_fn(obj->backend->remote->io, obj->name, run->c,
+						  (char *)run->buf, run->len, off);
 	if (ret && run->c) {
-		rados_aio_release(run->c);
+		rados_lib.rados_aio_release_fn(run->c);
 		run->c = NULL;
 	}
 	return ret;
@@ -647,9 +734,9 @@ static int fetch_finish(struct backend_object *obj, struct fetch_run *run)
 	int ret = 0;
 
 	if (run->c) {
-		rados_aio_wait_for_complete(run->c);
-		ret = rados_aio_get_return_value(run->c);
-		rados_aio_release(run->c);
+		rados_lib.rados_aio_wait_for_complete_fn(run->c);
+		ret = rados_lib.rados_aio_get_return_value_fn(run->c);
+		rados_lib.rados_aio_release_fn(run->c);
 		run->c = NULL;
 		if (ret >= 0 && (size_t)ret != run->len)
 			ret = -EBADMSG; /* the object is shorter than it was */
@@ -768,18 +855,19 @@ static int rados_list(struct backend *backend, int (*fn)(void *opaque, const cha
 	struct rados_backend *rb = to_rados(backend);
 	rados_list_ctx_t ctx;
 	const char *entry;
-	int ret = rados_nobjects_list_open(rb->remote->io, &ctx);
+	int ret = rados_lib.rados_nobjects_list_open_fn(rb->remote->io, &ctx);
 
-	while (!ret && (ret = rados_nobjects_list_next(ctx, &entry, NULL, NULL)) == 0) {
+	while (!ret &&
+	       (ret = rados_lib.rados_nobjects_list_next_fn(ctx, &entry, NULL, NULL)) == 0) {
 		size_t len = strlen(entry);
 
 		if (len > 5 && !strcmp(entry + len - 5, ".pack"))
 			ret = fn(opaque, entry);
 	}
 	if (ret != -ENOENT || !ctx)
-		rados_nobjects_list_close(ctx);
+		rados_lib.rados_nobjects_list_close_fn(ctx);
 	else
-		rados_nobjects_list_close(ctx);
+		rados_lib.rados_nobjects_list_close_fn(ctx);
 	if (ret == -ENOENT)
 		ret = 0;
 	if (ret < 0)
@@ -795,8 +883,13 @@ static int rados_remove_object(struct backend *backend, const char *name)
 
 	if (rados_name_check(name))
 		return -EINVAL;
+	char idx[NAME_MAX + 8];
+
 	unlinkat(rb->dir_fd, name, 0);
-	ret = rados_remove(rb->remote->io, name);
+	ret = rados_lib.rados_remove_fn(rb->remote->io, name);
+	/* the pack's chunk list goes with it (remote_sync.c writes it) */
+	snprintf(idx, sizeof(idx), "%s.idx", name);
+	rados_lib.rados_remove_fn(rb->remote->io, idx);
 	if (ret && ret != -ENOENT)
 		log_error("store rados:%s: cannot delete %s: %s", rb->remote->pool, name,
 			  strerror(-ret));
