@@ -237,19 +237,23 @@ int store_page_locate(struct store_snapshot *snap, uint64_t page, struct store_c
 	return ret;
 }
 
-#define FETCH_BATCH 256
+#define FETCH_BATCH 1024
 
 int store_pages_fetch(struct store_snapshot *snap, const uint32_t *pages, size_t count)
 {
-	struct backend_object *objs[FETCH_BATCH], *obj;
-	struct store_chunk_loc loc, first_loc[FETCH_BATCH];
-	uint64_t offsets[FETCH_BATCH], first_page[FETCH_BATCH];
-	uint32_t lens[FETCH_BATCH];
+	struct backend_object *batch_obj = NULL, *obj;
+	struct store_chunk_loc loc, batch_loc;
+	uint64_t *offsets = NULL, batch_page = 0;
+	uint32_t *lens = NULL;
 	size_t n = 0;
 	int ret = 0;
 
-	if (!snap->store->backend->ops->object_fetch)
+	if (!snap->store->backend->ops->object_fetch || !count)
 		return 0;
+	offsets = malloc(FETCH_BATCH * sizeof(*offsets));
+	lens = malloc(FETCH_BATCH * sizeof(*lens));
+	if (!offsets || !lens)
+		ret = -ENOMEM;
 	/* ranges of one pack go to the backend together: it reads them in parallel */
 	for (size_t i = 0; i <= count && !ret; i++) {
 		bool flush = i == count || n == FETCH_BATCH;
@@ -262,21 +266,25 @@ int store_pages_fetch(struct store_snapshot *snap, const uint32_t *pages, size_t
 			}
 			if (ret)
 				break;
-			flush = n && obj != objs[0];
+			flush = n && obj != batch_obj;
 		}
 		if (flush && n) {
-			ret = snapshot_fetch(snap, objs[0], offsets, lens, n, first_page[0],
-					     &first_loc[0]);
+			ret = snapshot_fetch(snap, batch_obj, offsets, lens, n, batch_page,
+					     &batch_loc);
 			n = 0;
 		}
 		if (i < count && !ret) {
-			objs[n] = obj;
-			first_loc[n] = loc;
-			first_page[n] = pages[i];
+			if (!n) {
+				batch_obj = obj;
+				batch_loc = loc;
+				batch_page = pages[i];
+			}
 			offsets[n] = loc.offset;
 			lens[n++] = loc.length;
 		}
 	}
+	free(offsets);
+	free(lens);
 	return ret;
 }
 
