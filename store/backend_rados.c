@@ -40,7 +40,8 @@
 #define FETCH_INFLIGHT	64
 #define LOCK_OBJECT	"snapvm.lock"
 #define LOCK_NAME	"snapvm"
-#define LOCK_DURATION_S 600
+#define LOCK_DURATION_S 30 /* a crashed holder blocks the others this long at most */
+#define LOCK_RENEW_NS	(10 * 1000000000ULL)
 #define OMAP_PAGE	1024
 
 /*
@@ -125,6 +126,8 @@ struct remote {
 	char pool[128];
 	char cookie[64];
 	bool locked;
+	bool exclusive;
+	uint64_t locked_ns; /* when the lock was last taken or renewed */
 };
 
 struct rados_backend {
@@ -349,7 +352,32 @@ int remote_lock(struct remote *r, bool exclusive, bool wait)
 		log_error("store rados:%s: cannot take the pool's lock: %s", r->pool,
 			  strerror(-ret));
 	r->locked = !ret;
+	r->exclusive = exclusive;
+	r->locked_ns = time_now_ns();
 	return ret;
+}
+
+/* Renews the lock before it expires, for holders that write for long. */
+static void remote_lock_renew(struct remote *r)
+{
+	struct timeval duration = { .tv_sec = LOCK_DURATION_S };
+	uint64_t now = time_now_ns();
+	int ret;
+
+	if (!r->locked || now - r->locked_ns < LOCK_RENEW_NS)
+		return;
+	ret = r->exclusive
+		      ? rados_lib.rados_lock_exclusive_fn(r->io, LOCK_OBJECT, LOCK_NAME, r->cookie,
+							  "gc", &duration,
+							  LIBRADOS_LOCK_FLAG_MAY_RENEW)
+		      : rados_lib.rados_lock_shared_fn(r->io, LOCK_OBJECT, LOCK_NAME, r->cookie,
+						       "writers", "write", &duration,
+						       LIBRADOS_LOCK_FLAG_MAY_RENEW);
+	if (ret)
+		log_warn("store rados:%s: cannot renew the pool's lock: %s", r->pool,
+			 strerror(-ret));
+	else
+		r->locked_ns = now;
 }
 
 void remote_unlock(struct remote *r)
@@ -566,6 +594,7 @@ static int upload_flush(struct backend_upload *up)
 
 	if (!up->buf_len)
 		return 0;
+	remote_lock_renew(up->backend->remote);
 	upload_wait(up, up->next);
 	if (up->error)
 		return up->error;
