@@ -833,10 +833,7 @@ static int rados_object_fetch(struct backend_object *obj, const uint64_t *offset
 		}
 	}
 	free(want);
-	if (ret)
-		log_error("store rados:%s: cannot read object %s: %s", obj->backend->remote->pool,
-			  obj->name, strerror(-ret));
-	return ret;
+	return ret; /* the caller names the chunk that could not be read */
 }
 
 static int rados_object_read(struct backend_object *obj, uint64_t offset, void *buf, size_t len)

@@ -163,9 +163,12 @@ static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, uint6
 		return -EBADMSG;
 	}
 	if (ret) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "its pack cannot be opened: %s", strerror(-ret));
 		reason = ret == -ENOENT	   ? "its pack is missing"
 			 : ret == -EBADMSG ? "its pack has a bad header"
-					   : "its pack cannot be opened";
+					   : why;
 		snapshot_page_damage(snap, snap->manifest.unique[k], &snap->locs[k], page, reason);
 		return -EBADMSG;
 	}
