@@ -252,6 +252,12 @@ bool store_is_remote(const struct store *s)
 	return s->remote != NULL;
 }
 
+void store_cache_clear(struct store *s)
+{
+	if (s->remote)
+		backend_rados_cache_clear(s->backend);
+}
+
 void store_close(struct store *s)
 {
 	if (!s)

@@ -71,6 +71,8 @@ bool store_is_remote(const struct store *store);
  * that cannot be fetched is reported as store_page_read would.
  */
 int store_pages_fetch(struct store_snapshot *snapshot, const uint32_t *pages, size_t count);
+/* A RADOS store: forgets the pack bytes cached locally, so that reads come from the pool. */
+void store_cache_clear(struct store *store);
 /* Closes the store; every snapshot handle and writer must be closed first. */
 void store_close(struct store *store);
 
