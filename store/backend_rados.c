@@ -29,20 +29,22 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <rados/librados.h>
 
-#define UPLOAD_BLOCK	(4 * MiB)
-#define UPLOAD_INFLIGHT 8
-#define FETCH_BLOCK	(64 * 1024)
-#define FETCH_RUN_MAX	(4 * MiB)
-#define FETCH_INFLIGHT	64
-#define LOCK_OBJECT	"snapvm.lock"
-#define LOCK_NAME	"snapvm"
-#define LOCK_DURATION_S 30 /* a crashed holder blocks the others this long at most */
-#define LOCK_RENEW_NS	(10 * 1000000000ULL)
-#define OMAP_PAGE	1024
+#define UPLOAD_BLOCK	 (4 * MiB)
+#define UPLOAD_INFLIGHT	 8
+#define FETCH_BLOCK	 (64 * 1024)
+#define FETCH_RUN_MAX	 (4 * MiB)
+#define FETCH_INFLIGHT	 64
+#define LOCK_OBJECT	 "snapvm.lock"
+#define LOCK_NAME	 "snapvm"
+#define LOCK_DURATION_S	 30 /* a crashed holder blocks the others this long at most */
+#define LOCK_RENEW_NS	 (10 * 1000000000ULL)
+#define CACHE_SIZE_XATTR "user.snapvm.size"
+#define OMAP_PAGE	 1024
 
 /*
  * librados is loaded when a RADOS store is opened, not linked: it brings in
@@ -121,6 +123,10 @@ static int rados_lib_ready(void)
 }
 
 struct remote {
+	struct remote_spec spec;
+	pthread_mutex_t connect_lock;
+	bool connected;	 /* a connection was tried (remote_ready) */
+	int connect_ret; /* and its outcome */
 	rados_t cluster;
 	rados_ioctx_t io;
 	char pool[128];
@@ -266,25 +272,21 @@ bad:
 	return -EINVAL;
 }
 
-int remote_connect(const struct remote_spec *spec, struct remote **out)
+/* Loads librados, connects and opens the pool, once (remote_ready). */
+static void remote_connect_now(struct remote *r)
 {
-	struct remote *r = calloc(1, sizeof(*r));
+	const struct remote_spec *spec = &r->spec;
+	const char *step = "load librados";
 	char timeout[16];
-	const char *step = "create a cluster handle";
-	int ret;
+	int ret = rados_lib_ready();
 
-	if (!r)
-		return -ENOMEM;
-	ret = rados_lib_ready();
-	if (ret) {
-		free(r);
-		return ret;
-	}
-	snprintf(r->pool, sizeof(r->pool), "%s", spec->pool);
 	snprintf(timeout, sizeof(timeout), "%u", spec->timeout_s);
+	if (ret)
+		goto out;
+	step = "create a cluster handle";
 	ret = rados_lib.rados_create_fn(&r->cluster, spec->id);
 	if (ret)
-		goto err_free;
+		goto err;
 	step = "read the configuration";
 	ret = rados_lib.rados_conf_read_file_fn(r->cluster, spec->conf[0] ? spec->conf : NULL);
 	if (!ret)
@@ -293,35 +295,66 @@ int remote_connect(const struct remote_spec *spec, struct remote **out)
 		ret = rados_lib.rados_conf_set_fn(r->cluster, "rados_mon_op_timeout", timeout);
 	if (!ret)
 		ret = rados_lib.rados_conf_set_fn(r->cluster, "client_mount_timeout", timeout);
+	if (!ret) {
+		step = "connect to the cluster";
+		ret = rados_lib.rados_connect_fn(r->cluster);
+	}
+	if (!ret) {
+		step = "open the pool";
+		ret = rados_lib.rados_ioctx_create_fn(r->cluster, spec->pool, &r->io);
+	}
+	if (ret) {
+		rados_lib.rados_shutdown_fn(r->cluster);
+		r->cluster = NULL;
+	}
+err:
 	if (ret)
-		goto err_shutdown;
-	step = "connect to the cluster";
-	ret = rados_lib.rados_connect_fn(r->cluster);
-	if (ret)
-		goto err_shutdown;
-	step = "open the pool";
-	ret = rados_lib.rados_ioctx_create_fn(r->cluster, spec->pool, &r->io);
-	if (ret)
-		goto err_shutdown;
+		log_error("store rados:%s: cannot %s%s%s: %s", spec->pool, step,
+			  spec->conf[0] ? " with " : "", spec->conf, strerror(-ret));
+out:
+	r->connect_ret = ret;
+}
+
+int remote_connect(const struct remote_spec *spec, struct remote **out)
+{
+	struct remote *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->spec = *spec;
+	snprintf(r->pool, sizeof(r->pool), "%s", spec->pool);
 	snprintf(r->cookie, sizeof(r->cookie), "%ld-%d", gethostid(), (int)getpid());
+	pthread_mutex_init(&r->connect_lock, NULL);
 	*out = r;
 	return 0;
-err_shutdown:
-	rados_lib.rados_shutdown_fn(r->cluster);
-err_free:
-	log_error("store rados:%s: cannot %s%s%s: %s", spec->pool, step,
-		  spec->conf[0] ? " with " : "", spec->conf, strerror(-ret));
-	free(r);
-	return ret;
+}
+
+/*
+ * Connecting costs ~25 ms of CPU and round trips (loading librados, the
+ * monitor handshake, the maps); a restore whose snapshot and pages are all
+ * in the local cache needs no connection, so it is made on first use only.
+ */
+int remote_ready(struct remote *r)
+{
+	pthread_mutex_lock(&r->connect_lock);
+	if (!r->connected) {
+		remote_connect_now(r);
+		r->connected = true;
+	}
+	pthread_mutex_unlock(&r->connect_lock);
+	return r->connect_ret;
 }
 
 void remote_disconnect(struct remote *r)
 {
 	if (!r)
 		return;
-	remote_unlock(r);
-	rados_lib.rados_ioctx_destroy_fn(r->io);
-	rados_lib.rados_shutdown_fn(r->cluster);
+	if (r->connected && r->connect_ret == 0) {
+		remote_unlock(r);
+		rados_lib.rados_ioctx_destroy_fn(r->io);
+		rados_lib.rados_shutdown_fn(r->cluster);
+	}
+	pthread_mutex_destroy(&r->connect_lock);
 	free(r);
 }
 
@@ -329,8 +362,10 @@ int remote_lock(struct remote *r, bool exclusive, bool wait)
 {
 	struct timeval duration = { .tv_sec = LOCK_DURATION_S };
 	bool warned = false;
-	int ret;
+	int ret = remote_ready(r);
 
+	if (ret)
+		return ret;
 	for (;;) {
 		ret = exclusive ? rados_lib.rados_lock_exclusive_fn(r->io, LOCK_OBJECT, LOCK_NAME,
 								    r->cookie, "gc", &duration, 0)
@@ -392,8 +427,10 @@ int remote_object_get(struct remote *r, const char *name, uint8_t **data, size_t
 	uint64_t size;
 	time_t mtime;
 	uint8_t *buf;
-	int ret = rados_lib.rados_stat_fn(r->io, name, &size, &mtime);
+	int ret = remote_ready(r);
 
+	if (!ret)
+		ret = rados_lib.rados_stat_fn(r->io, name, &size, &mtime);
 	if (ret)
 		return ret;
 	buf = malloc(size ? size : 1);
@@ -413,8 +450,10 @@ int remote_object_get(struct remote *r, const char *name, uint8_t **data, size_t
 
 int remote_object_put(struct remote *r, const char *name, const void *data, size_t len)
 {
-	int ret = rados_lib.rados_write_full_fn(r->io, name, data, len);
+	int ret = remote_ready(r);
 
+	if (!ret)
+		ret = rados_lib.rados_write_full_fn(r->io, name, data, len);
 	if (ret)
 		log_error("store rados:%s: cannot write object %s: %s", r->pool, name,
 			  strerror(-ret));
@@ -423,7 +462,9 @@ int remote_object_put(struct remote *r, const char *name, const void *data, size
 
 int remote_object_remove(struct remote *r, const char *name)
 {
-	return rados_lib.rados_remove_fn(r->io, name);
+	int ret = remote_ready(r);
+
+	return ret ? ret : rados_lib.rados_remove_fn(r->io, name);
 }
 
 int remote_catalog_read(struct remote *r,
@@ -432,8 +473,10 @@ int remote_catalog_read(struct remote *r,
 {
 	char after[256] = "";
 	unsigned char more = 1;
-	int ret = 0;
+	int ret = remote_ready(r);
 
+	if (ret)
+		return ret;
 	while (more && !ret) {
 		rados_read_op_t op = rados_lib.rados_create_read_op_fn();
 		rados_omap_iter_t it;
@@ -475,15 +518,15 @@ int remote_catalog_update(struct remote *r, const char *const *set_keys, const v
 			  const size_t *value_lens, size_t set_count, const char *const *rm_keys,
 			  size_t rm_count)
 {
-	rados_write_op_t op = rados_lib.rados_create_write_op_fn();
+	int ret = remote_ready(r);
+	rados_write_op_t op = ret ? NULL : rados_lib.rados_create_write_op_fn();
 	size_t *key_lens = calloc(set_count + rm_count + 1, sizeof(size_t));
-	int ret;
 
-	if (!op || !key_lens) {
+	if (ret || !op || !key_lens) {
 		free(key_lens);
 		if (op)
 			rados_lib.rados_release_write_op_fn(op);
-		return -ENOMEM;
+		return ret ? ret : -ENOMEM;
 	}
 	for (size_t i = 0; i < set_count; i++)
 		key_lens[i] = strlen(set_keys[i]);
@@ -505,6 +548,28 @@ int remote_catalog_update(struct remote *r, const char *const *set_keys, const v
 }
 
 /* ---- the backend ---- */
+
+/* The object's size, recorded on its cache file; -ENODATA if not recorded. */
+static int cache_size_get(int fd, uint64_t *size)
+{
+	uint8_t v[8];
+
+	if (fgetxattr(fd, CACHE_SIZE_XATTR, v, sizeof(v)) != sizeof(v))
+		return -ENODATA;
+	*size = 0;
+	for (int i = 7; i >= 0; i--)
+		*size = *size << 8 | v[i];
+	return 0;
+}
+
+static void cache_size_set(int fd, uint64_t size)
+{
+	uint8_t v[8];
+
+	for (int i = 0; i < 8; i++)
+		v[i] = (uint8_t)(size >> (8 * i));
+	fsetxattr(fd, CACHE_SIZE_XATTR, v, sizeof(v), 0);
+}
 
 static struct rados_backend *to_rados(struct backend *backend)
 {
@@ -559,6 +624,9 @@ static int rados_upload_begin(struct backend *backend, const char *name,
 
 	if (rados_name_check(name))
 		return -EINVAL;
+	ret = remote_ready(rb->remote);
+	if (ret)
+		return ret;
 	op = rados_lib.rados_create_write_op_fn();
 	if (!op)
 		return -ENOMEM;
@@ -582,6 +650,8 @@ static int rados_upload_begin(struct backend *backend, const char *name,
 	snprintf(up->name, sizeof(up->name), "%s", name);
 	/* a stale cache file of a pack id gc freed must not survive */
 	up->cache_fd = openat(rb->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (up->cache_fd >= 0)
+		fremovexattr(up->cache_fd, CACHE_SIZE_XATTR);
 	*out = up;
 	return 0;
 }
@@ -664,6 +734,8 @@ static int rados_upload_commit(struct backend_upload *up)
 		rados_upload_abort(up);
 		return ret;
 	}
+	if (up->cache_fd >= 0)
+		cache_size_set(up->cache_fd, up->written);
 	upload_free(up);
 	return 0;
 }
@@ -694,26 +766,39 @@ static int rados_object_open(struct backend *backend, const char *name, struct b
 	struct backend_object *obj;
 	time_t mtime;
 	uint64_t size;
-	int ret;
+	int fd, ret;
 
 	if (rados_name_check(name))
 		return -EINVAL;
-	ret = rados_lib.rados_stat_fn(rb->remote->io, name, &size, &mtime);
-	if (ret) {
-		if (ret != -ENOENT)
-			log_error("store rados:%s: cannot open object %s: %s", rb->remote->pool,
-				  name, strerror(-ret));
-		return ret;
+	/* packs never change: a size the cache recorded spares a round trip to the pool */
+	fd = openat(rb->dir_fd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || cache_size_get(fd, &size)) {
+		ret = remote_ready(rb->remote);
+		if (!ret)
+			ret = rados_lib.rados_stat_fn(rb->remote->io, name, &size, &mtime);
+		if (ret) {
+			if (ret != -ENOENT)
+				log_error("store rados:%s: cannot open object %s: %s",
+					  rb->remote->pool, name, strerror(-ret));
+			if (fd >= 0)
+				close(fd);
+			return ret;
+		}
+		if (fd >= 0)
+			cache_size_set(fd, size);
 	}
 	obj = calloc(1, sizeof(*obj));
-	if (!obj)
+	if (!obj) {
+		if (fd >= 0)
+			close(fd);
 		return -ENOMEM;
+	}
 	obj->backend = rb;
 	obj->size = size;
 	snprintf(obj->name, sizeof(obj->name), "%s", name);
 	obj->blocks = (size + FETCH_BLOCK - 1) / FETCH_BLOCK;
 	obj->present = calloc(obj->blocks ? obj->blocks : 1, 1);
-	obj->fd = openat(rb->dir_fd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	obj->fd = fd;
 	if (!obj->present || obj->fd < 0) {
 		ret = obj->fd < 0 ? -errno : -ENOMEM;
 		log_error("store rados:%s: cannot open the cache file %s/%s: %s", rb->remote->pool,
@@ -824,6 +909,9 @@ static int rados_object_fetch(struct backend_object *obj, const uint64_t *offset
 	while (!ret && (count = fetch_plan(obj, offsets, lens, n, runs, FETCH_INFLIGHT, want))) {
 		size_t started = 0;
 
+		ret = remote_ready(obj->backend->remote); /* only what the cache lacks needs it */
+		if (ret)
+			break;
 		for (; started < count && !ret; started++)
 			ret = fetch_start(obj, &runs[started]);
 		for (size_t i = 0; i < started; i++) {
@@ -881,7 +969,11 @@ static int rados_list(struct backend *backend, int (*fn)(void *opaque, const cha
 	struct rados_backend *rb = to_rados(backend);
 	rados_list_ctx_t ctx;
 	const char *entry;
-	int ret = rados_lib.rados_nobjects_list_open_fn(rb->remote->io, &ctx);
+	int ret = remote_ready(rb->remote);
+
+	if (ret)
+		return ret;
+	ret = rados_lib.rados_nobjects_list_open_fn(rb->remote->io, &ctx);
 
 	while (!ret &&
 	       (ret = rados_lib.rados_nobjects_list_next_fn(ctx, &entry, NULL, NULL)) == 0) {
@@ -907,11 +999,14 @@ static int rados_remove_object(struct backend *backend, const char *name)
 	struct rados_backend *rb = to_rados(backend);
 	int ret;
 
-	if (rados_name_check(name))
-		return -EINVAL;
 	char idx[NAME_MAX + 8];
 
+	if (rados_name_check(name))
+		return -EINVAL;
 	unlinkat(rb->dir_fd, name, 0);
+	ret = remote_ready(rb->remote);
+	if (ret)
+		return ret;
 	ret = rados_lib.rados_remove_fn(rb->remote->io, name);
 	/* the pack's chunk list goes with it (remote_sync.c writes it) */
 	snprintf(idx, sizeof(idx), "%s.idx", name);

@@ -30,10 +30,17 @@ struct store {
 	uint64_t progress_last_ns;
 };
 
+/*
+ * Set by a thread trying a RADOS store's cached index first: the failures it
+ * meets are retried after a pull, so they are not logged.
+ */
+extern __thread bool store_errors_quiet;
 /* Takes the writer lock (waiting, or -EBUSY with STORE_OPEN_NOWAIT); *fd holds it. */
 int store_lock_take(struct store *store, int *fd);
 /* Releases the writer lock. */
 void store_lock_release(struct store *store, int fd);
+/* A RADOS store: remote_pull, for operations that must see every host's snapshots; else 0. */
+int store_remote_refresh(struct store *store);
 /* A RADOS store: brings the local index up to date with the pool's catalog. */
 int remote_pull(struct store *store);
 /* A RADOS store: publishes what txn changed in the local index, before txn commits. */

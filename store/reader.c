@@ -42,16 +42,28 @@ int store_snapshot_open(struct store *s, const char *name, struct store_snapshot
 	snap->store = s;
 	pthread_mutex_init(&snap->lock, NULL);
 	pack_cache_init(&snap->packs, s->backend);
-	/* a RADOS store: another host may have committed it since the store was opened */
-	if (s->remote && remote_pull(s))
-		log_warn("store %s: reading the snapshot from the cached index", s->dir);
-	ret = index_txn_begin(&s->index, false, &txn);
-	if (ret) {
-		store_snapshot_close(snap);
-		return ret;
+	/*
+	 * A RADOS store: the cached index is tried first, quietly (a snapshot is
+	 * immutable, and one whose chunks are cached needs no round trip); if it
+	 * lacks the snapshot, or a gc elsewhere replaced a pack it names, the
+	 * catalog is pulled and the load tried again.
+	 */
+	for (int attempt = s->remote ? 0 : 1; attempt < 2; attempt++) {
+		if (attempt == 1 && s->remote && remote_pull(s) == 0) {
+			pack_cache_free(&snap->packs);
+			pack_cache_init(&snap->packs, s->backend);
+		}
+		store_errors_quiet = attempt == 0;
+		ret = index_txn_begin(&s->index, false, &txn);
+		if (!ret) {
+			ret = store_snapshot_load(s, txn, &snap->packs, name, &snap->record,
+						  &snap->manifest);
+			mdb_txn_abort(txn);
+		}
+		store_errors_quiet = false;
+		if (!ret)
+			break;
 	}
-	ret = store_snapshot_load(s, txn, &snap->packs, name, &snap->record, &snap->manifest);
-	mdb_txn_abort(txn);
 	if (!ret) {
 		snprintf(snap->record.info.name, sizeof(snap->record.info.name), "%s", name);
 		snap->locs = calloc(snap->manifest.unique_count ? snap->manifest.unique_count : 1,
@@ -148,6 +160,9 @@ static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, uint6
 	int ret = 0;
 
 	for (int attempt = 0; attempt < 2; attempt++) {
+		/* a RADOS store: a gc on another host moved the chunk; the pool knows where */
+		if (attempt && snap->store->remote)
+			remote_pull(snap->store);
 		if (!snap->locs[k].pack || attempt)
 			ret = snapshot_chunk_lookup(snap, k, page);
 		if (ret)

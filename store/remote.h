@@ -40,8 +40,10 @@ struct remote;
 bool remote_spec_is(const char *spec);
 /* Parses rados:POOL[?conf=PATH&id=CLIENT&cache=DIR&timeout=S]; logs and -EINVAL when bad. */
 int remote_spec_parse(const char *spec, struct remote_spec *out);
-/* Connects to the cluster and opens the pool. */
+/* Prepares a connection to the cluster, made when first needed (remote_ready). */
 int remote_connect(const struct remote_spec *spec, struct remote **out);
+/* Waits for the connection: 0, or the error (logged once) that stopped it. */
+int remote_ready(struct remote *remote);
 void remote_disconnect(struct remote *remote);
 /* A backend keeping packs in the pool, with ranges cached in files under cache_dir. */
 int backend_rados_create(struct remote *remote, const char *cache_dir, struct backend **out);

@@ -183,9 +183,11 @@ static int store_open_parts(struct store *s, const char *packs, bool write)
 		return ret;
 	ret = s->remote ? backend_rados_create(s->remote, packs, &s->backend)
 			: backend_dir_create(packs, write, &s->backend);
-	/* the cached index may be empty or behind: the pool says what exists */
-	if (!ret && s->remote && (ret = remote_pull(s)))
-		s->backend->ops->destroy(s->backend);
+	/*
+	 * A RADOS store's cached index may be behind the pool: the operations
+	 * that must see every host's snapshots pull the catalog first
+	 * (store_remote_refresh), and a snapshot not cached is looked for there.
+	 */
 	if (ret)
 		index_close(&s->index);
 	return ret;
@@ -250,6 +252,11 @@ const char *store_local_dir(const struct store *s)
 bool store_is_remote(const struct store *s)
 {
 	return s->remote != NULL;
+}
+
+int store_remote_refresh(struct store *s)
+{
+	return s->remote ? remote_pull(s) : 0;
 }
 
 void store_cache_clear(struct store *s)
@@ -363,11 +370,15 @@ void store_lock_release(struct store *s, int fd)
 		close(fd);
 }
 
+__thread bool store_errors_quiet;
+
 void store_chunk_error(const uint8_t digest[STORE_DIGEST_SIZE], const struct chunk_entry *e,
 		       const char *context, const char *reason)
 {
 	char hex[2 * STORE_DIGEST_SIZE + 1], pack[PACK_NAME_SIZE];
 
+	if (store_errors_quiet)
+		return;
 	store_digest_hex(digest, hex);
 	pack_name(e->pack, pack);
 	log_error("store: chunk %s (%s) in pack %s at offset %llu: %s", hex, context, pack,
@@ -403,7 +414,8 @@ int store_chunks_load(struct store *s, MDB_txn *txn, struct pack_cache *cache,
 		ret = index_chunk_get(&s->index, txn, digests[i], &e);
 		if (ret == -ENOENT) {
 			store_digest_hex(digests[i], hex);
-			log_error("store: chunk %s (%s) is not in the index", hex, context);
+			if (!store_errors_quiet)
+				log_error("store: chunk %s (%s) is not in the index", hex, context);
 			ret = -EBADMSG;
 		} else if (!ret && e.raw_len != want) {
 			store_chunk_error(digests[i], &e, context, "its length is not the blob's");
@@ -435,7 +447,7 @@ int store_record_load(struct store *s, MDB_txn *txn, const char *name, struct sn
 		return -EINVAL;
 	}
 	ret = index_record_get(&s->index, txn, s->index.snapshots, name, &value);
-	if (ret == -ENOENT)
+	if (ret == -ENOENT && !store_errors_quiet)
 		log_error("store %s: no snapshot named '%s'", s->dir, name);
 	if (ret)
 		return ret;
