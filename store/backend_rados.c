@@ -84,6 +84,7 @@
 	X(rados_write_full)             \
 	X(rados_write_op_create)        \
 	X(rados_write_op_omap_rm_keys2) \
+	X(rados_write_op_omap_cmp)      \
 	X(rados_write_op_omap_set2)     \
 	X(rados_write_op_operate)
 
@@ -514,34 +515,47 @@ int remote_catalog_read(struct remote *r,
 	return ret;
 }
 
-int remote_catalog_update(struct remote *r, const char *const *set_keys, const void *const *values,
-			  const size_t *value_lens, size_t set_count, const char *const *rm_keys,
-			  size_t rm_count)
+int remote_catalog_update(struct remote *r, const struct remote_update *u)
 {
 	int ret = remote_ready(r);
 	rados_write_op_t op = ret ? NULL : rados_lib.rados_create_write_op_fn();
-	size_t *key_lens = calloc(set_count + rm_count + 1, sizeof(size_t));
+	size_t *key_lens = calloc(u->set_count + u->rm_count + 1, sizeof(size_t));
+	int cmp_ret[8] = { 0 };
 
-	if (ret || !op || !key_lens) {
+	if (ret || !op || !key_lens || u->absent_count > ARRAY_SIZE(cmp_ret)) {
 		free(key_lens);
 		if (op)
 			rados_lib.rados_release_write_op_fn(op);
-		return ret ? ret : -ENOMEM;
+		return ret ? ret : u->absent_count > ARRAY_SIZE(cmp_ret) ? -EINVAL : -ENOMEM;
 	}
-	for (size_t i = 0; i < set_count; i++)
-		key_lens[i] = strlen(set_keys[i]);
-	for (size_t i = 0; i < rm_count; i++)
-		key_lens[set_count + i] = strlen(rm_keys[i]);
+	for (size_t i = 0; i < u->set_count; i++)
+		key_lens[i] = strlen(u->set_keys[i]);
+	for (size_t i = 0; i < u->rm_count; i++)
+		key_lens[u->set_count + i] = strlen(u->rm_keys[i]);
 	rados_lib.rados_write_op_create_fn(op, 0, NULL);
-	if (set_count)
-		rados_lib.rados_write_op_omap_set2_fn(op, set_keys, (const char *const *)values,
-						      key_lens, value_lens, set_count);
-	if (rm_count)
-		rados_lib.rados_write_op_omap_rm_keys2_fn(op, rm_keys, key_lens + set_count,
-							  rm_count);
+	/* an absent key compares equal to an empty value; records are never empty */
+	for (size_t i = 0; i < u->absent_count; i++)
+		rados_lib.rados_write_op_omap_cmp_fn(op, u->absent_keys[i], LIBRADOS_CMPXATTR_OP_EQ,
+						     "", 0, &cmp_ret[i]);
+	if (u->set_count)
+		rados_lib.rados_write_op_omap_set2_fn(op, u->set_keys,
+						      (const char *const *)u->values, key_lens,
+						      u->value_lens, u->set_count);
+	if (u->rm_count)
+		rados_lib.rados_write_op_omap_rm_keys2_fn(op, u->rm_keys, key_lens + u->set_count,
+							  u->rm_count);
 	ret = rados_lib.rados_write_op_operate_fn(op, r->io, REMOTE_CATALOG, NULL, 0);
 	rados_lib.rados_release_write_op_fn(op);
 	free(key_lens);
+	if (ret == -ECANCELED) {
+		for (size_t i = 0; i < u->absent_count; i++) {
+			if (cmp_ret[i])
+				log_error(
+					"store rados:%s: another host has committed '%s' meanwhile",
+					r->pool, u->absent_keys[i]);
+		}
+		return -EEXIST;
+	}
 	if (ret)
 		log_error("store rados:%s: cannot update the catalog: %s", r->pool, strerror(-ret));
 	return ret;

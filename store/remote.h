@@ -64,9 +64,18 @@ int remote_object_remove(struct remote *remote, const char *name);
 int remote_catalog_read(struct remote *remote,
 			int (*fn)(void *opaque, const char *key, const void *value, size_t len),
 			void *opaque);
-/* Sets and removes catalog keys in one atomic operation. */
-int remote_catalog_update(struct remote *remote, const char *const *set_keys,
-			  const void *const *values, const size_t *value_lens, size_t set_count,
-			  const char *const *rm_keys, size_t rm_count);
+struct remote_update {
+	const char *const *set_keys; /* set to values */
+	const void *const *values;
+	const size_t *value_lens;
+	size_t set_count;
+	const char *const *rm_keys; /* removed */
+	size_t rm_count;
+	const char *const *absent_keys; /* which must not exist, else -EEXIST and no change */
+	size_t absent_count;
+};
+
+/* Applies an update to the catalog in one atomic operation. */
+int remote_catalog_update(struct remote *remote, const struct remote_update *update);
 
 #endif

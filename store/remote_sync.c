@@ -515,7 +515,8 @@ int remote_push(struct store *s, MDB_txn *txn)
 {
 	struct kv_list local = { 0 }, empty = { 0 };
 	const struct kv_list *base = s->remote_base ? s->remote_base : &empty;
-	const char **set_keys = NULL, **rm_keys = NULL;
+	const char **set_keys = NULL, **rm_keys = NULL, *absent[8];
+	size_t nabsent = 0;
 	const void **values = NULL;
 	size_t *lens = NULL, nset = 0, nrm = 0, nids = 0;
 	uint64_t *ids = NULL;
@@ -539,6 +540,9 @@ int remote_push(struct store *s, MDB_txn *txn)
 			continue;
 		if (!b && pack_key_id(l->key, &ids[nids]) == 0)
 			nids++;
+		/* a new snapshot name must still be free in the pool when published */
+		if (!b && !strncmp(l->key, "snap.", 5) && nabsent < ARRAY_SIZE(absent))
+			absent[nabsent++] = l->key;
 		set_keys[nset] = l->key;
 		values[nset] = l->value;
 		lens[nset++] = l->len;
@@ -554,8 +558,18 @@ int remote_push(struct store *s, MDB_txn *txn)
 		lens[nset++] = sizeof(next);
 	}
 	ret = nids ? push_idx(s, txn, ids, nids) : 0;
-	if (!ret && (nset || nrm))
-		ret = remote_catalog_update(s->remote, set_keys, values, lens, nset, rm_keys, nrm);
+	if (!ret && (nset || nrm)) {
+		struct remote_update u = { .set_keys = set_keys,
+					   .values = values,
+					   .value_lens = lens,
+					   .set_count = nset,
+					   .rm_keys = rm_keys,
+					   .rm_count = nrm,
+					   .absent_keys = absent,
+					   .absent_count = nabsent };
+
+		ret = remote_catalog_update(s->remote, &u);
+	}
 	if (!ret)
 		ret = kv_baseline(s, &local);
 out:

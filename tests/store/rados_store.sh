@@ -59,6 +59,22 @@ packs=$(rados -c "$CEPH_CONF" -p "$CEPH_POOL" ls | grep -c '\.pack$')
 idx=$(rados -c "$CEPH_CONF" -p "$CEPH_POOL" ls | grep -c '\.pack\.idx$')
 expect_eq "every pack in the pool has its chunk list" "$idx" "$packs"
 
+# Both hosts commit the same name at once: exactly one wins, whole.
+"$TOOL" write "$A" x 1 1024 1 >"$TMP/xa" 2>&1 &
+pa=$!
+"$TOOL" write "$B" x 1 1024 1 >"$TMP/xb" 2>&1 &
+pb=$!
+wait $pa
+ra=$?
+wait $pb
+rb=$?
+expect_eq "one of two hosts committing one name succeeds" "$(((ra == 0) + (rb == 0)))" 1
+grep -qE "exists already|committed 'snap.x-1-1024' meanwhile" "$TMP/xa" "$TMP/xb" &&
+	pass "the other is told the name is taken" || fail "no clear line: $(cat "$TMP/xa" "$TMP/xb")"
+"$TOOL" check "$C" x- >"$TMP/cx" 2>&1
+expect_eq "the winner's snapshot reads right" "$(grep '^checked' "$TMP/cx")" "checked 1 snapshots"
+hcli a rm x-1-1024
+
 # ---- rm on one host, seen by the other; du, export, import ----
 hcli a rm b-1-1024
 expect_eq "host A removes b-1-1024" "$RC" 0
