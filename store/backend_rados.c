@@ -35,7 +35,7 @@
 #include <rados/librados.h>
 
 #define UPLOAD_BLOCK	 (4 * MiB)
-#define UPLOAD_INFLIGHT	 8
+#define UPLOAD_INFLIGHT	 16 /* 64 MiB of writes in flight: 1.35 s for 261 MiB here, 8: 1.5 s */
 #define FETCH_BLOCK	 (64 * 1024)
 #define FETCH_RUN_MAX	 (4 * MiB)
 #define FETCH_INFLIGHT	 64
