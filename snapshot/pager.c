@@ -166,9 +166,15 @@ static int pager_serve(struct pager *p, struct pages_reader *r, uint8_t *buf, ui
 		pager_wake(p, page); /* the prefetcher was first */
 		return 0;
 	}
-	/* while recording, every page the guest touches must fault: no neighbours */
+	/*
+	 * While recording, every page the guest touches must fault: no
+	 * neighbours. From a remote store, only neighbours already in the local
+	 * cache come along: a warm clone must not wait for the network (nor
+	 * even connect) for pages it did not ask for.
+	 */
 	while (!p->recording && count < FAULT_AROUND_PAGES && page + count < p->pages &&
-	       !atomic_load(&p->installed[page + count]))
+	       !atomic_load(&p->installed[page + count]) &&
+	       store_page_cached(p->snapshot, page + count))
 		count++;
 	ret = pages_read(r, page, count, buf, &all_zero, &bad, &why);
 	atomic_fetch_add(&p->bytes_read, r->bytes_read);

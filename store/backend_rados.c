@@ -938,6 +938,18 @@ static int rados_object_fetch(struct backend_object *obj, const uint64_t *offset
 	return ret; /* the caller names the chunk that could not be read */
 }
 
+static bool rados_object_cached(struct backend_object *obj, uint64_t offset, uint32_t len)
+{
+	uint64_t end = MIN(offset + len, obj->size);
+	bool cached = true;
+
+	pthread_mutex_lock(&obj->lock);
+	for (uint64_t b = offset / FETCH_BLOCK; cached && b * FETCH_BLOCK < end; b++)
+		cached = obj->present[b];
+	pthread_mutex_unlock(&obj->lock);
+	return cached;
+}
+
 static int rados_object_read(struct backend_object *obj, uint64_t offset, void *buf, size_t len)
 {
 	uint32_t l = (uint32_t)len;
@@ -1047,6 +1059,7 @@ static const struct backend_ops rados_ops = {
 	.object_open = rados_object_open,
 	.object_read = rados_object_read,
 	.object_fetch = rados_object_fetch,
+	.object_cached = rados_object_cached,
 	.object_fd = rados_object_fd,
 	.object_size = rados_object_size,
 	.object_close = rados_object_close,

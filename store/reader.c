@@ -255,6 +255,19 @@ int store_page_locate(struct store_snapshot *snap, uint64_t page, struct store_c
 	return ret;
 }
 
+bool store_page_cached(struct store_snapshot *snap, uint64_t page)
+{
+	const struct backend_ops *ops = snap->store->backend->ops;
+	struct store_chunk_loc loc;
+	struct backend_object *obj;
+
+	if (!ops->object_cached)
+		return true;
+	if (snapshot_page_find(snap, page, &loc, &obj))
+		return true; /* a zero page, or one whose error the read will report */
+	return ops->object_cached(obj, loc.offset, loc.length);
+}
+
 #define FETCH_BATCH 1024
 
 int store_pages_fetch(struct store_snapshot *snap, const uint32_t *pages, size_t count)

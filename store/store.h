@@ -73,6 +73,8 @@ bool store_is_remote(const struct store *store);
 int store_pages_fetch(struct store_snapshot *snapshot, const uint32_t *pages, size_t count);
 /* A RADOS store: forgets the pack bytes cached locally, so that reads come from the pool. */
 void store_cache_clear(struct store *store);
+/* True if page can be read without a round trip to a remote store (always, for a local one). */
+bool store_page_cached(struct store_snapshot *snapshot, uint64_t page);
 /* Closes the store; every snapshot handle and writer must be closed first. */
 void store_close(struct store *store);
 
