@@ -10,8 +10,9 @@
 #   cluster.sh stop-osds [DIR]    SIGSTOP every OSD (they hang, like a partition)
 #   cluster.sh cont-osds [DIR]    SIGCONT them again
 #
-# DIR defaults to $SNAPVM_CEPH_DIR or ./ceph-cluster; it must be writable
-# (inside the nested platform's L1, use a path under the build directory).
+# DIR defaults to $SNAPVM_CEPH_DIR or ./ceph-cluster. The daemons put unix
+# sockets there: it must be on a local file system (inside the nested
+# platform's L1, its private /tmp, not the build directory shared over 9p).
 set -eu
 
 POOL=snapvm
@@ -90,9 +91,6 @@ ms bind ipv4 = true
 ms bind ipv6 = false
 ms bind msgr1 = false
 run dir = $d/run
-admin socket = $d/run/\$name.asok
-log file = $d/log/\$name.log
-pid file = $d/run/\$name.daemon.pid
 crash dir = $d/log
 mon data = $d/mon/\$id
 mgr data = $d/mgr/\$id
@@ -120,6 +118,23 @@ osd class default list = *
 mgr initial modules =
 mon data avail warn = 1
 mon data avail crit = 1
+
+# daemons only: clients (snapvm, the tests) leave no logs or sockets behind
+[mon]
+admin socket = $d/run/\$name.asok
+log file = $d/log/\$name.log
+pid file = $d/run/\$name.daemon.pid
+[mgr]
+admin socket = $d/run/\$name.asok
+log file = $d/log/\$name.log
+pid file = $d/run/\$name.daemon.pid
+[osd]
+admin socket = $d/run/\$name.asok
+log file = $d/log/\$name.log
+pid file = $d/run/\$name.daemon.pid
+[client]
+admin socket =
+log file =
 EOF
 	monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$port]" "$d/monmap" >/dev/null
 	ceph-mon --mkfs -i a --monmap "$d/monmap" -c "$d/ceph.conf" >"$d/log/mkfs-mon.out" 2>&1 ||

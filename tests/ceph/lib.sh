@@ -1,8 +1,9 @@
 # Shared by the RADOS store's tests (sourced after tests/integration/lib.sh):
 # each test starts its own throwaway cluster (tests/ceph/cluster.sh) and
 # tears it down on exit, so that a test that kills OSDs harms no other.
-# The cluster's files go under the build directory, which is writable on
-# the host and inside the nested platform's L1 alike.
+# The cluster's files go under $TMP, a local file system on the host and in
+# the nested platform's L1 alike (the daemons make unix sockets there, which
+# the L1's 9p shares of the build directory cannot hold).
 
 CLUSTER="$SRC/tests/ceph/cluster.sh"
 
@@ -14,7 +15,7 @@ ceph_up() {
 		command -v $tool >/dev/null ||
 			skip "$tool is not installed (scripts/install-deps.sh installs the Ceph packages)"
 	done
-	CEPH_DIR=$(mktemp -d "$BUILD/ceph-test.XXXXXX")
+	CEPH_DIR=$(mktemp -d "$TMP/ceph.XXXXXX")
 	trap 'kill -9 $(jobs -p) 2>/dev/null; ceph_down; rm -rf "$TMP"' EXIT
 	local start=$SECONDS
 	out=$("$CLUSTER" up "$CEPH_DIR") || {
