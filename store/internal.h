@@ -3,6 +3,7 @@
 #define SNAPVM_STORE_INTERNAL_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,6 +25,7 @@ struct store {
 	pid_t pid;		     /* of the process that opened it */
 	struct remote *remote;	     /* a RADOS store: dir is the local cache */
 	struct kv_list *remote_base; /* the pool's catalog as last seen (remote_sync.c) */
+	pthread_mutex_t remote_sync; /* one pull or push at a time (pager threads pull too) */
 	bool lock_exclusive;	     /* the next store_lock_take is gc's */
 	store_progress_fn *progress;
 	void *progress_opaque;

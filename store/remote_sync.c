@@ -409,20 +409,22 @@ int remote_pull(struct store *s)
 	struct kv_list cat = { 0 }, local = { 0 };
 	bool changed = false;
 	MDB_txn *txn;
-	int ret = catalog_load(s, &cat);
+	int ret;
 
+	/* the index's write transaction first, then the lock, in that order as in push */
+	ret = index_txn_begin(&s->index, true, &txn);
 	if (ret)
 		return ret;
-	ret = index_txn_begin(&s->index, true, &txn);
-	if (!ret) {
+	pthread_mutex_lock(&s->remote_sync);
+	ret = catalog_load(s, &cat);
+	if (!ret)
 		ret = local_load(s, txn, &local);
-		if (!ret)
-			ret = pull_apply(s, txn, &cat, &local, &changed);
-		if (!ret && changed)
-			ret = index_txn_commit(&s->index, txn);
-		else
-			mdb_txn_abort(txn);
-	}
+	if (!ret)
+		ret = pull_apply(s, txn, &cat, &local, &changed);
+	if (!ret && changed)
+		ret = index_txn_commit(&s->index, txn);
+	else
+		mdb_txn_abort(txn);
 	if (!ret)
 		ret = kv_baseline(s, &cat);
 	if (ret)
@@ -430,6 +432,7 @@ int remote_pull(struct store *s)
 			  strerror(-ret));
 	remote_kv_free(&cat);
 	remote_kv_free(&local);
+	pthread_mutex_unlock(&s->remote_sync);
 	return ret;
 }
 
@@ -521,10 +524,14 @@ int remote_push(struct store *s, MDB_txn *txn)
 	size_t *lens = NULL, nset = 0, nrm = 0, nids = 0;
 	uint64_t *ids = NULL;
 	uint8_t next[8];
-	int ret = local_load(s, txn, &local);
+	int ret;
 
-	if (ret)
+	pthread_mutex_lock(&s->remote_sync);
+	ret = local_load(s, txn, &local);
+	if (ret) {
+		pthread_mutex_unlock(&s->remote_sync);
 		return ret;
+	}
 	set_keys = calloc(local.count + 1, sizeof(*set_keys));
 	values = calloc(local.count + 1, sizeof(*values));
 	lens = calloc(local.count + 1, sizeof(*lens));
@@ -579,6 +586,7 @@ out:
 	free(ids);
 	free(rm_keys);
 	remote_kv_free(&local);
+	pthread_mutex_unlock(&s->remote_sync);
 	return ret;
 }
 

@@ -204,6 +204,7 @@ int store_open(const char *dir, unsigned flags, struct store **out)
 	if (!s)
 		return -ENOMEM;
 	s->flags = flags;
+	pthread_mutex_init(&s->remote_sync, NULL);
 	if (remote_spec_is(dir)) {
 		ret = store_remote_open(s, dir, packs, sizeof(packs));
 		if (ret) {
