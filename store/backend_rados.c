@@ -491,6 +491,7 @@ int remote_catalog_read(struct remote *r,
 		if (!ret)
 			ret = prval;
 		if (ret == -ENOENT) { /* an empty pool */
+			rados_lib.rados_omap_get_end_fn(it);
 			rados_lib.rados_release_read_op_fn(op);
 			return 0;
 		}
@@ -506,8 +507,7 @@ int remote_catalog_read(struct remote *r,
 			snprintf(after, sizeof(after), "%s", k);
 			ret = fn(opaque, k, val, vlen);
 		}
-		if (!prval || ret != -ENOENT)
-			rados_lib.rados_omap_get_end_fn(it);
+		rados_lib.rados_omap_get_end_fn(it); /* made with the op, whatever came of it */
 		rados_lib.rados_release_read_op_fn(op);
 	}
 	if (ret < 0)
