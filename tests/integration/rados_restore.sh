@@ -37,12 +37,39 @@ expect_eq "host A: snapshot on ready" "$rc" 0
 export SNAPVM_STORE
 SNAPVM_STORE=$(rados_store b)
 expect_eq "host B: invoke (lazy, empty cache)" \
-	"$(timeout 120 "$SNAPVM" invoke --memory lazy fn touch 4096 5)" "$ref_big"
+	"$(timeout 300 "$SNAPVM" invoke --timeout 240000 --memory lazy fn touch 4096 5)" "$ref_big"
 expect_eq "host B: invoke again, from its cache" \
-	"$(timeout 120 "$SNAPVM" invoke fn touch 4096 5)" "$ref_big"
+	"$(timeout 300 "$SNAPVM" invoke --timeout 240000 fn touch 4096 5)" "$ref_big"
 SNAPVM_STORE=$(rados_store c)
 expect_eq "host C: invoke (prefetch, empty cache)" \
-	"$(timeout 120 "$SNAPVM" invoke fn touch 100 1)" "$ref_small"
+	"$(timeout 300 "$SNAPVM" invoke --timeout 240000 fn touch 100 1)" "$ref_small"
+
+# Hosts A and B snapshot different guests at the same time; each lists
+# both, and each restores the other's.
+run_guest 'touch 100 1\nexit 0\n' --cmdline heap=16M
+ref_g1=$(sed -n 2p <<<"$OUT")
+run_guest 'touch 100 1\nexit 0\n' --cmdline heap=8M
+ref_g2=$(sed -n 2p <<<"$OUT")
+SNAPVM_STORE=$(rados_store a) "$SNAPVM" run --kernel "$GUEST" --cmdline heap=16M \
+	--snapshot-on-ready g1 </dev/null >"$TMP/g1.out" 2>&1 &
+p1=$!
+SNAPVM_STORE=$(rados_store b) "$SNAPVM" run --kernel "$GUEST" --cmdline heap=8M \
+	--snapshot-on-ready g2 </dev/null >"$TMP/g2.out" 2>&1 &
+p2=$!
+wait $p1
+expect_eq "host A snapshots g1 while host B snapshots g2" "$?" 0
+wait $p2
+expect_eq "host B snapshots g2 while host A snapshots g1" "$?" 0
+for h in a b; do
+	n=$(SNAPVM_STORE=$(rados_store $h) "$SNAPVM" ls | grep -cE '^g(1|2) ')
+	expect_eq "host $h lists both guests' snapshots" "$n" 2
+done
+SNAPVM_STORE=$(rados_store a)
+expect_eq "host A restores host B's g2" \
+	"$(timeout 300 "$SNAPVM" invoke --timeout 240000 g2 touch 100 1)" "$ref_g2"
+SNAPVM_STORE=$(rados_store b)
+expect_eq "host B restores host A's g1" \
+	"$(timeout 300 "$SNAPVM" invoke --timeout 240000 g1 touch 100 1)" "$ref_g1"
 
 # clone_start HOST TIMEOUT: a lazy clone on HOST reading requests from a
 # FIFO on fd 3, its output in $TMP/clone.out and .err, its pid in CLONE.
