@@ -49,7 +49,14 @@
  * The --memory modes, plus mmap-huge: mmap with the raw copy on a tmpfs of
  * 2 MiB pages, which this run mounts in a mount namespace of its own.
  */
-static const char *const memory_modes[] = { "eager", "lazy", "prefetch", "mmap", "mmap-huge" };
+/*
+ * With --store rados:..., also rados-cold and rados-warm: prefetch restores
+ * from a copy of the snapshot in the RADOS pool, with the local cache's pack
+ * bytes deleted before each run (a host that has the catalog but none of the
+ * data) or kept (a host that restored it before).
+ */
+static const char *const memory_modes[] = { "eager",	 "lazy",       "prefetch",  "mmap",
+					    "mmap-huge", "rados-cold", "rados-warm" };
 #define MAX_MODES ARRAY_SIZE(memory_modes)
 
 struct restore_options {
@@ -65,6 +72,7 @@ struct restore_options {
 	const char *heaps[MAX_HEAPS];
 	uint64_t touches[MAX_TOUCHES];
 	const char *modes[MAX_MODES];
+	const char *remote; /* --store: a RADOS store for the rados-* modes */
 };
 
 /* What one `snapvm invoke --json` reported. */
@@ -78,6 +86,7 @@ struct restore_case {
 	uint64_t touch;	  /* 0: the request does not touch the heap */
 	char request[128];
 	char name[64];		  /* the snapvm snapshot */
+	char remote_name[64];	  /* its copy in the --store pool */
 	char qemu_file[PATH_MAX]; /* QEMU's migration file, one per heap */
 	char reply[512];	  /* the original's reply (or the first clone's); all must match */
 	double snapshot_ms, qemu_snapshot_ms;
@@ -93,6 +102,8 @@ struct bench_env {
 	char dir[PATH_MAX];	   /* scratch: the store, QEMU's files */
 	char store[PATH_MAX];	   /* snapvm's snapshots */
 	char huge_cache[PATH_MAX]; /* mmap-huge's tmpfs; empty: not mounted */
+	char remote[PATH_MAX * 2]; /* --store with a cache directory in dir */
+	char remote_cache[PATH_MAX];
 	unsigned case_count;
 	struct restore_case cases[MAX_CASES];
 };
@@ -244,11 +255,69 @@ static int qemu_snapshot(struct bench_env *env, struct restore_case *c)
 	return ret;
 }
 
+/* Deletes the pack bytes the RADOS store's cache holds (its index stays). */
+static void remote_cache_drop(struct bench_env *env)
+{
+	char packs[PATH_MAX + 8], command[PATH_MAX + 32];
+
+	path_format(packs, sizeof(packs), "%s/packs", env->remote_cache);
+	snprintf(command, sizeof(command), "rm -rf '%s'", packs);
+	if (system(command) != 0)
+		fprintf(stderr, "snapvm bench restore: cannot empty %s\n", packs);
+}
+
+/* Runs `snapvm store ARGS...` to its end; 0 if it succeeded. */
+static int store_command(char *const *args)
+{
+	char *argv[16] = { (char *)bench_self_path(), "store" };
+	struct child child;
+	size_t n = 2;
+	int ret;
+
+	for (; *args && n < ARRAY_SIZE(argv) - 1; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	ret = child_spawn(argv, CHILD_STDERR_KEEP, &child);
+	if (!ret)
+		ret = child_finish(&child, TIMEOUT_MS) == 0 ? 0 : -EIO;
+	return ret;
+}
+
+/* Copies the case's snapshot into the --store pool (export, import under a name of this run). */
+static int remote_copy(struct bench_env *env, struct restore_case *c)
+{
+	char file[PATH_MAX + 64];
+	char *export[] = { "export", c->name, file, "--store", env->store, NULL };
+	char *import[] = { "import", file, "--as", c->remote_name, "--store", env->remote, NULL };
+	int ret;
+
+	snprintf(c->remote_name, sizeof(c->remote_name), "bench-%d-%u", (int)getpid(),
+		 (unsigned)(c - env->cases));
+	path_format(file, sizeof(file), "%s/%s.export", env->dir, c->name);
+	ret = store_command(export);
+	if (!ret)
+		ret = store_command(import);
+	unlink(file);
+	if (ret)
+		fprintf(stderr, "snapvm bench restore: cannot copy %s into %s\n", c->name,
+			env->o->remote);
+	return ret;
+}
+
+/* Removes the case's copy from the pool again. */
+static void remote_remove(struct bench_env *env, struct restore_case *c)
+{
+	char *rm[] = { "rm", c->remote_name, "--store", env->remote, NULL };
+
+	if (c->remote_name[0])
+		store_command(rm);
+}
+
 /* One `snapvm invoke --json --memory MODE`: its reply line carries the paging figures. */
 static int snapvm_restore_once(struct bench_env *env, struct restore_case *c, const char *mode,
 			       struct invoke_figures *f)
 {
-	bool huge = !strcmp(mode, "mmap-huge");
+	bool huge = !strcmp(mode, "mmap-huge"), remote = !strncmp(mode, "rados-", 6);
 	char line[1024], reply[512], *self = (char *)bench_self_path();
 	char *argv[] = { self,
 			 "invoke",
@@ -256,17 +325,22 @@ static int snapvm_restore_once(struct bench_env *env, struct restore_case *c, co
 			 "--timeout",
 			 TIMEOUT_MS_TEXT,
 			 "--store",
-			 env->store,
+			 remote ? env->remote : env->store,
 			 "--memory",
-			 huge ? "mmap" : (char *)mode,
-			 c->name,
+			 huge	  ? "mmap"
+			 : remote ? "prefetch"
+				  : (char *)mode,
+			 remote ? c->remote_name : c->name,
 			 "--",
 			 c->request,
 			 NULL };
-	uint64_t start = time_now_ns();
+	uint64_t start;
 	struct child child;
 	int ret;
 
+	if (!strcmp(mode, "rados-cold"))
+		remote_cache_drop(env);
+	start = time_now_ns();
 	if (huge)
 		setenv("SNAPVM_MMAP_CACHE", env->huge_cache, 1);
 	ret = child_spawn(argv, CHILD_STDERR_NULL, &child);
@@ -348,6 +422,8 @@ static int case_prepare(struct bench_env *env, struct restore_case *c)
 	} else if (!ret && env->o->vs_qemu) {
 		ret = qemu_snapshot(env, c);
 	}
+	if (!ret && env->o->remote)
+		ret = remote_copy(env, c);
 	for (unsigned m = 0; !ret && m < env->o->mode_count; m++)
 		ret = snapvm_restore_once(env, c, env->o->modes[m], &warm_up);
 	return ret;
@@ -573,6 +649,10 @@ static void restore_help(void)
 	       "                  \"touch N 1\" (default %d); the floor is the heap=0 restore\n"
 	       "                  plus the same request on the original VM\n"
 	       "  --request LINE  send LINE to every guest instead (no floor)\n"
+	       "  --store SPEC    a RADOS store (rados:POOL?conf=PATH): each snapshot is copied\n"
+	       "                  there too, and the modes rados-cold and rados-warm restore\n"
+	       "                  it with prefetch, with an empty or a warm local cache (the\n"
+	       "                  default modes become prefetch,rados-cold,rados-warm)\n"
 	       "  --mem SIZE      guest RAM (default 256M)\n"
 	       "  --kernel PATH   the guest: the test guest beside this binary (default), or\n"
 	       "                  a Linux bzImage or vmlinux with --initrd\n"
@@ -603,8 +683,8 @@ static int modes_parse(const char *list, struct restore_options *o)
 		if (m == MAX_MODES)
 			return bench_usage_error(
 				"restore",
-				"--memory: '%s' is not eager, lazy, prefetch, mmap or "
-				"mmap-huge",
+				"--memory: '%s' is not eager, lazy, prefetch, mmap, "
+				"mmap-huge, rados-cold or rados-warm",
 				word);
 		for (unsigned i = 0; i < o->mode_count; i++)
 			if (o->modes[i] == memory_modes[m])
@@ -672,6 +752,9 @@ static int restore_option(int opt, const char *value, void *ctx)
 		return modes_parse(value, o);
 	case 'T':
 		return touches_parse(value, o);
+	case 'S':
+		o->remote = value;
+		return 0;
 	case 'R':
 		if (!value[0] || strchr(value, '\n') || strchr(value, '"'))
 			return bench_usage_error(
@@ -711,6 +794,7 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 		{ "memory", required_argument, NULL, 'M' },
 		{ "touch", required_argument, NULL, 'T' },
 		{ "request", required_argument, NULL, 'R' },
+		{ "store", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -731,10 +815,20 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 	ret = restore_check_linux(o);
 	if (ret)
 		return ret;
+	if (!o->mode_count && o->remote) /* the pool beside the local store */
+		modes_parse("prefetch,rados-cold,rados-warm", o);
 	if (!o->mode_count) /* mmap-huge mounts a tmpfs: only root can */
 		modes_parse(geteuid() ? "eager,lazy,prefetch,mmap"
 				      : "eager,lazy,prefetch,mmap,mmap-huge",
 			    o);
+	for (unsigned m = 0; m < o->mode_count; m++) {
+		if (!strncmp(o->modes[m], "rados-", 6) && !o->remote)
+			return bench_usage_error("restore", "--memory %s needs --store rados:...",
+						 o->modes[m]);
+	}
+	if (o->remote && strncmp(o->remote, "rados:", 6))
+		return bench_usage_error("restore", "--store: '%s' is not rados:POOL[?...]",
+					 o->remote);
 	if (!o->touch_count)
 		o->touches[o->touch_count++] = DEFAULT_TOUCH;
 	if (!o->heap_count) {
@@ -842,6 +936,12 @@ int bench_restore_main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	path_format(env->store, sizeof(env->store), "%s/store", env->dir);
+	if (o.remote) {
+		path_format(env->remote_cache, sizeof(env->remote_cache), "%s/rados-cache",
+			    env->dir);
+		snprintf(env->remote, sizeof(env->remote), "%s%scache=%s", o.remote,
+			 strchr(o.remote, '?') ? "&" : "?", env->remote_cache);
+	}
 	for (unsigned m = 0; m < o.mode_count && !ret; m++) {
 		if (!strcmp(o.modes[m], "mmap-huge") &&
 		    (ret = bench_huge_cache_mount(env->dir, env->huge_cache,
@@ -858,6 +958,8 @@ int bench_restore_main(int argc, char **argv)
 		ret = run_case(env, &env->cases[i]);
 	if (!ret)
 		report(env);
+	for (unsigned i = 0; i < env->case_count; i++)
+		remote_remove(env, &env->cases[i]);
 	cases_free(env);
 	bench_huge_cache_unmount(env->huge_cache);
 	bench_tmpdir_remove(env->dir);

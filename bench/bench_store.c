@@ -28,6 +28,7 @@
 struct bench_options {
 	bool json;
 	char dir[PATH_MAX];
+	char store[PATH_MAX]; /* a store to use instead of a scratch one (rados:...) */
 	uint64_t size;
 	unsigned reads;
 };
@@ -247,7 +248,9 @@ static int workset_pass(struct store *store, int fd, const uint32_t *ws, unsigne
 		ret = store_snapshot_open(store, "first", &snap);
 	if (ret)
 		return ret;
-	if (cold && snap)
+	if (cold && snap && store_is_remote(store))
+		store_cache_clear(store); /* cold: the pages come from the pool */
+	else if (cold && snap)
 		store_cache_drop(snap, ws, n);
 	else if (cold)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
@@ -439,6 +442,9 @@ static void bench_store_help(void)
 	       "changed, then reads single pages at random and a working set in order, hot\n"
 	       "and cold, each beside write()/pread() of the same bytes on a plain file.\n\n"
 	       "  --dir DIR    where the scratch store and file go (default /var/tmp; not tmpfs)\n"
+	       "  --store SPEC the store to write to instead of a scratch one in DIR, e.g.\n"
+	       "               rados:POOL?conf=PATH (its snapshots first, again, changed and\n"
+	       "               small are replaced, then removed)\n"
 	       "  --size SIZE  the image (default 1G; 64M to 16G)\n"
 	       "  --reads N    random single-page reads (default 20000)\n"
 	       "  --json       print the figures as JSON\n");
@@ -452,6 +458,9 @@ static int bench_store_option(int opt, const char *value, void *ctx)
 	switch (opt) {
 	case 'd':
 		snprintf(o->dir, sizeof(o->dir), "%s", value);
+		return 0;
+	case 'S':
+		snprintf(o->store, sizeof(o->store), "%s", value);
 		return 0;
 	case 's':
 		if (parse_size(value, &o->size) || o->size < 64 * MiB || o->size > 16 * GiB ||
@@ -472,9 +481,13 @@ static int bench_store_option(int opt, const char *value, void *ctx)
 static int bench_store_parse(int argc, char **argv, struct bench_options *o)
 {
 	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },	  { "dir", required_argument, NULL, 'd' },
-		{ "size", required_argument, NULL, 's' }, { "reads", required_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },	  { 0 },
+		{ "json", no_argument, NULL, 'j' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "store", required_argument, NULL, 'S' },
+		{ "size", required_argument, NULL, 's' },
+		{ "reads", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
 	const struct bench_cli cli = { .name = "store",
 				       .options = longopts,
@@ -485,6 +498,30 @@ static int bench_store_parse(int argc, char **argv, struct bench_options *o)
 	*o = (struct bench_options){ .size = GiB, .reads = 20000 };
 	snprintf(o->dir, sizeof(o->dir), "/var/tmp");
 	return bench_parse(&cli, argc, argv, o);
+}
+
+static void bench_name_seen(const struct store_snapshot_info *info, void *opaque)
+{
+	static const char *const names[] = { "first", "again", "changed", "small" };
+	unsigned *mask = opaque;
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		if (!strcmp(info->name, names[i]))
+			*mask |= 1u << i;
+	}
+}
+
+/* Removes the snapshots the benchmark writes, if an earlier run left them. */
+static void bench_names_remove(struct store *store)
+{
+	static const char *const names[] = { "first", "again", "changed", "small" };
+	unsigned mask = 0;
+
+	store_list(store, bench_name_seen, &mask);
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		if (mask & (1u << i))
+			store_snapshot_remove(store, names[i]);
+	}
 }
 
 static int bench_run(const struct bench_options *o, const char *scratch, struct results *res,
@@ -502,14 +539,19 @@ static int bench_run(const struct bench_options *o, const char *scratch, struct 
 			  (unsigned long long)o->size);
 		return ret;
 	}
-	ret = store_open(store_dir, STORE_OPEN_WRITE, &store);
+	ret = store_open(o->store[0] ? o->store : store_dir, STORE_OPEN_WRITE, &store);
 	if (ret)
 		return ret;
+	bench_names_remove(store); /* a shared store may hold an earlier run's */
 	ret = bench_writes(store, plain, img, res);
 	if (!ret)
 		ret = bench_random_reads(store, plain, img, o, res);
 	if (!ret)
 		ret = bench_workset_reads(store, plain, img, res);
+	if (o->store[0]) {
+		bench_names_remove(store);
+		store_gc(store, NULL);
+	}
 	store_close(store);
 	unlink(plain);
 	return ret;

@@ -23,6 +23,11 @@ int cli_parse_size_option(const char *command, const char *option, const char *t
 int cli_parse_uint_option(const char *command, const char *option, const char *text, uint64_t min,
 			  uint64_t max, uint64_t *value);
 
+/*
+ * Parses --store-timeout SECONDS (1..3600) for a RADOS store and passes it
+ * on through $SNAPVM_STORE_TIMEOUT, which child processes inherit too.
+ */
+int cli_store_timeout_option(const char *command, const char *text);
 /* Checks a snapshot name given on the command line; 0 or EXIT_USAGE with a message. */
 int cli_snapshot_name_option(const char *command, const char *name);
 struct snapshot_repo;

@@ -23,8 +23,8 @@ static void invoke_help(void)
 	       "                     and the paging figures}: restore_ms and reply_ms count\n"
 	       "                     from the start of the restore, total_ms from snapvm's\n"
 	       "                     start to the reply (README.md, \"snapvm invoke\")\n"
-	       "  --memory MODE, --clock-realtime, --disk PATH[,ro], --vsock CID,PATH\n"
-	       "                     as for snapvm restore\n",
+	       "  --memory MODE, --clock-realtime, --disk PATH[,ro], --vsock CID,PATH,\n"
+	       "  --store-timeout S  as for snapvm restore\n",
 	       DEFAULT_TIMEOUT_MS);
 }
 
@@ -82,6 +82,7 @@ int cmd_invoke_main(int argc, char **argv)
 		{ "disk", required_argument, NULL, 'd' },
 		{ "vsock", required_argument, NULL, 'v' },
 		{ "store", required_argument, NULL, 's' },
+		{ "store-timeout", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -124,6 +125,9 @@ int cmd_invoke_main(int argc, char **argv)
 			break;
 		case 's':
 			store = optarg;
+			break;
+		case 'O':
+			ret = cli_store_timeout_option("invoke", optarg);
 			break;
 		case 'h':
 			invoke_help();

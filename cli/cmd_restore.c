@@ -67,7 +67,9 @@ static void restore_help(void)
 	       "  --clock-realtime   advance the guest's clock by the time the snapshot was\n"
 	       "                     stored, so that its wall time is the host's now\n"
 	       "  --store DIR        where snapshots are (default $SNAPVM_STORE or\n"
-	       "                     ~/.local/share/snapvm)\n"
+	       "                     ~/.local/share/snapvm), or rados:POOL[?...]\n"
+	       "  --store-timeout S  a RADOS store: give up on an operation after S seconds\n"
+	       "                     (default 5), stopping the clone with one line\n"
 	       "  -h, --help         this help\n");
 }
 
@@ -86,6 +88,7 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		{ "net", required_argument, NULL, 'N' },
 		{ "netns", required_argument, NULL, 'T' },
 		{ "store", required_argument, NULL, 's' },
+		{ "store-timeout", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -123,6 +126,9 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 			break;
 		case 'w':
 			o->restore.record_ws = true;
+			break;
+		case 'O':
+			ret = cli_store_timeout_option("restore", optarg);
 			break;
 		case 'W':
 			ret = cli_parse_uint_option("restore", "--record-ms", optarg, 1, 3600000,

@@ -419,7 +419,9 @@ static void store_help(void)
 	for (const struct store_command *c = store_commands; c->name; c++)
 		printf("  %-24s %s\n", c->synopsis, c->summary);
 	printf("\noptions:\n"
-	       "  --store DIR   the store (default $SNAPVM_STORE, else ~/.local/share/snapvm)\n"
+	       "  --store DIR   the store (default $SNAPVM_STORE, else ~/.local/share/snapvm),\n"
+	       "                or a Ceph pool: rados:POOL[?conf=PATH&id=CLIENT&cache=DIR]\n"
+	       "  --store-timeout S  a RADOS store: give up on an operation after S s (5)\n"
 	       "  --json        print the result as JSON\n"
 	       "  --help        describe a command: 'snapvm store COMMAND --help'\n");
 }
@@ -443,6 +445,7 @@ static int store_args_parse(const struct store_command *c, int argc, char **argv
 		{ "store", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "as", required_argument, NULL, 'a' },
+		{ "store-timeout", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -455,6 +458,11 @@ static int store_args_parse(const struct store_command *c, int argc, char **argv
 			args->dir = optarg;
 		} else if (opt == 'j') {
 			args->json = true;
+		} else if (opt == 'O') {
+			int ret = cli_store_timeout_option(args->command, optarg);
+
+			if (ret)
+				return ret;
 		} else if (opt == 'a' && !strcmp(c->name, "import")) {
 			args->as = optarg;
 		} else if (opt == 'h') {

@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "snapshot/snapshot.h"
 
@@ -36,6 +37,16 @@ int cli_parse_uint_option(const char *command, const char *option, const char *t
 				       "%s: '%s' is not a number from %" PRIu64 " to %" PRIu64,
 				       option, text, min, max);
 	return 0;
+}
+
+int cli_store_timeout_option(const char *command, const char *text)
+{
+	uint64_t seconds;
+	int ret = cli_parse_uint_option(command, "--store-timeout", text, 1, 3600, &seconds);
+
+	if (!ret)
+		setenv("SNAPVM_STORE_TIMEOUT", text, 1);
+	return ret;
 }
 
 int cli_snapshot_name_option(const char *command, const char *name)

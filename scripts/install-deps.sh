@@ -35,6 +35,11 @@ e2fsprogs
 lz4
 xz-utils
 libelf-dev
+librados-dev
+ceph-mon
+ceph-mgr
+ceph-osd
+ceph-common
 "
 
 missing=""

@@ -31,9 +31,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define FAULT_AROUND_PAGES 16
-#define PREFETCH_BATCH	   PAGES_RUN_MAX
-#define FAULT_MESSAGES	   16
+#define FAULT_AROUND_PAGES   16
+#define PREFETCH_BATCH	     PAGES_RUN_MAX
+#define PREFETCH_FETCH_AHEAD 1024 /* pages fetched at once from a remote store */
+#define FAULT_MESSAGES	     16
 
 struct pager {
 	struct store_snapshot *snapshot;
@@ -165,9 +166,15 @@ static int pager_serve(struct pager *p, struct pages_reader *r, uint8_t *buf, ui
 		pager_wake(p, page); /* the prefetcher was first */
 		return 0;
 	}
-	/* while recording, every page the guest touches must fault: no neighbours */
+	/*
+	 * While recording, every page the guest touches must fault: no
+	 * neighbours. From a remote store, only neighbours already in the local
+	 * cache come along: a warm clone must not wait for the network (nor
+	 * even connect) for pages it did not ask for.
+	 */
 	while (!p->recording && count < FAULT_AROUND_PAGES && page + count < p->pages &&
-	       !atomic_load(&p->installed[page + count]))
+	       !atomic_load(&p->installed[page + count]) &&
+	       store_page_cached(p->snapshot, page + count))
 		count++;
 	ret = pages_read(r, page, count, buf, &all_zero, &bad, &why);
 	atomic_fetch_add(&p->bytes_read, r->bytes_read);
@@ -384,13 +391,29 @@ static void *pager_prefetch_thread(void *arg)
 		pager_fail(p, 0, "cannot start prefetching", ret);
 		goto out;
 	}
-	for (size_t at = 0;
+	for (size_t at = 0, fetched = 0;
 	     at < p->workset_count && !atomic_load(&p->stopping) && !atomic_load(&p->failed);
 	     at += PREFETCH_BATCH) {
 		size_t n = MIN((size_t)PREFETCH_BATCH, p->workset_count - at);
 		const char *why = "reading its pack failed";
 		uint64_t bad = p->workset[at];
 
+		/*
+		 * A remote store: the chunks of the next window, in recorded order,
+		 * come into the local cache with many reads in flight (a small first
+		 * window, so that installing starts soon). Local stores return at once.
+		 */
+		if (at >= fetched) {
+			size_t window = MIN(at ? PREFETCH_FETCH_AHEAD : PREFETCH_BATCH * 4,
+					    p->workset_count - at);
+
+			ret = store_pages_fetch(p->snapshot, p->workset + at, window);
+			fetched = at + window;
+			if (ret) {
+				pager_fail(p, bad, NULL, ret); /* the store said which page */
+				break;
+			}
+		}
 		ret = prefetch_locate(p, p->workset + at, n, b, &bad, &why);
 		if (!ret)
 			ret = prefetch_read(p, &ring, b, scratch, offsets);

@@ -54,6 +54,17 @@ static int pages_read_group(struct pages_reader *r, uint64_t first,
 	return 0;
 }
 
+/* A remote store: brings the run's chunks into its cache in parallel reads (else returns 0). */
+static int pages_fetch_run(struct pages_reader *r, uint64_t first, unsigned count)
+{
+	uint32_t pages[PAGES_RUN_MAX] = { 0 };
+
+	count = MIN(count, PAGES_RUN_MAX);
+	for (unsigned i = 0; i < count; i++)
+		pages[i] = (uint32_t)(first + i);
+	return store_pages_fetch(r->snapshot, pages, count);
+}
+
 int pages_read(struct pages_reader *r, uint64_t first, unsigned count, uint8_t *out, bool *all_zero,
 	       uint64_t *bad_page, const char **why)
 {
@@ -63,6 +74,12 @@ int pages_read(struct pages_reader *r, uint64_t first, unsigned count, uint8_t *
 	int ret;
 
 	*all_zero = true;
+	ret = pages_fetch_run(r, first, count);
+	if (ret) {
+		*bad_page = first;
+		*why = NULL; /* the store has said which page and why */
+		return ret;
+	}
 	for (unsigned i = 0; i < count; i++) {
 		ret = store_page_locate(r->snapshot, first + i, &locs[n]);
 		if (ret == STORE_PAGE_ZERO) {

@@ -57,6 +57,14 @@ int snapshot_repo_open(const char *dir, bool write, struct snapshot_repo **out, 
 		free(repo);
 		return ret;
 	}
+	/* a RADOS store: local files go beside its cache, not under the "rados:" spec */
+	if (store_is_remote(repo->store) &&
+	    (path_format(repo->dir, sizeof(repo->dir), "%s", store_local_dir(repo->store)) ||
+	     cache_dir_for(repo->dir, repo->cache_dir, sizeof(repo->cache_dir)))) {
+		snprintf(error, error_size, "store path too long: %s", dir);
+		snapshot_repo_close(repo);
+		return -ENAMETOOLONG;
+	}
 	*out = repo;
 	return 0;
 }

@@ -40,8 +40,10 @@ int store_list(struct store *s, void (*fn)(const struct store_snapshot_info *inf
 	       void *opaque)
 {
 	struct list_walk lw = { .store = s, .fn = fn, .opaque = opaque };
-	int ret = index_txn_begin(&s->index, false, &lw.txn);
+	int ret = store_remote_refresh(s);
 
+	if (!ret)
+		ret = index_txn_begin(&s->index, false, &lw.txn);
 	if (ret)
 		return ret;
 	ret = index_record_foreach(&s->index, lw.txn, s->index.snapshots, list_one, &lw);
@@ -79,8 +81,10 @@ int store_snapshot_info(struct store *s, const char *name, struct store_snapshot
 	struct manifest m;
 	struct dset set;
 	MDB_txn *txn;
-	int ret = index_txn_begin(&s->index, false, &txn);
+	int ret = store_remote_refresh(s);
 
+	if (!ret)
+		ret = index_txn_begin(&s->index, false, &txn);
 	if (ret)
 		return ret;
 	pack_cache_init(&cache, s->backend);
@@ -161,12 +165,14 @@ int store_snapshot_remove(struct store *s, const char *name)
 		ret = index_record_delete(&s->index, txn, s->index.worksets, name);
 		ret = ret == -ENOENT ? 0 : ret;
 	}
+	if (!ret && s->remote)
+		ret = remote_push(s, txn);
 	if (!ret)
 		ret = index_txn_commit(&s->index, txn);
 	else if (txn)
 		mdb_txn_abort(txn);
 	dset_free(&set);
-	store_lock_release(lock_fd);
+	store_lock_release(s, lock_fd);
 	return ret;
 }
 
@@ -216,9 +222,11 @@ int store_usage_get(struct store *s, struct store_usage *u)
 	char path[PATH_MAX + 16];
 	struct stat st;
 	MDB_txn *txn;
-	int ret = index_txn_begin(&s->index, false, &txn);
+	int ret = store_remote_refresh(s);
 
 	memset(u, 0, sizeof(*u));
+	if (!ret)
+		ret = index_txn_begin(&s->index, false, &txn);
 	if (ret)
 		return ret;
 	ret = index_record_foreach(&s->index, txn, s->index.snapshots, usage_snapshot, u);

@@ -33,6 +33,15 @@ struct backend_ops {
 			   struct backend_object **object);
 	/* Reads len bytes at offset; -EBADMSG if the object ends first. */
 	int (*object_read)(struct backend_object *object, uint64_t offset, void *buf, size_t len);
+	/*
+	 * Makes n byte ranges of the object readable through object_fd, fetching
+	 * the missing ones at once (a remote backend with a local cache); NULL
+	 * when the fd always holds the whole object.
+	 */
+	int (*object_fetch)(struct backend_object *object, const uint64_t *offsets,
+			    const uint32_t *lens, size_t n);
+	/* True if object_fetch has nothing to fetch for the range (with object_fetch only). */
+	bool (*object_cached)(struct backend_object *object, uint64_t offset, uint32_t len);
 	/* A file descriptor to pread the object from, or -1 if the backend has none. */
 	int (*object_fd)(struct backend_object *object);
 	/* The object's size in bytes. */

@@ -224,8 +224,10 @@ static int export_to_file(struct export *x, const char *path)
 int store_export(struct store *s, const char *name, const char *path)
 {
 	struct export x = { .store = s, .name = name };
-	int ret = index_txn_begin(&s->index, false, &x.txn);
+	int ret = store_remote_refresh(s);
 
+	if (!ret)
+		ret = index_txn_begin(&s->index, false, &x.txn);
 	if (ret)
 		return ret;
 	pack_cache_init(&x.cache, s->backend);

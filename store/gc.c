@@ -328,6 +328,9 @@ static int gc_switch(struct gc *gc)
 	}
 	if (!ret)
 		ret = store_packs_record(gc->store, txn, gc->writer);
+	/* the catalog drops the old packs before they are deleted from the pool */
+	if (!ret && gc->store->remote)
+		ret = remote_push(gc->store, txn);
 	if (ret) {
 		mdb_txn_abort(txn);
 		return ret;
@@ -362,8 +365,11 @@ int store_gc(struct store *s, struct store_gc_stats *stats)
 {
 	struct store_gc_stats unused;
 	struct gc gc = { .store = s, .stats = stats ? stats : &unused };
-	int lock_fd, ret = store_lock_take(s, &lock_fd);
+	int lock_fd, ret;
 
+	s->lock_exclusive = true; /* no writer of any host may be under way */
+	ret = store_lock_take(s, &lock_fd);
+	s->lock_exclusive = false;
 	if (ret)
 		return ret;
 	memset(gc.stats, 0, sizeof(*gc.stats));
@@ -387,6 +393,6 @@ int store_gc(struct store *s, struct store_gc_stats *stats)
 	pack_cache_free(&gc.cache);
 	free(gc.packs);
 	free(gc.chunks);
-	store_lock_release(lock_fd);
+	store_lock_release(s, lock_fd);
 	return ret;
 }

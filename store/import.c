@@ -301,7 +301,7 @@ int store_import(struct store *s, const char *path, const char *name,
 		pack_writer_free(im.packs);
 	if (!ret && imported_name)
 		snprintf(imported_name, STORE_NAME_MAX + 1, "%s", im.name);
-	store_lock_release(lock_fd);
+	store_lock_release(s, lock_fd);
 	import_free(&im);
 	return ret;
 }

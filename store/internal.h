@@ -3,6 +3,8 @@
 #define SNAPVM_STORE_INTERNAL_H
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -20,16 +22,33 @@ struct store {
 	struct backend *backend;
 	dev_t dev; /* of the store directory: one open per process */
 	ino_t ino;
-	pid_t pid; /* of the process that opened it */
+	pid_t pid;		     /* of the process that opened it */
+	struct remote *remote;	     /* a RADOS store: dir is the local cache */
+	struct kv_list *remote_base; /* the pool's catalog as last seen (remote_sync.c) */
+	pthread_mutex_t remote_sync; /* one pull or push at a time (pager threads pull too) */
+	bool lock_exclusive;	     /* the next store_lock_take is gc's */
 	store_progress_fn *progress;
 	void *progress_opaque;
 	uint64_t progress_last_ns;
 };
 
+/*
+ * Set by a thread trying a RADOS store's cached index first: the failures it
+ * meets are retried after a pull, so they are not logged.
+ */
+extern __thread bool store_errors_quiet;
 /* Takes the writer lock (waiting, or -EBUSY with STORE_OPEN_NOWAIT); *fd holds it. */
 int store_lock_take(struct store *store, int *fd);
 /* Releases the writer lock. */
-void store_lock_release(int fd);
+void store_lock_release(struct store *store, int fd);
+/* A RADOS store: remote_pull, for operations that must see every host's snapshots; else 0. */
+int store_remote_refresh(struct store *store);
+/* A RADOS store: brings the local index up to date with the pool's catalog. */
+int remote_pull(struct store *store);
+/* A RADOS store: publishes what txn changed in the local index, before txn commits. */
+int remote_push(struct store *store, MDB_txn *txn);
+/* Frees the remote state of the store. */
+void remote_state_free(struct store *store);
 /* Reports progress to the callback, at most ten times a second (and always at the end). */
 void store_progress(struct store *store, const char *what, uint64_t done, uint64_t total);
 /* Logs the one line that names a damaged or unreadable chunk, its pack and offset. */

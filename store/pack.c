@@ -118,8 +118,14 @@ static int pack_writer_start(struct pack_writer *w)
 		w->uploads = uploads;
 		w->cap = cap;
 	}
-	pack_name(w->next_id, name);
-	ret = w->backend->ops->upload_begin(w->backend, name, &w->uploads[w->count]);
+	/* A shared backend says -EEXIST for an id another host took meanwhile: skip it. */
+	for (int tries = 0; tries < 1000; tries++) {
+		pack_name(w->next_id, name);
+		ret = w->backend->ops->upload_begin(w->backend, name, &w->uploads[w->count]);
+		if (ret != -EEXIST)
+			break;
+		w->next_id++;
+	}
 	if (ret)
 		return ret;
 	w->packs[w->count] = (struct pack_written){ .id = w->next_id++ };

@@ -42,13 +42,28 @@ int store_snapshot_open(struct store *s, const char *name, struct store_snapshot
 	snap->store = s;
 	pthread_mutex_init(&snap->lock, NULL);
 	pack_cache_init(&snap->packs, s->backend);
-	ret = index_txn_begin(&s->index, false, &txn);
-	if (ret) {
-		store_snapshot_close(snap);
-		return ret;
+	/*
+	 * A RADOS store: the cached index is tried first, quietly (a snapshot is
+	 * immutable, and one whose chunks are cached needs no round trip); if it
+	 * lacks the snapshot, or a gc elsewhere replaced a pack it names, the
+	 * catalog is pulled and the load tried again.
+	 */
+	for (int attempt = s->remote ? 0 : 1; attempt < 2; attempt++) {
+		if (attempt == 1 && s->remote && remote_pull(s) == 0) {
+			pack_cache_free(&snap->packs);
+			pack_cache_init(&snap->packs, s->backend);
+		}
+		store_errors_quiet = attempt == 0;
+		ret = index_txn_begin(&s->index, false, &txn);
+		if (!ret) {
+			ret = store_snapshot_load(s, txn, &snap->packs, name, &snap->record,
+						  &snap->manifest);
+			mdb_txn_abort(txn);
+		}
+		store_errors_quiet = false;
+		if (!ret)
+			break;
 	}
-	ret = store_snapshot_load(s, txn, &snap->packs, name, &snap->record, &snap->manifest);
-	mdb_txn_abort(txn);
 	if (!ret) {
 		snprintf(snap->record.info.name, sizeof(snap->record.info.name), "%s", name);
 		snap->locs = calloc(snap->manifest.unique_count ? snap->manifest.unique_count : 1,
@@ -145,6 +160,9 @@ static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, uint6
 	int ret = 0;
 
 	for (int attempt = 0; attempt < 2; attempt++) {
+		/* a RADOS store: a gc on another host moved the chunk; the pool knows where */
+		if (attempt && snap->store->remote)
+			remote_pull(snap->store);
 		if (!snap->locs[k].pack || attempt)
 			ret = snapshot_chunk_lookup(snap, k, page);
 		if (ret)
@@ -160,9 +178,12 @@ static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, uint6
 		return -EBADMSG;
 	}
 	if (ret) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "its pack cannot be opened: %s", strerror(-ret));
 		reason = ret == -ENOENT	   ? "its pack is missing"
 			 : ret == -EBADMSG ? "its pack has a bad header"
-					   : "its pack cannot be opened";
+					   : why;
 		snapshot_page_damage(snap, snap->manifest.unique[k], &snap->locs[k], page, reason);
 		return -EBADMSG;
 	}
@@ -203,13 +224,98 @@ static int snapshot_page_find(struct store_snapshot *snap, uint64_t page,
 	return ret;
 }
 
+/* Fetches n chunk ranges of obj into the local cache; reports the first page on failure. */
+static int snapshot_fetch(struct store_snapshot *snap, struct backend_object *obj,
+			  const uint64_t *offsets, const uint32_t *lens, size_t n, uint64_t page,
+			  const struct store_chunk_loc *loc)
+{
+	int ret = snap->store->backend->ops->object_fetch(obj, offsets, lens, n);
+
+	if (ret) {
+		struct chunk_entry e = { .pack = loc->pack, .offset = loc->offset };
+		char reason[96];
+
+		snprintf(reason, sizeof(reason), "it cannot be fetched from the pool: %s",
+			 strerror(-ret));
+		snapshot_page_damage(snap, loc->digest, &e, page, reason);
+		ret = ret == -EBADMSG ? ret : -EIO;
+	}
+	return ret;
+}
+
 int store_page_locate(struct store_snapshot *snap, uint64_t page, struct store_chunk_loc *loc)
 {
 	struct backend_object *obj;
 	int ret = snapshot_page_find(snap, page, loc, &obj);
 
+	if (ret == 0 && snap->store->backend->ops->object_fetch)
+		ret = snapshot_fetch(snap, obj, &loc->offset, &loc->length, 1, page, loc);
 	if (ret == 0)
 		loc->fd = snap->store->backend->ops->object_fd(obj);
+	return ret;
+}
+
+bool store_page_cached(struct store_snapshot *snap, uint64_t page)
+{
+	const struct backend_ops *ops = snap->store->backend->ops;
+	struct store_chunk_loc loc;
+	struct backend_object *obj;
+
+	if (!ops->object_cached)
+		return true;
+	if (snapshot_page_find(snap, page, &loc, &obj))
+		return true; /* a zero page, or one whose error the read will report */
+	return ops->object_cached(obj, loc.offset, loc.length);
+}
+
+#define FETCH_BATCH 1024
+
+int store_pages_fetch(struct store_snapshot *snap, const uint32_t *pages, size_t count)
+{
+	struct backend_object *batch_obj = NULL, *obj;
+	struct store_chunk_loc loc, batch_loc;
+	uint64_t *offsets = NULL, batch_page = 0;
+	uint32_t *lens = NULL;
+	size_t n = 0;
+	int ret = 0;
+
+	if (!snap->store->backend->ops->object_fetch || !count)
+		return 0;
+	offsets = malloc(FETCH_BATCH * sizeof(*offsets));
+	lens = malloc(FETCH_BATCH * sizeof(*lens));
+	if (!offsets || !lens)
+		ret = -ENOMEM;
+	/* ranges of one pack go to the backend together: it reads them in parallel */
+	for (size_t i = 0; i <= count && !ret; i++) {
+		bool flush = i == count || n == FETCH_BATCH;
+
+		if (!flush) {
+			ret = snapshot_page_find(snap, pages[i], &loc, &obj);
+			if (ret == STORE_PAGE_ZERO) {
+				ret = 0;
+				continue;
+			}
+			if (ret)
+				break;
+			flush = n && obj != batch_obj;
+		}
+		if (flush && n) {
+			ret = snapshot_fetch(snap, batch_obj, offsets, lens, n, batch_page,
+					     &batch_loc);
+			n = 0;
+		}
+		if (i < count && !ret) {
+			if (!n) {
+				batch_obj = obj;
+				batch_loc = loc;
+				batch_page = pages[i];
+			}
+			offsets[n] = loc.offset;
+			lens[n++] = loc.length;
+		}
+	}
+	free(offsets);
+	free(lens);
 	return ret;
 }
 

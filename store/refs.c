@@ -148,6 +148,11 @@ int refs_commit(struct index *index, MDB_txn *txn, const struct refs *refs)
 	return refs_update(index, txn, &refs->set, refs, +1);
 }
 
+int refs_acquire(struct index *index, MDB_txn *txn, const struct dset *set)
+{
+	return refs_update(index, txn, set, NULL, +1);
+}
+
 int refs_release(struct index *index, MDB_txn *txn, const struct dset *set)
 {
 	return refs_update(index, txn, set, NULL, -1);

@@ -31,6 +31,8 @@ uint64_t refs_stored_bytes(const struct refs *refs);
  * digest order so that LMDB touches each page once.
  */
 int refs_commit(struct index *index, MDB_txn *txn, const struct refs *refs);
+/* Adds one reference to each chunk of set in txn; a missing chunk is logged and skipped. */
+int refs_acquire(struct index *index, MDB_txn *txn, const struct dset *set);
 /* Drops one reference from each chunk of set in txn; a missing chunk is logged and skipped. */
 int refs_release(struct index *index, MDB_txn *txn, const struct dset *set);
 

@@ -7,6 +7,7 @@
  *   writer.lock  flock()ed by the one process writing, holding its pid
  */
 #include "store/internal.h"
+#include "store/remote.h"
 #include "common/common.h"
 
 #include <dirent.h>
@@ -152,9 +153,49 @@ static int store_dir_prepare(const char *dir, bool write)
 	return 0;
 }
 
+/* Connects a RADOS store and opens its backend; *dir is set to the local cache directory. */
+static int store_remote_open(struct store *s, const char *spec, char *packs, size_t size)
+{
+	struct remote_spec rs;
+	int ret = remote_spec_parse(spec, &rs);
+
+	if (ret)
+		return ret;
+	ret = mkdir_p(rs.cache);
+	if (ret) {
+		log_error("store: cannot create the cache directory %s: %s", rs.cache,
+			  strerror(-ret));
+		return ret;
+	}
+	if (path_format(s->dir, sizeof(s->dir), "%s", rs.cache) ||
+	    path_format(packs, size, "%s/packs", rs.cache))
+		return -ENAMETOOLONG;
+	return remote_connect(&rs, &s->remote);
+}
+
+/* Opens the index and the backend once dir (or the cache directory) is checked. */
+static int store_open_parts(struct store *s, const char *packs, bool write)
+{
+	bool created;
+	int ret = index_open(&s->index, s->dir, write || s->remote, &created);
+
+	if (ret)
+		return ret;
+	ret = s->remote ? backend_rados_create(s->remote, packs, &s->backend)
+			: backend_dir_create(packs, write, &s->backend);
+	/*
+	 * A RADOS store's cached index may be behind the pool: the operations
+	 * that must see every host's snapshots pull the catalog first
+	 * (store_remote_refresh), and a snapshot not cached is looked for there.
+	 */
+	if (ret)
+		index_close(&s->index);
+	return ret;
+}
+
 int store_open(const char *dir, unsigned flags, struct store **out)
 {
-	bool write = flags & STORE_OPEN_WRITE, created;
+	bool write = flags & STORE_OPEN_WRITE;
 	char packs[PATH_MAX];
 	struct store *s;
 	int ret;
@@ -163,39 +204,66 @@ int store_open(const char *dir, unsigned flags, struct store **out)
 	if (!s)
 		return -ENOMEM;
 	s->flags = flags;
-	if (path_format(s->dir, sizeof(s->dir), "%s", dir) ||
-	    path_format(packs, sizeof(packs), "%s/packs", dir)) {
+	pthread_mutex_init(&s->remote_sync, NULL);
+	if (remote_spec_is(dir)) {
+		ret = store_remote_open(s, dir, packs, sizeof(packs));
+		if (ret) {
+			free(s);
+			return ret;
+		}
+	} else if (path_format(s->dir, sizeof(s->dir), "%s", dir) ||
+		   path_format(packs, sizeof(packs), "%s/packs", dir)) {
 		free(s);
 		log_error("store: path too long: %s", dir);
 		return -ENAMETOOLONG;
-	}
-	ret = store_dir_prepare(dir, write);
-	if (!ret && store_has_orphaned_packs(dir)) {
-		log_error("store %s: packs/ holds packs but index/data.mdb is missing; refusing to "
-			  "start an empty index over them",
-			  dir);
-		ret = -EUCLEAN;
+	} else {
+		ret = store_dir_prepare(dir, write);
+		if (!ret && store_has_orphaned_packs(dir)) {
+			log_error("store %s: packs/ holds packs but index/data.mdb is missing; "
+				  "refusing to start an empty index over them",
+				  dir);
+			ret = -EUCLEAN;
+		}
+		if (ret) {
+			free(s);
+			return ret;
+		}
 	}
 	/* Before LMDB opens anything: a second open of one environment would drop its locks. */
-	if (!ret)
-		ret = store_register(s);
-	if (ret) {
-		free(s);
-		return ret;
-	}
-	ret = index_open(&s->index, dir, write, &created);
+	ret = store_register(s);
 	if (!ret) {
-		ret = backend_dir_create(packs, write, &s->backend);
+		ret = store_open_parts(s, packs, write);
 		if (ret)
-			index_close(&s->index);
+			store_unregister(s);
 	}
 	if (ret) {
-		store_unregister(s);
+		remote_disconnect(s->remote);
 		free(s);
 		return ret;
 	}
 	*out = s;
 	return 0;
+}
+
+const char *store_local_dir(const struct store *s)
+{
+	return s->dir;
+}
+
+bool store_is_remote(const struct store *s)
+{
+	return s->remote != NULL;
+}
+
+int store_remote_refresh(struct store *s)
+{
+	return s->remote ? remote_pull(s) : 0;
+}
+
+void store_cache_clear(struct store *s)
+{
+	if (s->remote)
+		backend_rados_cache_clear(s->backend);
 }
 
 void store_close(struct store *s)
@@ -205,6 +273,8 @@ void store_close(struct store *s)
 	store_unregister(s);
 	s->backend->ops->destroy(s->backend);
 	index_close(&s->index);
+	remote_state_free(s);
+	remote_disconnect(s->remote);
 	free(s);
 }
 
@@ -273,6 +343,16 @@ int store_lock_take(struct store *s, int *out)
 	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, strlen(pid), 0) < 0)
 		log_warn("store %s: cannot record the writer's pid", s->dir);
+	/* a RADOS store: writers of every host share the pool's lock, gc takes it alone */
+	if (s->remote) {
+		ret = remote_lock(s->remote, s->lock_exclusive, !(s->flags & STORE_OPEN_NOWAIT));
+		if (!ret && (ret = remote_pull(s)))
+			remote_unlock(s->remote);
+		if (ret) {
+			close(fd);
+			return ret;
+		}
+	}
 	*out = fd;
 	return 0;
 err:
@@ -283,17 +363,23 @@ err:
 	return ret;
 }
 
-void store_lock_release(int fd)
+void store_lock_release(struct store *s, int fd)
 {
+	if (s->remote)
+		remote_unlock(s->remote);
 	if (fd >= 0)
 		close(fd);
 }
+
+__thread bool store_errors_quiet;
 
 void store_chunk_error(const uint8_t digest[STORE_DIGEST_SIZE], const struct chunk_entry *e,
 		       const char *context, const char *reason)
 {
 	char hex[2 * STORE_DIGEST_SIZE + 1], pack[PACK_NAME_SIZE];
 
+	if (store_errors_quiet)
+		return;
 	store_digest_hex(digest, hex);
 	pack_name(e->pack, pack);
 	log_error("store: chunk %s (%s) in pack %s at offset %llu: %s", hex, context, pack,
@@ -329,7 +415,8 @@ int store_chunks_load(struct store *s, MDB_txn *txn, struct pack_cache *cache,
 		ret = index_chunk_get(&s->index, txn, digests[i], &e);
 		if (ret == -ENOENT) {
 			store_digest_hex(digests[i], hex);
-			log_error("store: chunk %s (%s) is not in the index", hex, context);
+			if (!store_errors_quiet)
+				log_error("store: chunk %s (%s) is not in the index", hex, context);
 			ret = -EBADMSG;
 		} else if (!ret && e.raw_len != want) {
 			store_chunk_error(digests[i], &e, context, "its length is not the blob's");
@@ -361,7 +448,7 @@ int store_record_load(struct store *s, MDB_txn *txn, const char *name, struct sn
 		return -EINVAL;
 	}
 	ret = index_record_get(&s->index, txn, s->index.snapshots, name, &value);
-	if (ret == -ENOENT)
+	if (ret == -ENOENT && !store_errors_quiet)
 		log_error("store %s: no snapshot named '%s'", s->dir, name);
 	if (ret)
 		return ret;

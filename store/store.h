@@ -61,6 +61,20 @@ void store_digest_hex(const uint8_t digest[STORE_DIGEST_SIZE], char hex[2 * STOR
 
 /* Opens the store in dir with STORE_OPEN_* flags; -ENOENT if there is none and not writing. */
 int store_open(const char *dir, unsigned flags, struct store **store);
+/* The local directory of the store: dir itself, or a RADOS store's cache directory. */
+const char *store_local_dir(const struct store *store);
+/* True for a store in a RADOS pool ("rados:POOL..."). */
+bool store_is_remote(const struct store *store);
+/*
+ * Makes the chunks of count pages readable locally at once (parallel reads
+ * from a RADOS pool into the cache); 0 at once for a local store. A page
+ * that cannot be fetched is reported as store_page_read would.
+ */
+int store_pages_fetch(struct store_snapshot *snapshot, const uint32_t *pages, size_t count);
+/* A RADOS store: forgets the pack bytes cached locally, so that reads come from the pool. */
+void store_cache_clear(struct store *store);
+/* True if page can be read without a round trip to a remote store (always, for a local one). */
+bool store_page_cached(struct store_snapshot *snapshot, uint64_t page);
 /* Closes the store; every snapshot handle and writer must be closed first. */
 void store_close(struct store *store);
 

@@ -7,6 +7,7 @@
  * not us, and is reported.
  */
 #include "store/internal.h"
+#include "store/remote.h"
 #include "store/chunk.h"
 #include "common/common.h"
 
@@ -398,7 +399,15 @@ out:
 int store_verify(struct store *s, const char *name, struct store_verify_report *report)
 {
 	struct verify v = { .store = s, .report = report };
-	int ret = index_txn_begin(&s->index, false, &v.txn);
+	int ret = 0;
+
+	/* a RADOS store: check what the pool holds, not what this host cached */
+	if (s->remote) {
+		ret = remote_pull(s);
+		backend_rados_cache_clear(s->backend);
+	}
+	if (!ret)
+		ret = index_txn_begin(&s->index, false, &v.txn);
 
 	report->chunks_checked = report->bytes_checked = 0;
 	report->damaged_chunks = report->damaged_snapshots = report->index_errors = 0;

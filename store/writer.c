@@ -42,7 +42,7 @@ static void writer_free(struct store_writer *w)
 {
 	if (w->txn)
 		mdb_txn_abort(w->txn);
-	store_lock_release(w->lock_fd);
+	store_lock_release(w->store, w->lock_fd);
 	refs_free(&w->refs);
 	free(w->page_slots);
 	free(w->page_map);
@@ -409,6 +409,9 @@ int store_snapshot_publish(struct store *s, const char *name, const struct refs 
 		ret = store_packs_record(s, txn, packs);
 	if (!ret)
 		ret = index_record_put(&s->index, txn, s->index.snapshots, name, record, len);
+	/* a RADOS store: the pool's catalog is the commit that counts, so it comes first */
+	if (!ret && s->remote)
+		ret = remote_push(s, txn);
 	if (ret) {
 		mdb_txn_abort(txn);
 		return ret;
