@@ -1,173 +1,40 @@
 /*
- * seccomp filters, one allow-list per kind of thread (README "seccomp" lists
- * them with the reasons). Each thread installs its own filter when it starts
- * its work; a thread it creates inherits that filter and may only narrow it,
- * since the kernel applies every filter a thread carries and takes the
- * strictest answer. The process therefore first takes the start-up filter
- * (everything set-up needs, nothing a running VM must never do: exec, ptrace,
- * mount, ...), before any byte of a snapshot is read; its threads then narrow
- * it to their own lists.
+ * seccomp filters, one allow-list per kind of thread (sandbox_rules.c holds
+ * the lists; README "seccomp" gives the reasons). Each thread installs its
+ * own filter when it starts its work; a thread it creates inherits that
+ * filter and may only narrow it, since the kernel applies every filter a
+ * thread carries and takes the strictest answer. The process therefore first
+ * takes the start-up filter (everything set-up needs, nothing a running VM
+ * must never do: exec, ptrace, mount, ...), before any byte of a snapshot is
+ * read; its threads then narrow it to their own lists.
+ *
+ * The filters are compiled to BPF at build time (sandbox_gen.c), so that
+ * installing one is a single system call.
  *
  * A forbidden call is not executed: in "on" mode it raises SIGSYS
  * (SECCOMP_RET_TRAP), whose handler names the thread and the call on stderr
  * and ends the process at once with status 159 (128 + SIGSYS). The handler
- * cannot be replaced afterwards (rt_sigaction is a start-up call), and a
- * thread that blocked SIGSYS is killed by the kernel instead. In "log" mode
- * the kernel logs the call (audit type 1326, in dmesg) and lets it run.
+ * cannot be replaced afterwards (rt_sigaction is not on a running thread's
+ * list but the loop's), and a thread that blocked SIGSYS is killed by the
+ * kernel instead. In "log" mode the kernel logs the call (audit type 1326,
+ * in dmesg) and lets it run.
  */
 #include <errno.h>
-#include <linux/if_tun.h>
-#include <linux/kvm.h>
-#include <linux/userfaultfd.h>
-#include <sched.h>
-#include <seccomp.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/ucontext.h>
 #include <unistd.h>
 
 #include "common/common.h"
-
-/* ioctl request types ((request >> 8) & 0xff) that threads may use */
-#define IOCTL_TYPE_KVM	0xae /* KVM: /dev/kvm, VM and vCPU fds */
-#define IOCTL_TYPE_UFFD 0xaa /* userfaultfd */
-#define IOCTL_TYPE_TTY	0x54 /* 'T': terminal modes, FIONBIO, FIONREAD, and TUN's TUNSET* */
-#define IOCTL_TYPE_SOCK 0x89 /* SIOC*: a TAP's interface flags */
+#include "sandbox_filters.h" /* generated: filters[kind][mode], syscall_names[] */
 
 static enum sandbox_mode sandbox_mode = SANDBOX_OFF;
 static __thread enum sandbox_thread sandbox_current = SANDBOX_NONE;
-/* syscall names by number, for the SIGSYS handler (which may not allocate) */
-static char **syscall_names;
-static int syscall_name_count;
-
-/*
- * The lists. Each thread kind's own list comes on top of base_calls; the
- * README ("seccomp") gives the reasons per call. Kept out of clang-format so
- * that they stay tables.
- */
-/* clang-format off */
-
-/*
- * Every thread: memory, locks, time, signals, logging to stderr, exiting,
- * and installing its own filter (seccomp, and prctl for no_new_privs).
- */
-static const char *const base_calls[] = {
-	"futex", "rt_sigreturn", "rt_sigprocmask", "restart_syscall", "exit", "exit_group",
-	"sched_yield", "nanosleep", "clock_nanosleep", "clock_gettime", "gettimeofday",
-	"getpid", "gettid", "tgkill", "write", "writev", "mmap", "munmap", "mremap",
-	"madvise", "brk", "mprotect", "close", "set_robust_list", "rseq", "getrandom",
-	"sched_getaffinity", "seccomp", "prctl",
-};
-
-/*
- * The vCPU threads: KVM_RUN and the KVM ioctls of a snapshot's save (ioctl,
- * KVM's own requests only, and TUNSETOFFLOAD: a virtio-net driver's features
- * set the TAP's offloads), and the UART's transmit timer, armed when the
- * guest writes its register.
- */
-static const char *const vcpu_calls[] = { "read", "timerfd_settime" };
-
-/*
- * The store readers: the page-fault thread and the eager loaders (which also
- * write the mmap mode's cache file). ioctl: userfaultfd's requests only.
- */
-static const char *const pager_calls[] = {
-	"read", "pread64", "preadv", "pwrite64", "poll", "ppoll", "epoll_wait", "epoll_pwait",
-	"openat", "fstat", "newfstatat", "statx", "lseek", "fcntl",
-};
-
-/* The working-set prefetcher: the pager's calls, and io_uring. */
-static const char *const prefetch_calls[] = {
-	"io_uring_setup", "io_uring_enter", "io_uring_register",
-};
-
-/* A snapshot's compression workers: they read the LMDB index. */
-static const char *const store_worker_calls[] = { "pread64", "fcntl", "fstat" };
-
-/*
- * The event loop and the device back-ends: the main thread after start-up.
- * ioctl: KVM's, userfaultfd's and the terminal's requests only; socket: UNIX
- * and IP only; clone: threads only.
- */
-static const char *const loop_calls[] = {
-	/* the loop, its eventfds and timerfds, the console, disks, sockets */
-	"epoll_wait", "epoll_pwait", "epoll_ctl", "poll", "ppoll", "read", "readv", "pread64",
-	"preadv", "pwrite64", "pwritev", "lseek", "fsync", "fdatasync", "io_uring_enter",
-	"timerfd_settime", "timerfd_gettime", "eventfd2", "fcntl", "dup",
-	"connect", "accept", "accept4", "bind", "listen", "sendto", "recvfrom", "sendmsg",
-	"recvmsg", "shutdown", "setsockopt", "getsockopt", "getsockname", "getpeername",
-	/* a snapshot taken while running: the store's files and its workers */
-	"openat", "mkdir", "mkdirat", "rename", "renameat", "renameat2", "unlink", "unlinkat",
-	"link", "linkat", "fstat", "newfstatat", "statx", "ftruncate", "fallocate", "fadvise64",
-	"getdents64", "flock", "msync", "mincore", "sysinfo", "uname", "readlink", "readlinkat",
-	/* the end: default signal handlers back, the terminal restored */
-	"rt_sigaction",
-};
-
-/*
- * Start-up, on top of the loop's calls: what builds a VM and its devices, and
- * what a new process (a serve child) runs before main. ioctl: any request.
- */
-static const char *const startup_calls[] = {
-	/* the program's own start (dynamic loader, libc) */
-	"arch_prctl", "set_tid_address", "access", "faccessat", "faccessat2",
-	"prlimit64", "getrlimit", "stat", "lstat", "open", "statfs", "fstatfs",
-	/* the VM, its memory and its devices */
-	"ioctl", "userfaultfd", "io_uring_setup", "io_uring_register", "timerfd_create",
-	"epoll_create1", "signalfd4", "memfd_create", "setns", "mlock", "munlock", "readahead",
-	"sched_setaffinity", "pipe2", "socketpair", "dup2", "dup3", "close_range",
-	/* signals, terminal, identity */
-	"rt_sigaction", "sigaltstack", "getuid", "geteuid", "getgid", "getegid", "getppid",
-	"getpgrp", "kill", "wait4", "getpriority", "setpriority", "clock_getres", "pidfd_open",
-	/* files: the store, disks, the console file */
-	"getcwd", "fchmod", "fchown", "chmod", "umask", "symlink", "sync_file_range",
-	"sendfile", "copy_file_range", "mincore",
-};
-
-/*
- * serve's HTTP threads: their connections, a clone's control socket (socket:
- * UNIX only), the store's listings and deletions, and kill for the clone of
- * a client that left.
- */
-static const char *const http_calls[] = {
-	"read", "poll", "ppoll", "epoll_wait", "epoll_ctl", "eventfd2", "recvfrom", "sendto",
-	"recvmsg", "sendmsg", "shutdown", "setsockopt", "getsockopt", "fcntl", "connect",
-	"kill", "pidfd_send_signal",
-	"openat", "fstat", "newfstatat", "statx", "pread64", "pwrite64", "lseek", "getdents64",
-	"unlink", "unlinkat", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "fsync",
-	"fdatasync", "ftruncate", "fallocate", "flock", "msync",
-};
-
-/*
- * serve's supervisor and restore --clones: the start-up calls (a child starts
- * under this filter), and fork, exec, wait and kill for the children.
- */
-static const char *const supervisor_calls[] = {
-	"execve", "wait4", "waitid", "kill", "setsid", "setpgid", "pidfd_send_signal", "rmdir",
-};
-
-/* The sanitizers' runtime (ASan/UBSan builds only): reports, and LeakSanitizer at exit. */
-static const char *const sanitizer_calls[] = {
-	"sigaltstack", "rt_sigaction", "prctl", "ptrace", "wait4", "openat", "read", "readlink",
-	"readlinkat", "getdents64", "fstat", "newfstatat", "sched_getaffinity", "getppid",
-	"lseek", "pread64", "uname", "kill", "clone", "getrlimit", "prlimit64",
-};
-
-/* clang-format on */
-
-struct call_list {
-	const char *const *names;
-	size_t count;
-};
-
-#define CALLS(list)                      \
-	{                                \
-		(list), ARRAY_SIZE(list) \
-	}
 
 static const char *const thread_names[] = {
 	[SANDBOX_NONE] = "new (its creator's filter)",
@@ -234,7 +101,7 @@ static void sandbox_sigsys(int signal, siginfo_t *info, void *context)
 {
 	char number[24], request[24];
 	int nr = info->si_syscall;
-	const char *name = nr >= 0 && nr < syscall_name_count && syscall_names[nr]
+	const char *name = nr >= 0 && (size_t)nr < ARRAY_SIZE(syscall_names) && syscall_names[nr]
 				   ? syscall_names[nr]
 				   : "unknown";
 	const char *detail = "";
@@ -260,31 +127,17 @@ static void sandbox_sigsys(int signal, siginfo_t *info, void *context)
 	syscall(SYS_exit_group, 128 + SIGSYS);
 }
 
-/* Resolves every syscall's name once, for the handler. */
-static int syscall_names_load(void)
-{
-	int count = 512;
-
-	syscall_names = calloc((size_t)count, sizeof(*syscall_names));
-	if (!syscall_names)
-		return -ENOMEM;
-	for (int nr = 0; nr < count; nr++)
-		syscall_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
-	syscall_name_count = count;
-	return 0;
-}
-
 int sandbox_mode_set(enum sandbox_mode mode)
 {
 	struct sigaction sa = { .sa_sigaction = sandbox_sigsys, .sa_flags = SA_SIGINFO };
 
 	sandbox_mode = mode;
-	if (mode != SANDBOX_ON || syscall_names)
+	if (mode != SANDBOX_ON)
 		return 0;
 	sigemptyset(&sa.sa_mask);
-	if (syscall_names_load() || sigaction(SIGSYS, &sa, NULL)) {
-		log_error("seccomp: cannot prepare the filters' error report");
-		return -ENOMEM;
+	if (sigaction(SIGSYS, &sa, NULL)) {
+		log_error("seccomp: cannot install the SIGSYS handler: %s", strerror(errno));
+		return -errno;
 	}
 	return 0;
 }
@@ -294,144 +147,23 @@ enum sandbox_mode sandbox_mode_get(void)
 	return sandbox_mode;
 }
 
-static int rule_add_list(scmp_filter_ctx ctx, struct call_list list)
-{
-	for (size_t i = 0; i < list.count; i++) {
-		int nr = seccomp_syscall_resolve_name(list.names[i]);
-		int ret;
-
-		if (nr == __NR_SCMP_ERROR)
-			continue; /* a call this architecture does not have (open, stat on arm64) */
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-		if (ret && ret != -EEXIST)
-			return ret;
-	}
-	return 0;
-}
-
-/* ioctl with a request of one of these types only. */
-static int rule_add_ioctl(scmp_filter_ctx ctx, const unsigned *types, size_t count)
-{
-	for (size_t i = 0; i < count; i++) {
-		int ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-					   SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, types[i] << 8));
-
-		if (ret && ret != -EEXIST)
-			return ret;
-	}
-	return 0;
-}
-
-/*
- * Threads only, never processes: clone without CLONE_THREAD (fork) is not
- * allowed, and clone3, whose flags sit behind a pointer that a filter cannot
- * read, fails with ENOSYS so that glibc falls back to clone.
- */
-static int rule_add_threads(scmp_filter_ctx ctx)
-{
-	int ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-				   SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
-
-	if (!ret || ret == -EEXIST)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-	return ret == -EEXIST ? 0 : ret;
-}
-
-/* socket() of these families only. */
-static int rule_add_sockets(scmp_filter_ctx ctx, const int *families, size_t count)
-{
-	for (size_t i = 0; i < count; i++) {
-		int ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-					   SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
-
-		if (ret && ret != -EEXIST)
-			return ret;
-	}
-	return 0;
-}
-
-static int rules_add(scmp_filter_ctx ctx, enum sandbox_thread kind)
-{
-	static const unsigned vcpu_ioctls[] = { IOCTL_TYPE_KVM };
-	static const unsigned pager_ioctls[] = { IOCTL_TYPE_UFFD };
-	static const unsigned loop_ioctls[] = { IOCTL_TYPE_KVM, IOCTL_TYPE_UFFD, IOCTL_TYPE_TTY };
-	/* UNIX: vsock, the control socket; IP: user networking */
-	static const int loop_sockets[] = { AF_UNIX, AF_INET, AF_INET6 };
-	/* UNIX: a clone's control socket */
-	static const int http_sockets[] = { AF_UNIX };
-	int ret = rule_add_list(ctx, (struct call_list)CALLS(base_calls));
-
-#ifdef SNAPVM_SANITIZE
-	ret = ret ? ret : rule_add_list(ctx, (struct call_list)CALLS(sanitizer_calls));
-#else
-	(void)sanitizer_calls;
-#endif
-	switch (kind) {
-	case SANDBOX_VCPU:
-		ret = ret ? ret : rule_add_list(ctx, (struct call_list)CALLS(vcpu_calls));
-		ret = ret ? ret
-			  : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-					     SCMP_A1(SCMP_CMP_EQ, TUNSETOFFLOAD));
-		return ret ? ret : rule_add_ioctl(ctx, vcpu_ioctls, ARRAY_SIZE(vcpu_ioctls));
-	case SANDBOX_PREFETCH:
-		ret = ret ? ret : rule_add_list(ctx, (struct call_list)CALLS(prefetch_calls));
-		/* and what the pager does */
-		__attribute__((fallthrough));
-	case SANDBOX_PAGER:
-		ret = ret ? ret : rule_add_list(ctx, (struct call_list)CALLS(pager_calls));
-		return ret ? ret : rule_add_ioctl(ctx, pager_ioctls, ARRAY_SIZE(pager_ioctls));
-	case SANDBOX_STORE_WORKER:
-		return ret ? ret : rule_add_list(ctx, (struct call_list)CALLS(store_worker_calls));
-	case SANDBOX_HTTP:
-		ret = ret ? ret : rule_add_list(ctx, (struct call_list)CALLS(http_calls));
-		ret = ret ? ret : rule_add_sockets(ctx, http_sockets, ARRAY_SIZE(http_sockets));
-		return ret ? ret : rule_add_threads(ctx);
-	case SANDBOX_SUPERVISOR:
-		ret = ret ? ret : rule_add_list(ctx, (struct call_list)CALLS(supervisor_calls));
-		/* clone for fork too: the supervisor starts clones as processes */
-		ret = ret ? ret : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 0);
-		ret = ret ? ret
-			  : seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-		/* and all a clone's start-up needs: it inherits this filter */
-		__attribute__((fallthrough));
-	case SANDBOX_STARTUP:
-		ret = ret ? ret : rule_add_list(ctx, (struct call_list)CALLS(startup_calls));
-		__attribute__((fallthrough));
-	case SANDBOX_LOOP:
-		ret = ret ? ret : rule_add_list(ctx, (struct call_list)CALLS(loop_calls));
-		ret = ret ? ret : rule_add_ioctl(ctx, loop_ioctls, ARRAY_SIZE(loop_ioctls));
-		ret = ret ? ret : rule_add_sockets(ctx, loop_sockets, ARRAY_SIZE(loop_sockets));
-		if (kind != SANDBOX_SUPERVISOR)
-			ret = ret ? ret : rule_add_threads(ctx);
-		return ret;
-	case SANDBOX_NONE:
-		break;
-	}
-	return -EINVAL;
-}
-
 int sandbox_thread_enter(enum sandbox_thread kind)
 {
-	uint32_t action = sandbox_mode == SANDBOX_ON ? SCMP_ACT_TRAP : SCMP_ACT_LOG;
-	scmp_filter_ctx ctx;
-	int ret;
+	const struct sock_fprog *filter;
 
 	if (sandbox_mode == SANDBOX_OFF)
 		return 0;
-	ctx = seccomp_init(action);
-	if (!ctx) {
-		log_error("seccomp: cannot create the %s thread's filter",
-			  sandbox_thread_name(kind));
-		return -ENOMEM;
-	}
-	ret = rules_add(ctx, kind);
-	/* libseccomp sets no_new_privs first, as an unprivileged filter must */
-	ret = ret ? ret : seccomp_load(ctx);
-	seccomp_release(ctx);
-	if (ret) {
+	if (kind <= SANDBOX_NONE || (size_t)kind >= ARRAY_SIZE(filters))
+		return -EINVAL;
+	filter = &filters[kind][sandbox_mode == SANDBOX_ON ? 0 : 1];
+	/* no_new_privs first: the kernel takes a filter from an unprivileged thread only so */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, filter)) {
+		int error = errno;
+
 		log_error("seccomp: cannot install the %s thread's filter: %s",
-			  sandbox_thread_name(kind), strerror(-ret));
-		return ret;
+			  sandbox_thread_name(kind), strerror(error));
+		return -error;
 	}
 	sandbox_current = kind;
 	return 0;
@@ -444,7 +176,8 @@ enum sandbox_thread sandbox_thread_current(void)
 
 long sandbox_syscall_number(const char *name)
 {
-	int nr = seccomp_syscall_resolve_name(name);
-
-	return nr == __NR_SCMP_ERROR || nr < 0 ? -1 : nr;
+	for (size_t nr = 0; nr < ARRAY_SIZE(syscall_names); nr++)
+		if (syscall_names[nr] && !strcmp(syscall_names[nr], name))
+			return (long)nr;
+	return -1;
 }
