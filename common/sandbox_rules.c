@@ -260,4 +260,3 @@ int sandbox_rules_add(scmp_filter_ctx ctx, enum sandbox_thread kind)
 	}
 	return -EINVAL;
 }
-
