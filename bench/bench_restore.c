@@ -57,7 +57,13 @@
  */
 static const char *const memory_modes[] = { "eager",	 "lazy",       "prefetch",  "mmap",
 					    "mmap-huge", "rados-cold", "rados-warm" };
-#define MAX_MODES ARRAY_SIZE(memory_modes)
+/* --seccomp-off: each mode again, without seccomp filters, named MODE SECCOMP_OFF */
+static const char *const memory_modes_unfiltered[] = {
+	"eager-noseccomp",     "lazy-noseccomp",       "prefetch-noseccomp",  "mmap-noseccomp",
+	"mmap-huge-noseccomp", "rados-cold-noseccomp", "rados-warm-noseccomp"
+};
+#define SECCOMP_OFF "-noseccomp"
+#define MAX_MODES   (2 * ARRAY_SIZE(memory_modes))
 
 struct restore_options {
 	unsigned runs;
@@ -73,6 +79,7 @@ struct restore_options {
 	uint64_t touches[MAX_TOUCHES];
 	const char *modes[MAX_MODES];
 	const char *remote; /* --store: a RADOS store for the rados-* modes */
+	bool seccomp_off;   /* each mode also with --seccomp off */
 };
 
 /* What one `snapvm invoke --json` reported. */
@@ -317,8 +324,10 @@ static void remote_remove(struct bench_env *env, struct restore_case *c)
 static int snapvm_restore_once(struct bench_env *env, struct restore_case *c, const char *mode,
 			       struct invoke_figures *f)
 {
-	bool huge = !strcmp(mode, "mmap-huge"), remote = !strncmp(mode, "rados-", 6);
-	char line[1024], reply[512], *self = (char *)bench_self_path();
+	char base[32], line[1024], reply[512], *self = (char *)bench_self_path();
+	bool unfiltered = strstr(mode, SECCOMP_OFF) != NULL;
+	int base_len = (int)(strlen(mode) - (unfiltered ? strlen(SECCOMP_OFF) : 0));
+	bool huge = !strncmp(mode, "mmap-huge", 9), remote = !strncmp(mode, "rados-", 6);
 	char *argv[] = { self,
 			 "invoke",
 			 "--json",
@@ -329,7 +338,9 @@ static int snapvm_restore_once(struct bench_env *env, struct restore_case *c, co
 			 "--memory",
 			 huge	  ? "mmap"
 			 : remote ? "prefetch"
-				  : (char *)mode,
+				  : base,
+			 "--seccomp",
+			 unfiltered ? "off" : "on",
 			 remote ? c->remote_name : c->name,
 			 "--",
 			 c->request,
@@ -338,7 +349,8 @@ static int snapvm_restore_once(struct bench_env *env, struct restore_case *c, co
 	struct child child;
 	int ret;
 
-	if (!strcmp(mode, "rados-cold"))
+	snprintf(base, sizeof(base), "%.*s", base_len, mode);
+	if (!strcmp(base, "rados-cold"))
 		remote_cache_drop(env);
 	start = time_now_ns();
 	if (huge)
@@ -592,26 +604,27 @@ static void report_case(const struct bench_env *env, const struct restore_case *
 	double qemu = o->vs_qemu ? stats_percentile(c->qemu_ms, c->count, 50) : 0;
 	double floor = c->touch ? floor_restore_ms(env) + c->original_ms : 0;
 	char vs_qemu[16], vs_floor[16], label[64];
+	int width = o->seccomp_off ? 26 : 16; /* "snapvm mmap-huge-noseccomp" */
 
 	printf("%s, \"%s\": snapshot %.1f ms, %.1f MiB stored", case_label(c, label, sizeof(label)),
 	       c->request, c->snapshot_ms, c->snapshot_bytes / 1048576.0);
 	if (o->vs_qemu)
 		printf(" (QEMU: %.1f ms, %.1f MiB)", c->qemu_snapshot_ms,
 		       c->qemu_snapshot_bytes / 1048576.0);
-	printf("\n  %-16s %8s %8s %7s %9s %8s %8s %8s %8s\n", "restore", "median", "p90", "faults",
-	       "read MiB", "RSS MiB", "private", "QEMU/", "/floor");
+	printf("\n  %-*s %8s %8s %7s %9s %8s %8s %8s %8s\n", width, "restore", "median", "p90",
+	       "faults", "read MiB", "RSS MiB", "private", "QEMU/", "/floor");
 	for (unsigned m = 0; m < o->mode_count; m++) {
 		double median = mode_percentile(c, m, 50);
 
-		printf("  snapvm %-9s %8.2f %8.2f %7.0f %9.1f %8.1f %8.1f %8s %8s\n", o->modes[m],
-		       median, mode_percentile(c, m, 90), MEDIAN(c, m, faults),
+		printf("  snapvm %-*s %8.2f %8.2f %7.0f %9.1f %8.1f %8.1f %8s %8s\n", width - 7,
+		       o->modes[m], median, mode_percentile(c, m, 90), MEDIAN(c, m, faults),
 		       MEDIAN(c, m, bytes_read) / 1048576.0, MEDIAN(c, m, rss_bytes) / 1048576.0,
 		       MEDIAN(c, m, private_bytes) / 1048576.0,
 		       ratio_text(vs_qemu, sizeof(vs_qemu), qemu / median),
 		       ratio_text(vs_floor, sizeof(vs_floor), floor > 0 ? median / floor : 0));
 	}
 	if (o->vs_qemu)
-		printf("  %-16s %8.2f %8.2f\n", "qemu", qemu,
+		printf("  %-*s %8.2f %8.2f\n", width, "qemu", qemu,
 		       stats_percentile(c->qemu_ms, c->count, 90));
 	if (c->touch)
 		printf("  floor %.2f ms: heap=0 restore %.2f + the request on the original VM "
@@ -636,7 +649,8 @@ static void restore_help(void)
 {
 	printf("usage: snapvm bench restore [--memory MODE,...] [--heap SIZE]... [--touch N,...]\n"
 	       "                            [--runs N] [--vs-qemu] [--json] [--mem SIZE]\n"
-	       "                            [--request LINE] [--kernel PATH [--initrd FILE]]\n\n"
+	       "                            [--request LINE] [--kernel PATH [--initrd FILE]]\n"
+	       "                            [--seccomp-off]\n\n"
 	       "Snapshots the guest at its ready code, then times process start to the\n"
 	       "guest's first reply over N restores (default 10) with snapvm invoke in each\n"
 	       "memory mode, beside QEMU microvm -incoming with --vs-qemu.\n\n"
@@ -653,6 +667,8 @@ static void restore_help(void)
 	       "                  there too, and the modes rados-cold and rados-warm restore\n"
 	       "                  it with prefetch, with an empty or a warm local cache (the\n"
 	       "                  default modes become prefetch,rados-cold,rados-warm)\n"
+	       "  --seccomp-off   also time each mode with --seccomp off, printed beside it\n"
+	       "                  as MODE-noseccomp: what the filters cost\n"
 	       "  --mem SIZE      guest RAM (default 256M)\n"
 	       "  --kernel PATH   the guest: the test guest beside this binary (default), or\n"
 	       "                  a Linux bzImage or vmlinux with --initrd\n"
@@ -678,9 +694,9 @@ static int modes_parse(const char *list, struct restore_options *o)
 	for (char *word = strtok_r(copy, ",", &save); word; word = strtok_r(NULL, ",", &save)) {
 		unsigned m = 0;
 
-		while (m < MAX_MODES && strcmp(word, memory_modes[m]))
+		while (m < ARRAY_SIZE(memory_modes) && strcmp(word, memory_modes[m]))
 			m++;
-		if (m == MAX_MODES)
+		if (m == ARRAY_SIZE(memory_modes))
 			return bench_usage_error(
 				"restore",
 				"--memory: '%s' is not eager, lazy, prefetch, mmap, "
@@ -755,6 +771,9 @@ static int restore_option(int opt, const char *value, void *ctx)
 	case 'S':
 		o->remote = value;
 		return 0;
+	case 'F':
+		o->seccomp_off = true;
+		return 0;
 	case 'R':
 		if (!value[0] || strchr(value, '\n') || strchr(value, '"'))
 			return bench_usage_error(
@@ -795,6 +814,7 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 		{ "touch", required_argument, NULL, 'T' },
 		{ "request", required_argument, NULL, 'R' },
 		{ "store", required_argument, NULL, 'S' },
+		{ "seccomp-off", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -829,6 +849,17 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 	if (o->remote && strncmp(o->remote, "rados:", 6))
 		return bench_usage_error("restore", "--store: '%s' is not rados:POOL[?...]",
 					 o->remote);
+	/* each mode's unfiltered twin goes right after it, so that they print side by side */
+	for (unsigned m = o->mode_count; o->seccomp_off && m-- > 0;) {
+		unsigned k = 0;
+
+		while (strcmp(o->modes[m], memory_modes[k]))
+			k++;
+		memmove(&o->modes[m + 2], &o->modes[m + 1],
+			(o->mode_count - m - 1) * sizeof(o->modes[0]));
+		o->modes[m + 1] = memory_modes_unfiltered[k];
+		o->mode_count++;
+	}
 	if (!o->touch_count)
 		o->touches[o->touch_count++] = DEFAULT_TOUCH;
 	if (!o->heap_count) {
@@ -943,7 +974,7 @@ int bench_restore_main(int argc, char **argv)
 			 strchr(o.remote, '?') ? "&" : "?", env->remote_cache);
 	}
 	for (unsigned m = 0; m < o.mode_count && !ret; m++) {
-		if (!strcmp(o.modes[m], "mmap-huge") &&
+		if (!strcmp(o.modes[m], "mmap-huge") && !env->huge_cache[0] &&
 		    (ret = bench_huge_cache_mount(env->dir, env->huge_cache,
 						  sizeof(env->huge_cache))))
 			fprintf(stderr,

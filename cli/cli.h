@@ -38,6 +38,20 @@ struct snapshot_repo;
 int cli_repo_open(const char *command, const char *store_option, bool write,
 		  struct snapshot_repo **repo);
 
+/* --seccomp's help lines, the same for every command that starts VMs. */
+#define CLI_SECCOMP_HELP                                                                  \
+	"  --seccomp MODE     on (default): each thread runs under a seccomp filter of\n" \
+	"                     the system calls it needs, and any other call stops\n"      \
+	"                     snapvm with a line naming it; log: the kernel logs such\n"  \
+	"                     calls (dmesg) and lets them run; off: no filter\n"
+/* Parses a --seccomp value (off, log, on); 0 or EXIT_USAGE with a message. */
+int cli_seccomp_option(const char *command, const char *text, enum sandbox_mode *mode);
+/*
+ * Sets the seccomp mode and installs this process's filter (kind: the
+ * start-up one, or a supervisor's); 0 or EXIT_RUNTIME with a message.
+ */
+int cli_sandbox_start(enum sandbox_mode mode, enum sandbox_thread kind);
+
 int cmd_run_main(int argc, char **argv);
 int cmd_snapshot_main(int argc, char **argv);
 int cmd_restore_main(int argc, char **argv);

@@ -13,7 +13,8 @@
 
 static void invoke_help(void)
 {
-	printf("usage: snapvm invoke NAME REQUEST... [--timeout MS] [--json] [--store DIR]\n\n"
+	printf("usage: snapvm invoke NAME REQUEST... [--timeout MS] [--json] [--store DIR]\n"
+	       "                     [--seccomp MODE]\n\n"
 	       "Restores a clone of snapshot NAME, sends REQUEST (the remaining words, joined\n"
 	       "by spaces) as one line on its console, prints the first line it answers, and\n"
 	       "tears the clone down. Exit 0 with a reply; 1 if none came within the timeout\n"
@@ -24,7 +25,7 @@ static void invoke_help(void)
 	       "                     from the start of the restore, total_ms from snapvm's\n"
 	       "                     start to the reply (README.md, \"snapvm invoke\")\n"
 	       "  --memory MODE, --clock-realtime, --disk PATH[,ro], --vsock CID,PATH,\n"
-	       "  --store-timeout S  as for snapvm restore\n",
+	       "  --store-timeout S  as for snapvm restore\n" CLI_SECCOMP_HELP,
 	       DEFAULT_TIMEOUT_MS);
 }
 
@@ -83,10 +84,12 @@ int cmd_invoke_main(int argc, char **argv)
 		{ "vsock", required_argument, NULL, 'v' },
 		{ "store", required_argument, NULL, 's' },
 		{ "store-timeout", required_argument, NULL, 'O' },
+		{ "seccomp", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct snapshot_restore_options options = { 0 };
+	enum sandbox_mode seccomp = SANDBOX_ON;
 	struct snapshot_invoke_result result;
 	struct snapshot_repo *repo;
 	const char *store = NULL;
@@ -129,6 +132,9 @@ int cmd_invoke_main(int argc, char **argv)
 		case 'O':
 			ret = cli_store_timeout_option("invoke", optarg);
 			break;
+		case 'C':
+			ret = cli_seccomp_option("invoke", optarg, &seccomp);
+			break;
 		case 'h':
 			invoke_help();
 			return EXIT_OK;
@@ -148,6 +154,8 @@ int cmd_invoke_main(int argc, char **argv)
 	if (join_request(argc - optind - 1, argv + optind + 1, request, sizeof(request)))
 		return cli_usage_error("invoke", "REQUEST must be one line of at most %zu bytes",
 				       sizeof(request) - 1);
+	if (cli_sandbox_start(seccomp, SANDBOX_STARTUP))
+		return EXIT_RUNTIME;
 	/* for writing: the first invoke of a snapshot records its working set */
 	ret = cli_repo_open("invoke", store, true, &repo);
 	if (ret)

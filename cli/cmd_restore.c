@@ -28,6 +28,7 @@ struct restore_cli {
 	unsigned net_count;
 	const char *netns_text; /* may hold %i */
 	const char *store;
+	enum sandbox_mode seccomp;
 	unsigned clones;
 	unsigned record_ms; /* 0: record until the clone exits */
 };
@@ -69,7 +70,7 @@ static void restore_help(void)
 	       "  --store DIR        where snapshots are (default $SNAPVM_STORE or\n"
 	       "                     ~/.local/share/snapvm), or rados:POOL[?...]\n"
 	       "  --store-timeout S  a RADOS store: give up on an operation after S seconds\n"
-	       "                     (default 5), stopping the clone with one line\n"
+	       "                     (default 5), stopping the clone with one line\n" CLI_SECCOMP_HELP
 	       "  -h, --help         this help\n");
 }
 
@@ -89,6 +90,7 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		{ "netns", required_argument, NULL, 'T' },
 		{ "store", required_argument, NULL, 's' },
 		{ "store-timeout", required_argument, NULL, 'O' },
+		{ "seccomp", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -98,6 +100,7 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 	memset(o, 0, sizeof(*o));
 	vmm_config_init(&o->restore.vm);
 	o->clones = 1;
+	o->seccomp = SANDBOX_ON;
 	optind = 0;
 	opterr = 0;
 	while (!ret && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -152,6 +155,9 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 			break;
 		case 's':
 			o->store = optarg;
+			break;
+		case 'C':
+			ret = cli_seccomp_option("restore", optarg, &o->seccomp);
 			break;
 		case 'h':
 			restore_help();
@@ -233,9 +239,12 @@ static int restore_one(struct restore_cli *o)
 	struct snapshot_repo *repo;
 	struct snapshot_clone *clone;
 	char error[512];
-	/* writable when this clone may record a working set or be snapshotted */
-	int ret = cli_repo_open("restore", o->store, o->restore.record_ws || o->api_sock, &repo);
+	int ret = cli_sandbox_start(o->seccomp, SANDBOX_STARTUP);
 
+	if (ret)
+		return ret;
+	/* writable when this clone may record a working set or be snapshotted */
+	ret = cli_repo_open("restore", o->store, o->restore.record_ws || o->api_sock, &repo);
 	if (ret)
 		return ret;
 	ret = snapshot_restore(repo, &o->restore, &clone, error, sizeof(error));
@@ -421,6 +430,11 @@ static int restore_clones(struct restore_cli *o)
 
 	if (!clones)
 		return EXIT_RUNTIME;
+	/* this process only starts the clones, which narrow its filter to their own */
+	if (cli_sandbox_start(o->seccomp, SANDBOX_SUPERVISOR)) {
+		free(clones);
+		return EXIT_RUNTIME;
+	}
 	for (unsigned i = 0; i < o->clones; i++) {
 		if (clone_spawn(o, i, clones) < 0) {
 			fprintf(stderr, "snapvm restore: cannot start clone %u: %s\n", i,

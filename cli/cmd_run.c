@@ -58,7 +58,7 @@ static void run_help(void)
 	       "                     in the DSDT and gets no virtio_mmio.device= words\n"
 	       "  --graceful         SIGTERM presses the ACPI power button (as the control\n"
 	       "                     socket's stop does) instead of stopping the VM; the\n"
-	       "                     guest gets %d s to power off before it is stopped\n"
+	       "                     guest gets %d s to power off before it is stopped\n" CLI_SECCOMP_HELP
 	       "  -h, --help         this help\n\n"
 	       "Virtio devices sit at fixed MMIO slots; -v prints them as Linux command-line\n"
 	       "words (virtio_mmio.device=...).\n\n"
@@ -119,6 +119,8 @@ int cmd_run_main(int argc, char **argv)
 		run_help();
 		return EXIT_OK;
 	}
+	if (cli_sandbox_start(options.seccomp, SANDBOX_STARTUP))
+		return EXIT_RUNTIME;
 	/* the test guest boots without ACPI: no tables to build, nothing to read */
 	options.vm.acpi =
 		options.acpi == RUN_ACPI_ON ||

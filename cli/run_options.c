@@ -73,6 +73,7 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 		{ "netns", required_argument, NULL, 'T' },
 		{ "acpi", required_argument, NULL, 'A' },
 		{ "graceful", no_argument, NULL, 'G' },
+		{ "seccomp", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -82,6 +83,7 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 
 	memset(options, 0, sizeof(*options));
 	vmm_config_init(vm);
+	options->seccomp = SANDBOX_ON;
 	optind = 0; /* glibc: start afresh, so that tests can parse many times */
 	opterr = 0;
 	while (!ret && (opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
@@ -150,6 +152,9 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 			break;
 		case 'G':
 			vm->graceful = true;
+			break;
+		case 'C':
+			ret = cli_seccomp_option("run", optarg, &options->seccomp);
 			break;
 		case 'h':
 			options->help = true;

@@ -49,6 +49,18 @@ int cli_store_timeout_option(const char *command, const char *text)
 	return ret;
 }
 
+int cli_seccomp_option(const char *command, const char *text, enum sandbox_mode *mode)
+{
+	if (sandbox_mode_parse(text, mode))
+		return cli_usage_error(command, "--seccomp: '%s' is not on, log or off", text);
+	return 0;
+}
+
+int cli_sandbox_start(enum sandbox_mode mode, enum sandbox_thread kind)
+{
+	return sandbox_mode_set(mode) || sandbox_thread_enter(kind) ? EXIT_RUNTIME : 0;
+}
+
 int cli_snapshot_name_option(const char *command, const char *name)
 {
 	char error[256];

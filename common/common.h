@@ -76,4 +76,42 @@ int file_read_all(const char *path, uint8_t **data, size_t *len, size_t max_len)
 /* Replaces path with the buffer in one step (a temporary file, then rename); 0 or -errno. */
 int file_write_atomic(const char *path, const void *data, size_t len);
 
+/*
+ * seccomp (sandbox.c): each kind of thread runs under its own allow-list.
+ * The CLI sets the mode once; a thread calls sandbox_thread_enter() when it
+ * starts its work. Threads it creates afterwards inherit its filter.
+ */
+enum sandbox_mode {
+	SANDBOX_OFF, /* no filter */
+	SANDBOX_LOG, /* a forbidden call is logged by the kernel (audit, dmesg) and runs */
+	SANDBOX_ON,  /* a forbidden call ends the process with a line naming it (status 159) */
+};
+enum sandbox_thread {
+	SANDBOX_NONE,	      /* no filter yet */
+	SANDBOX_STARTUP,      /* a VM process from its options to its first guest instruction */
+	SANDBOX_LOOP,	      /* the main thread after start-up: event loop and devices */
+	SANDBOX_VCPU,	      /* a vCPU thread */
+	SANDBOX_PAGER,	      /* userfaultfd page faults, eager loading: store reads */
+	SANDBOX_PREFETCH,     /* working-set prefetch through io_uring */
+	SANDBOX_STORE_WORKER, /* a snapshot's compression workers */
+	SANDBOX_HTTP,	      /* serve's HTTP connection threads */
+	SANDBOX_SUPERVISOR,   /* a process that starts clones (serve, restore --clones) */
+};
+/* Parses "off", "log" or "on"; 0 or -EINVAL. */
+int sandbox_mode_parse(const char *text, enum sandbox_mode *mode);
+/* "off", "log" or "on". */
+const char *sandbox_mode_name(enum sandbox_mode mode);
+/* Sets the mode for every later sandbox_thread_enter(); 0 or -errno. */
+int sandbox_mode_set(enum sandbox_mode mode);
+/* The mode set last (SANDBOX_OFF until the CLI sets one). */
+enum sandbox_mode sandbox_mode_get(void);
+/* Installs this thread's filter for its kind (nothing when off); 0 or -errno, logged. */
+int sandbox_thread_enter(enum sandbox_thread kind);
+/* The kind this thread entered last. */
+enum sandbox_thread sandbox_thread_current(void);
+/* A system call's number on this architecture by name; -1 if there is none. */
+long sandbox_syscall_number(const char *name);
+/* "vCPU", "pager", ...: a kind's name in messages. */
+const char *sandbox_thread_name(enum sandbox_thread kind);
+
 #endif

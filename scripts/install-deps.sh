@@ -17,6 +17,7 @@ liburing-dev
 libssl-dev
 libcmocka-dev
 libslirp-dev
+libseccomp-dev
 libmicrohttpd-dev
 libjansson-dev
 curl

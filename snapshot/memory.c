@@ -73,7 +73,9 @@ static void *load_range(void *arg)
 	uint8_t *buf = aligned_alloc(STORE_PAGE_SIZE, PAGES_RUN_MAX * STORE_PAGE_SIZE);
 	struct pages_reader r = { 0 };
 
-	job->ret = buf ? pages_reader_init(&r, job->m->snapshot) : -ENOMEM;
+	job->ret = sandbox_thread_enter(SANDBOX_PAGER);
+	if (!job->ret)
+		job->ret = buf ? pages_reader_init(&r, job->m->snapshot) : -ENOMEM;
 	for (uint64_t page = job->first; !job->ret && page < job->end;) {
 		unsigned count = (unsigned)MIN((uint64_t)PAGES_RUN_MAX, job->end - page);
 		uint8_t *out = job->fd < 0 ? job->m->ram + page * STORE_PAGE_SIZE : buf;

@@ -200,6 +200,10 @@ static void *pager_fault_thread(void *arg)
 	uint8_t *buf = aligned_alloc(STORE_PAGE_SIZE, FAULT_AROUND_PAGES * STORE_PAGE_SIZE);
 	struct pages_reader r = { 0 };
 
+	if (sandbox_thread_enter(SANDBOX_PAGER)) {
+		pager_fail(p, 0, "cannot install its seccomp filter", -EPERM);
+		goto out;
+	}
 	if (!buf || pages_reader_init(&r, p->snapshot)) {
 		pager_fail(p, 0, "out of memory", -ENOMEM);
 		goto out;
@@ -384,9 +388,12 @@ static void *pager_prefetch_thread(void *arg)
 	uint8_t *pages = aligned_alloc(STORE_PAGE_SIZE, PREFETCH_BATCH * STORE_PAGE_SIZE);
 	uint64_t *offsets = malloc(PREFETCH_BATCH * sizeof(*offsets));
 	struct io_uring ring;
-	int ret = b && scratch && pages && offsets ? io_uring_queue_init(PREFETCH_BATCH, &ring, 0)
-						   : -ENOMEM;
+	int ret = sandbox_thread_enter(SANDBOX_PREFETCH);
 
+	if (!ret)
+		ret = b && scratch && pages && offsets
+			      ? io_uring_queue_init(PREFETCH_BATCH, &ring, 0)
+			      : -ENOMEM;
 	if (ret) {
 		pager_fail(p, 0, "cannot start prefetching", ret);
 		goto out;

@@ -100,9 +100,11 @@ static void *worker_main(void *opaque)
 {
 	struct pipeline *p = opaque;
 	MDB_txn *txn = NULL;
-	int txn_error = index_txn_begin(p->index, false, &txn);
+	int txn_error = sandbox_thread_enter(SANDBOX_STORE_WORKER);
 	struct batch *b;
 
+	if (!txn_error)
+		txn_error = index_txn_begin(p->index, false, &txn);
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		b = p->stop ? NULL : slot_next(p);

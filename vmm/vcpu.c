@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* Interrupts KVM_RUN; its handler does nothing, the EINTR is what matters. */
@@ -183,6 +184,26 @@ static void vcpu_park(struct vcpu *vcpu)
 	vcpu->run->immediate_exit = 0;
 }
 
+#ifdef SNAPVM_TEST_HOOKS
+/*
+ * Test builds only: SNAPVM_TEST_VCPU_SYSCALL=NAME makes each vCPU thread make
+ * that system call (no arguments) once its filter is on, so that a test sees
+ * what a forbidden call does. Release builds (-DSNAPVM_TESTS=OFF) lack it.
+ */
+static void vcpu_test_hook(void)
+{
+	const char *name = getenv("SNAPVM_TEST_VCPU_SYSCALL");
+	long nr = name ? sandbox_syscall_number(name) : -1;
+
+	if (nr >= 0)
+		log_warn("test hook: system call %s returned %ld", name, syscall(nr, 0, 0, 0));
+}
+#else
+static void vcpu_test_hook(void)
+{
+}
+#endif
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -190,6 +211,11 @@ static void *vcpu_thread(void *arg)
 	int error;
 
 	log_debug("vCPU %u thread running", vcpu->index);
+	if (sandbox_thread_enter(SANDBOX_VCPU)) {
+		vcpu->failed = true;
+		vm_request_stop(vm, EXIT_RUNTIME);
+	}
+	vcpu_test_hook();
 	for (;;) {
 		enum vcpu_request request = vm->request;
 

@@ -587,7 +587,8 @@ static void vm_stop_vcpus(struct vm *vm)
 
 int vm_run(struct vm *vm)
 {
-	int ret = event_loop_run(vm->loop);
+	/* set-up is over: from here this thread is the event loop and the devices */
+	int ret = sandbox_thread_enter(SANDBOX_LOOP) ? -EPERM : event_loop_run(vm->loop);
 
 	if (ret) {
 		log_error("event loop failed: %s", strerror(-ret));

@@ -26,7 +26,7 @@ static void serve_help(void)
 {
 	printf("usage: snapvm serve [--listen unix:PATH|tcp:127.0.0.1:PORT] [--store DIR]\n"
 	       "                    [--max-clones N] [--memory MODE] [--queue-ms MS]\n"
-	       "                    [--max-body SIZE]\n\n"
+	       "                    [--max-body SIZE] [--seccomp MODE]\n\n"
 	       "Serves the HTTP/JSON API (docs/api.md): list and delete snapshots, invoke a\n"
 	       "fresh clone per request, keep clones up, boot VMs and snapshot them, and\n"
 	       "Prometheus metrics. Every clone and VM is a snapvm child process. SIGTERM or\n"
@@ -45,6 +45,9 @@ static void serve_help(void)
 	       "                     eager or mmap (see snapvm restore --help); a request's\n"
 	       "                     \"memory\" field overrides it\n"
 	       "  --max-body SIZE    the largest request body (default 64K); larger: 413\n"
+	       "  --seccomp MODE     on (default), log or off: for serve's own threads (its\n"
+	       "                     HTTP threads, its supervisor) and for every child, as\n"
+	       "                     for snapvm run\n"
 	       "  -h, --help         this help\n\n"
 	       "It prints \"listening on WHERE\" on stdout once it accepts connections.\n",
 	       DEFAULT_MAX_CLONES, DEFAULT_QUEUE_MS);
@@ -73,6 +76,7 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 		{ "queue-ms", required_argument, NULL, 'q' },
 		{ "memory", required_argument, NULL, 'M' },
 		{ "max-body", required_argument, NULL, 'b' },
+		{ "seccomp", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -83,6 +87,7 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 	o->config.max_clones = DEFAULT_MAX_CLONES;
 	o->config.queue_ms = DEFAULT_QUEUE_MS;
 	o->config.max_body = DEFAULT_MAX_BODY;
+	o->config.seccomp = SANDBOX_ON;
 	listen_default(o);
 	optind = 0;
 	opterr = 0;
@@ -117,6 +122,9 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 			if (!ret && (value < 1024 || value > 64 * MiB))
 				ret = cli_usage_error("serve", "--max-body: from 1K to 64M");
 			o->config.max_body = (size_t)value;
+			break;
+		case 'C':
+			ret = cli_seccomp_option("serve", optarg, &o->config.seccomp);
 			break;
 		case 'h':
 			serve_help();
@@ -181,6 +189,9 @@ int cmd_serve_main(int argc, char **argv)
 	o.config.self_path = self;
 	signals_block();
 	raise_fd_limit();
+	/* the supervisor forks children, which start under its filter: see sandbox.c */
+	if (cli_sandbox_start(o.config.seccomp, SANDBOX_SUPERVISOR))
+		return EXIT_RUNTIME;
 	ret = serve_create(&o.config, &serve, error, sizeof(error));
 	if (ret) {
 		if (error[0]) /* else the store has said why */

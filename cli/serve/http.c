@@ -265,6 +265,9 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *connect
 	char message[128];
 
 	(void)version;
+	/* each connection has a thread of its own: filter it at its first request */
+	if (sandbox_thread_current() != SANDBOX_HTTP && sandbox_thread_enter(SANDBOX_HTTP))
+		return MHD_NO;
 	if (!r)
 		return http_begin(http, connection, state);
 	if (*upload_data_size) {

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/common.h"
 #include "snapshot/snapshot.h"
 
 #define SERVE_REQUEST_MAX	 1023	 /* bytes of one request line (snapvm invoke's limit) */
@@ -27,6 +28,7 @@ struct serve_config {
 	size_t max_body;       /* bytes of a request body */
 	enum snapshot_memory_mode memory; /* default --memory of restores */
 	bool memory_set;		  /* pass --memory to children (else their default) */
+	enum sandbox_mode seccomp;	  /* every child's --seccomp */
 };
 
 /* The daemon's state: the store, the children, the metrics. */

@@ -221,7 +221,7 @@ start_daemon --max-clones 8 --queue-ms 600000
 mkdir "$TMP/out"
 for i in $(seq $LOAD); do
 	printf 'next\nunix-socket = "%s"\nurl = "http://snapvm/snapshots/fn/invoke"\n' "$SOCK"
-	printf 'data = "{\\"request\\": \\"touch 20 %d\\"}"\noutput = "%s/out/%d"\n' $i "$TMP" $i
+	printf 'data = "{\\"request\\": \\"touch 20 %d\\", \\"timeout_ms\\": 120000}"\noutput = "%s/out/%d"\n' $i "$TMP" $i
 done | sed 1d >"$TMP/curl.cfg"
 timeout 600 curl -s --no-progress-meter -Z --parallel-max $LOAD -K "$TMP/curl.cfg"
 expect_eq "$LOAD concurrent invocations" "$?" 0
