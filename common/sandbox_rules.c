@@ -54,6 +54,8 @@ static const char *const vcpu_calls[] = { "read", "timerfd_settime" };
 static const char *const pager_calls[] = {
 	"read", "pread64", "preadv", "pwrite64", "poll", "ppoll", "epoll_wait", "epoll_pwait",
 	"openat", "fstat", "newfstatat", "statx", "lseek", "fcntl",
+	/* a RADOS store's cache files */
+	"fgetxattr", "fsetxattr", "fremovexattr",
 };
 
 /* The working-set prefetcher: the pager's calls, and io_uring. */
@@ -74,11 +76,16 @@ static const char *const loop_calls[] = {
 	"epoll_wait", "epoll_pwait", "epoll_ctl", "poll", "ppoll", "read", "readv", "pread64",
 	"preadv", "pwrite64", "pwritev", "lseek", "fsync", "fdatasync", "io_uring_enter",
 	"timerfd_settime", "timerfd_gettime", "eventfd2", "fcntl", "dup",
+	/* the power button's grace timer, made when a stop asks for it */
+	"timerfd_create",
+	/* a RADOS store: its cache files' sizes, librados's messengers */
+	"fgetxattr", "fsetxattr", "fremovexattr", "epoll_create",
 	"connect", "accept", "accept4", "bind", "listen", "sendto", "recvfrom", "sendmsg",
 	"recvmsg", "shutdown", "setsockopt", "getsockopt", "getsockname", "getpeername",
 	/* a snapshot taken while running: the store's files and its workers */
 	"openat", "mkdir", "mkdirat", "rename", "renameat", "renameat2", "unlink", "unlinkat",
 	"link", "linkat", "fstat", "newfstatat", "statx", "ftruncate", "fallocate", "fadvise64",
+	"sync_file_range",
 	"getdents64", "flock", "msync", "mincore", "sysinfo", "uname", "readlink", "readlinkat",
 	/* the end: default signal handlers back, the terminal restored */
 	"rt_sigaction",

@@ -126,8 +126,13 @@ static int rados_lib_ready(void)
 struct remote {
 	struct remote_spec spec;
 	pthread_mutex_t connect_lock;
-	bool connected;	 /* a connection was tried (remote_ready) */
-	int connect_ret; /* and its outcome */
+	pthread_cond_t connect_cond;
+	pthread_t connector; /* connects when asked: see remote_connector */
+	bool connector_started;
+	bool connect_asked;  /* remote_ready asked the connector to connect */
+	bool connector_exit; /* remote_disconnect: the connector ends, unasked */
+	bool connected;	     /* a connection was tried (remote_ready) */
+	int connect_ret;     /* and its outcome */
 	rados_t cluster;
 	rados_ioctx_t io;
 	char pool[128];
@@ -316,6 +321,30 @@ out:
 	r->connect_ret = ret;
 }
 
+/*
+ * The thread that connects. librados starts its own threads (messengers,
+ * timers) from the thread that connects, and they inherit that thread's
+ * seccomp filter: connecting from a pager's or an event loop's thread would
+ * leave them with its narrow list. This thread is made when the store is
+ * opened, so it, and librados's threads, keep the filter the process had
+ * then (snapvm's start-up filter).
+ */
+static void *remote_connector(void *arg)
+{
+	struct remote *r = arg;
+
+	pthread_mutex_lock(&r->connect_lock);
+	while (!r->connect_asked && !r->connector_exit)
+		pthread_cond_wait(&r->connect_cond, &r->connect_lock);
+	if (r->connect_asked && !r->connected) {
+		remote_connect_now(r);
+		r->connected = true;
+	}
+	pthread_cond_broadcast(&r->connect_cond);
+	pthread_mutex_unlock(&r->connect_lock);
+	return NULL;
+}
+
 int remote_connect(const struct remote_spec *spec, struct remote **out)
 {
 	struct remote *r = calloc(1, sizeof(*r));
@@ -326,6 +355,9 @@ int remote_connect(const struct remote_spec *spec, struct remote **out)
 	snprintf(r->pool, sizeof(r->pool), "%s", spec->pool);
 	snprintf(r->cookie, sizeof(r->cookie), "%ld-%d", gethostid(), (int)getpid());
 	pthread_mutex_init(&r->connect_lock, NULL);
+	pthread_cond_init(&r->connect_cond, NULL);
+	/* without the thread, remote_ready connects on its caller's thread */
+	r->connector_started = pthread_create(&r->connector, NULL, remote_connector, r) == 0;
 	*out = r;
 	return 0;
 }
@@ -338,6 +370,10 @@ int remote_connect(const struct remote_spec *spec, struct remote **out)
 int remote_ready(struct remote *r)
 {
 	pthread_mutex_lock(&r->connect_lock);
+	r->connect_asked = true;
+	pthread_cond_broadcast(&r->connect_cond);
+	while (!r->connected && r->connector_started)
+		pthread_cond_wait(&r->connect_cond, &r->connect_lock);
 	if (!r->connected) {
 		remote_connect_now(r);
 		r->connected = true;
@@ -350,11 +386,20 @@ void remote_disconnect(struct remote *r)
 {
 	if (!r)
 		return;
+	if (r->connector_started) {
+		/* it connects only if asked: tell it to go, then wait for it */
+		pthread_mutex_lock(&r->connect_lock);
+		r->connector_exit = true;
+		pthread_cond_broadcast(&r->connect_cond);
+		pthread_mutex_unlock(&r->connect_lock);
+		pthread_join(r->connector, NULL);
+	}
 	if (r->connected && r->connect_ret == 0) {
 		remote_unlock(r);
 		rados_lib.rados_ioctx_destroy_fn(r->io);
 		rados_lib.rados_shutdown_fn(r->cluster);
 	}
+	pthread_cond_destroy(&r->connect_cond);
 	pthread_mutex_destroy(&r->connect_lock);
 	free(r);
 }

@@ -37,6 +37,7 @@ expect_eq "off: no seccomp message" "$(grep -c seccomp <<<"$ERR")" 0
 # Each thread of a running VM, by name: the main thread and each vCPU carry
 # the start-up filter plus their own (Seccomp_filters counts them).
 coproc VM { exec "$SNAPVM" run --kernel "$GUEST" --cmdline heap=8M --cpus 2 2>"$TMP/vm.err"; }
+vm_pid=$VM_PID # bash unsets VM_PID once the coprocess is reaped
 exec {from}<&"${VM[0]}" {to}>&"${VM[1]}"
 IFS= read -r -t 60 line <&$from
 expect_eq "a running VM: READY" "$line" READY
@@ -44,7 +45,7 @@ echo ping >&$to
 IFS= read -r -t 60 line <&$from
 expect_eq "a running VM: PONG" "$line" PONG
 modes=""
-for status in /proc/"$VM_PID"/task/*/status; do
+for status in /proc/"$vm_pid"/task/*/status; do
 	modes="$modes $(awk '/^Seccomp:/ { m = $2 } /^Seccomp_filters:/ { f = $2 } END { print m "/" f }' "$status")"
 done
 # mode 2 is "filter"; the main thread: start-up + loop; each vCPU: start-up + its own
@@ -53,7 +54,7 @@ expect_eq "a running VM: every thread filtered" "$(tr ' ' '\n' <<<"$modes" | gre
 expect_eq "a running VM: at least the main thread and 2 vCPUs" \
 	"$(tr ' ' '\n' <<<"$modes" | grep -c '^2/2$' | awk '{ print ($1 >= 3) }')" 1
 echo "exit 0" >&$to
-wait "$VM_PID"
+wait "$vm_pid"
 expect_eq "a running VM: exit status" "$?" 0
 exec {from}<&- {to}>&-
 
