@@ -1,5 +1,6 @@
 /* snapvm invoke: one request to a fresh clone of a snapshot, the reply on stdout. */
 #include "cli/cli.h"
+#include "cli/jail.h"
 #include "cli/run_options.h"
 #include "snapshot/snapshot.h"
 
@@ -24,7 +25,8 @@ static void invoke_help(void)
 	       "                     from the start of the restore, total_ms from snapvm's\n"
 	       "                     start to the reply (README.md, \"snapvm invoke\")\n"
 	       "  --memory MODE, --clock-realtime, --disk PATH[,ro], --vsock CID,PATH\n"
-	       "                     as for snapvm restore\n",
+	       "                     as for snapvm restore\n" JAIL_HELP
+	       "                     (a jailed invoke records no working set)\n",
 	       DEFAULT_TIMEOUT_MS);
 }
 
@@ -83,18 +85,22 @@ int cmd_invoke_main(int argc, char **argv)
 		{ "vsock", required_argument, NULL, 'v' },
 		{ "store", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
+		JAIL_LONGOPTS,
 		{ 0 },
 	};
 	struct snapshot_restore_options options = { 0 };
 	struct snapshot_invoke_result result;
+	struct jail_options jail_options;
 	struct snapshot_repo *repo;
+	struct jail jail;
 	const char *store = NULL;
 	char request[1024], error[512];
 	uint64_t timeout = DEFAULT_TIMEOUT_MS;
 	bool json = false;
-	int opt, ret = 0;
+	int opt, status, ret = 0;
 
 	vmm_config_init(&options.vm);
+	jail_options_init(&jail_options);
 	optind = 0;
 	opterr = 0;
 	while (!ret && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -125,6 +131,9 @@ int cmd_invoke_main(int argc, char **argv)
 		case 's':
 			store = optarg;
 			break;
+		case JAIL_OPT_DIR ... JAIL_OPT_LAST:
+			ret = jail_option_parse("invoke", opt, optarg, &jail_options);
+			break;
 		case 'h':
 			invoke_help();
 			return EXIT_OK;
@@ -144,11 +153,21 @@ int cmd_invoke_main(int argc, char **argv)
 	if (join_request(argc - optind - 1, argv + optind + 1, request, sizeof(request)))
 		return cli_usage_error("invoke", "REQUEST must be one line of at most %zu bytes",
 				       sizeof(request) - 1);
-	/* for writing: the first invoke of a snapshot records its working set */
-	ret = cli_repo_open("invoke", store, true, &repo);
+	ret = jail_options_check("invoke", &jail_options);
+	if (ret)
+		return ret;
+	ret = jail_enter("invoke", &jail_options, &jail, &status);
+	if (ret)
+		return ret == 1 ? status : ret;
+	/* for writing: the first invoke of a snapshot records its working set (not jailed) */
+	ret = cli_repo_open("invoke", store, !jail_options.dir, &repo);
 	if (ret)
 		return ret;
 	options.name = argv[optind];
+	if (jail_options.dir) {
+		options.before_start = jail_lock_hook;
+		options.before_start_opaque = &jail;
+	}
 	ret = snapshot_invoke(repo, &options, request, (unsigned)timeout, invoke_print, &json,
 			      &result, error, sizeof(error));
 	snapshot_repo_close(repo);

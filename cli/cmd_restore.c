@@ -4,6 +4,7 @@
  * VM, fed the same input, their output lines prefixed with the clone number.
  */
 #include "cli/cli.h"
+#include "cli/jail.h"
 #include "cli/run_options.h"
 #include "snapshot/snapshot.h"
 
@@ -29,7 +30,8 @@ struct restore_cli {
 	const char *netns_text; /* may hold %i */
 	const char *store;
 	unsigned clones;
-	unsigned record_ms; /* 0: record until the clone exits */
+	unsigned record_ms;	  /* 0: record until the clone exits */
+	struct jail_options jail; /* dir may hold %i */
 };
 
 static void restore_help(void)
@@ -64,7 +66,8 @@ static void restore_help(void)
 	       "  --clock-realtime   advance the guest's clock by the time the snapshot was\n"
 	       "                     stored, so that its wall time is the host's now\n"
 	       "  --store DIR        where snapshots are (default $SNAPVM_STORE or\n"
-	       "                     ~/.local/share/snapvm)\n"
+	       "                     ~/.local/share/snapvm)\n" JAIL_HELP
+	       "                     (with --clones, %%i in DIR as above: one jail each)\n"
 	       "  -h, --help         this help\n");
 }
 
@@ -84,6 +87,7 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		{ "netns", required_argument, NULL, 'T' },
 		{ "store", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
+		JAIL_LONGOPTS,
 		{ 0 },
 	};
 	uint64_t value;
@@ -91,6 +95,7 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 
 	memset(o, 0, sizeof(*o));
 	vmm_config_init(&o->restore.vm);
+	jail_options_init(&o->jail);
 	o->clones = 1;
 	optind = 0;
 	opterr = 0;
@@ -144,6 +149,9 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		case 's':
 			o->store = optarg;
 			break;
+		case JAIL_OPT_DIR ... JAIL_OPT_LAST:
+			ret = jail_option_parse("restore", opt, optarg, &o->jail);
+			break;
 		case 'h':
 			restore_help();
 			return -1;
@@ -169,6 +177,16 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 	if (o->clones > 1 && o->restore.vm.console == VMM_CONSOLE_FILE &&
 	    !strstr(o->console_text, "%i"))
 		return cli_usage_error("restore", "--console file:PATH needs %%i with --clones");
+	if (o->clones > 1 && o->jail.dir && !strstr(o->jail.dir, "%i"))
+		return cli_usage_error("restore",
+				       "--jail DIR needs %%i with --clones: one jail each");
+	if (o->jail.dir && o->restore.record_ws)
+		return cli_usage_error("restore",
+				       "--record-ws cannot be jailed: a jailed clone cannot write "
+				       "to the store");
+	ret = jail_options_check("restore", &o->jail);
+	if (ret)
+		return ret;
 	return cli_snapshot_name_option("restore", o->restore.name);
 }
 
@@ -216,17 +234,22 @@ static int restore_record_timer(struct restore_cli *o, struct workset_timer *t)
 	return vm_watch_fd(snapshot_clone_vm(t->clone), t->fd, EPOLLIN, restore_on_record_timer, t);
 }
 
-/* Runs one clone in this process until it exits. */
+/* Runs one clone in this process (jailed, with --jail) until it exits. */
 static int restore_one(struct restore_cli *o)
 {
 	struct snapshot_control *control = NULL;
 	struct workset_timer timer = { .fd = -1 };
 	struct snapshot_repo *repo;
 	struct snapshot_clone *clone;
+	struct jail jail;
 	char error[512];
-	/* writable when this clone may record a working set or be snapshotted */
-	int ret = cli_repo_open("restore", o->store, o->restore.record_ws || o->api_sock, &repo);
+	int status, ret = jail_enter("restore", &o->jail, &jail, &status);
 
+	if (ret)
+		return ret == 1 ? status : ret;
+	/* writable when this clone may record a working set or be snapshotted (not jailed) */
+	ret = cli_repo_open("restore", o->store,
+			    !o->jail.dir && (o->restore.record_ws || o->api_sock), &repo);
 	if (ret)
 		return ret;
 	ret = snapshot_restore(repo, &o->restore, &clone, error, sizeof(error));
@@ -244,6 +267,8 @@ static int restore_one(struct restore_cli *o)
 		ret = EXIT_RUNTIME;
 	} else if (o->record_ms && restore_record_timer(o, &timer)) {
 		fprintf(stderr, "snapvm restore: cannot start the --record-ms timer\n");
+		ret = EXIT_RUNTIME;
+	} else if (jail_lock(&jail, repo, clone)) {
 		ret = EXIT_RUNTIME;
 	} else {
 		vm_resume(snapshot_clone_vm(clone));
@@ -327,6 +352,8 @@ static pid_t clone_spawn(struct restore_cli *o, unsigned index, struct clone *cl
 			o->api_sock = with_index(o->api_sock, index);
 		if (o->restore.vm.console == VMM_CONSOLE_FILE)
 			o->restore.vm.console_path = with_index(o->restore.vm.console_path, index);
+		if (o->jail.dir)
+			o->jail.dir = with_index(o->jail.dir, index);
 		if (clone_network(o, index))
 			exit(EXIT_USAGE);
 		exit(restore_one(o)); /* each clone opens the store itself: no LMDB across fork */

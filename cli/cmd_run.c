@@ -55,7 +55,7 @@ static void run_help(void)
 	       "                     in the DSDT and gets no virtio_mmio.device= words\n"
 	       "  --graceful         SIGTERM presses the ACPI power button (as the control\n"
 	       "                     socket's stop does) instead of stopping the VM; the\n"
-	       "                     guest gets %d s to power off before it is stopped\n"
+	       "                     guest gets %d s to power off before it is stopped\n" JAIL_HELP
 	       "  -h, --help         this help\n\n"
 	       "Virtio devices sit at fixed MMIO slots; -v prints them as Linux command-line\n"
 	       "words (virtio_mmio.device=...).\n\n"
@@ -107,7 +107,8 @@ int cmd_run_main(int argc, char **argv)
 	struct snapshot_control *control = NULL;
 	char error[256];
 	struct vm *vm = NULL;
-	int ret;
+	struct jail jail;
+	int ret, status;
 
 	ret = run_options_parse(argc, argv, &options);
 	if (ret)
@@ -116,6 +117,9 @@ int cmd_run_main(int argc, char **argv)
 		run_help();
 		return EXIT_OK;
 	}
+	ret = jail_enter("run", &options.jail, &jail, &status);
+	if (ret)
+		return ret == 1 ? status : ret;
 	/* the test guest boots without ACPI: no tables to build, nothing to read */
 	options.vm.acpi =
 		options.acpi == RUN_ACPI_ON ||
@@ -134,6 +138,8 @@ int cmd_run_main(int argc, char **argv)
 	}
 	log_debug("kernel loaded");
 	ret = run_control_setup(&options, vm, &repo, &control);
+	if (!ret)
+		ret = jail_lock(&jail, repo, NULL);
 	if (!ret)
 		ret = vm_start(vm, false) ? EXIT_RUNTIME : vm_run(vm);
 out:

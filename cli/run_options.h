@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 
+#include "cli/jail.h"
 #include "vmm/vmm.h"
 
 /* --acpi: auto gives ACPI to Linux kernels only (cmd_run.c decides). */
@@ -16,6 +17,7 @@ struct run_options {
 	const char *snapshot_on_ready; /* --snapshot-on-ready NAME */
 	bool resume;		       /* --resume: keep running after that snapshot */
 	const char *store;	       /* --store DIR */
+	struct jail_options jail;      /* --jail DIR and its options */
 	bool help;
 };
 
