@@ -156,9 +156,8 @@ int cmd_invoke_main(int argc, char **argv)
 	ret = jail_options_check("invoke", &jail_options);
 	if (ret)
 		return ret;
-	ret = jail_enter("invoke", &jail_options, &jail, &status);
-	if (ret)
-		return ret == 1 ? status : ret;
+	if (jail_enter("invoke", &jail_options, &jail, &status))
+		return status;
 	/* for writing: the first invoke of a snapshot records its working set (not jailed) */
 	ret = cli_repo_open("invoke", store, !jail_options.dir, &repo);
 	if (ret)

@@ -243,10 +243,10 @@ static int restore_one(struct restore_cli *o)
 	struct snapshot_clone *clone;
 	struct jail jail;
 	char error[512];
-	int status, ret = jail_enter("restore", &o->jail, &jail, &status);
+	int status, ret;
 
-	if (ret)
-		return ret == 1 ? status : ret;
+	if (jail_enter("restore", &o->jail, &jail, &status))
+		return status;
 	/* writable when this clone may record a working set or be snapshotted (not jailed) */
 	ret = cli_repo_open("restore", o->store,
 			    !o->jail.dir && (o->restore.record_ws || o->api_sock), &repo);

@@ -117,9 +117,8 @@ int cmd_run_main(int argc, char **argv)
 		run_help();
 		return EXIT_OK;
 	}
-	ret = jail_enter("run", &options.jail, &jail, &status);
-	if (ret)
-		return ret == 1 ? status : ret;
+	if (jail_enter("run", &options.jail, &jail, &status))
+		return status;
 	/* the test guest boots without ACPI: no tables to build, nothing to read */
 	options.vm.acpi =
 		options.acpi == RUN_ACPI_ON ||

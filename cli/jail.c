@@ -103,62 +103,144 @@ int jail_options_check(const char *command, const struct jail_options *o)
 }
 
 /*
- * In the child, first: INT, TERM and HUP stay blocked so that they wait for
- * the VM's signalfd (as PID 1 of its namespace, a signal it has no handler
- * for would be dropped); the namespaces the child alone needs; inherited
- * descriptors closed (none is the VM's: it opens its own from here on);
- * the capabilities it could ever regain given up before any thread exists.
+ * Three processes: the caller (the parent, in the host's namespaces), which
+ * waits; the jail's init, PID 1 of the new PID namespace, which reaps and
+ * passes signals on; the VM process, which goes on with the command. The
+ * VM process is not PID 1 so that it can take a PID no other process using
+ * the store has: LMDB tells its readers apart by PID (a lock at that
+ * offset), and every jail's PID 1 would clash. It takes the parent's host
+ * PID, which stays taken on the host while the parent waits.
  */
-static int jail_child_setup(struct jail *jail, const sigset_t *mask)
-{
-	int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
-	const char *step;
+struct jail_fork {
+	struct jail *jail;
+	sigset_t forwarded; /* blocked in parent and init, passed on */
+	sigset_t old_mask;
+	pid_t parent_pid; /* on the host */
+	int go[2];	  /* the parent says "in the cgroup, go on" */
+	int result[2];	  /* init sends the VM process's wait status */
+};
 
-	if (jail->options.netns)
-		flags |= CLONE_NEWNET;
-	sigprocmask(SIG_SETMASK, mask, NULL);
-	step = "create the jail's namespaces";
-	if (unshare(flags) < 0)
-		goto err;
-	step = "make the jail's mounts private";
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		goto err;
-	step = "name the jail's host";
-	if (sethostname("snapvm", 6) < 0)
-		goto err;
-	close_range(3, ~0U, 0);
-	step = "drop the capability bounding set";
-	for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) {
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
-			goto err;
-	}
-	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); /* EINVAL before Linux 4.3 */
-	step = "set no_new_privs";
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		goto err;
-	return 0;
-err:
+static int jail_fail(const struct jail *jail, const char *step)
+{
 	fprintf(stderr, "snapvm %s: cannot %s: %s\n", jail->command, step, strerror(errno));
 	return EXIT_RUNTIME;
 }
 
-/* The child waits for the parent to have put it in the cgroup; dies with the parent. */
-static int jail_child_start(struct jail *jail, int go[2], const sigset_t *old)
+/*
+ * In init, before the VM process exists: the namespaces it and the VM
+ * share; the capabilities either could ever regain given up before any
+ * thread exists (no bounding set, no ambient, no_new_privs).
+ */
+static int jail_namespaces_setup(struct jail *jail)
 {
-	sigset_t mask = *old;
-	char byte;
+	int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
 
-	close(go[1]);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || read(go[0], &byte, 1) != 1)
-		_exit(EXIT_RUNTIME); /* the parent has failed and said why, or is gone */
-	close(go[0]);
+	if (jail->options.netns)
+		flags |= CLONE_NEWNET;
+	if (unshare(flags) < 0)
+		return jail_fail(jail, "create the jail's namespaces");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return jail_fail(jail, "make the jail's mounts private");
+	if (sethostname("snapvm", 6) < 0)
+		return jail_fail(jail, "name the jail's host");
+	for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) {
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+			return jail_fail(jail, "drop the capability bounding set");
+	}
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); /* EINVAL before Linux 4.3 */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return jail_fail(jail, "set no_new_privs");
+	return 0;
+}
+
+/* The next PID in init's namespace is the parent's host PID. */
+static int jail_next_pid_set(struct jail *jail, pid_t pid)
+{
+	char text[32];
+	int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+	int len = snprintf(text, sizeof(text), "%d", (int)pid - 1);
+
+	if (fd < 0 || write(fd, text, (size_t)len) != len) {
+		if (fd >= 0)
+			close(fd);
+		return jail_fail(jail, "choose the jailed process's PID");
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * The VM process: INT, TERM and HUP stay blocked so that they wait for the
+ * VM's signalfd; inherited descriptors are closed (none is the VM's: it
+ * opens its own from here on); it dies with init.
+ */
+static int jail_vm_start(struct jail_fork *f)
+{
+	sigset_t mask = f->old_mask;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return jail_fail(f->jail, "tie the jailed process to its init");
+	close_range(3, ~0U, 0);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
-	return jail_child_setup(jail, &mask);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+	return 0;
 }
 
-/* One line when the cgroup's OOM killer ended the child. */
+/* Passes signals on to pid until it exits; its wait status. */
+static int jail_forward_until_exit(pid_t pid, const sigset_t *set)
+{
+	siginfo_t info;
+	int wstatus;
+
+	while (waitpid(pid, &wstatus, WNOHANG) != pid) {
+		if (sigwaitinfo(set, &info) > 0 && info.si_signo != SIGCHLD)
+			kill(pid, info.si_signo);
+	}
+	return wstatus;
+}
+
+/* Init: starts the VM process, then only reaps it and passes signals on. */
+static void jail_init_run(struct jail_fork *f)
+{
+	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct none[2] = { { 0 } };
+	char byte;
+	pid_t pid;
+	int wstatus, fd;
+
+	close(f->go[1]);
+	close(f->result[0]);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || read(f->go[0], &byte, 1) != 1)
+		_exit(EXIT_RUNTIME); /* the parent has failed and said why, or is gone */
+	close(f->go[0]);
+	if (jail_namespaces_setup(f->jail) || jail_next_pid_set(f->jail, f->parent_pid))
+		_exit(EXIT_RUNTIME);
+	/* when memory runs out, the VM process is the one to go, not init */
+	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0 && write(fd, "-1000", 5) < 0)
+		log_debug("jail: init's oom_score_adj: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		if (jail_vm_start(f))
+			_exit(EXIT_RUNTIME);
+		return;
+	}
+	if (pid < 0)
+		_exit(jail_fail(f->jail, "fork the jailed process"));
+	/* the terminal, the pipes, whatever was inherited: the VM process's, not init's */
+	close_range(0, (unsigned)f->result[1] - 1, 0);
+	close_range((unsigned)f->result[1] + 1, ~0U, 0);
+	syscall(SYS_capset, &header, none);
+	wstatus = jail_forward_until_exit(pid, &f->forwarded);
+	_exit(write(f->result[1], &wstatus, sizeof(wstatus)) == sizeof(wstatus) ? 0 : EXIT_RUNTIME);
+}
+
+/* One line when the cgroup's OOM killer ended the VM. */
 static void jail_report_oom(const struct jail *jail)
 {
 	if (!jail_cgroup_oom_killed(jail))
@@ -168,13 +250,13 @@ static void jail_report_oom(const struct jail *jail)
 		jail->command, (unsigned long long)(jail->options.mem_max >> 10));
 }
 
-/* The child was killed by sig: so is the parent, for its own waiter to see the same. */
+/* The VM was killed by sig: so is the parent, for its own waiter to see the same. */
 static int jail_die_like(int sig)
 {
 	struct rlimit none = { 0, 0 };
 	sigset_t set;
 
-	setrlimit(RLIMIT_CORE, &none); /* the child's core, if any, is the one to look at */
+	setrlimit(RLIMIT_CORE, &none); /* the VM's core, if any, is the one to look at */
 	signal(sig, SIG_DFL);
 	sigemptyset(&set);
 	sigaddset(&set, sig);
@@ -183,19 +265,19 @@ static int jail_die_like(int sig)
 	return 128 + sig; /* a signal that does not kill */
 }
 
-/* The parent: passes signals on until the child is gone, then cleans up. */
-static int jail_parent_wait(struct jail *jail, pid_t pid, const sigset_t *set)
+/* The parent: passes signals on until init is gone, then cleans up; the VM's status. */
+static int jail_parent_wait(struct jail_fork *f, pid_t init)
 {
-	siginfo_t info;
-	int wstatus;
+	int wstatus = jail_forward_until_exit(init, &f->forwarded);
+	int vm_status;
 
-	while (waitpid(pid, &wstatus, WNOHANG) != pid) {
-		if (sigwaitinfo(set, &info) > 0 && info.si_signo != SIGCHLD)
-			kill(pid, info.si_signo);
-	}
+	/* init sends the VM's status; without it (init itself killed), init's own */
+	if (read(f->result[0], &vm_status, sizeof(vm_status)) == sizeof(vm_status))
+		wstatus = vm_status;
+	close(f->result[0]);
 	if (WIFSIGNALED(wstatus))
-		jail_report_oom(jail);
-	jail_cgroup_remove(jail);
+		jail_report_oom(f->jail);
+	jail_cgroup_remove(f->jail);
 	if (WIFEXITED(wstatus))
 		return WEXITSTATUS(wstatus);
 	return jail_die_like(WTERMSIG(wstatus));
@@ -219,67 +301,72 @@ static int jail_enter_check(const struct jail *jail)
 	return 0;
 }
 
-/* Forks the child into a new PID namespace; the parent returns its status. */
+/* Every signal a shell or a supervisor sends, for the parent and init to pass on. */
+static void jail_forwarded_signals(sigset_t *set)
+{
+	static const int kept[] = { SIGKILL, SIGSTOP, SIGSEGV, SIGBUS,	SIGFPE,	 SIGILL,
+				    SIGTRAP, SIGABRT, SIGTSTP, SIGTTIN, SIGTTOU, SIGCONT };
+
+	sigfillset(set);
+	for (size_t i = 0; i < ARRAY_SIZE(kept); i++)
+		sigdelset(set, kept[i]);
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		sigdelset(set, sig);
+}
+
+/* Forks init into a new PID namespace; 0 in the VM process, 1 in the parent once all is over. */
 static int jail_fork(struct jail *jail, int *status)
 {
-	sigset_t set, old;
-	int go[2];
-	pid_t pid;
+	struct jail_fork f = { .jail = jail, .parent_pid = getpid() };
+	pid_t init;
 
-	sigemptyset(&set);
-	for (int sig = 1; sig < 32; sig++) /* every signal a shell or a supervisor sends */
-		if (sig != SIGKILL && sig != SIGSTOP && sig != SIGSEGV && sig != SIGBUS &&
-		    sig != SIGFPE && sig != SIGILL && sig != SIGTRAP && sig != SIGABRT &&
-		    sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU && sig != SIGCONT)
-			sigaddset(&set, sig);
-	if (pipe2(go, O_CLOEXEC) < 0 || unshare(CLONE_NEWPID) < 0) {
-		fprintf(stderr, "snapvm %s: cannot create the jail's PID namespace: %s\n",
-			jail->command, strerror(errno));
-		return EXIT_RUNTIME;
+	jail_forwarded_signals(&f.forwarded);
+	if (pipe2(f.go, O_CLOEXEC) < 0 || pipe2(f.result, O_CLOEXEC) < 0 ||
+	    unshare(CLONE_NEWPID) < 0) {
+		*status = jail_fail(jail, "create the jail's PID namespace");
+		return 1;
 	}
-	sigprocmask(SIG_BLOCK, &set, &old);
+	sigprocmask(SIG_BLOCK, &f.forwarded, &f.old_mask);
 	fflush(NULL);
-	pid = fork();
-	if (pid == 0)
-		return jail_child_start(jail, go, &old);
-	close(go[0]);
-	if (pid < 0 || jail_cgroup_join(jail, pid)) {
-		if (pid < 0)
-			fprintf(stderr, "snapvm %s: cannot fork the jailed process: %s\n",
-				jail->command, strerror(errno));
-		close(go[1]); /* the child, if any, exits */
-		if (pid > 0)
-			waitpid(pid, NULL, 0);
+	init = fork();
+	if (init == 0) {
+		jail_init_run(&f); /* returns in the VM process only */
+		return 0;
+	}
+	close(f.go[0]);
+	close(f.result[1]);
+	if (init < 0 || jail_cgroup_join(jail, init)) {
+		if (init < 0)
+			jail_fail(jail, "fork the jail's init");
+		close(f.go[1]); /* init, if any, exits */
+		if (init > 0)
+			waitpid(init, NULL, 0);
+		close(f.result[0]);
 		jail_cgroup_remove(jail);
 		*status = EXIT_RUNTIME;
 		return 1;
 	}
-	if (write(go[1], "", 1) != 1)
-		kill(pid, SIGKILL);
-	close(go[1]);
-	*status = jail_parent_wait(jail, pid, &set);
+	if (write(f.go[1], "", 1) != 1)
+		kill(init, SIGKILL);
+	close(f.go[1]);
+	*status = jail_parent_wait(&f, init);
 	return 1;
 }
 
 int jail_enter(const char *command, const struct jail_options *options, struct jail *jail,
 	       int *status)
 {
-	int ret;
-
 	memset(jail, 0, sizeof(*jail));
 	jail->options = *options;
 	jail->command = command;
 	if (!options->dir)
 		return 0;
-	ret = jail_enter_check(jail);
-	if (!ret)
-		ret = jail_cgroup_create(jail);
-	if (ret)
-		return ret;
-	ret = jail_fork(jail, status);
-	if (ret == EXIT_RUNTIME)
-		jail_cgroup_remove(jail);
-	return ret;
+	*status = jail_enter_check(jail);
+	if (!*status)
+		*status = jail_cgroup_create(jail);
+	if (*status)
+		return 1;
+	return jail_fork(jail, status);
 }
 
 /*

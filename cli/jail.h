@@ -84,11 +84,11 @@ int jail_option_parse(const char *command, int opt, const char *value,
 int jail_options_check(const char *command, const struct jail_options *options);
 
 /*
- * Step 1 (see above). Returns 0 in the jailed child (and without --jail, in
- * the caller, doing nothing); in the parent, 1 once the child is gone, with
- * its exit status in *status (a child killed by a signal is killed again in
- * the parent, so that its own waiter sees the same); or EXIT_RUNTIME after
- * one line on stderr.
+ * Step 1 (see above). Returns 0 in the jailed VM process (and without
+ * --jail, in the caller, doing nothing): go on. Returns 1 when the caller
+ * must exit with *status: in the parent once the VM is gone (a VM killed by
+ * a signal is killed again in the parent, so that its waiter sees the
+ * same), or after one line on stderr if the jail could not be made.
  */
 int jail_enter(const char *command, const struct jail_options *options, struct jail *jail,
 	       int *status);
