@@ -1,5 +1,6 @@
 /* snapvm serve: the HTTP/JSON API daemon (docs/api.md). */
 #include "cli/cli.h"
+#include "cli/jail.h"
 #include "cli/serve/serve.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 
 struct serve_cli {
 	struct serve_config config;
+	struct jail_options jail; /* checked here, passed on to the children as text */
 	const char *listen;
 	char default_listen[128];
 };
@@ -45,6 +47,11 @@ static void serve_help(void)
 	       "                     eager or mmap (see snapvm restore --help); a request's\n"
 	       "                     \"memory\" field overrides it\n"
 	       "  --max-body SIZE    the largest request body (default 64K); larger: 413\n"
+	       "  --jail BASE        jail every invocation and clone (not booted VMs) in its\n"
+	       "                     own directory BASE/ID, made and removed by serve\n"
+	       "                     (README.md, \"Jailer\"); BASE is made if missing\n"
+	       "  --uid N, --gid N, --jail-netns, --jail-mem SIZE, --jail-cpu Q/P,\n"
+	       "  --jail-pids N      given to each jailed child (see snapvm invoke --help)\n"
 	       "  -h, --help         this help\n\n"
 	       "It prints \"listening on WHERE\" on stdout once it accepts connections.\n",
 	       DEFAULT_MAX_CLONES, DEFAULT_QUEUE_MS);
@@ -63,6 +70,30 @@ static void listen_default(struct serve_cli *o)
 	o->listen = o->default_listen;
 }
 
+/* A jail option other than --jail: checked, then kept as text for the children. */
+static int serve_jail_option(struct serve_cli *o, int opt, const char *value)
+{
+	static const char *const names[] = {
+		[JAIL_OPT_UID - JAIL_OPT_DIR] = "--uid",
+		[JAIL_OPT_GID - JAIL_OPT_DIR] = "--gid",
+		[JAIL_OPT_NETNS - JAIL_OPT_DIR] = "--jail-netns",
+		[JAIL_OPT_MEM - JAIL_OPT_DIR] = "--jail-mem",
+		[JAIL_OPT_CPU - JAIL_OPT_DIR] = "--jail-cpu",
+		[JAIL_OPT_PIDS - JAIL_OPT_DIR] = "--jail-pids",
+	};
+	struct serve_config *c = &o->config;
+	int ret = jail_option_parse("serve", opt, value, &o->jail);
+
+	if (ret)
+		return ret;
+	if (c->jail_arg_count + 2 > ARRAY_SIZE(c->jail_args))
+		return cli_usage_error("serve", "too many jail options");
+	c->jail_args[c->jail_arg_count++] = names[opt - JAIL_OPT_DIR];
+	if (opt != JAIL_OPT_NETNS)
+		c->jail_args[c->jail_arg_count++] = value;
+	return 0;
+}
+
 /* 0, -1 for --help, or EXIT_USAGE after a message. */
 static int serve_parse(int argc, char **argv, struct serve_cli *o)
 {
@@ -74,6 +105,7 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 		{ "memory", required_argument, NULL, 'M' },
 		{ "max-body", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
+		JAIL_LONGOPTS,
 		{ 0 },
 	};
 	uint64_t value;
@@ -84,6 +116,7 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 	o->config.queue_ms = DEFAULT_QUEUE_MS;
 	o->config.max_body = DEFAULT_MAX_BODY;
 	listen_default(o);
+	jail_options_init(&o->jail);
 	optind = 0;
 	opterr = 0;
 	while (!ret && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -118,6 +151,13 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 				ret = cli_usage_error("serve", "--max-body: from 1K to 64M");
 			o->config.max_body = (size_t)value;
 			break;
+		case JAIL_OPT_DIR:
+			o->config.jail_base = optarg;
+			o->jail.dir = optarg;
+			break;
+		case JAIL_OPT_UID ... JAIL_OPT_LAST:
+			ret = serve_jail_option(o, opt, optarg);
+			break;
 		case 'h':
 			serve_help();
 			return -1;
@@ -129,6 +169,8 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 	}
 	if (!ret && optind < argc)
 		ret = cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+	if (!ret)
+		ret = jail_options_check("serve", &o->jail);
 	return ret;
 }
 
