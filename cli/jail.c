@@ -205,7 +205,10 @@ static int jail_forward_until_exit(pid_t pid, const sigset_t *set)
 static void jail_init_run(struct jail_fork *f)
 {
 	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct none[2] = { { 0 } };
+	/* CAP_KILL only: the VM process it passes signals to runs as another uid */
+	struct __user_cap_data_struct kill_only[2] = {
+		{ .effective = 1u << CAP_KILL, .permitted = 1u << CAP_KILL },
+	};
 	char byte;
 	pid_t pid;
 	int wstatus, fd;
@@ -235,7 +238,7 @@ static void jail_init_run(struct jail_fork *f)
 	/* the terminal, the pipes, whatever was inherited: the VM process's, not init's */
 	close_range(0, (unsigned)f->result[1] - 1, 0);
 	close_range((unsigned)f->result[1] + 1, ~0U, 0);
-	syscall(SYS_capset, &header, none);
+	syscall(SYS_capset, &header, kill_only);
 	wstatus = jail_forward_until_exit(pid, &f->forwarded);
 	_exit(write(f->result[1], &wstatus, sizeof(wstatus)) == sizeof(wstatus) ? 0 : EXIT_RUNTIME);
 }
