@@ -372,6 +372,26 @@ int jail_enter(const char *command, const struct jail_options *options, struct j
 	return jail_fork(jail, status);
 }
 
+static int jail_root_fail(const struct jail *jail, const char *step)
+{
+	fprintf(stderr, "snapvm %s: jail %s: cannot %s: %s\n", jail->command, jail->options.dir,
+		step, strerror(errno));
+	return EXIT_RUNTIME;
+}
+
+/*
+ * pivot_root refuses a root that an initramfs switch_root left (EINVAL):
+ * then DIR is moved over / and chrooted into, as runc does. The host's
+ * root stays under it, out of reach without CAP_SYS_CHROOT, dropped soon.
+ */
+static int jail_root_move(const struct jail *jail)
+{
+	log_debug("jail: pivot_root refused; moving DIR over / instead");
+	if (mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		return jail_root_fail(jail, "move DIR over /");
+	return 0;
+}
+
 /*
  * DIR becomes /: a read-only bind of itself (no device, set-uid or
  * executable file usable), with a /proc of the jail's own PID namespace.
@@ -397,8 +417,10 @@ static int jail_root_enter(const struct jail *jail)
 		goto err;
 	/* pivot_root(".", "."): the old root stacks on the new one, and is detached */
 	step = "pivot_root into DIR";
-	if (chdir(dir) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
+	if (chdir(dir) < 0)
 		goto err;
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return errno == EINVAL ? jail_root_move(jail) : jail_root_fail(jail, step);
 	step = "detach the host's root";
 	if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
 		goto err;
