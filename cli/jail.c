@@ -526,7 +526,7 @@ static void jail_probe(void)
 
 int jail_lock(const struct jail *jail, struct snapshot_repo *repo, struct snapshot_clone *clone)
 {
-	uint64_t start = time_now_ns();
+	uint64_t start = time_now_ns(), sealed;
 
 	if (!jail->options.dir)
 		return 0;
@@ -535,9 +535,11 @@ int jail_lock(const struct jail *jail, struct snapshot_repo *repo, struct snapsh
 			jail->command);
 		return EXIT_RUNTIME;
 	}
+	sealed = time_now_ns();
 	if (jail_root_enter(jail) || jail_fds_check(jail) || jail_identity_drop(jail))
 		return EXIT_RUNTIME;
-	log_debug("jail locked in %.3f ms", (time_now_ns() - start) / 1e6);
+	log_debug("jail locked in %.3f ms (the store sealed in %.3f ms)",
+		  (time_now_ns() - start) / 1e6, (sealed - start) / 1e6);
 	jail_probe();
 	return 0;
 }
