@@ -243,14 +243,24 @@ static void jail_init_run(struct jail_fork *f)
 	_exit(write(f->result[1], &wstatus, sizeof(wstatus)) == sizeof(wstatus) ? 0 : EXIT_RUNTIME);
 }
 
-/* One line when the cgroup's OOM killer ended the VM. */
-static void jail_report_oom(const struct jail *jail)
+/*
+ * One line when the VM ran out of its --jail-mem: killed by the OOM killer,
+ * or failed because an allocation did (guest memory paged in through
+ * userfaultfd gets -ENOMEM at the limit rather than the OOM killer).
+ */
+static void jail_report_oom(const struct jail *jail, int wstatus)
 {
-	if (!jail_cgroup_oom_killed(jail))
-		return;
-	fprintf(stderr,
-		"snapvm %s: the jailed VM was killed: out of memory (--jail-mem %llu KiB)\n",
-		jail->command, (unsigned long long)(jail->options.mem_max >> 10));
+	enum jail_oom oom = jail_cgroup_oom(jail);
+	unsigned long long kib = jail->options.mem_max >> 10;
+
+	if (oom == JAIL_OOM_KILLED && WIFSIGNALED(wstatus))
+		fprintf(stderr,
+			"snapvm %s: the jailed VM was killed: out of memory (--jail-mem %llu KiB)\n",
+			jail->command, kib);
+	else if (oom != JAIL_OOM_NONE && !(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0))
+		fprintf(stderr,
+			"snapvm %s: the jailed VM failed at its memory limit (--jail-mem %llu KiB)\n",
+			jail->command, kib);
 }
 
 /* The VM was killed by sig: so is the parent, for its own waiter to see the same. */
@@ -278,8 +288,7 @@ static int jail_parent_wait(struct jail_fork *f, pid_t init)
 	if (read(f->result[0], &vm_status, sizeof(vm_status)) == sizeof(vm_status))
 		wstatus = vm_status;
 	close(f->result[0]);
-	if (WIFSIGNALED(wstatus))
-		jail_report_oom(f->jail);
+	jail_report_oom(f->jail, wstatus);
 	jail_cgroup_remove(f->jail);
 	if (WIFEXITED(wstatus))
 		return WEXITSTATUS(wstatus);

@@ -110,8 +110,13 @@ int jail_lock_hook(struct snapshot_repo *repo, struct snapshot_clone *clone, voi
 int jail_cgroup_create(struct jail *jail);
 /* Moves process pid into the leaf. 0 or EXIT_RUNTIME with one line. */
 int jail_cgroup_join(const struct jail *jail, pid_t pid);
-/* True if the leaf's OOM killer has killed something in it. */
-bool jail_cgroup_oom_killed(const struct jail *jail);
+enum jail_oom {
+	JAIL_OOM_NONE,
+	JAIL_OOM_REACHED, /* an allocation failed at memory.max (userfaultfd's: -ENOMEM) */
+	JAIL_OOM_KILLED,  /* the OOM killer killed in the leaf */
+};
+/* Whether the leaf ran out of memory. */
+enum jail_oom jail_cgroup_oom(const struct jail *jail);
 /* Removes the leaf (its processes have exited). */
 void jail_cgroup_remove(struct jail *jail);
 

@@ -221,16 +221,27 @@ int jail_cgroup_join(const struct jail *jail, pid_t pid)
 	return ret ? EXIT_RUNTIME : 0;
 }
 
-bool jail_cgroup_oom_killed(const struct jail *jail)
+/* The count of one memory.events line ("oom ", "oom_kill "), 0 if none. */
+static uint64_t memory_event(const char *events, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (const char *p = strstr(events, name); p; p = strstr(p + 1, name))
+		if (p == events || p[-1] == '\n')
+			return strtoull(p + len, NULL, 10);
+	return 0;
+}
+
+enum jail_oom jail_cgroup_oom(const struct jail *jail)
 {
 	char path[PATH_MAX], events[1024];
-	const char *kill;
 
 	if (!jail->cgroup[0] || path_format(path, sizeof(path), "%s/memory.events", jail->cgroup) ||
 	    file_read(path, events, sizeof(events)))
-		return false;
-	kill = strstr(events, "oom_kill ");
-	return kill && strtoull(kill + 9, NULL, 10) > 0;
+		return JAIL_OOM_NONE;
+	if (memory_event(events, "oom_kill "))
+		return JAIL_OOM_KILLED;
+	return memory_event(events, "oom ") ? JAIL_OOM_REACHED : JAIL_OOM_NONE;
 }
 
 void jail_cgroup_remove(struct jail *jail)
