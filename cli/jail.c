@@ -330,10 +330,12 @@ static void jail_forwarded_signals(sigset_t *set)
 static int jail_fork(struct jail *jail, int *status)
 {
 	struct jail_fork f = { .jail = jail, .parent_pid = getpid() };
+	int own_ns;
 	pid_t init;
 
 	jail_forwarded_signals(&f.forwarded);
-	if (pipe2(f.go, O_CLOEXEC) < 0 || pipe2(f.result, O_CLOEXEC) < 0 ||
+	own_ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	if (own_ns < 0 || pipe2(f.go, O_CLOEXEC) < 0 || pipe2(f.result, O_CLOEXEC) < 0 ||
 	    unshare(CLONE_NEWPID) < 0) {
 		*status = jail_fail(jail, "create the jail's PID namespace");
 		return 1;
@@ -345,6 +347,10 @@ static int jail_fork(struct jail *jail, int *status)
 		jail_init_run(&f); /* returns in the VM process only */
 		return 0;
 	}
+	/* the parent's own children (LeakSanitizer's tracer, at exit) stay in its namespace */
+	if (setns(own_ns, CLONE_NEWPID) < 0)
+		log_warn("jail: cannot return to its PID namespace: %s", strerror(errno));
+	close(own_ns);
 	close(f.go[0]);
 	close(f.result[1]);
 	if (init < 0 || jail_cgroup_join(jail, init)) {
