@@ -164,8 +164,13 @@ expect_eq "serve --jail: $LOAD concurrent invocations" "$?" 0
 right=0
 for i in $(seq $LOAD); do
 	reply=$(grep -o '"reply":"[^"]*"' "$TMP/replies/$i" 2>/dev/null)
-	[ "$reply" = "\"reply\":\"$(sed -n ${i}p "$TMP/ref")\"" ] && right=$((right + 1))
+	if [ "$reply" = "\"reply\":\"$(sed -n ${i}p "$TMP/ref")\"" ]; then
+		right=$((right + 1))
+	elif [ -z "${wrong:-}" ]; then
+		wrong="request $i: $(cat "$TMP/replies/$i" 2>/dev/null)"
+	fi
 done
+[ "$right" = "$LOAD" ] || echo "the first wrong reply: $wrong" >&2
 expect_eq "serve --jail: replies right" "$right" $LOAD
 kill -TERM $DAEMON
 timeout 60 tail --pid=$DAEMON -f /dev/null
