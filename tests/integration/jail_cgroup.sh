@@ -17,8 +17,8 @@ export SNAPVM_STORE="$TMP/store"
 JAIL="$TMP/jail"
 mkdir -p "$JAIL"
 
-"$SNAPVM" run --kernel "$GUEST" --cmdline heap=64M --snapshot-on-ready fn </dev/null >/dev/null 2>&1
-expect_eq "snapshot fn (64M heap)" "$?" 0
+"$SNAPVM" run --kernel "$GUEST" --cmdline heap=32M --snapshot-on-ready fn </dev/null >/dev/null 2>&1
+expect_eq "snapshot fn (32M heap)" "$?" 0
 ref=$(timeout 120 "$SNAPVM" invoke fn touch 100 7)
 
 # Within its limits the clone answers, and sees its own cgroup's limits.
@@ -56,20 +56,20 @@ expect_eq "limited restore: exit code" "$?" 7
 
 # Past memory.max, the guest's memory paged in lazily: userfaultfd's copy
 # fails (-ENOMEM) at the limit, the clone fails, the parent says why.
-timeout 300 "$SNAPVM" invoke --jail "$JAIL" --jail-mem 24M --memory lazy fn touch 12000 1 \
+timeout 300 "$SNAPVM" invoke --jail "$JAIL" --jail-mem 16M --memory lazy fn touch 8000 1 \
 	>"$TMP/out" 2>"$TMP/err"
 RC=$?
 [ "$RC" != 0 ] && [ ! -s "$TMP/out" ] &&
-	grep -q 'the jailed VM failed at its memory limit (--jail-mem 24576 KiB)' "$TMP/err" &&
+	grep -q 'the jailed VM failed at its memory limit (--jail-mem 16384 KiB)' "$TMP/err" &&
 	pass "lazy, over --jail-mem: fails, one line says why" ||
 	fail "lazy, over --jail-mem: exit $RC: $(cat "$TMP/out" "$TMP/err")"
 # Past memory.max, all of memory loaded before the start (page faults of the
 # VM process itself): the OOM killer kills it, the parent says so.
-timeout 300 "$SNAPVM" invoke --jail "$JAIL" --jail-mem 24M --memory eager fn touch 100 7 \
+timeout 300 "$SNAPVM" invoke --jail "$JAIL" --jail-mem 16M --memory eager fn touch 100 7 \
 	>"$TMP/out" 2>"$TMP/err"
 RC=$?
 expect_eq "eager, over --jail-mem: killed (SIGKILL)" "$RC" 137
 expect_eq "eager, over --jail-mem: no reply" "$(cat "$TMP/out")" ""
-grep -q 'the jailed VM was killed: out of memory (--jail-mem 24576 KiB)' "$TMP/err" &&
+grep -q 'the jailed VM was killed: out of memory (--jail-mem 16384 KiB)' "$TMP/err" &&
 	pass "eager, over --jail-mem: one line says so" || fail "eager: $(cat "$TMP/err")"
 finish
