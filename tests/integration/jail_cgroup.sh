@@ -56,7 +56,7 @@ expect_eq "limited restore: exit code" "$?" 7
 
 # Past memory.max, the guest's memory paged in lazily: userfaultfd's copy
 # fails (-ENOMEM) at the limit, the clone fails, the parent says why.
-timeout 300 "$SNAPVM" invoke --jail "$JAIL" --jail-mem 16M --memory lazy fn touch 8000 1 \
+timeout -k 10 300 "$SNAPVM" invoke --jail "$JAIL" --jail-mem 16M --memory lazy fn touch 8000 1 \
 	>"$TMP/out" 2>"$TMP/err"
 RC=$?
 [ "$RC" != 0 ] && [ ! -s "$TMP/out" ] &&
@@ -65,7 +65,7 @@ RC=$?
 	fail "lazy, over --jail-mem: exit $RC: $(cat "$TMP/out" "$TMP/err")"
 # Past memory.max, all of memory loaded before the start (page faults of the
 # VM process itself): the OOM killer kills it, the parent says so.
-timeout 300 "$SNAPVM" invoke --jail "$JAIL" --jail-mem 16M --memory eager fn touch 100 7 \
+timeout -k 10 300 "$SNAPVM" invoke --jail "$JAIL" --jail-mem 16M --memory eager fn touch 100 7 \
 	>"$TMP/out" 2>"$TMP/err"
 RC=$?
 expect_eq "eager, over --jail-mem: killed (SIGKILL)" "$RC" 137
