@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ struct serve_options {
 	unsigned level_count;
 	unsigned requests; /* per level and path */
 	bool json;
+	bool jail; /* --jail: serve --jail, invoke --jail */
 	char guest[4096];
 };
 
@@ -42,6 +44,7 @@ struct run {
 	uint64_t wall_ns;
 	pthread_mutex_t lock;
 	const char *sock, *store;
+	const char *jail; /* the invoke loop's --jail DIR, or NULL */
 	char error[256];
 };
 
@@ -54,7 +57,7 @@ struct result {
 static void serve_bench_help(void)
 {
 	printf("usage: snapvm bench serve [--concurrency N[,N...]] [--requests N] [--json]\n"
-	       "                          [--kernel ELF]\n\n"
+	       "                          [--kernel ELF] [--jail]\n\n"
 	       "Snapshots the test guest, starts snapvm serve on a Unix socket, and times\n"
 	       "POST /snapshots/NAME/invoke {\"request\": \"ping\"} from N concurrent clients\n"
 	       "(keep-alive connections), then the same number of `snapvm invoke` processes\n"
@@ -63,7 +66,9 @@ static void serve_bench_help(void)
 	       "  --concurrency N    client counts (default 1,8,64)\n"
 	       "  --requests N       invocations per count and path (default 200)\n"
 	       "  --json             one JSON object\n"
-	       "  --kernel ELF       the guest (default: the test guest beside snapvm)\n");
+	       "  --kernel ELF       the guest (default: the test guest beside snapvm)\n"
+	       "  --jail             jail every clone: snapvm serve --jail, snapvm invoke\n"
+	       "                     --jail (README.md, \"Jailer\"; needs root)\n");
 }
 
 static int parse_levels(const char *text, struct serve_options *o)
@@ -94,6 +99,9 @@ static int serve_option(int opt, const char *value, void *ctx)
 						 "counts from 1 to 256",
 						 value);
 		return 0;
+	case 'J':
+		o->jail = true;
+		return 0;
 	case 'n':
 		if (parse_u64(value, &n) || !n || n > 100000)
 			return bench_usage_error("serve", "--requests: from 1 to 100000");
@@ -111,6 +119,7 @@ static int serve_parse(int argc, char **argv, struct serve_options *o)
 		{ "requests", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "kernel", required_argument, NULL, 'k' },
+		{ "jail", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -263,10 +272,19 @@ static void *invoke_client(void *opaque)
 {
 	struct client *c = opaque;
 	struct run *r = c->run;
-	char *argv[] = {
-		(char *)bench_self_path(), "invoke", "--store", (char *)r->store, "fn", "ping", NULL
-	};
+	char *argv[] = { (char *)bench_self_path(),
+			 "invoke",
+			 "--store",
+			 (char *)r->store,
+			 r->jail ? "--jail" : "fn",
+			 r->jail ? (char *)r->jail : "ping",
+			 "fn",
+			 "ping",
+			 NULL };
 	int i;
+
+	if (!r->jail)
+		argv[6] = NULL;
 
 	while ((i = run_take(r, c->total)) >= 0) {
 		uint64_t start = time_now_ns();
@@ -329,7 +347,7 @@ static int prepare_store(const struct serve_options *o, const char *store)
 }
 
 static int daemon_start(const struct serve_options *o, const char *sock, const char *store,
-			struct child *daemon)
+			const char *jails, struct child *daemon)
 {
 	char listen[320], max[16];
 	unsigned most = 1;
@@ -343,6 +361,8 @@ static int daemon_start(const struct serve_options *o, const char *sock, const c
 			 max,
 			 "--queue-ms",
 			 "60000",
+			 o->jail ? "--jail" : NULL,
+			 (char *)jails,
 			 NULL };
 
 	for (unsigned i = 0; i < o->level_count; i++)
@@ -420,7 +440,7 @@ int bench_serve_main(int argc, char **argv)
 	struct result res[LEVELS_MAX];
 	struct run r = { 0 };
 	struct child daemon;
-	char dir[256], store[300], sock[300];
+	char dir[256], store[300], sock[300], jail[300], jails[300];
 	int ret = serve_parse(argc, argv, &o);
 
 	if (ret)
@@ -433,11 +453,18 @@ int bench_serve_main(int argc, char **argv)
 	r.inside_ms = calloc(o.requests, sizeof(double));
 	r.sock = sock;
 	r.store = store;
+	snprintf(jail, sizeof(jail), "%s/jail", dir);
+	snprintf(jails, sizeof(jails), "%s/jails", dir);
+	if (o.jail && mkdir(jail, 0755) < 0) {
+		fprintf(stderr, "snapvm bench serve: cannot make %s\n", jail);
+		return EXIT_RUNTIME;
+	}
+	r.jail = o.jail ? jail : NULL;
 	pthread_mutex_init(&r.lock, NULL);
 	ret = EXIT_RUNTIME;
 	if (!r.ms || !r.inside_ms || prepare_store(&o, store)) {
 		fprintf(stderr, "snapvm bench serve: cannot snapshot %s\n", o.guest);
-	} else if (daemon_start(&o, sock, store, &daemon)) {
+	} else if (daemon_start(&o, sock, store, jails, &daemon)) {
 		fprintf(stderr, "snapvm bench serve: snapvm serve did not start\n");
 	} else {
 		if (measure(&o, &r, res))

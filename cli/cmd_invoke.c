@@ -1,5 +1,6 @@
 /* snapvm invoke: one request to a fresh clone of a snapshot, the reply on stdout. */
 #include "cli/cli.h"
+#include "cli/jail.h"
 #include "cli/run_options.h"
 #include "snapshot/snapshot.h"
 
@@ -25,7 +26,8 @@ static void invoke_help(void)
 	       "                     from the start of the restore, total_ms from snapvm's\n"
 	       "                     start to the reply (README.md, \"snapvm invoke\")\n"
 	       "  --memory MODE, --clock-realtime, --disk PATH[,ro], --vsock CID,PATH,\n"
-	       "  --store-timeout S  as for snapvm restore\n" CLI_SECCOMP_HELP,
+	       "  --store-timeout S  as for snapvm restore\n" CLI_SECCOMP_HELP JAIL_HELP
+	       "                     (a jailed invoke records no working set)\n",
 	       DEFAULT_TIMEOUT_MS);
 }
 
@@ -86,19 +88,23 @@ int cmd_invoke_main(int argc, char **argv)
 		{ "store-timeout", required_argument, NULL, 'O' },
 		{ "seccomp", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
+		JAIL_LONGOPTS,
 		{ 0 },
 	};
 	struct snapshot_restore_options options = { 0 };
 	enum sandbox_mode seccomp = SANDBOX_ON;
 	struct snapshot_invoke_result result;
+	struct jail_options jail_options;
 	struct snapshot_repo *repo;
+	struct jail jail;
 	const char *store = NULL;
 	char request[1024], error[512];
 	uint64_t timeout = DEFAULT_TIMEOUT_MS;
 	bool json = false;
-	int opt, ret = 0;
+	int opt, status, ret = 0;
 
 	vmm_config_init(&options.vm);
+	jail_options_init(&jail_options);
 	optind = 0;
 	opterr = 0;
 	while (!ret && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -135,6 +141,9 @@ int cmd_invoke_main(int argc, char **argv)
 		case 'C':
 			ret = cli_seccomp_option("invoke", optarg, &seccomp);
 			break;
+		case JAIL_OPT_DIR ... JAIL_OPT_LAST:
+			ret = jail_option_parse("invoke", opt, optarg, &jail_options);
+			break;
 		case 'h':
 			invoke_help();
 			return EXIT_OK;
@@ -154,13 +163,22 @@ int cmd_invoke_main(int argc, char **argv)
 	if (join_request(argc - optind - 1, argv + optind + 1, request, sizeof(request)))
 		return cli_usage_error("invoke", "REQUEST must be one line of at most %zu bytes",
 				       sizeof(request) - 1);
-	if (cli_sandbox_start(seccomp, SANDBOX_STARTUP))
+	ret = jail_options_check("invoke", &jail_options);
+	if (ret)
+		return ret;
+	if (jail_enter("invoke", &jail_options, &jail, &status))
+		return status;
+	if (cli_sandbox_start(seccomp, jail_options.dir ? SANDBOX_JAILED_STARTUP : SANDBOX_STARTUP))
 		return EXIT_RUNTIME;
-	/* for writing: the first invoke of a snapshot records its working set */
-	ret = cli_repo_open("invoke", store, true, &repo);
+	/* for writing: the first invoke of a snapshot records its working set (not jailed) */
+	ret = cli_repo_open("invoke", store, !jail_options.dir, &repo);
 	if (ret)
 		return ret;
 	options.name = argv[optind];
+	if (jail_options.dir) {
+		options.before_start = jail_lock_hook;
+		options.before_start_opaque = &jail;
+	}
 	ret = snapshot_invoke(repo, &options, request, (unsigned)timeout, invoke_print, &json,
 			      &result, error, sizeof(error));
 	snapshot_repo_close(repo);

@@ -4,6 +4,7 @@
  * VM, fed the same input, their output lines prefixed with the clone number.
  */
 #include "cli/cli.h"
+#include "cli/jail.h"
 #include "cli/run_options.h"
 #include "snapshot/snapshot.h"
 
@@ -30,7 +31,8 @@ struct restore_cli {
 	const char *store;
 	enum sandbox_mode seccomp;
 	unsigned clones;
-	unsigned record_ms; /* 0: record until the clone exits */
+	unsigned record_ms;	  /* 0: record until the clone exits */
+	struct jail_options jail; /* dir may hold %i */
 };
 
 static void restore_help(void)
@@ -71,6 +73,8 @@ static void restore_help(void)
 	       "                     ~/.local/share/snapvm), or rados:POOL[?...]\n"
 	       "  --store-timeout S  a RADOS store: give up on an operation after S seconds\n"
 	       "                     (default 5), stopping the clone with one line\n" CLI_SECCOMP_HELP
+		       JAIL_HELP
+	       "                     (with --clones, %%i in DIR as above: one jail each)\n"
 	       "  -h, --help         this help\n");
 }
 
@@ -92,6 +96,7 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		{ "store-timeout", required_argument, NULL, 'O' },
 		{ "seccomp", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
+		JAIL_LONGOPTS,
 		{ 0 },
 	};
 	uint64_t value;
@@ -99,6 +104,7 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 
 	memset(o, 0, sizeof(*o));
 	vmm_config_init(&o->restore.vm);
+	jail_options_init(&o->jail);
 	o->clones = 1;
 	o->seccomp = SANDBOX_ON;
 	optind = 0;
@@ -159,6 +165,9 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		case 'C':
 			ret = cli_seccomp_option("restore", optarg, &o->seccomp);
 			break;
+		case JAIL_OPT_DIR ... JAIL_OPT_LAST:
+			ret = jail_option_parse("restore", opt, optarg, &o->jail);
+			break;
 		case 'h':
 			restore_help();
 			return -1;
@@ -184,6 +193,16 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 	if (o->clones > 1 && o->restore.vm.console == VMM_CONSOLE_FILE &&
 	    !strstr(o->console_text, "%i"))
 		return cli_usage_error("restore", "--console file:PATH needs %%i with --clones");
+	if (o->clones > 1 && o->jail.dir && !strstr(o->jail.dir, "%i"))
+		return cli_usage_error("restore",
+				       "--jail DIR needs %%i with --clones: one jail each");
+	if (o->jail.dir && o->restore.record_ws)
+		return cli_usage_error("restore",
+				       "--record-ws cannot be jailed: a jailed clone cannot write "
+				       "to the store");
+	ret = jail_options_check("restore", &o->jail);
+	if (ret)
+		return ret;
 	return cli_snapshot_name_option("restore", o->restore.name);
 }
 
@@ -231,20 +250,24 @@ static int restore_record_timer(struct restore_cli *o, struct workset_timer *t)
 	return vm_watch_fd(snapshot_clone_vm(t->clone), t->fd, EPOLLIN, restore_on_record_timer, t);
 }
 
-/* Runs one clone in this process until it exits. */
+/* Runs one clone in this process (jailed, with --jail) until it exits. */
 static int restore_one(struct restore_cli *o)
 {
 	struct snapshot_control *control = NULL;
 	struct workset_timer timer = { .fd = -1 };
 	struct snapshot_repo *repo;
 	struct snapshot_clone *clone;
+	struct jail jail;
 	char error[512];
-	int ret = cli_sandbox_start(o->seccomp, SANDBOX_STARTUP);
+	int status, ret;
 
-	if (ret)
-		return ret;
-	/* writable when this clone may record a working set or be snapshotted */
-	ret = cli_repo_open("restore", o->store, o->restore.record_ws || o->api_sock, &repo);
+	if (jail_enter("restore", &o->jail, &jail, &status))
+		return status;
+	if (cli_sandbox_start(o->seccomp, o->jail.dir ? SANDBOX_JAILED_STARTUP : SANDBOX_STARTUP))
+		return EXIT_RUNTIME;
+	/* writable when this clone may record a working set or be snapshotted (not jailed) */
+	ret = cli_repo_open("restore", o->store,
+			    !o->jail.dir && (o->restore.record_ws || o->api_sock), &repo);
 	if (ret)
 		return ret;
 	ret = snapshot_restore(repo, &o->restore, &clone, error, sizeof(error));
@@ -262,6 +285,8 @@ static int restore_one(struct restore_cli *o)
 		ret = EXIT_RUNTIME;
 	} else if (o->record_ms && restore_record_timer(o, &timer)) {
 		fprintf(stderr, "snapvm restore: cannot start the --record-ms timer\n");
+		ret = EXIT_RUNTIME;
+	} else if (jail_lock(&jail, repo, clone)) {
 		ret = EXIT_RUNTIME;
 	} else {
 		vm_resume(snapshot_clone_vm(clone));
@@ -345,6 +370,8 @@ static pid_t clone_spawn(struct restore_cli *o, unsigned index, struct clone *cl
 			o->api_sock = with_index(o->api_sock, index);
 		if (o->restore.vm.console == VMM_CONSOLE_FILE)
 			o->restore.vm.console_path = with_index(o->restore.vm.console_path, index);
+		if (o->jail.dir)
+			o->jail.dir = with_index(o->jail.dir, index);
 		if (clone_network(o, index))
 			exit(EXIT_USAGE);
 		exit(restore_one(o)); /* each clone opens the store itself: no LMDB across fork */

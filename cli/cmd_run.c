@@ -59,7 +59,7 @@ static void run_help(void)
 	       "  --graceful         SIGTERM presses the ACPI power button (as the control\n"
 	       "                     socket's stop does) instead of stopping the VM; the\n"
 	       "                     guest gets %d s to power off before it is stopped\n" CLI_SECCOMP_HELP
-	       "  -h, --help         this help\n\n"
+		       JAIL_HELP "  -h, --help         this help\n\n"
 	       "Virtio devices sit at fixed MMIO slots; -v prints them as Linux command-line\n"
 	       "words (virtio_mmio.device=...).\n\n"
 	       "Exit status: the guest's (control port), 0 when it powers off or resets,\n"
@@ -110,7 +110,8 @@ int cmd_run_main(int argc, char **argv)
 	struct snapshot_control *control = NULL;
 	char error[256];
 	struct vm *vm = NULL;
-	int ret;
+	struct jail jail;
+	int ret, status;
 
 	ret = run_options_parse(argc, argv, &options);
 	if (ret)
@@ -119,7 +120,10 @@ int cmd_run_main(int argc, char **argv)
 		run_help();
 		return EXIT_OK;
 	}
-	if (cli_sandbox_start(options.seccomp, SANDBOX_STARTUP))
+	if (jail_enter("run", &options.jail, &jail, &status))
+		return status;
+	if (cli_sandbox_start(options.seccomp,
+			      options.jail.dir ? SANDBOX_JAILED_STARTUP : SANDBOX_STARTUP))
 		return EXIT_RUNTIME;
 	/* the test guest boots without ACPI: no tables to build, nothing to read */
 	options.vm.acpi =
@@ -139,6 +143,8 @@ int cmd_run_main(int argc, char **argv)
 	}
 	log_debug("kernel loaded");
 	ret = run_control_setup(&options, vm, &repo, &control);
+	if (!ret)
+		ret = jail_lock(&jail, repo, NULL);
 	if (!ret)
 		ret = vm_start(vm, false) ? EXIT_RUNTIME : vm_run(vm);
 out:

@@ -75,6 +75,7 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 		{ "graceful", no_argument, NULL, 'G' },
 		{ "seccomp", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
+		JAIL_LONGOPTS,
 		{ 0 },
 	};
 	struct vmm_config *vm = &options->vm;
@@ -84,6 +85,7 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 	memset(options, 0, sizeof(*options));
 	vmm_config_init(vm);
 	options->seccomp = SANDBOX_ON;
+	jail_options_init(&options->jail);
 	optind = 0; /* glibc: start afresh, so that tests can parse many times */
 	opterr = 0;
 	while (!ret && (opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
@@ -156,6 +158,9 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 		case 'C':
 			ret = cli_seccomp_option("run", optarg, &options->seccomp);
 			break;
+		case JAIL_OPT_DIR ... JAIL_OPT_LAST:
+			ret = jail_option_parse("run", opt, optarg, &options->jail);
+			break;
 		case 'h':
 			options->help = true;
 			return 0;
@@ -178,6 +183,12 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 				       vm->console == VMM_CONSOLE_STDIO ? "stdio" : "file");
 	if (vm->netns[0] && !vm->net_count)
 		return cli_usage_error("run", "--netns goes with --net");
+	if (options->jail.dir && options->snapshot_on_ready)
+		return cli_usage_error("run", "--snapshot-on-ready cannot be jailed: a jailed VM "
+					      "cannot write to the store");
+	ret = jail_options_check("run", &options->jail);
+	if (ret)
+		return ret;
 	if (options->resume && !options->snapshot_on_ready)
 		return cli_usage_error("run", "--resume goes with --snapshot-on-ready NAME");
 	if (options->snapshot_on_ready)

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "common/common.h"
+#include "cli/jail.h"
 #include "vmm/vmm.h"
 
 /* --acpi: auto gives ACPI to Linux kernels only (cmd_run.c decides). */
@@ -18,6 +19,7 @@ struct run_options {
 	bool resume;		       /* --resume: keep running after that snapshot */
 	const char *store;	       /* --store DIR */
 	enum sandbox_mode seccomp;     /* --seccomp */
+	struct jail_options jail;      /* --jail DIR and its options */
 	bool help;
 };
 

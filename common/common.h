@@ -87,15 +87,17 @@ enum sandbox_mode {
 	SANDBOX_ON,  /* a forbidden call ends the process with a line naming it (status 159) */
 };
 enum sandbox_thread {
-	SANDBOX_NONE,	      /* no filter yet */
-	SANDBOX_STARTUP,      /* a VM process from its options to its first guest instruction */
-	SANDBOX_LOOP,	      /* the main thread after start-up: event loop and devices */
-	SANDBOX_VCPU,	      /* a vCPU thread */
-	SANDBOX_PAGER,	      /* userfaultfd page faults, eager loading: store reads */
-	SANDBOX_PREFETCH,     /* working-set prefetch through io_uring */
-	SANDBOX_STORE_WORKER, /* a snapshot's compression workers */
-	SANDBOX_HTTP,	      /* serve's HTTP connection threads */
-	SANDBOX_SUPERVISOR,   /* a process that starts clones (serve, restore --clones) */
+	SANDBOX_NONE,		/* no filter yet */
+	SANDBOX_STARTUP,	/* a VM process from its options to its first guest instruction */
+	SANDBOX_LOOP,		/* the main thread after start-up: event loop and devices */
+	SANDBOX_VCPU,		/* a vCPU thread */
+	SANDBOX_PAGER,		/* userfaultfd page faults, eager loading: store reads */
+	SANDBOX_PREFETCH,	/* working-set prefetch through io_uring */
+	SANDBOX_STORE_WORKER,	/* a snapshot's compression workers */
+	SANDBOX_HTTP,		/* serve's HTTP connection threads */
+	SANDBOX_SUPERVISOR,	/* a process that starts clones (serve, restore --clones) */
+	SANDBOX_JAILED_STARTUP, /* start-up, and what --jail's jail_lock() does */
+	SANDBOX_KINDS,		/* the number of kinds */
 };
 /* Parses "off", "log" or "on"; 0 or -EINVAL. */
 int sandbox_mode_parse(const char *text, enum sandbox_mode *mode);

@@ -46,6 +46,7 @@ static const char *const thread_names[] = {
 	[SANDBOX_STORE_WORKER] = "store worker",
 	[SANDBOX_HTTP] = "HTTP",
 	[SANDBOX_SUPERVISOR] = "supervisor",
+	[SANDBOX_JAILED_STARTUP] = "start-up (jailed)",
 };
 
 const char *sandbox_thread_name(enum sandbox_thread kind)

@@ -37,6 +37,8 @@ static const char *const base_calls[] = {
 	"getpid", "gettid", "tgkill", "write", "writev", "mmap", "munmap", "mremap",
 	"madvise", "brk", "mprotect", "close", "set_robust_list", "rseq", "getrandom",
 	"sched_getaffinity", "seccomp", "prctl",
+	/* glibc makes every thread change its ids when one does (jail_lock) */
+	"setresuid", "setresgid", "setgroups",
 };
 
 /*
@@ -131,6 +133,18 @@ static const char *const http_calls[] = {
  */
 static const char *const supervisor_calls[] = {
 	"execve", "wait4", "waitid", "kill", "setsid", "setpgid", "pidfd_send_signal", "rmdir",
+};
+
+/*
+ * --jail: what jail_lock() does after start-up and before the guest runs
+ * (cli/jail.c): DIR mounted read-only with its own /proc, pivot_root into
+ * it, a new identity without capabilities. A supervisor's clones start
+ * jailed (jail_enter) under its filter too.
+ */
+static const char *const jail_calls[] = {
+	"mount", "umount2", "pivot_root", "chroot", "chdir", "fchdir", "mkdir", "setgroups",
+	"setresuid", "setresgid", "capset", "capget", "unshare", "setns", "close_range", "sethostname",
+	"rt_sigtimedwait",
 };
 
 /* The sanitizers' runtime (ASan/UBSan builds only): reports, and LeakSanitizer at exit. */
@@ -252,6 +266,9 @@ int sandbox_rules_add(scmp_filter_ctx ctx, enum sandbox_thread kind)
 			  : seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 		/* and all a clone's start-up needs: it inherits this filter */
 		__attribute__((fallthrough));
+	case SANDBOX_JAILED_STARTUP:
+		ret = ret ? ret : rule_add_list(ctx, (struct call_list)CALLS(jail_calls));
+		__attribute__((fallthrough));
 	case SANDBOX_STARTUP:
 		ret = ret ? ret : rule_add_list(ctx, (struct call_list)CALLS(startup_calls));
 		__attribute__((fallthrough));
@@ -263,6 +280,7 @@ int sandbox_rules_add(scmp_filter_ctx ctx, enum sandbox_thread kind)
 			ret = ret ? ret : rule_add_threads(ctx);
 		return ret;
 	case SANDBOX_NONE:
+	case SANDBOX_KINDS:
 		break;
 	}
 	return -EINVAL;

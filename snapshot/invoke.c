@@ -155,6 +155,10 @@ int snapshot_invoke(struct snapshot_repo *repo, const struct snapshot_restore_op
 		snprintf(error, error_size, "cannot watch the clone's console: %s", strerror(-ret));
 		goto out;
 	}
+	if (o.before_start && (ret = o.before_start(repo, inv.clone, o.before_start_opaque))) {
+		snprintf(error, error_size, "the clone could not be confined");
+		goto out;
+	}
 	result->restore_ns = time_now_ns() - inv.start_ns;
 	vm_resume(inv.vm);
 	vm_run(inv.vm);

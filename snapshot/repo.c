@@ -1,5 +1,6 @@
 /* Opening the store snapshots live in. */
 #include "snapshot/repo.h"
+#include "snapshot/clone.h"
 #include "common/common.h"
 
 #include <dirent.h>
@@ -66,6 +67,14 @@ int snapshot_repo_open(const char *dir, bool write, struct snapshot_repo **out, 
 		return -ENAMETOOLONG;
 	}
 	*out = repo;
+	return 0;
+}
+
+int snapshot_repo_seal(struct snapshot_repo *repo, struct snapshot_clone *clone)
+{
+	if (clone)
+		return store_snapshot_seal(clone->snapshot);
+	store_seal(repo->store);
 	return 0;
 }
 

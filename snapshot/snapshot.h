@@ -19,6 +19,7 @@ struct store;
 
 /* Where snapshots live: a store (store/store.h) opened for this process. */
 struct snapshot_repo;
+struct snapshot_clone;
 
 /* Fills dir with $SNAPVM_STORE, else ~/.local/share/snapvm. */
 void snapshot_repo_default_dir(char *dir, size_t size);
@@ -30,6 +31,13 @@ void snapshot_repo_default_dir(char *dir, size_t size);
 int snapshot_repo_open(const char *dir, bool write, struct snapshot_repo **repo, char *error,
 		       size_t error_size);
 void snapshot_repo_close(struct snapshot_repo *repo);
+/*
+ * Before a jail: opens every pack clone's pages are in, then closes the
+ * store's index and directories, so that no path of the store stays
+ * reachable (clone NULL: only the closing). The store serves nothing else
+ * afterwards (no working set, no snapshot). 0 or -errno (logged).
+ */
+int snapshot_repo_seal(struct snapshot_repo *repo, struct snapshot_clone *clone);
 /*
  * Removes the mmap mode's raw copies (in $SNAPVM_MMAP_CACHE, else
  * store_dir/cache) of snapshots that are no longer in the store, or were
@@ -79,6 +87,12 @@ struct snapshot_restore_options {
 	bool clock_realtime;  /* advance the guest's clock to the host's now */
 	enum snapshot_memory_mode memory;
 	bool record_ws; /* record the pages the guest faults, in order (lazy paging) */
+	/*
+	 * snapshot_invoke calls it once the clone is built, before its first
+	 * instruction (cli/jail.c locks the jail there); non-zero: no start.
+	 */
+	int (*before_start)(struct snapshot_repo *repo, struct snapshot_clone *clone, void *opaque);
+	void *before_start_opaque;
 };
 
 /*

@@ -54,6 +54,8 @@ struct backend_ops {
 		    void *opaque);
 	/* Deletes an object; -ENOENT if there is none. */
 	int (*remove)(struct backend *backend, const char *name);
+	/* Lets go of the objects' location: objects open stay readable, no other can be opened. */
+	void (*seal)(struct backend *backend);
 	void (*destroy)(struct backend *backend);
 };
 

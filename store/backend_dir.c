@@ -244,11 +244,22 @@ static int dir_remove(struct backend *backend, const char *name)
 	return 0;
 }
 
+/* A directory descriptor left open would let a jailed process open any file of the store. */
+static void dir_seal(struct backend *backend)
+{
+	struct dir_backend *db = to_dir(backend);
+
+	if (db->dir_fd >= 0)
+		close(db->dir_fd);
+	db->dir_fd = -1;
+}
+
 static void dir_destroy(struct backend *backend)
 {
 	struct dir_backend *db = to_dir(backend);
 
-	close(db->dir_fd);
+	if (db->dir_fd >= 0)
+		close(db->dir_fd);
 	free(db);
 }
 
@@ -264,6 +275,7 @@ static const struct backend_ops dir_ops = {
 	.object_close = dir_object_close,
 	.list = dir_list,
 	.remove = dir_remove,
+	.seal = dir_seal,
 	.destroy = dir_destroy,
 };
 

@@ -215,7 +215,13 @@ void index_close(struct index *index)
 
 int index_txn_begin(struct index *index, bool write, MDB_txn **txn)
 {
-	int rc = mdb_txn_begin(index->env, NULL, write ? 0 : MDB_RDONLY, txn);
+	int rc;
+
+	if (!index->env) { /* closed by store_seal(): the process is jailed */
+		log_error("store index %s: closed (sealed for a jail)", index->path);
+		return -EPERM;
+	}
+	rc = mdb_txn_begin(index->env, NULL, write ? 0 : MDB_RDONLY, txn);
 
 	return rc ? index_error(index, rc, "cannot begin a transaction") : 0;
 }

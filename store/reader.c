@@ -91,6 +91,44 @@ void store_snapshot_close(struct store_snapshot *snap)
 	free(snap);
 }
 
+/* Resolves every chunk not yet looked up and opens its pack. Called with the lock held. */
+static int snapshot_chunks_open(struct store_snapshot *snap, MDB_txn *txn)
+{
+	struct backend_object *obj;
+	int ret = 0;
+
+	for (uint64_t k = 0; !ret && k < snap->manifest.unique_count; k++) {
+		if (!snap->locs[k].pack)
+			ret = index_chunk_get(&snap->store->index, txn, snap->manifest.unique[k],
+					      &snap->locs[k]);
+		if (!ret)
+			ret = pack_cache_get(&snap->packs, snap->locs[k].pack, &obj);
+		if (ret) {
+			snap->locs[k].pack = 0;
+			log_error("store: snapshot '%s': cannot open the pack of chunk %llu: %s",
+				  snap->record.info.name, (unsigned long long)k, strerror(-ret));
+		}
+	}
+	return ret;
+}
+
+int store_snapshot_seal(struct store_snapshot *snap)
+{
+	MDB_txn *txn;
+	int ret;
+
+	pthread_mutex_lock(&snap->lock); /* the pager's threads may be looking chunks up */
+	ret = index_txn_begin(&snap->store->index, false, &txn);
+	if (!ret) {
+		ret = snapshot_chunks_open(snap, txn);
+		mdb_txn_abort(txn);
+	}
+	if (!ret)
+		store_seal(snap->store);
+	pthread_mutex_unlock(&snap->lock);
+	return ret;
+}
+
 const struct store_snapshot_info *store_snapshot_meta(const struct store_snapshot *snap)
 {
 	return &snap->record.info;

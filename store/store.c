@@ -278,6 +278,12 @@ void store_close(struct store *s)
 	free(s);
 }
 
+void store_seal(struct store *s)
+{
+	s->backend->ops->seal(s->backend);
+	index_close(&s->index);
+}
+
 void store_progress_set(struct store *s, store_progress_fn *fn, void *opaque)
 {
 	s->progress = fn;

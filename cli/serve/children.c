@@ -14,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SERVE_WAIT_SLICE_MS 100 /* how often a waiting handler looks at its client */
 
@@ -106,6 +108,62 @@ static struct serve_child *child_new(enum serve_kind kind, const char *snapshot,
 	return c;
 }
 
+void serve_jail_remove(struct serve_child *c)
+{
+	char proc[sizeof(c->jail_dir) + 8];
+
+	if (!c->jail_dir[0])
+		return;
+	/* the jail mounted its /proc there in its own mount namespace: here, an empty dir */
+	if (!path_format(proc, sizeof(proc), "%s/proc", c->jail_dir))
+		rmdir(proc);
+	if (rmdir(c->jail_dir) < 0 && errno != ENOENT)
+		log_warn("serve: cannot remove jail %s: %s", c->jail_dir, strerror(errno));
+	c->jail_dir[0] = '\0';
+}
+
+/*
+ * serve --jail: the child's own jail directory, BASE/ID, and the jail
+ * options in its argv right after the subcommand (options come before "--").
+ */
+static int child_jail(struct serve *serve, struct serve_child *c)
+{
+	const struct serve_config *config = &serve->config;
+	size_t n = 0, extra = 2 + config->jail_arg_count, at = 0;
+	char **argv;
+
+	if (path_format(c->jail_dir, sizeof(c->jail_dir), "%s/%s", config->jail_base, c->id))
+		return -ENAMETOOLONG;
+	/* 0755: the jailed uid looks paths up in it (its /proc, vsock sockets) */
+	if (mkdir(c->jail_dir, 0755) < 0 && errno != EEXIST) {
+		int err = -errno;
+
+		log_error("serve: cannot make jail %s: %s", c->jail_dir, strerror(errno));
+		c->jail_dir[0] = '\0';
+		return err;
+	}
+	while (c->argv[n])
+		n++;
+	argv = calloc(n + extra + 1, sizeof(*argv));
+	if (!argv)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		argv[at++] = c->argv[i];
+		if (i == 1) {
+			argv[at++] = strdup("--jail");
+			argv[at++] = strdup(c->jail_dir);
+			for (unsigned j = 0; j < config->jail_arg_count; j++)
+				argv[at++] = strdup(config->jail_args[j]);
+		}
+	}
+	free(c->argv);
+	c->argv = argv;
+	for (size_t i = 0; i < at; i++)
+		if (!argv[i])
+			return -ENOMEM;
+	return 0;
+}
+
 struct serve_child *serve_child_start(struct serve *serve, enum serve_kind kind, const char *id,
 				      const char *snapshot, const char *api_sock,
 				      char *const argv[], int *error)
@@ -125,6 +183,17 @@ struct serve_child *serve_child_start(struct serve *serve, enum serve_kind kind,
 		snprintf(c->id, sizeof(c->id), "%s", id);
 	else
 		serve_child_id(serve, kind, c->id, sizeof(c->id));
+	if (serve->config.jail_base && kind != SERVE_VM) {
+		*error = child_jail(serve, c);
+		if (*error) {
+			serve_child_free(c);
+			pthread_mutex_lock(&serve->lock);
+			serve->live--; /* the caller's slot */
+			pthread_cond_signal(&serve->slot_cond);
+			pthread_mutex_unlock(&serve->lock);
+			return NULL;
+		}
+	}
 	pthread_mutex_lock(&serve->lock);
 	c->refs = 1;
 	c->next = serve->children;

@@ -1,5 +1,6 @@
 /* snapvm serve: the HTTP/JSON API daemon (docs/api.md). */
 #include "cli/cli.h"
+#include "cli/jail.h"
 #include "cli/serve/serve.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 
 struct serve_cli {
 	struct serve_config config;
+	struct jail_options jail; /* checked here, passed on to the children as text */
 	const char *listen;
 	char default_listen[128];
 };
@@ -48,6 +50,11 @@ static void serve_help(void)
 	       "  --seccomp MODE     on (default), log or off: for serve's own threads (its\n"
 	       "                     HTTP threads, its supervisor) and for every child, as\n"
 	       "                     for snapvm run\n"
+	       "  --jail BASE        jail every invocation and clone (not booted VMs) in its\n"
+	       "                     own directory BASE/ID, made and removed by serve\n"
+	       "                     (README.md, \"Jailer\"); BASE is made if missing\n"
+	       "  --uid N, --gid N, --jail-netns, --jail-mem SIZE, --jail-cpu Q/P,\n"
+	       "  --jail-pids N      given to each jailed child (see snapvm invoke --help)\n"
 	       "  -h, --help         this help\n\n"
 	       "It prints \"listening on WHERE\" on stdout once it accepts connections.\n",
 	       DEFAULT_MAX_CLONES, DEFAULT_QUEUE_MS);
@@ -66,6 +73,30 @@ static void listen_default(struct serve_cli *o)
 	o->listen = o->default_listen;
 }
 
+/* A jail option other than --jail: checked, then kept as text for the children. */
+static int serve_jail_option(struct serve_cli *o, int opt, const char *value)
+{
+	static const char *const names[] = {
+		[JAIL_OPT_UID - JAIL_OPT_DIR] = "--uid",
+		[JAIL_OPT_GID - JAIL_OPT_DIR] = "--gid",
+		[JAIL_OPT_NETNS - JAIL_OPT_DIR] = "--jail-netns",
+		[JAIL_OPT_MEM - JAIL_OPT_DIR] = "--jail-mem",
+		[JAIL_OPT_CPU - JAIL_OPT_DIR] = "--jail-cpu",
+		[JAIL_OPT_PIDS - JAIL_OPT_DIR] = "--jail-pids",
+	};
+	struct serve_config *c = &o->config;
+	int ret = jail_option_parse("serve", opt, value, &o->jail);
+
+	if (ret)
+		return ret;
+	if (c->jail_arg_count + 2 > ARRAY_SIZE(c->jail_args))
+		return cli_usage_error("serve", "too many jail options");
+	c->jail_args[c->jail_arg_count++] = names[opt - JAIL_OPT_DIR];
+	if (opt != JAIL_OPT_NETNS)
+		c->jail_args[c->jail_arg_count++] = value;
+	return 0;
+}
+
 /* 0, -1 for --help, or EXIT_USAGE after a message. */
 static int serve_parse(int argc, char **argv, struct serve_cli *o)
 {
@@ -78,6 +109,7 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 		{ "max-body", required_argument, NULL, 'b' },
 		{ "seccomp", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
+		JAIL_LONGOPTS,
 		{ 0 },
 	};
 	uint64_t value;
@@ -89,6 +121,7 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 	o->config.max_body = DEFAULT_MAX_BODY;
 	o->config.seccomp = SANDBOX_ON;
 	listen_default(o);
+	jail_options_init(&o->jail);
 	optind = 0;
 	opterr = 0;
 	while (!ret && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -126,6 +159,13 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 		case 'C':
 			ret = cli_seccomp_option("serve", optarg, &o->config.seccomp);
 			break;
+		case JAIL_OPT_DIR:
+			o->config.jail_base = optarg;
+			o->jail.dir = optarg;
+			break;
+		case JAIL_OPT_UID ... JAIL_OPT_LAST:
+			ret = serve_jail_option(o, opt, optarg);
+			break;
 		case 'h':
 			serve_help();
 			return -1;
@@ -137,6 +177,8 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 	}
 	if (!ret && optind < argc)
 		ret = cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+	if (!ret)
+		ret = jail_options_check("serve", &o->jail);
 	return ret;
 }
 

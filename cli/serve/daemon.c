@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A private directory for the clones' control sockets (short: sun_path holds 107 bytes). */
@@ -99,6 +100,12 @@ int serve_create(const struct serve_config *config, struct serve **out, char *er
 	if (ret)
 		goto err;
 	serve->config.run_dir = serve->run_dir;
+	if (config->jail_base && mkdir(config->jail_base, 0755) < 0 && errno != EEXIST) {
+		ret = -errno;
+		snprintf(error, error_size, "cannot make the jails' directory %s: %s",
+			 config->jail_base, strerror(errno));
+		goto err;
+	}
 	*out = serve;
 	return 0;
 err:

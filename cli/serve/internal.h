@@ -28,6 +28,7 @@ struct serve_child {
 	char snapshot[SNAPSHOT_NAME_MAX + 1]; /* the snapshot a clone came from */
 	char **argv;			      /* until spawned */
 	char api_sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char jail_dir[512]; /* its jail (serve --jail), removed when it has exited; or "" */
 	pid_t pid;
 	int pidfd, in_fd, out_fd, err_fd;
 	int spawn_error; /* -errno if it could not be started */
@@ -167,6 +168,8 @@ void serve_message_clean(const char *line, char *out, size_t size);
 void serve_supervise_once(struct serve *serve, int timeout_ms);
 /* Frees a child that exited (or never started) and that nothing refers to. */
 void serve_child_free(struct serve_child *child);
+/* Removes the child's jail directory (serve --jail), if any; it has exited. */
+void serve_jail_remove(struct serve_child *child);
 /* Wakes serve_run() up. */
 void serve_wake(struct serve *serve);
 

@@ -29,6 +29,10 @@ struct serve_config {
 	enum snapshot_memory_mode memory; /* default --memory of restores */
 	bool memory_set;		  /* pass --memory to children (else their default) */
 	enum sandbox_mode seccomp;	  /* every child's --seccomp */
+	/* --jail BASE: each clone and invocation is jailed in BASE/ID, made and removed here */
+	const char *jail_base;
+	const char *jail_args[16]; /* the other jail options, passed on as given */
+	unsigned jail_arg_count;
 };
 
 /* The daemon's state: the store, the children, the metrics. */

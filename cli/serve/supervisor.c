@@ -220,7 +220,8 @@ static void child_reap(struct serve *serve, struct serve_child *c)
 	c->exited_ns = time_now_ns();
 	c->kill_at_ns = 0;
 	if (c->api_sock[0])
-		unlink(c->api_sock); /* left behind when it was killed */
+		unlink(c->api_sock); /* left behind when it was killed, or by a jailed child */
+	serve_jail_remove(c);
 	serve->live--;
 	pthread_cond_broadcast(&c->cond);
 	pthread_cond_signal(&serve->slot_cond);
@@ -228,6 +229,7 @@ static void child_reap(struct serve *serve, struct serve_child *c)
 
 void serve_child_free(struct serve_child *c)
 {
+	serve_jail_remove(c);
 	for (unsigned i = 0; i < SERVE_LINES_KEPT; i++)
 		free(c->lines[i]);
 	if (c->argv) {

@@ -261,6 +261,47 @@ static void test_run_linux_options(void **state)
 	assert_int_equal(PARSE(&o, "--kernel", "k", "--initrd"), EXIT_USAGE);
 }
 
+/* The jail options: parsed into run_options.jail, checked together. */
+static void test_run_jail_options(void **state)
+{
+	struct run_options o;
+
+	(void)state;
+	assert_int_equal(PARSE(&o, "--kernel", "k"), 0);
+	assert_null(o.jail.dir);
+	assert_int_equal(o.jail.uid, JAIL_DEFAULT_ID);
+	assert_int_equal(o.jail.gid, JAIL_DEFAULT_ID);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--jail", "/srv/j", "--uid", "1000", "--gid",
+			       "2000", "--jail-netns", "--jail-mem", "256M", "--jail-cpu",
+			       "50000/100000", "--jail-pids", "64"),
+			 0);
+	assert_string_equal(o.jail.dir, "/srv/j");
+	assert_int_equal(o.jail.uid, 1000);
+	assert_int_equal(o.jail.gid, 2000);
+	assert_true(o.jail.netns);
+	assert_int_equal(o.jail.mem_max, 256ULL << 20);
+	assert_int_equal(o.jail.cpu_quota, 50000);
+	assert_int_equal(o.jail.cpu_period, 100000);
+	assert_int_equal(o.jail.pids_max, 64);
+	/* bad input: one usage error each */
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--jail", "rel"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--jail-mem", "64M"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--uid", "5"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--jail", "/j", "--uid", "0"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--jail", "/j", "--jail-mem", "100K"),
+			 EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--jail", "/j", "--jail-cpu", "500/100000"),
+			 EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--jail", "/j", "--jail-cpu", "5000"),
+			 EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--jail", "/j", "--jail-cpu", "5000/2000000"),
+			 EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--jail", "/j", "--jail-pids", "0"),
+			 EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--kernel", "k", "--jail", "/j", "--snapshot-on-ready", "x"),
+			 EXIT_USAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +315,7 @@ int main(void)
 		cmocka_unit_test(test_run_net_devices),
 		cmocka_unit_test(test_run_net_bad_input),
 		cmocka_unit_test(test_run_rate_limits),
+		cmocka_unit_test(test_run_jail_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -386,6 +386,34 @@ static void test_reader_survives_gc(void **state)
 	free(other);
 }
 
+/*
+ * Sealed for a jail: every page still reads through the packs opened ahead,
+ * even with the store's directory gone from its path; nothing else works.
+ */
+static void test_sealed(void **state)
+{
+	struct fixture *f = *state;
+	char moved[PATH_MAX + 8];
+	uint8_t page[STORE_PAGE_SIZE];
+	struct store_snapshot *snap, *other;
+	uint32_t *pages;
+	size_t count;
+
+	assert_int_equal(write_snapshot(f->store, "one", f->mem, PAGES, NULL), 0);
+	assert_int_equal(store_snapshot_open(f->store, "one", &snap), 0);
+	assert_int_equal(store_snapshot_seal(snap), 0);
+	snprintf(moved, sizeof(moved), "%s.moved", f->dir);
+	assert_int_equal(rename(f->dir, moved), 0);
+	for (uint64_t i = PAGES; i-- > 0;) {
+		assert_int_equal(store_page_read(snap, i, page), 0);
+		assert_memory_equal(page, f->mem + i * STORE_PAGE_SIZE, STORE_PAGE_SIZE);
+	}
+	assert_int_equal(store_snapshot_open(f->store, "one", &other), -EPERM);
+	assert_int_equal(store_workset_get(f->store, "one", &pages, &count), -EPERM);
+	assert_int_equal(rename(moved, f->dir), 0);
+	store_snapshot_close(snap);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -400,6 +428,7 @@ int main(void)
 		T(test_workset_and_relayout),
 		T(test_reader_survives_gc),
 		T(test_blob_with_repeated_chunks),
+		T(test_sealed),
 	};
 #undef T
 
