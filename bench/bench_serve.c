@@ -33,7 +33,8 @@ struct serve_options {
 	unsigned level_count;
 	unsigned requests; /* per level and path */
 	bool json;
-	bool jail; /* --jail: serve --jail, invoke --jail */
+	bool jail;	     /* --jail: serve --jail, invoke --jail */
+	const char *seccomp; /* --seccomp MODE for serve and invoke */
 	char guest[4096];
 };
 
@@ -44,7 +45,8 @@ struct run {
 	uint64_t wall_ns;
 	pthread_mutex_t lock;
 	const char *sock, *store;
-	const char *jail; /* the invoke loop's --jail DIR, or NULL */
+	const char *jail;    /* the invoke loop's --jail DIR, or NULL */
+	const char *seccomp; /* the invoke loop's --seccomp */
 	char error[256];
 };
 
@@ -57,7 +59,7 @@ struct result {
 static void serve_bench_help(void)
 {
 	printf("usage: snapvm bench serve [--concurrency N[,N...]] [--requests N] [--json]\n"
-	       "                          [--kernel ELF] [--jail]\n\n"
+	       "                          [--kernel ELF] [--jail] [--seccomp MODE]\n\n"
 	       "Snapshots the test guest, starts snapvm serve on a Unix socket, and times\n"
 	       "POST /snapshots/NAME/invoke {\"request\": \"ping\"} from N concurrent clients\n"
 	       "(keep-alive connections), then the same number of `snapvm invoke` processes\n"
@@ -68,7 +70,9 @@ static void serve_bench_help(void)
 	       "  --json             one JSON object\n"
 	       "  --kernel ELF       the guest (default: the test guest beside snapvm)\n"
 	       "  --jail             jail every clone: snapvm serve --jail, snapvm invoke\n"
-	       "                     --jail (README.md, \"Jailer\"; needs root)\n");
+	       "                     --jail (README.md, \"Jailer\"; needs root)\n"
+	       "  --seccomp MODE     serve's and the invokes' --seccomp (default on; off\n"
+	       "                     shows what the filters cost)\n");
 }
 
 static int parse_levels(const char *text, struct serve_options *o)
@@ -102,6 +106,12 @@ static int serve_option(int opt, const char *value, void *ctx)
 	case 'J':
 		o->jail = true;
 		return 0;
+	case 'C':
+		if (strcmp(value, "on") && strcmp(value, "off") && strcmp(value, "log"))
+			return bench_usage_error("serve", "--seccomp: '%s' is not on, log or off",
+						 value);
+		o->seccomp = value;
+		return 0;
 	case 'n':
 		if (parse_u64(value, &n) || !n || n > 100000)
 			return bench_usage_error("serve", "--requests: from 1 to 100000");
@@ -120,6 +130,7 @@ static int serve_parse(int argc, char **argv, struct serve_options *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "jail", no_argument, NULL, 'J' },
+		{ "seccomp", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -131,7 +142,9 @@ static int serve_parse(int argc, char **argv, struct serve_options *o)
 				       .kernel = o->guest,
 				       .kernel_size = sizeof(o->guest) };
 
-	*o = (struct serve_options){ .levels = { 1, 8, 64 }, .level_count = 3, .requests = 200 };
+	*o = (struct serve_options){
+		.levels = { 1, 8, 64 }, .level_count = 3, .requests = 200, .seccomp = "on"
+	};
 	return bench_parse(&cli, argc, argv, o);
 }
 
@@ -276,15 +289,14 @@ static void *invoke_client(void *opaque)
 			 "invoke",
 			 "--store",
 			 (char *)r->store,
-			 r->jail ? "--jail" : "fn",
-			 r->jail ? (char *)r->jail : "ping",
+			 "--seccomp",
+			 (char *)r->seccomp,
 			 "fn",
 			 "ping",
+			 r->jail ? "--jail" : NULL,
+			 (char *)r->jail,
 			 NULL };
 	int i;
-
-	if (!r->jail)
-		argv[6] = NULL;
 
 	while ((i = run_take(r, c->total)) >= 0) {
 		uint64_t start = time_now_ns();
@@ -361,6 +373,8 @@ static int daemon_start(const struct serve_options *o, const char *sock, const c
 			 max,
 			 "--queue-ms",
 			 "60000",
+			 "--seccomp",
+			 (char *)o->seccomp,
 			 o->jail ? "--jail" : NULL,
 			 (char *)jails,
 			 NULL };
@@ -460,6 +474,7 @@ int bench_serve_main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	r.jail = o.jail ? jail : NULL;
+	r.seccomp = o.seccomp;
 	pthread_mutex_init(&r.lock, NULL);
 	ret = EXIT_RUNTIME;
 	if (!r.ms || !r.inside_ms || prepare_store(&o, store)) {
