@@ -154,12 +154,7 @@ for _ in $(seq 200); do
 	grep -q "listening" "$TMP/serve.out" 2>/dev/null && break
 	sleep 0.05
 done
-mkdir "$TMP/replies"
-for i in $(seq $LOAD); do
-	printf 'next\nunix-socket = "%s"\nurl = "http://snapvm/snapshots/fn/invoke"\n' "$SOCK"
-	printf 'data = "{\\"request\\": \\"touch 20 %d\\"}"\noutput = "%s/replies/%d"\n' $i "$TMP" $i
-done | sed 1d >"$TMP/curl.cfg"
-timeout 600 curl -s --no-progress-meter -Z --parallel-max $LOAD -K "$TMP/curl.cfg"
+invoke_concurrently "$SOCK" "$LOAD" "$TMP/replies"
 expect_eq "serve --jail: $LOAD concurrent invocations" "$?" 0
 right=0
 for i in $(seq $LOAD); do

@@ -67,6 +67,20 @@ run_guest() {
 	ERR=$(cat "$TMP/err")
 }
 
+# invoke_concurrently SOCK N OUTDIR: N concurrent POST /snapshots/fn/invoke
+# {"request": "touch 20 I"} to the serve daemon on SOCK, reply I in OUTDIR/I.
+# Each may take 120 s: the callers check replies, not latency. curl's status.
+invoke_concurrently() {
+	local sock=$1 n=$2 out=$3 i
+	mkdir -p "$out"
+	for i in $(seq "$n"); do
+		printf 'next\nunix-socket = "%s"\nurl = "http://snapvm/snapshots/fn/invoke"\n' "$sock"
+		printf 'data = "{\\"request\\": \\"touch 20 %d\\", \\"timeout_ms\\": 120000}"\n' "$i"
+		printf 'output = "%s/%d"\n' "$out" "$i"
+	done | sed 1d >"$TMP/curl.cfg"
+	timeout 600 curl -s --no-progress-meter -Z --parallel-max "$n" -K "$TMP/curl.cfg"
+}
+
 finish() {
 	if [ "$FAILURES" -ne 0 ]; then
 		echo "$FAILURES check(s) failed" >&2

@@ -218,12 +218,7 @@ expect_eq "SIGTERM when idle: exit 0" "$RC" 0
 
 # LOAD concurrent invocations, at most 8 clones at once: every reply right.
 start_daemon --max-clones 8 --queue-ms 600000
-mkdir "$TMP/out"
-for i in $(seq $LOAD); do
-	printf 'next\nunix-socket = "%s"\nurl = "http://snapvm/snapshots/fn/invoke"\n' "$SOCK"
-	printf 'data = "{\\"request\\": \\"touch 20 %d\\", \\"timeout_ms\\": 120000}"\noutput = "%s/out/%d"\n' $i "$TMP" $i
-done | sed 1d >"$TMP/curl.cfg"
-timeout 600 curl -s --no-progress-meter -Z --parallel-max $LOAD -K "$TMP/curl.cfg"
+invoke_concurrently "$SOCK" "$LOAD" "$TMP/out"
 expect_eq "$LOAD concurrent invocations" "$?" 0
 right=0
 for i in $(seq $LOAD); do
