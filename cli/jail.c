@@ -542,10 +542,19 @@ static void jail_probe(void)
 int jail_lock(const struct jail *jail, struct snapshot_repo *repo, struct snapshot_clone *clone)
 {
 	uint64_t start = time_now_ns(), sealed;
+	int ret;
 
 	if (!jail->options.dir)
 		return 0;
-	if (repo && snapshot_repo_seal(repo, clone)) {
+	ret = repo ? snapshot_repo_seal(repo, clone) : 0;
+	if (ret == -EOPNOTSUPP) {
+		fprintf(stderr,
+			"snapvm %s: --jail needs a local store: a RADOS store's clone reads "
+			"through the cluster and its cache, which a jail cannot reach yet\n",
+			jail->command);
+		return EXIT_USAGE;
+	}
+	if (ret) {
 		fprintf(stderr, "snapvm %s: jail: cannot open the snapshot's packs ahead\n",
 			jail->command);
 		return EXIT_RUNTIME;
@@ -561,5 +570,5 @@ int jail_lock(const struct jail *jail, struct snapshot_repo *repo, struct snapsh
 
 int jail_lock_hook(struct snapshot_repo *repo, struct snapshot_clone *clone, void *opaque)
 {
-	return jail_lock(opaque, repo, clone) ? -EPERM : 0;
+	return jail_lock(opaque, repo, clone) ? -ECANCELED : 0; /* it has said why */
 }

@@ -155,10 +155,8 @@ int snapshot_invoke(struct snapshot_repo *repo, const struct snapshot_restore_op
 		snprintf(error, error_size, "cannot watch the clone's console: %s", strerror(-ret));
 		goto out;
 	}
-	if (o.before_start && (ret = o.before_start(repo, inv.clone, o.before_start_opaque))) {
-		snprintf(error, error_size, "the clone could not be confined");
-		goto out;
-	}
+	if (o.before_start && (ret = o.before_start(repo, inv.clone, o.before_start_opaque)))
+		goto out; /* the hook has said why */
 	result->restore_ns = time_now_ns() - inv.start_ns;
 	vm_resume(inv.vm);
 	vm_run(inv.vm);
@@ -177,7 +175,8 @@ out:
 		close(inv.timer_fd);
 	close_pair(in);
 	close_pair(out);
-	if (ret && !error[0] && ret != -EBADMSG && ret != -ENOENT && ret != -EUCLEAN && ret != -EIO)
+	if (ret && !error[0] && ret != -EBADMSG && ret != -ENOENT && ret != -EUCLEAN &&
+	    ret != -EIO && ret != -ECANCELED)
 		snprintf(error, error_size, "invoke failed: %s", strerror(-ret));
 	return ret;
 }

@@ -74,8 +74,7 @@ int snapshot_repo_seal(struct snapshot_repo *repo, struct snapshot_clone *clone)
 {
 	if (clone)
 		return store_snapshot_seal(clone->snapshot);
-	store_seal(repo->store);
-	return 0;
+	return store_seal(repo->store);
 }
 
 void snapshot_repo_close(struct snapshot_repo *repo)

@@ -89,7 +89,8 @@ struct snapshot_restore_options {
 	bool record_ws; /* record the pages the guest faults, in order (lazy paging) */
 	/*
 	 * snapshot_invoke calls it once the clone is built, before its first
-	 * instruction (cli/jail.c locks the jail there); non-zero: no start.
+	 * instruction (cli/jail.c locks the jail there); -ECANCELED: no start,
+	 * and the hook has printed why.
 	 */
 	int (*before_start)(struct snapshot_repo *repo, struct snapshot_clone *clone, void *opaque);
 	void *before_start_opaque;

@@ -117,6 +117,8 @@ int store_snapshot_seal(struct store_snapshot *snap)
 	MDB_txn *txn;
 	int ret;
 
+	if (!snap->store->backend->ops->seal)
+		return -EOPNOTSUPP;	 /* as store_seal() says */
 	pthread_mutex_lock(&snap->lock); /* the pager's threads may be looking chunks up */
 	ret = index_txn_begin(&snap->store->index, false, &txn);
 	if (!ret) {
@@ -124,7 +126,7 @@ int store_snapshot_seal(struct store_snapshot *snap)
 		mdb_txn_abort(txn);
 	}
 	if (!ret)
-		store_seal(snap->store);
+		ret = store_seal(snap->store);
 	pthread_mutex_unlock(&snap->lock);
 	return ret;
 }

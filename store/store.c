@@ -278,10 +278,13 @@ void store_close(struct store *s)
 	free(s);
 }
 
-void store_seal(struct store *s)
+int store_seal(struct store *s)
 {
+	if (!s->backend->ops->seal)
+		return -EOPNOTSUPP; /* a RADOS store: its clones need the cluster and their cache */
 	s->backend->ops->seal(s->backend);
 	index_close(&s->index);
+	return 0;
 }
 
 void store_progress_set(struct store *s, store_progress_fn *fn, void *opaque)

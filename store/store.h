@@ -139,14 +139,16 @@ void store_snapshot_close(struct store_snapshot *snapshot);
 /*
  * Before a jail: looks up every chunk of the snapshot and opens its packs,
  * then store_seal()s the store, so that its pages stay readable through
- * these descriptors alone. 0 or -errno (the store has said why).
+ * these descriptors alone. 0, -EOPNOTSUPP (as store_seal), or -errno (the
+ * store has said why).
  */
 int store_snapshot_seal(struct store_snapshot *snapshot);
 /*
  * Closes the index and the pack directory: no path or directory of the
  * store stays open; packs open stay readable; any other use fails (-EPERM).
+ * 0, or -EOPNOTSUPP for a store that cannot be sealed (RADOS).
  */
-void store_seal(struct store *store);
+int store_seal(struct store *store);
 /* The snapshot's metadata and sizes as recorded at commit (no unique_bytes, no blobs). */
 const struct store_snapshot_info *store_snapshot_meta(const struct store_snapshot *snapshot);
 /* Guest pages the snapshot describes (its RAM size / 4 KiB). */

@@ -119,9 +119,11 @@ expect_eq "SIGTERM: the VM's exit code" "$?" 143
 parent=$!
 exec 3>"$TMP/in"
 init="" vm=""
-for _ in $(seq 200); do
+# the VM process is root until the jail locks, just before the guest runs: wait for that
+for _ in $(seq 600); do
 	init=$(pgrep -P $parent)
-	[ -n "$init" ] && vm=$(pgrep -P "$init") && [ -n "$vm" ] && break
+	[ -n "$init" ] && vm=$(pgrep -P "$init") && [ -n "$vm" ] &&
+		[ "$(stat -c %U /proc/$vm 2>/dev/null)" = nobody ] && break
 	sleep 0.05
 done
 [ -n "$vm" ] && [ "$(stat -c %U /proc/$vm)" = nobody ] && pass "the VM process runs as nobody" ||
