@@ -105,8 +105,6 @@ int sandbox_mode_parse(const char *text, enum sandbox_mode *mode);
 const char *sandbox_mode_name(enum sandbox_mode mode);
 /* Sets the mode for every later sandbox_thread_enter(); 0 or -errno. */
 int sandbox_mode_set(enum sandbox_mode mode);
-/* The mode set last (SANDBOX_OFF until the CLI sets one). */
-enum sandbox_mode sandbox_mode_get(void);
 /* Installs this thread's filter for its kind (nothing when off); 0 or -errno, logged. */
 int sandbox_thread_enter(enum sandbox_thread kind);
 /* The kind this thread entered last. */

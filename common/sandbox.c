@@ -143,11 +143,6 @@ int sandbox_mode_set(enum sandbox_mode mode)
 	return 0;
 }
 
-enum sandbox_mode sandbox_mode_get(void)
-{
-	return sandbox_mode;
-}
-
 int sandbox_thread_enter(enum sandbox_thread kind)
 {
 	const struct sock_fprog *filter;
