@@ -152,15 +152,9 @@ static void clone_start(struct serve *serve, const struct serve_request *request
 			const struct clone_args *a, struct serve_reply *reply)
 {
 	char id[16], sock[108];
-	const char *argv[16] = { serve->config.self_path,
-				 "restore",
-				 "--store",
-				 serve->config.store_dir,
-				 "--api-sock",
-				 sock,
-				 "--seccomp",
-				 sandbox_mode_name(serve->config.seccomp) };
-	size_t n = 8;
+	const char *argv[16] = { serve->config.self_path, "restore",	"--store",
+				 serve->config.store_dir, "--api-sock", sock };
+	size_t n = 6;
 	struct serve_child *c;
 	enum serve_wait how;
 	int error;

@@ -125,16 +125,9 @@ static void invoke_run(struct serve *serve, const struct serve_request *request,
 		       const struct invoke_args *a, struct serve_reply *reply)
 {
 	char timeout[24], line[SERVE_LINE_MAX];
-	const char *argv[16] = { serve->config.self_path,
-				 "invoke",
-				 "--json",
-				 "--store",
-				 serve->config.store_dir,
-				 "--timeout",
-				 timeout,
-				 "--seccomp",
-				 sandbox_mode_name(serve->config.seccomp) };
-	size_t n = 9;
+	const char *argv[16] = { serve->config.self_path, "invoke",    "--json", "--store",
+				 serve->config.store_dir, "--timeout", timeout };
+	size_t n = 7;
 	struct serve_child *child;
 	enum serve_wait how;
 	int error;

@@ -128,8 +128,6 @@ static void vm_boot(struct serve *serve, const struct serve_request *request, st
 	a->argv[a->n++] = sock;
 	a->argv[a->n++] = "--store";
 	a->argv[a->n++] = serve->config.store_dir;
-	a->argv[a->n++] = "--seccomp";
-	a->argv[a->n++] = sandbox_mode_name(serve->config.seccomp);
 	a->argv[a->n] = NULL;
 	c = serve_child_start(serve, SERVE_VM, id, NULL, sock, (char *const *)a->argv, &error);
 	if (!c) {

@@ -122,15 +122,35 @@ void serve_jail_remove(struct serve_child *c)
 	c->jail_dir[0] = '\0';
 }
 
-/*
- * serve --jail: the child's own jail directory, BASE/ID, and the jail
- * options in its argv right after the subcommand (options come before "--").
- */
+/* Puts copies of extra[] into the child's argv right after the subcommand (before "--"). */
+static int child_argv_insert(struct serve_child *c, const char *const *extra, size_t count)
+{
+	size_t n = 0, at = 0;
+	char **argv;
+
+	while (c->argv[n])
+		n++;
+	argv = calloc(n + count + 1, sizeof(*argv));
+	if (!argv)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		argv[at++] = c->argv[i];
+		for (size_t j = 0; i == 1 && j < count; j++)
+			argv[at++] = strdup(extra[j]);
+	}
+	free(c->argv);
+	c->argv = argv;
+	for (size_t i = 0; i < at; i++)
+		if (!argv[i])
+			return -ENOMEM;
+	return 0;
+}
+
+/* serve --jail: the child's own jail directory, BASE/ID, and the jail options. */
 static int child_jail(struct serve *serve, struct serve_child *c)
 {
 	const struct serve_config *config = &serve->config;
-	size_t n = 0, extra = 2 + config->jail_arg_count, at = 0;
-	char **argv;
+	const char *extra[2 + ARRAY_SIZE(config->jail_args)] = { "--jail", c->jail_dir };
 
 	if (path_format(c->jail_dir, sizeof(c->jail_dir), "%s/%s", config->jail_base, c->id))
 		return -ENAMETOOLONG;
@@ -142,26 +162,9 @@ static int child_jail(struct serve *serve, struct serve_child *c)
 		c->jail_dir[0] = '\0';
 		return err;
 	}
-	while (c->argv[n])
-		n++;
-	argv = calloc(n + extra + 1, sizeof(*argv));
-	if (!argv)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		argv[at++] = c->argv[i];
-		if (i == 1) {
-			argv[at++] = strdup("--jail");
-			argv[at++] = strdup(c->jail_dir);
-			for (unsigned j = 0; j < config->jail_arg_count; j++)
-				argv[at++] = strdup(config->jail_args[j]);
-		}
-	}
-	free(c->argv);
-	c->argv = argv;
-	for (size_t i = 0; i < at; i++)
-		if (!argv[i])
-			return -ENOMEM;
-	return 0;
+	for (unsigned j = 0; j < config->jail_arg_count; j++)
+		extra[2 + j] = config->jail_args[j];
+	return child_argv_insert(c, extra, 2 + config->jail_arg_count);
 }
 
 struct serve_child *serve_child_start(struct serve *serve, enum serve_kind kind, const char *id,
@@ -183,16 +186,19 @@ struct serve_child *serve_child_start(struct serve *serve, enum serve_kind kind,
 		snprintf(c->id, sizeof(c->id), "%s", id);
 	else
 		serve_child_id(serve, kind, c->id, sizeof(c->id));
-	if (serve->config.jail_base && kind != SERVE_VM) {
+	/* every child runs under serve's --seccomp mode */
+	*error = child_argv_insert(
+		c, (const char *const[]){ "--seccomp", sandbox_mode_name(serve->config.seccomp) },
+		2);
+	if (!*error && serve->config.jail_base && kind != SERVE_VM)
 		*error = child_jail(serve, c);
-		if (*error) {
-			serve_child_free(c);
-			pthread_mutex_lock(&serve->lock);
-			serve->live--; /* the caller's slot */
-			pthread_cond_signal(&serve->slot_cond);
-			pthread_mutex_unlock(&serve->lock);
-			return NULL;
-		}
+	if (*error) {
+		serve_child_free(c);
+		pthread_mutex_lock(&serve->lock);
+		serve->live--; /* the caller's slot */
+		pthread_cond_signal(&serve->slot_cond);
+		pthread_mutex_unlock(&serve->lock);
+		return NULL;
 	}
 	pthread_mutex_lock(&serve->lock);
 	c->refs = 1;
