@@ -115,9 +115,10 @@ struct jail_fork {
 	struct jail *jail;
 	sigset_t forwarded; /* blocked in parent and init, passed on */
 	sigset_t old_mask;
-	pid_t parent_pid; /* on the host */
-	int go[2];	  /* the parent says "in the cgroup, go on" */
-	int result[2];	  /* init sends the VM process's wait status */
+	pid_t parent_pid;	/* on the host */
+	int go[2];		/* the parent says "in the cgroup, go on" */
+	int result[2];		/* init sends the VM process's wait status */
+	char oom_score_adj[16]; /* the VM process's, which init gives up for -1000 */
 };
 
 static int jail_fail(const struct jail *jail, const char *step)
@@ -174,10 +175,32 @@ static int jail_next_pid_set(struct jail *jail, pid_t pid)
  * VM's signalfd; inherited descriptors are closed (none is the VM's: it
  * opens its own from here on); it dies with init.
  */
+/*
+ * Writes value to this process's oom_score_adj; the old one into old (size
+ * bytes) if old is not NULL. Best effort: the jail works without it.
+ */
+static void oom_score_adj_swap(const char *value, char *old, size_t size)
+{
+	int fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	if (old) {
+		n = read(fd, old, size - 1);
+		old[n > 0 ? n : 0] = '\0';
+	}
+	if (pwrite(fd, value, strlen(value), 0) < 0)
+		log_debug("jail: oom_score_adj %s: %s", value, strerror(errno));
+	close(fd);
+}
+
 static int jail_vm_start(struct jail_fork *f)
 {
 	sigset_t mask = f->old_mask;
 
+	/* init's -1000 is inherited: left so, the OOM killer would find no one to kill */
+	oom_score_adj_swap(f->oom_score_adj, NULL, 0);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		return jail_fail(f->jail, "tie the jailed process to its init");
 	close_range(3, ~0U, 0);
@@ -211,7 +234,7 @@ static void jail_init_run(struct jail_fork *f)
 	};
 	char byte;
 	pid_t pid;
-	int wstatus, fd;
+	int wstatus;
 
 	close(f->go[1]);
 	close(f->result[0]);
@@ -221,11 +244,7 @@ static void jail_init_run(struct jail_fork *f)
 	if (jail_namespaces_setup(f->jail) || jail_next_pid_set(f->jail, f->parent_pid))
 		_exit(EXIT_RUNTIME);
 	/* when memory runs out, the VM process is the one to go, not init */
-	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0 && write(fd, "-1000", 5) < 0)
-		log_debug("jail: init's oom_score_adj: %s", strerror(errno));
-	if (fd >= 0)
-		close(fd);
+	oom_score_adj_swap("-1000", f->oom_score_adj, sizeof(f->oom_score_adj));
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
