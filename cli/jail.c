@@ -171,11 +171,6 @@ static int jail_next_pid_set(struct jail *jail, pid_t pid)
 }
 
 /*
- * The VM process: INT, TERM and HUP stay blocked so that they wait for the
- * VM's signalfd; inherited descriptors are closed (none is the VM's: it
- * opens its own from here on); it dies with init.
- */
-/*
  * Writes value to this process's oom_score_adj; the old one into old (size
  * bytes) if old is not NULL. Best effort: the jail works without it.
  */
@@ -195,6 +190,11 @@ static void oom_score_adj_swap(const char *value, char *old, size_t size)
 	close(fd);
 }
 
+/*
+ * The VM process: INT, TERM and HUP stay blocked so that they wait for the
+ * VM's signalfd; inherited descriptors are closed (none is the VM's: it
+ * opens its own from here on); it dies with init.
+ */
 static int jail_vm_start(struct jail_fork *f)
 {
 	sigset_t mask = f->old_mask;
