@@ -10,7 +10,7 @@
  * No request may start a child: the daemon has no clone slot (max_clones
  * 0, queue 0 ms), so those that would get as far as a 429.
  */
-#include "cli/serve/internal.h"
+#include "serve/internal.h"
 #include "common/common.h"
 #include "tests/fuzz/fuzz_scratch.h"
 

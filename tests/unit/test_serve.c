@@ -1,5 +1,5 @@
 /*
- * cli/serve/: routing, JSON bodies, errors, metrics, slots and the child
+ * serve/: routing, JSON bodies, errors, metrics, slots and the child
  * supervisor, without KVM. The children are a shell script standing in for
  * `snapvm invoke --json`: it answers, crashes, hangs or fails on request.
  */
@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/serve/internal.h"
+#include "serve/internal.h"
 #include "common/common.h"
 
 /* Stands in for snapvm: argv is "invoke --json --store DIR --timeout MS -- NAME REQUEST". */

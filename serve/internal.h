@@ -1,13 +1,13 @@
-/* Private to cli/serve/: the daemon's state, its children and its metrics. */
-#ifndef SNAPVM_CLI_SERVE_INTERNAL_H
-#define SNAPVM_CLI_SERVE_INTERNAL_H
+/* Private to serve/: the daemon's state, its children and its metrics. */
+#ifndef SNAPVM_SERVE_INTERNAL_H
+#define SNAPVM_SERVE_INTERNAL_H
 
 #include <jansson.h>
 #include <pthread.h>
 #include <sys/types.h>
 #include <sys/un.h>
 
-#include "cli/serve/serve.h"
+#include "serve/serve.h"
 #include "store/store.h"
 
 #define SERVE_LINE_MAX	    4096 /* bytes kept of one output line */

@@ -5,7 +5,7 @@
  * the HTTP reply is already on its way. The slot stays taken until the
  * child has exited, so --max-clones bounds the VMs that exist.
  */
-#include "cli/serve/internal.h"
+#include "serve/internal.h"
 #include "common/common.h"
 
 #include <errno.h>

@@ -3,7 +3,7 @@
  * (version 0.0.4): counters, gauges and two latency histograms, with bucket
  * bounds chosen around a ~3 ms restore and a ~15 ms teardown.
  */
-#include "cli/serve/internal.h"
+#include "serve/internal.h"
 #include "common/common.h"
 
 #include <stdarg.h>

@@ -18,7 +18,7 @@
  * a third of a restore); linked statically it cannot be, as Debian ships no
  * static libunistring or libp11-kit for GnuTLS to use.
  */
-#include "cli/serve/internal.h"
+#include "serve/internal.h"
 #include "common/common.h"
 
 #include <arpa/inet.h>

@@ -1,12 +1,12 @@
 /*
- * cli/serve/: `snapvm serve`, the HTTP/JSON API (docs/api.md). The daemon
+ * serve/: `snapvm serve`, the HTTP/JSON API (docs/api.md). The daemon
  * itself never runs a VM: every clone and every booted VM is a `snapvm`
  * child process (invoke, restore or run) that it supervises, so a clone that
  * crashes takes only itself down. Routing and JSON live in serve_handle(),
  * apart from the HTTP server (http.c), so that unit tests can call it.
  */
-#ifndef SNAPVM_CLI_SERVE_H
-#define SNAPVM_CLI_SERVE_H
+#ifndef SNAPVM_SERVE_H
+#define SNAPVM_SERVE_H
 
 #include <stdbool.h>
 #include <stddef.h>

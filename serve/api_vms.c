@@ -5,7 +5,7 @@
  * one-line complaint becomes the 400 reply. The VM counts as started when
  * the guest prints READY on its console.
  */
-#include "cli/serve/internal.h"
+#include "serve/internal.h"
 #include "common/common.h"
 
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * (a child never blocks on a full pipe), reaps them through pidfds, and
  * SIGKILLs those that outlive a stop request. Handlers wait on conditions.
  */
-#include "cli/serve/internal.h"
+#include "serve/internal.h"
 #include "common/common.h"
 
 #include <errno.h>

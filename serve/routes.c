@@ -4,7 +4,7 @@
  * clone id), handed to the handler. Also the helpers every handler uses to
  * read a JSON body and to reply.
  */
-#include "cli/serve/internal.h"
+#include "serve/internal.h"
 #include "common/common.h"
 
 #include <stdarg.h>

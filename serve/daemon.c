@@ -1,5 +1,5 @@
 /* The daemon's state: made once by `snapvm serve` (or a unit test), freed at the end. */
-#include "cli/serve/internal.h"
+#include "serve/internal.h"
 #include "common/common.h"
 
 #include <dirent.h>

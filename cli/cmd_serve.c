@@ -1,7 +1,7 @@
 /* snapvm serve: the HTTP/JSON API daemon (docs/api.md). */
 #include "cli/cli.h"
 #include "cli/jail.h"
-#include "cli/serve/serve.h"
+#include "serve/serve.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -3,7 +3,7 @@
  * they share with booted VMs (/vms/ID...): listing, requests on the
  * console, snapshots and stops through the child's control socket.
  */
-#include "cli/serve/internal.h"
+#include "serve/internal.h"
 #include "common/common.h"
 
 #include <errno.h>

@@ -5,7 +5,7 @@
  * child has a long-lived parent thread (PR_SET_PDEATHSIG follows the thread
  * that forked) and a handler only ever waits on a condition variable.
  */
-#include "cli/serve/internal.h"
+#include "serve/internal.h"
 #include "common/common.h"
 
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* GET /snapshots, GET and DELETE /snapshots/NAME, GET /metrics: the store and the counters. */
-#include "cli/serve/internal.h"
+#include "serve/internal.h"
 #include "common/common.h"
 
 #include <errno.h>
