@@ -1,5 +1,6 @@
 /* snapvm invoke: one request to a fresh clone of a snapshot, the reply on stdout. */
 #include "cli/cli.h"
+#include "control/control.h"
 #include "cli/jail.h"
 #include "cli/run_options.h"
 #include "snapshot/snapshot.h"
@@ -47,7 +48,7 @@ static int join_request(int argc, char **argv, char *request, size_t size)
 }
 
 /* Prints the reply the moment it arrives: tearing the clone down comes after. */
-static void invoke_print(const struct snapshot_invoke_result *result, void *opaque)
+static void invoke_print(const struct control_invoke_result *result, void *opaque)
 {
 	const bool *json = opaque;
 
@@ -93,7 +94,7 @@ int cmd_invoke_main(int argc, char **argv)
 	};
 	struct snapshot_restore_options options = { 0 };
 	enum sandbox_mode seccomp = SANDBOX_ON;
-	struct snapshot_invoke_result result;
+	struct control_invoke_result result;
 	struct jail_options jail_options;
 	struct snapshot_repo *repo;
 	struct jail jail;
@@ -179,8 +180,8 @@ int cmd_invoke_main(int argc, char **argv)
 		options.before_start = jail_lock_hook;
 		options.before_start_opaque = &jail;
 	}
-	ret = snapshot_invoke(repo, &options, request, (unsigned)timeout, invoke_print, &json,
-			      &result, error, sizeof(error));
+	ret = control_invoke(repo, &options, request, (unsigned)timeout, invoke_print, &json,
+			     &result, error, sizeof(error));
 	snapshot_repo_close(repo);
 	if (ret) {
 		if (error[0]) /* else the store has said why */

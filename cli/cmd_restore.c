@@ -4,6 +4,7 @@
  * VM, fed the same input, their output lines prefixed with the clone number.
  */
 #include "cli/cli.h"
+#include "control/control.h"
 #include "cli/jail.h"
 #include "cli/run_options.h"
 #include "snapshot/snapshot.h"
@@ -253,7 +254,7 @@ static int restore_record_timer(struct restore_cli *o, struct workset_timer *t)
 /* Runs one clone in this process (jailed, with --jail) until it exits. */
 static int restore_one(struct restore_cli *o)
 {
-	struct snapshot_control *control = NULL;
+	struct control *control = NULL;
 	struct workset_timer timer = { .fd = -1 };
 	struct snapshot_repo *repo;
 	struct snapshot_clone *clone;
@@ -279,8 +280,8 @@ static int restore_one(struct restore_cli *o)
 	}
 	log_debug("clone restored");
 	timer = (struct workset_timer){ .clone = clone, .repo = repo, .fd = -1 };
-	if (o->api_sock && snapshot_control_listen(&control, snapshot_clone_vm(clone), clone, repo,
-						   o->api_sock, error, sizeof(error))) {
+	if (o->api_sock && control_listen(&control, snapshot_clone_vm(clone), clone, repo,
+					  o->api_sock, error, sizeof(error))) {
 		fprintf(stderr, "snapvm restore: %s\n", error);
 		ret = EXIT_RUNTIME;
 	} else if (o->record_ms && restore_record_timer(o, &timer)) {
@@ -295,7 +296,7 @@ static int restore_one(struct restore_cli *o)
 	}
 	if (timer.fd >= 0)
 		close(timer.fd);
-	snapshot_control_close(control);
+	control_close(control);
 	snapshot_clone_destroy(clone);
 	snapshot_repo_close(repo);
 	return ret;

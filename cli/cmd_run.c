@@ -1,5 +1,6 @@
 /* snapvm run: boot a kernel (the test guest, or a Linux ELF) and attach the console. */
 #include "cli/cli.h"
+#include "control/control.h"
 #include "cli/run_options.h"
 #include "snapshot/snapshot.h"
 
@@ -82,7 +83,7 @@ static void run_list_virtio(const struct vm *vm)
 
 /* The control socket and snapshot-on-ready, when asked for. */
 static int run_control_setup(const struct run_options *o, struct vm *vm,
-			     struct snapshot_repo **repo, struct snapshot_control **control)
+			     struct snapshot_repo **repo, struct control **control)
 {
 	char error[512];
 	int ret;
@@ -93,12 +94,12 @@ static int run_control_setup(const struct run_options *o, struct vm *vm,
 	if (ret)
 		return ret;
 	if (o->api_sock &&
-	    snapshot_control_listen(control, vm, NULL, *repo, o->api_sock, error, sizeof(error))) {
+	    control_listen(control, vm, NULL, *repo, o->api_sock, error, sizeof(error))) {
 		fprintf(stderr, "snapvm run: %s\n", error);
 		return EXIT_RUNTIME;
 	}
 	if (o->snapshot_on_ready &&
-	    snapshot_control_on_ready(control, vm, *repo, o->snapshot_on_ready, o->resume))
+	    control_on_ready(control, vm, *repo, o->snapshot_on_ready, o->resume))
 		return EXIT_RUNTIME;
 	return 0;
 }
@@ -107,7 +108,7 @@ int cmd_run_main(int argc, char **argv)
 {
 	struct run_options options;
 	struct snapshot_repo *repo = NULL;
-	struct snapshot_control *control = NULL;
+	struct control *control = NULL;
 	char error[256];
 	struct vm *vm = NULL;
 	struct jail jail;
@@ -148,7 +149,7 @@ int cmd_run_main(int argc, char **argv)
 	if (!ret)
 		ret = vm_start(vm, false) ? EXIT_RUNTIME : vm_run(vm);
 out:
-	snapshot_control_close(control);
+	control_close(control);
 	vm_destroy(vm);
 	if (repo)
 		snapshot_repo_close(repo);

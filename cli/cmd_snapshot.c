@@ -1,5 +1,6 @@
 /* snapvm snapshot: ask a running VM (through its --api-sock) to snapshot itself. */
 #include "cli/cli.h"
+#include "control/control.h"
 #include "snapshot/snapshot.h"
 
 #include <getopt.h>
@@ -59,7 +60,7 @@ int cmd_snapshot_main(int argc, char **argv)
 		return ret;
 	snprintf(request, sizeof(request), "snapshot %s%s\n", argv[optind],
 		 resume ? " resume" : "");
-	ret = snapshot_control_request(path, request, reply, sizeof(reply), 0);
+	ret = control_request(path, request, reply, sizeof(reply), 0);
 	if (ret) {
 		fprintf(stderr, "snapvm snapshot: cannot reach a VM at %s: %s\n", path,
 			strerror(-ret));

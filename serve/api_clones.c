@@ -49,8 +49,7 @@ static json_t *control_figures(const char *text)
 /* Asks the child's control socket for its status line ("ok ..."); false: no such answer. */
 static bool child_status_line(const struct serve_child *c, char *status, size_t size)
 {
-	return !snapshot_control_request(c->api_sock, "status\n", status, size,
-					 CONTROL_TIMEOUT_MS) &&
+	return !control_request(c->api_sock, "status\n", status, size, CONTROL_TIMEOUT_MS) &&
 	       !strncmp(status, "ok ", 3);
 }
 
@@ -278,8 +277,8 @@ void serve_child_delete_reply(struct serve *serve, enum serve_kind kind, const c
 	if (c->kind == SERVE_CLONE)
 		count_paging(serve, c);
 	/* "stop" on its control socket ends it with status 0; SIGTERM if it does not answer */
-	asked = !snapshot_control_request(c->api_sock, "stop\n", answer, sizeof(answer),
-					  CONTROL_TIMEOUT_MS) &&
+	asked = !control_request(c->api_sock, "stop\n", answer, sizeof(answer),
+				 CONTROL_TIMEOUT_MS) &&
 		!strncmp(answer, "ok", 2);
 	pthread_mutex_lock(&serve->lock);
 	serve_child_stop(serve, c, !asked);
@@ -386,8 +385,7 @@ static void snapshot_take(struct serve_child *c, const char *name, bool resume,
 	int ret;
 
 	snprintf(line, sizeof(line), "snapshot %s%s\n", name, resume ? " resume" : "");
-	ret = snapshot_control_request(c->api_sock, line, answer, sizeof(answer),
-				       SNAPSHOT_TIMEOUT_MS);
+	ret = control_request(c->api_sock, line, answer, sizeof(answer), SNAPSHOT_TIMEOUT_MS);
 	if (ret) {
 		serve_reply_error(reply, 502, "snapshot_failed", "cannot reach %s %s: %s",
 				  noun(c->kind), c->id, strerror(-ret));

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include "control/control.h"
 #include "serve/serve.h"
 #include "store/store.h"
 

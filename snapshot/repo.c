@@ -165,3 +165,18 @@ int snapshot_cache_prune(struct store *store, const char *store_dir, uint64_t *f
 	free(live.items);
 	return ret;
 }
+
+bool snapshot_workset_wanted(struct snapshot_repo *repo,
+			     const struct snapshot_restore_options *options)
+{
+	uint32_t *pages;
+	size_t count;
+
+	if (!repo->write || (options->memory != SNAPSHOT_MEMORY_LAZY &&
+			     options->memory != SNAPSHOT_MEMORY_PREFETCH))
+		return false;
+	if (store_workset_get(repo->store, options->name, &pages, &count))
+		return true; /* none recorded (or unreadable: record a new one) */
+	free(pages);
+	return false;
+}

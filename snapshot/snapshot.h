@@ -88,7 +88,7 @@ struct snapshot_restore_options {
 	enum snapshot_memory_mode memory;
 	bool record_ws; /* record the pages the guest faults, in order (lazy paging) */
 	/*
-	 * snapshot_invoke calls it once the clone is built, before its first
+	 * control_invoke calls it once the clone is built, before its first
 	 * instruction (cli/jail.c locks the jail there); -ECANCELED: no start,
 	 * and the hook has printed why.
 	 */
@@ -130,52 +130,12 @@ bool snapshot_clone_failed(struct snapshot_clone *clone);
 /* Tears the VM down, then the pager. */
 void snapshot_clone_destroy(struct snapshot_clone *clone);
 
-/* A running VM's control socket and its snapshot-on-ready trigger. */
-struct snapshot_control;
-
 /*
- * Serves requests for vm on a Unix socket at path (replacing a stale one),
- * one line each: "snapshot NAME" (the VM stops after it), "snapshot NAME
- * resume", "status", "stop". Replies are one line, "ok ..." or "error ...".
- * Requests run on the VM's event loop thread. clone: as for snapshot_create.
+ * True if a restore with these options should record a working set: the
+ * repo is writable, memory is paged lazily (lazy, prefetch) and the store
+ * has no working set for options->name yet (or an unreadable one).
  */
-int snapshot_control_listen(struct snapshot_control **control, struct vm *vm,
-			    struct snapshot_clone *clone, struct snapshot_repo *repo,
-			    const char *path, char *error, size_t error_size);
-/* Snapshots the VM as `name` when the guest signals ready, then resumes or stops it. */
-int snapshot_control_on_ready(struct snapshot_control **control, struct vm *vm,
-			      struct snapshot_repo *repo, const char *name, bool resume);
-/* Closes the socket (removing it) and frees the control; after vm_run() returned. */
-void snapshot_control_close(struct snapshot_control *control);
-/*
- * The client side: sends one request line to the control socket at path and
- * reads the one-line reply (without its newline) into reply. timeout_ms
- * bounds each send and receive (0: none). 0 or -errno (-ETIMEDOUT).
- */
-int snapshot_control_request(const char *path, const char *request, char *reply, size_t size,
-			     int timeout_ms);
-
-struct snapshot_invoke_result {
-	char reply[4096];     /* the first line the guest printed, without its newline */
-	uint64_t restore_ns;  /* from the start of the restore until the VM runs */
-	uint64_t reply_ns;    /* from the start of the restore until the reply */
-	uint64_t reply_at_ns; /* CLOCK_MONOTONIC when the reply was complete */
-	struct snapshot_memory_stats memory; /* paging, up to the reply */
-};
-
-/*
- * Restores a clone of options->name, sends it one request line on its
- * console, waits up to timeout_ms for the reply line, and tears the clone
- * down. on_reply (may be NULL) runs as soon as the reply is complete, before
- * the teardown, which costs more than the restore on some hosts. A snapshot
- * without a working set gets one recorded (up to the reply) when the restore
- * pages lazily. 0; -ETIMEDOUT; -EPIPE if the guest stopped without replying;
- * or a restore error (see snapshot_restore) with one line in error.
- */
-int snapshot_invoke(struct snapshot_repo *repo, const struct snapshot_restore_options *options,
-		    const char *request, unsigned timeout_ms,
-		    void (*on_reply)(const struct snapshot_invoke_result *result, void *opaque),
-		    void *opaque, struct snapshot_invoke_result *result, char *error,
-		    size_t error_size);
+bool snapshot_workset_wanted(struct snapshot_repo *repo,
+			     const struct snapshot_restore_options *options);
 
 #endif

@@ -3,7 +3,7 @@
  * snapshot-on-ready trigger. Both end up in take_snapshot(), on the VM's event
  * loop thread, where pausing the vCPUs cannot deadlock with them.
  */
-#include "snapshot/snapshot.h"
+#include "control/control.h"
 #include "common/common.h"
 
 #include <errno.h>
@@ -17,7 +17,7 @@
 
 #define REQUEST_MAX 512
 
-struct snapshot_control {
+struct control {
 	struct vm *vm;
 	struct snapshot_clone *clone; /* NULL for a booted VM */
 	struct snapshot_repo *repo;
@@ -29,8 +29,8 @@ struct snapshot_control {
 	bool ready_done;
 };
 
-static struct snapshot_control *control_get(struct snapshot_control **control, struct vm *vm,
-					    struct snapshot_repo *repo)
+static struct control *control_get(struct control **control, struct vm *vm,
+				   struct snapshot_repo *repo)
 {
 	if (!*control) {
 		*control = calloc(1, sizeof(**control));
@@ -44,7 +44,7 @@ static struct snapshot_control *control_get(struct snapshot_control **control, s
 }
 
 /* Snapshots the VM, then resumes it or stops it; writes a one-line outcome. */
-static int take_snapshot(struct snapshot_control *c, const char *name, bool resume, char *reply,
+static int take_snapshot(struct control *c, const char *name, bool resume, char *reply,
 			 size_t reply_size)
 {
 	struct snapshot_stats st;
@@ -71,7 +71,7 @@ static int take_snapshot(struct snapshot_control *c, const char *name, bool resu
 }
 
 /* "ok running", with the clone's paging figures and the process's memory. */
-static void control_status(struct snapshot_control *c, char *reply, size_t size)
+static void control_status(struct control *c, char *reply, size_t size)
 {
 	struct snapshot_memory_stats m = { 0 };
 
@@ -88,7 +88,7 @@ static void control_status(struct snapshot_control *c, char *reply, size_t size)
 		 (unsigned long long)(m.rss_bytes >> 10));
 }
 
-static void handle_request(struct snapshot_control *c, char *line, char *reply, size_t size)
+static void handle_request(struct control *c, char *line, char *reply, size_t size)
 {
 	char *verb = strtok(line, " \t"), *name = strtok(NULL, " \t"), *flag = strtok(NULL, " \t");
 	char error[256];
@@ -116,7 +116,7 @@ static void handle_request(struct snapshot_control *c, char *line, char *reply, 
 /* One connection: read one request line (bounded), answer it, close. */
 static void control_on_accept(void *opaque, uint32_t events)
 {
-	struct snapshot_control *c = opaque;
+	struct control *c = opaque;
 	char line[REQUEST_MAX + 1], reply[512];
 	struct timeval timeout = { .tv_sec = 5 };
 	size_t len = 0;
@@ -149,11 +149,10 @@ static void control_on_accept(void *opaque, uint32_t events)
 	close(fd);
 }
 
-int snapshot_control_listen(struct snapshot_control **control, struct vm *vm,
-			    struct snapshot_clone *clone, struct snapshot_repo *repo,
-			    const char *path, char *error, size_t error_size)
+int control_listen(struct control **control, struct vm *vm, struct snapshot_clone *clone,
+		   struct snapshot_repo *repo, const char *path, char *error, size_t error_size)
 {
-	struct snapshot_control *c = control_get(control, vm, repo);
+	struct control *c = control_get(control, vm, repo);
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	int ret;
 
@@ -184,7 +183,7 @@ int snapshot_control_listen(struct snapshot_control **control, struct vm *vm,
 
 static void on_ready_in_loop(struct vm *vm, void *opaque)
 {
-	struct snapshot_control *c = opaque;
+	struct control *c = opaque;
 	char reply[512];
 
 	(void)vm;
@@ -199,7 +198,7 @@ static void on_ready_in_loop(struct vm *vm, void *opaque)
 /* Runs on the vCPU thread that reported READY: hand over to the loop. */
 static void on_ready_event(struct vm *vm, enum vm_event event, uint64_t value, void *opaque)
 {
-	struct snapshot_control *c = opaque;
+	struct control *c = opaque;
 
 	(void)value;
 	if (event != VM_EVENT_READY || c->ready_done)
@@ -211,10 +210,10 @@ static void on_ready_event(struct vm *vm, enum vm_event event, uint64_t value, v
 	}
 }
 
-int snapshot_control_on_ready(struct snapshot_control **control, struct vm *vm,
-			      struct snapshot_repo *repo, const char *name, bool resume)
+int control_on_ready(struct control **control, struct vm *vm, struct snapshot_repo *repo,
+		     const char *name, bool resume)
 {
-	struct snapshot_control *c = control_get(control, vm, repo);
+	struct control *c = control_get(control, vm, repo);
 
 	if (!c)
 		return -ENOMEM;
@@ -224,7 +223,7 @@ int snapshot_control_on_ready(struct snapshot_control **control, struct vm *vm,
 	return 0;
 }
 
-void snapshot_control_close(struct snapshot_control *c)
+void control_close(struct control *c)
 {
 	if (!c)
 		return;
@@ -235,8 +234,7 @@ void snapshot_control_close(struct snapshot_control *c)
 	free(c);
 }
 
-int snapshot_control_request(const char *path, const char *request, char *reply, size_t size,
-			     int timeout_ms)
+int control_request(const char *path, const char *request, char *reply, size_t size, int timeout_ms)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };

@@ -1,11 +1,10 @@
 /*
- * snapshot_invoke: one request to a fresh clone. The clone's console is a
+ * control_invoke: one request to a fresh clone. The clone's console is a
  * pair of pipes owned here: the request goes in before the vCPUs resume (the
  * UART holds it until the guest reads), and the first line that comes out is
  * the reply. A timer bounds the wait.
  */
-#include "snapshot/repo.h"
-#include "snapshot/snapshot.h"
+#include "control/control.h"
 #include "common/common.h"
 
 #include <errno.h>
@@ -23,8 +22,8 @@ struct invoke {
 	int out_fd; /* read end of the guest's console output */
 	int timer_fd;
 	uint64_t start_ns;
-	struct snapshot_invoke_result *result;
-	void (*on_reply)(const struct snapshot_invoke_result *result, void *opaque);
+	struct control_invoke_result *result;
+	void (*on_reply)(const struct control_invoke_result *result, void *opaque);
 	void *opaque;
 	size_t len;
 	int status; /* 0 once the reply is complete */
@@ -85,22 +84,6 @@ static int invoke_watch(struct invoke *inv, unsigned timeout_ms)
 	return ret;
 }
 
-/* True if a lazy restore of this snapshot should record a working set: it has none. */
-static bool invoke_needs_workset(struct snapshot_repo *repo,
-				 const struct snapshot_restore_options *o)
-{
-	uint32_t *pages;
-	size_t count;
-
-	if (!repo->write ||
-	    (o->memory != SNAPSHOT_MEMORY_LAZY && o->memory != SNAPSHOT_MEMORY_PREFETCH))
-		return false;
-	if (store_workset_get(repo->store, o->name, &pages, &count))
-		return true; /* none recorded (or unreadable: record a new one) */
-	free(pages);
-	return false;
-}
-
 static void close_pair(int fds[2])
 {
 	for (int i = 0; i < 2; i++) {
@@ -110,11 +93,11 @@ static void close_pair(int fds[2])
 	}
 }
 
-int snapshot_invoke(struct snapshot_repo *repo, const struct snapshot_restore_options *options,
-		    const char *request, unsigned timeout_ms,
-		    void (*on_reply)(const struct snapshot_invoke_result *result, void *opaque),
-		    void *opaque, struct snapshot_invoke_result *result, char *error,
-		    size_t error_size)
+int control_invoke(struct snapshot_repo *repo, const struct snapshot_restore_options *options,
+		   const char *request, unsigned timeout_ms,
+		   void (*on_reply)(const struct control_invoke_result *result, void *opaque),
+		   void *opaque, struct control_invoke_result *result, char *error,
+		   size_t error_size)
 {
 	struct snapshot_restore_options o = *options;
 	struct invoke inv = { .timer_fd = -1,
@@ -144,7 +127,7 @@ int snapshot_invoke(struct snapshot_repo *repo, const struct snapshot_restore_op
 	o.vm.console_in_fd = in[0];
 	o.vm.console_out_fd = out[1];
 	/* the first invoke of a snapshot with no working set records one, up to its reply */
-	o.record_ws = o.record_ws || invoke_needs_workset(repo, &o);
+	o.record_ws = o.record_ws || snapshot_workset_wanted(repo, &o);
 	ret = snapshot_restore(repo, &o, &inv.clone, error, error_size);
 	if (ret)
 		goto out;
