@@ -3,6 +3,7 @@
 #define SNAPVM_CLI_H
 
 #include "common/common.h"
+#include "options/options.h"
 
 struct cli_command {
 	const char *name;
@@ -12,16 +13,6 @@ struct cli_command {
 
 /* Every subcommand, in the order `snapvm --help` lists them; ends with a zeroed entry. */
 extern const struct cli_command cli_commands[];
-
-/* Prints "snapvm CMD: MESSAGE (see 'snapvm CMD --help')" on stderr; returns EXIT_USAGE. */
-int cli_usage_error(const char *command, const char *fmt, ...) PRINTF_LIKE(2, 3);
-
-/* Parses a size option value into *bytes, or reports a usage error naming the option. */
-int cli_parse_size_option(const char *command, const char *option, const char *text,
-			  uint64_t *bytes);
-/* Parses an unsigned option value in [min, max], or reports a usage error naming the option. */
-int cli_parse_uint_option(const char *command, const char *option, const char *text, uint64_t min,
-			  uint64_t max, uint64_t *value);
 
 /*
  * Parses --store-timeout SECONDS (1..3600) for a RADOS store and passes it

@@ -44,5 +44,5 @@ int cmd_bench_main(int argc, char **argv)
 		if (!strcmp(argv[1], c->name))
 			return c->main(argc - 1, argv + 1);
 	}
-	return cli_usage_error("bench", "unknown measurement '%s'", argv[1]);
+	return opt_usage_error("bench", "unknown measurement '%s'", argv[1]);
 }

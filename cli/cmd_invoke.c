@@ -111,8 +111,8 @@ int cmd_invoke_main(int argc, char **argv)
 	while (!ret && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
-			ret = cli_parse_uint_option("invoke", "--timeout", optarg, 1,
-						    MAX_TIMEOUT_MS, &timeout);
+			ret = opt_parse_uint("invoke", "--timeout", optarg, 1, MAX_TIMEOUT_MS,
+					     &timeout);
 			break;
 		case 'j':
 			json = true;
@@ -122,7 +122,7 @@ int cmd_invoke_main(int argc, char **argv)
 			break;
 		case 'M':
 			if (snapshot_memory_mode_parse(optarg, &options.memory))
-				return cli_usage_error(
+				return opt_usage_error(
 					"invoke",
 					"--memory: '%s' is not prefetch, lazy, eager or mmap",
 					optarg);
@@ -149,20 +149,20 @@ int cmd_invoke_main(int argc, char **argv)
 			invoke_help();
 			return EXIT_OK;
 		case ':':
-			return cli_usage_error("invoke", "%s needs a value", argv[optind - 1]);
+			return opt_usage_error("invoke", "%s needs a value", argv[optind - 1]);
 		default:
-			return cli_usage_error("invoke", "unknown option '%s'", argv[optind - 1]);
+			return opt_usage_error("invoke", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (ret)
 		return ret;
 	if (argc - optind < 2)
-		return cli_usage_error("invoke", "give a snapshot NAME and a REQUEST");
+		return opt_usage_error("invoke", "give a snapshot NAME and a REQUEST");
 	ret = cli_snapshot_name_option("invoke", argv[optind]);
 	if (ret)
 		return ret;
 	if (join_request(argc - optind - 1, argv + optind + 1, request, sizeof(request)))
-		return cli_usage_error("invoke", "REQUEST must be one line of at most %zu bytes",
+		return opt_usage_error("invoke", "REQUEST must be one line of at most %zu bytes",
 				       sizeof(request) - 1);
 	ret = jail_options_check("invoke", &jail_options);
 	if (ret)

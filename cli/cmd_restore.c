@@ -113,8 +113,7 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 	while (!ret && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'n':
-			ret = cli_parse_uint_option("restore", "--clones", optarg, 1, MAX_CLONES,
-						    &value);
+			ret = opt_parse_uint("restore", "--clones", optarg, 1, MAX_CLONES, &value);
 			o->clones = (unsigned)value;
 			break;
 		case 'c':
@@ -129,7 +128,7 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 			break;
 		case 'M':
 			if (snapshot_memory_mode_parse(optarg, &o->restore.memory))
-				return cli_usage_error(
+				return opt_usage_error(
 					"restore",
 					"--memory: '%s' is not prefetch, lazy, eager or mmap",
 					optarg);
@@ -141,8 +140,7 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 			ret = cli_store_timeout_option("restore", optarg);
 			break;
 		case 'W':
-			ret = cli_parse_uint_option("restore", "--record-ms", optarg, 1, 3600000,
-						    &value);
+			ret = opt_parse_uint("restore", "--record-ms", optarg, 1, 3600000, &value);
 			o->record_ms = (unsigned)value;
 			break;
 		case 'd':
@@ -173,32 +171,32 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 			restore_help();
 			return -1;
 		case ':':
-			return cli_usage_error("restore", "%s needs a value", argv[optind - 1]);
+			return opt_usage_error("restore", "%s needs a value", argv[optind - 1]);
 		default:
-			return cli_usage_error("restore", "unknown option '%s'", argv[optind - 1]);
+			return opt_usage_error("restore", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (ret)
 		return ret;
 	if (optind + 1 != argc)
-		return cli_usage_error("restore", "give exactly one snapshot NAME");
+		return opt_usage_error("restore", "give exactly one snapshot NAME");
 	o->restore.name = argv[optind];
 	if (o->record_ms && !o->restore.record_ws)
-		return cli_usage_error("restore", "--record-ms goes with --record-ws");
+		return opt_usage_error("restore", "--record-ms goes with --record-ws");
 	if (o->restore.record_ws && (o->restore.memory == SNAPSHOT_MEMORY_EAGER ||
 				     o->restore.memory == SNAPSHOT_MEMORY_MMAP))
-		return cli_usage_error("restore", "--record-ws needs --memory lazy or prefetch");
+		return opt_usage_error("restore", "--record-ws needs --memory lazy or prefetch");
 	if (o->clones > 1 && o->api_sock && !strstr(o->api_sock, "%i"))
-		return cli_usage_error("restore",
+		return opt_usage_error("restore",
 				       "--api-sock needs %%i with --clones: one socket each");
 	if (o->clones > 1 && o->restore.vm.console == VMM_CONSOLE_FILE &&
 	    !strstr(o->console_text, "%i"))
-		return cli_usage_error("restore", "--console file:PATH needs %%i with --clones");
+		return opt_usage_error("restore", "--console file:PATH needs %%i with --clones");
 	if (o->clones > 1 && o->jail.dir && !strstr(o->jail.dir, "%i"))
-		return cli_usage_error("restore",
+		return opt_usage_error("restore",
 				       "--jail DIR needs %%i with --clones: one jail each");
 	if (o->jail.dir && o->restore.record_ws)
-		return cli_usage_error("restore",
+		return opt_usage_error("restore",
 				       "--record-ws cannot be jailed: a jailed clone cannot write "
 				       "to the store");
 	ret = jail_options_check("restore", &o->jail);

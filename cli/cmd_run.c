@@ -11,62 +11,21 @@ static void run_help(void)
 	printf("usage: snapvm run --kernel PATH [options]\n\n"
 	       "Boots a kernel in a new microVM with its serial console on this terminal.\n"
 	       "snapvm exits when the guest does, with the guest's exit code.\n\n"
-	       "options:\n"
-	       "  --kernel PATH      a Linux bzImage or vmlinux, or snapvm's test guest (ELF64)\n"
-	       "  --initrd PATH      initial ramdisk (initramfs) for a Linux kernel\n"
-	       "  --cmdline STR      kernel command line; Linux gets it after snapvm's\n"
-	       "                     defaults (console=ttyS0 ... reboot=k panic=-1 and the\n"
-	       "                     virtio devices); the test guest gets it alone (heap=SIZE)\n"
-	       "  --mem SIZE         guest RAM, e.g. 128M or 2G (default 128M)\n"
-	       "  --cpus N           vCPUs, 1 to %d (default 1)\n"
-	       "  --console WHERE    stdio (default), file:PATH (output to PATH, input from\n"
-	       "                     stdin), none, or virtio (stdio on a virtio console, the\n"
-	       "                     guest's hvc0; the serial port still prints to stdout)\n"
-	       "  --boot MODE        auto (default: a bzImage's 64-bit entry; an ELF's PVH\n"
-	       "                     entry if it has one, else its ELF entry), elf64 (ELF\n"
-	       "                     entry in 64-bit mode, Linux boot_params) or pvh\n"
-	       "  --no-legacy        no COM1 serial port (as QEMU microvm isa-serial=off);\n"
-	       "                     needs --console virtio or none\n"
-	       "  --disk PATH[,ro][,id=NAME][,bw=BYTES][,iops=N]\n"
-	       "                     a raw disk image as a virtio block device (repeatable,\n"
-	       "                     up to %d); ro: read-only; id: the serial the guest reads;\n"
-	       "                     bw: bytes a second (K, M, G suffixes), iops: requests a\n"
-	       "                     second, beyond which the guest is slowed down\n"
-	       "  --vsock CID,PATH   a virtio vsock device with guest CID: host programs\n"
-	       "                     connect to PATH and send 'CONNECT <port>\\n'; guest\n"
-	       "                     connections to host port P go to PATH_P\n"
-	       "  --rng              a virtio entropy device (host getrandom)\n"
-	       "  --net tap=NAME[,mac=MAC][,bw=BYTES][,pps=N]\n"
-	       "                     a virtio network device on TAP device NAME (repeatable,\n"
-	       "                     up to %d; default MAC 52:54:00:12:34:56, +1 per device);\n"
-	       "                     bw: bytes a second, pps: frames a second, each direction\n"
-	       "  --net user[,mac=MAC][,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:PORT]...\n"
-	       "                     a virtio network device on user-mode networking (libslirp,\n"
-	       "                     10.0.2.0/24, guest 10.0.2.15 by default), host ports\n"
-	       "                     forwarded to the guest; bw= and pps= as for tap\n"
-	       "  --netns PATH       run the VM's host side (TAP devices, user networking) in\n"
-	       "                     the network namespace PATH, e.g. /run/netns/NAME\n"
-	       "  --api-sock PATH    serve control requests on a Unix socket (see\n"
+	       "options:\n");
+	vm_options_help(stdout);
+	printf("  --api-sock PATH    serve control requests on a Unix socket (see\n"
 	       "                     'snapvm snapshot --help')\n"
 	       "  --snapshot-on-ready NAME\n"
 	       "                     snapshot the VM as NAME when the guest says it is ready,\n"
 	       "                     then stop (exit 0), or with --resume keep running\n"
 	       "  --store DIR        where snapshots go (default $SNAPVM_STORE or\n"
-	       "                     ~/.local/share/snapvm)\n"
-	       "  --acpi on|off      ACPI tables (devices, CPUs, power button, pvpanic,\n"
-	       "                     VM generation id); default: on for a Linux kernel, off\n"
-	       "                     for any other. With ACPI, Linux finds the virtio devices\n"
-	       "                     in the DSDT and gets no virtio_mmio.device= words\n"
-	       "  --graceful         SIGTERM presses the ACPI power button (as the control\n"
-	       "                     socket's stop does) instead of stopping the VM; the\n"
-	       "                     guest gets %d s to power off before it is stopped\n" CLI_SECCOMP_HELP
-		       JAIL_HELP "  -h, --help         this help\n\n"
+	       "                     ~/.local/share/snapvm)\n" CLI_SECCOMP_HELP JAIL_HELP
+	       "  -h, --help         this help\n\n"
 	       "Virtio devices sit at fixed MMIO slots; -v prints them as Linux command-line\n"
 	       "words (virtio_mmio.device=...).\n\n"
 	       "Exit status: the guest's (control port), 0 when it powers off or resets,\n"
 	       "%d when its kernel panics (pvpanic, with ACPI), 1 when it fails, 2 for bad\n"
 	       "arguments, 128+N on signal N.\n",
-	       VMM_MAX_CPUS, VMM_MAX_DISKS, VMM_MAX_NETS, VMM_POWER_OFF_GRACE_MS / 1000,
 	       VMM_EXIT_GUEST_PANIC);
 }
 
@@ -127,10 +86,10 @@ int cmd_run_main(int argc, char **argv)
 			      options.jail.dir ? SANDBOX_JAILED_STARTUP : SANDBOX_STARTUP))
 		return EXIT_RUNTIME;
 	/* the test guest boots without ACPI: no tables to build, nothing to read */
-	options.vm.acpi =
-		options.acpi == RUN_ACPI_ON ||
-		(options.acpi == RUN_ACPI_AUTO && vmm_kernel_is_linux(options.vm.kernel_path));
-	if (vm_create(&options.vm, &vm)) {
+	options.vm.config.acpi = options.vm.acpi == VM_ACPI_ON ||
+				 (options.vm.acpi == VM_ACPI_AUTO &&
+				  vmm_kernel_is_linux(options.vm.config.kernel_path));
+	if (vm_create(&options.vm.config, &vm)) {
 		ret = EXIT_RUNTIME;
 		goto out;
 	}

@@ -90,7 +90,7 @@ static int serve_jail_option(struct serve_cli *o, int opt, const char *value)
 	if (ret)
 		return ret;
 	if (c->jail_arg_count + 2 > ARRAY_SIZE(c->jail_args))
-		return cli_usage_error("serve", "too many jail options");
+		return opt_usage_error("serve", "too many jail options");
 	c->jail_args[c->jail_arg_count++] = names[opt - JAIL_OPT_DIR];
 	if (opt != JAIL_OPT_NETNS)
 		c->jail_args[c->jail_arg_count++] = value;
@@ -133,27 +133,25 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 			o->config.store_dir = optarg;
 			break;
 		case 'n':
-			ret = cli_parse_uint_option("serve", "--max-clones", optarg, 1, 1024,
-						    &value);
+			ret = opt_parse_uint("serve", "--max-clones", optarg, 1, 1024, &value);
 			o->config.max_clones = (unsigned)value;
 			break;
 		case 'q':
-			ret = cli_parse_uint_option("serve", "--queue-ms", optarg, 0, 3600000,
-						    &value);
+			ret = opt_parse_uint("serve", "--queue-ms", optarg, 0, 3600000, &value);
 			o->config.queue_ms = (unsigned)value;
 			break;
 		case 'M':
 			if (snapshot_memory_mode_parse(optarg, &o->config.memory))
-				return cli_usage_error(
+				return opt_usage_error(
 					"serve",
 					"--memory: '%s' is not prefetch, lazy, eager or mmap",
 					optarg);
 			o->config.memory_set = true;
 			break;
 		case 'b':
-			ret = cli_parse_size_option("serve", "--max-body", optarg, &value);
+			ret = opt_parse_size("serve", "--max-body", optarg, &value);
 			if (!ret && (value < 1024 || value > 64 * MiB))
-				ret = cli_usage_error("serve", "--max-body: from 1K to 64M");
+				ret = opt_usage_error("serve", "--max-body: from 1K to 64M");
 			o->config.max_body = (size_t)value;
 			break;
 		case 'C':
@@ -170,13 +168,13 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 			serve_help();
 			return -1;
 		case ':':
-			return cli_usage_error("serve", "%s needs a value", argv[optind - 1]);
+			return opt_usage_error("serve", "%s needs a value", argv[optind - 1]);
 		default:
-			return cli_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
+			return opt_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (!ret && optind < argc)
-		ret = cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+		ret = opt_usage_error("serve", "unexpected argument '%s'", argv[optind]);
 	if (!ret)
 		ret = jail_options_check("serve", &o->jail);
 	return ret;

@@ -46,15 +46,15 @@ int cmd_snapshot_main(int argc, char **argv)
 			snapshot_help();
 			return EXIT_OK;
 		case ':':
-			return cli_usage_error("snapshot", "%s needs a value", argv[optind - 1]);
+			return opt_usage_error("snapshot", "%s needs a value", argv[optind - 1]);
 		default:
-			return cli_usage_error("snapshot", "unknown option '%s'", argv[optind - 1]);
+			return opt_usage_error("snapshot", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (!path)
-		return cli_usage_error("snapshot", "--api-sock PATH is required");
+		return opt_usage_error("snapshot", "--api-sock PATH is required");
 	if (optind + 1 != argc)
-		return cli_usage_error("snapshot", "give exactly one snapshot NAME");
+		return opt_usage_error("snapshot", "give exactly one snapshot NAME");
 	ret = cli_snapshot_name_option("snapshot", argv[optind]);
 	if (ret)
 		return ret;

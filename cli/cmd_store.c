@@ -469,16 +469,16 @@ static int store_args_parse(const struct store_command *c, int argc, char **argv
 			store_command_help(c);
 			return EXIT_OK;
 		} else if (opt == ':') {
-			return cli_usage_error(args->command, "%s needs a value", argv[optind - 1]);
+			return opt_usage_error(args->command, "%s needs a value", argv[optind - 1]);
 		} else {
-			return cli_usage_error(args->command, "unknown option '%s'",
+			return opt_usage_error(args->command, "unknown option '%s'",
 					       argv[optind - 1]);
 		}
 	}
 	args->operands = argv + optind;
 	args->operand_count = argc - optind;
 	if (args->operand_count < c->min_operands || args->operand_count > c->max_operands)
-		return cli_usage_error(args->command, "usage: snapvm store %s", c->synopsis);
+		return opt_usage_error(args->command, "usage: snapvm store %s", c->synopsis);
 	return -1;
 }
 
@@ -491,14 +491,14 @@ static int store_names_check(const struct store_command *c, const struct store_a
 
 	for (int i = 0; i < names; i++) {
 		if (store_name_check(args->operands[i]))
-			return cli_usage_error(
+			return opt_usage_error(
 				args->command,
 				"'%s' is not a snapshot name (1-%d of A-Z a-z 0-9 . _ "
 				"-, not starting with .)",
 				args->operands[i], STORE_NAME_MAX);
 	}
 	if (args->as && store_name_check(args->as))
-		return cli_usage_error(args->command, "--as: '%s' is not a snapshot name",
+		return opt_usage_error(args->command, "--as: '%s' is not a snapshot name",
 				       args->as);
 	return -1;
 }
@@ -522,7 +522,7 @@ int cmd_store_main(int argc, char **argv)
 	for (c = store_commands; c->name && strcmp(c->name, argv[1]); c++)
 		;
 	if (!c->name)
-		return cli_usage_error("store", "unknown command '%s'", argv[1]);
+		return opt_usage_error("store", "unknown command '%s'", argv[1]);
 	snprintf(command, sizeof(command), "store %s", c->name);
 	args.command = command;
 	ret = store_args_parse(c, argc - 1, argv + 1, &args);

@@ -42,7 +42,7 @@ static int jail_cpu_parse(const char *command, const char *text, struct jail_opt
 
 	if (sscanf(text, "%llu/%llu%c", &quota, &period, &end) != 2 || quota < 1000 ||
 	    period < 1000 || period > 1000000 || quota > 1000000ULL * 1000)
-		return cli_usage_error(command,
+		return opt_usage_error(command,
 				       "--jail-cpu: '%s' is not QUOTA/PERIOD in microseconds "
 				       "(quota >= 1000, period 1000 to 1000000)",
 				       text);
@@ -62,8 +62,8 @@ int jail_option_parse(const char *command, int opt, const char *value, struct ja
 		break;
 	case JAIL_OPT_UID:
 	case JAIL_OPT_GID: /* 0 would be root again */
-		ret = cli_parse_uint_option(command, opt == JAIL_OPT_UID ? "--uid" : "--gid", value,
-					    1, 4294967294U, &n);
+		ret = opt_parse_uint(command, opt == JAIL_OPT_UID ? "--uid" : "--gid", value, 1,
+				     4294967294U, &n);
 		if (opt == JAIL_OPT_UID)
 			options->uid = (uid_t)n;
 		else
@@ -73,19 +73,18 @@ int jail_option_parse(const char *command, int opt, const char *value, struct ja
 		options->netns = true;
 		break;
 	case JAIL_OPT_MEM:
-		ret = cli_parse_size_option(command, "--jail-mem", value, &options->mem_max);
+		ret = opt_parse_size(command, "--jail-mem", value, &options->mem_max);
 		if (!ret && options->mem_max < (1 << 20))
-			ret = cli_usage_error(command, "--jail-mem: %s is less than 1M", value);
+			ret = opt_usage_error(command, "--jail-mem: %s is less than 1M", value);
 		break;
 	case JAIL_OPT_CPU:
 		ret = jail_cpu_parse(command, value, options);
 		break;
 	case JAIL_OPT_PIDS:
-		ret = cli_parse_uint_option(command, "--jail-pids", value, 1, 1 << 22,
-					    &options->pids_max);
+		ret = opt_parse_uint(command, "--jail-pids", value, 1, 1 << 22, &options->pids_max);
 		break;
 	default:
-		ret = cli_usage_error(command, "unknown jail option");
+		ret = opt_usage_error(command, "unknown jail option");
 	}
 	return ret;
 }
@@ -95,10 +94,10 @@ int jail_options_check(const char *command, const struct jail_options *o)
 	if (o->dir)
 		return o->dir[0] == '/'
 			       ? 0
-			       : cli_usage_error(command, "--jail: give DIR as an absolute path");
+			       : opt_usage_error(command, "--jail: give DIR as an absolute path");
 	if (o->netns || o->mem_max || o->cpu_quota || o->pids_max || o->uid != JAIL_DEFAULT_ID ||
 	    o->gid != JAIL_DEFAULT_ID)
-		return cli_usage_error(command, "--uid, --gid and --jail-* go with --jail DIR");
+		return opt_usage_error(command, "--uid, --gid and --jail-* go with --jail DIR");
 	return 0;
 }
 

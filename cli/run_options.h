@@ -6,14 +6,10 @@
 
 #include "common/common.h"
 #include "cli/jail.h"
-#include "vmm/vmm.h"
-
-/* --acpi: auto gives ACPI to Linux kernels only (cmd_run.c decides). */
-enum run_acpi { RUN_ACPI_AUTO, RUN_ACPI_ON, RUN_ACPI_OFF };
+#include "options/options.h"
 
 struct run_options {
-	struct vmm_config vm;
-	enum run_acpi acpi;
+	struct vm_settings vm;	       /* the VM options (options/options.h) */
 	const char *api_sock;	       /* --api-sock: control socket */
 	const char *snapshot_on_ready; /* --snapshot-on-ready NAME */
 	bool resume;		       /* --resume: keep running after that snapshot */
@@ -28,15 +24,5 @@ struct run_options {
  * the defaults. Returns 0, or EXIT_USAGE after printing one line on stderr.
  */
 int run_options_parse(int argc, char **argv, struct run_options *options);
-/* Parses a --console value: stdio, none, virtio or file:PATH. 0 or EXIT_USAGE. */
-int console_option_parse(const char *command, const char *text, struct vmm_config *config);
-/* Adds a --disk PATH[,ro][,id=NAME] to config. 0 or EXIT_USAGE. */
-int disk_option_parse(const char *command, const char *text, struct vmm_config *config);
-/* Parses --vsock CID,PATH (PATH points into text). 0 or EXIT_USAGE. */
-int vsock_option_parse(const char *command, const char *text, struct vmm_config *config);
-/* Adds a --net tap=NAME[,mac=MAC] or user[,mac=MAC][,hostfwd=RULE]... 0 or EXIT_USAGE. */
-int net_option_parse(const char *command, const char *text, struct vmm_config *config);
-/* Parses --netns PATH into config. 0 or EXIT_USAGE. */
-int netns_option_parse(const char *command, const char *text, struct vmm_config *config);
 
 #endif

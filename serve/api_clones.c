@@ -124,19 +124,13 @@ static json_t *clone_parse(const struct serve_request *request, struct clone_arg
 			   struct serve_reply *reply)
 {
 	static const char *const fields[] = { "memory", "timeout_ms", NULL };
-	enum snapshot_memory_mode mode;
 	json_t *body = serve_body_object(request, fields, reply);
 	int ret;
 
 	if (!body)
 		return NULL;
 	a->timeout_ms = START_TIMEOUT_MS;
-	ret = serve_field_string(body, "memory", &a->memory, reply);
-	if (!ret && a->memory && snapshot_memory_mode_parse(a->memory, &mode)) {
-		serve_reply_error(reply, 400, "bad_field",
-				  "'memory' must be prefetch, lazy, eager or mmap");
-		ret = -1;
-	}
+	ret = serve_field_memory(body, &a->memory, reply);
 	if (!ret)
 		ret = serve_field_uint(body, "timeout_ms", 1, SERVE_MAX_TIMEOUT_MS, &a->timeout_ms,
 				       reply);
@@ -160,10 +154,7 @@ static void clone_start(struct serve *serve, const struct serve_request *request
 
 	serve_child_id(serve, SERVE_CLONE, id, sizeof(id));
 	serve_child_sock(serve, id, sock, sizeof(sock));
-	if (a->memory || serve->config.memory_set) {
-		argv[n++] = "--memory";
-		argv[n++] = a->memory ? a->memory : snapshot_memory_mode_name(serve->config.memory);
-	}
+	n += serve_memory_args(serve, a->memory, argv + n);
 	argv[n++] = "--";
 	argv[n++] = name;
 	c = serve_child_start(serve, SERVE_CLONE, id, name, sock, (char *const *)argv, &error);

@@ -28,7 +28,6 @@ static json_t *invoke_parse(const struct serve_request *request, struct invoke_a
 			    struct serve_reply *reply)
 {
 	static const char *const fields[] = { "request", "timeout_ms", "memory", NULL };
-	enum snapshot_memory_mode mode;
 	json_t *body = serve_body_object(request, fields, reply);
 	int ret;
 
@@ -42,12 +41,7 @@ static json_t *invoke_parse(const struct serve_request *request, struct invoke_a
 		ret = serve_field_uint(body, "timeout_ms", 1, SERVE_MAX_TIMEOUT_MS, &a->timeout_ms,
 				       reply);
 	if (!ret)
-		ret = serve_field_string(body, "memory", &a->memory, reply);
-	if (!ret && a->memory && snapshot_memory_mode_parse(a->memory, &mode)) {
-		serve_reply_error(reply, 400, "bad_field",
-				  "'memory' must be prefetch, lazy, eager or mmap");
-		ret = -1;
-	}
+		ret = serve_field_memory(body, &a->memory, reply);
 	if (ret) {
 		json_decref(body);
 		return NULL;
@@ -133,10 +127,7 @@ static void invoke_run(struct serve *serve, const struct serve_request *request,
 	int error;
 
 	snprintf(timeout, sizeof(timeout), "%llu", (unsigned long long)a->timeout_ms);
-	if (a->memory || serve->config.memory_set) {
-		argv[n++] = "--memory";
-		argv[n++] = a->memory ? a->memory : snapshot_memory_mode_name(serve->config.memory);
-	}
+	n += serve_memory_args(serve, a->memory, argv + n);
 	argv[n++] = "--"; /* a name or a request may start with '-' */
 	argv[n++] = name;
 	argv[n++] = a->request;

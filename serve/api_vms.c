@@ -1,32 +1,18 @@
 /*
- * POST /vms: boot a kernel in a `snapvm run` child with the run options,
- * given as JSON fields named after them ({"kernel": ..., "mem": "256M",
+ * POST /vms: boot a kernel in a `snapvm run` child with the VM options that
+ * have a JSON field (options/options.h: {"kernel": ..., "mem": "256M",
  * "disk": ["a.img,ro"]}). The child checks them as `snapvm run` does; its
  * one-line complaint becomes the 400 reply. The VM counts as started when
  * the guest prints READY on its console.
  */
 #include "serve/internal.h"
+#include "options/options.h"
 #include "common/common.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #define ARGV_MAX 80
-
-enum field_type { FIELD_STRING, FIELD_NUMBER, FIELD_BOOL, FIELD_LIST };
-
-static const struct vm_field {
-	const char *name; /* in the JSON body */
-	const char *option;
-	enum field_type type;
-} vm_fields[] = {
-	{ "kernel", "--kernel", FIELD_STRING },	  { "initrd", "--initrd", FIELD_STRING },
-	{ "cmdline", "--cmdline", FIELD_STRING }, { "mem", "--mem", FIELD_NUMBER },
-	{ "cpus", "--cpus", FIELD_NUMBER },	  { "boot", "--boot", FIELD_STRING },
-	{ "disk", "--disk", FIELD_LIST },	  { "vsock", "--vsock", FIELD_STRING },
-	{ "rng", "--rng", FIELD_BOOL },		  { "net", "--net", FIELD_LIST },
-	{ "netns", "--netns", FIELD_STRING },	  { "no_legacy", "--no-legacy", FIELD_BOOL },
-};
 
 struct vm_argv {
 	const char *argv[ARGV_MAX];
@@ -35,28 +21,28 @@ struct vm_argv {
 	size_t numbers_used;
 };
 
-static int add_value(struct vm_argv *a, const struct vm_field *f, json_t *v,
+static int add_value(struct vm_argv *a, const struct vm_option *o, json_t *v,
 		     struct serve_reply *reply)
 {
-	if (json_is_string(v) && f->type != FIELD_BOOL) {
-		a->argv[a->n++] = f->option;
+	if (json_is_string(v) && o->kind != VM_OPTION_SWITCH) {
+		a->argv[a->n++] = o->flag;
 		a->argv[a->n++] = json_string_value(v);
-	} else if (json_is_integer(v) && json_integer_value(v) >= 0 && f->type == FIELD_NUMBER &&
-		   a->numbers_used < ARRAY_SIZE(a->numbers)) {
+	} else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+		   o->kind == VM_OPTION_NUMBER && a->numbers_used < ARRAY_SIZE(a->numbers)) {
 		char *text = a->numbers[a->numbers_used++];
 
 		snprintf(text, sizeof(a->numbers[0]), "%lld", (long long)json_integer_value(v));
-		a->argv[a->n++] = f->option;
+		a->argv[a->n++] = o->flag;
 		a->argv[a->n++] = text;
-	} else if (json_is_boolean(v) && f->type == FIELD_BOOL) {
+	} else if (json_is_boolean(v) && o->kind == VM_OPTION_SWITCH) {
 		if (json_is_true(v))
-			a->argv[a->n++] = f->option;
+			a->argv[a->n++] = o->flag;
 	} else {
-		serve_reply_error(reply, 400, "bad_field", "'%s' must be %s", f->name,
-				  f->type == FIELD_BOOL	    ? "true or false"
-				  : f->type == FIELD_NUMBER ? "a number or a string"
-				  : f->type == FIELD_LIST   ? "a list of strings"
-							    : "a string");
+		serve_reply_error(reply, 400, "bad_field", "'%s' must be %s", o->field,
+				  o->kind == VM_OPTION_SWITCH	? "true or false"
+				  : o->kind == VM_OPTION_NUMBER ? "a number or a string"
+				  : o->kind == VM_OPTION_LIST	? "a list of strings"
+								: "a string");
 		return -1;
 	}
 	return 0;
@@ -65,31 +51,30 @@ static int add_value(struct vm_argv *a, const struct vm_field *f, json_t *v,
 /* The body's run options as `snapvm run` arguments. 0, or -1 after a 400 reply. */
 static int vm_argv_build(json_t *body, struct vm_argv *a, struct serve_reply *reply)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(vm_fields); i++) {
-		const struct vm_field *f = &vm_fields[i];
-		json_t *v = json_object_get(body, f->name), *item;
+	for (const struct vm_option *o = vm_options; o->flag; o++) {
+		json_t *v = o->field ? json_object_get(body, o->field) : NULL, *item;
 		size_t k;
 
 		if (!v)
 			continue;
-		if (f->type != FIELD_LIST) {
-			if (add_value(a, f, v, reply))
+		if (o->kind != VM_OPTION_LIST) {
+			if (add_value(a, o, v, reply))
 				return -1;
 			continue;
 		}
 		if (!json_is_array(v) || json_array_size(v) > 8) {
 			serve_reply_error(reply, 400, "bad_field",
-					  "'%s' must be a list of at most 8 strings", f->name);
+					  "'%s' must be a list of at most 8 strings", o->field);
 			return -1;
 		}
 		json_array_foreach(v, k, item)
 		{
 			if (!json_is_string(item)) {
 				serve_reply_error(reply, 400, "bad_field",
-						  "'%s' must be a list of strings", f->name);
+						  "'%s' must be a list of strings", o->field);
 				return -1;
 			}
-			a->argv[a->n++] = f->option;
+			a->argv[a->n++] = o->flag;
 			a->argv[a->n++] = json_string_value(item);
 		}
 	}
@@ -155,14 +140,17 @@ static void vm_boot(struct serve *serve, const struct serve_request *request, st
 void serve_vm_create(struct serve *serve, const struct serve_request *request, const char *param,
 		     struct serve_reply *reply)
 {
-	static const char *const fields[] = { "kernel", "initrd",    "cmdline",	   "mem", "cpus",
-					      "boot",	"disk",	     "vsock",	   "rng", "net",
-					      "netns",	"no_legacy", "timeout_ms", NULL };
 	struct vm_argv a = { .argv = { serve->config.self_path, "run" }, .n = 2 };
 	uint64_t timeout_ms = SERVE_DEFAULT_TIMEOUT_MS;
-	json_t *body = serve_body_object(request, fields, reply);
+	const char *fields[ARGV_MAX / 2] = { "timeout_ms" };
+	size_t n = 1;
+	json_t *body;
 
 	(void)param;
+	for (const struct vm_option *o = vm_options; o->flag && n < ARRAY_SIZE(fields) - 1; o++)
+		if (o->field)
+			fields[n++] = o->field;
+	body = serve_body_object(request, fields, reply);
 	if (!body)
 		return;
 	if (!vm_argv_build(body, &a, reply) &&

@@ -205,6 +205,13 @@ json_t *serve_body_object(const struct serve_request *request, const char *const
 /* A string field: *value stays as it was if absent. 0, or -1 after a 400 reply. */
 int serve_field_string(json_t *body, const char *field, const char **value,
 		       struct serve_reply *reply);
+/* The "memory" field (a --memory mode), checked; 0, or -1 after a 400 reply. */
+int serve_field_memory(json_t *body, const char **memory, struct serve_reply *reply);
+/*
+ * Puts "--memory MODE" for a restoring child into argv: memory (the
+ * request's), else serve's --memory if given. Returns the entries added (0, 2).
+ */
+size_t serve_memory_args(const struct serve *serve, const char *memory, const char **argv);
 /* An integer field in [min, max]; 0, or -1 after a 400 reply. */
 int serve_field_uint(json_t *body, const char *field, uint64_t min, uint64_t max, uint64_t *value,
 		     struct serve_reply *reply);

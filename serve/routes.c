@@ -166,6 +166,29 @@ int serve_field_string(json_t *body, const char *field, const char **value,
 	return 0;
 }
 
+int serve_field_memory(json_t *body, const char **memory, struct serve_reply *reply)
+{
+	enum snapshot_memory_mode mode;
+
+	if (serve_field_string(body, "memory", memory, reply))
+		return -1;
+	if (*memory && snapshot_memory_mode_parse(*memory, &mode)) {
+		serve_reply_error(reply, 400, "bad_field",
+				  "'memory' must be prefetch, lazy, eager or mmap");
+		return -1;
+	}
+	return 0;
+}
+
+size_t serve_memory_args(const struct serve *serve, const char *memory, const char **argv)
+{
+	if (!memory && !serve->config.memory_set)
+		return 0;
+	argv[0] = "--memory";
+	argv[1] = memory ? memory : snapshot_memory_mode_name(serve->config.memory);
+	return 2;
+}
+
 int serve_field_uint(json_t *body, const char *field, uint64_t min, uint64_t max, uint64_t *value,
 		     struct serve_reply *reply)
 {

@@ -17,12 +17,12 @@ static void test_run_defaults(void **state)
 
 	(void)state;
 	assert_int_equal(PARSE(&o, "--kernel", "k.elf"), 0);
-	assert_string_equal(o.vm.kernel_path, "k.elf");
-	assert_int_equal(o.vm.mem_size, 128ULL << 20);
-	assert_int_equal(o.vm.cpus, 1);
-	assert_int_equal(o.vm.boot, VMM_BOOT_AUTO);
-	assert_int_equal(o.vm.console, VMM_CONSOLE_STDIO);
-	assert_string_equal(o.vm.cmdline, "");
+	assert_string_equal(o.vm.config.kernel_path, "k.elf");
+	assert_int_equal(o.vm.config.mem_size, 128ULL << 20);
+	assert_int_equal(o.vm.config.cpus, 1);
+	assert_int_equal(o.vm.config.boot, VMM_BOOT_AUTO);
+	assert_int_equal(o.vm.config.console, VMM_CONSOLE_STDIO);
+	assert_string_equal(o.vm.config.cmdline, "");
 	assert_false(o.help);
 }
 
@@ -34,15 +34,15 @@ static void test_run_all_options(void **state)
 	assert_int_equal(PARSE(&o, "--kernel", "k", "--cmdline", "heap=16M", "--mem", "1G",
 			       "--cpus", "4", "--console", "file:/tmp/out", "--boot", "pvh"),
 			 0);
-	assert_string_equal(o.vm.cmdline, "heap=16M");
-	assert_int_equal(o.vm.mem_size, 1ULL << 30);
-	assert_int_equal(o.vm.cpus, 4);
-	assert_int_equal(o.vm.console, VMM_CONSOLE_FILE);
-	assert_string_equal(o.vm.console_path, "/tmp/out");
-	assert_int_equal(o.vm.boot, VMM_BOOT_PVH);
+	assert_string_equal(o.vm.config.cmdline, "heap=16M");
+	assert_int_equal(o.vm.config.mem_size, 1ULL << 30);
+	assert_int_equal(o.vm.config.cpus, 4);
+	assert_int_equal(o.vm.config.console, VMM_CONSOLE_FILE);
+	assert_string_equal(o.vm.config.console_path, "/tmp/out");
+	assert_int_equal(o.vm.config.boot, VMM_BOOT_PVH);
 	assert_int_equal(PARSE(&o, "--kernel=k", "--boot=elf64", "--console=none"), 0);
-	assert_int_equal(o.vm.boot, VMM_BOOT_ELF64);
-	assert_int_equal(o.vm.console, VMM_CONSOLE_NONE);
+	assert_int_equal(o.vm.config.boot, VMM_BOOT_ELF64);
+	assert_int_equal(o.vm.config.console, VMM_CONSOLE_NONE);
 }
 
 static void test_run_help(void **state)
@@ -84,9 +84,9 @@ static void test_run_virtio_devices(void **state)
 
 	(void)state;
 	assert_int_equal(PARSE(&o, "--kernel", "k"), 0);
-	assert_int_equal(o.vm.disk_count, 0);
-	assert_int_equal(o.vm.vsock_cid, 0);
-	assert_false(o.vm.rng);
+	assert_int_equal(o.vm.config.disk_count, 0);
+	assert_int_equal(o.vm.config.vsock_cid, 0);
+	assert_false(o.vm.config.rng);
 	/* disks must exist (and be writable unless ro) when the options are read */
 	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null", "--disk",
 			       "/b,c.img,ro,id=serial-1", "--vsock", "42,/tmp/v.sock", "--rng",
@@ -96,17 +96,17 @@ static void test_run_virtio_devices(void **state)
 			       "/dev/zero,ro,id=serial-1", "--vsock", "42,/tmp/v.sock", "--rng",
 			       "--console", "virtio"),
 			 0);
-	assert_int_equal(o.vm.disk_count, 2);
-	assert_string_equal(o.vm.disks[0].path, "/dev/null");
-	assert_false(o.vm.disks[0].read_only);
-	assert_string_equal(o.vm.disks[0].id, "");
-	assert_string_equal(o.vm.disks[1].path, "/dev/zero");
-	assert_true(o.vm.disks[1].read_only);
-	assert_string_equal(o.vm.disks[1].id, "serial-1");
-	assert_int_equal(o.vm.vsock_cid, 42);
-	assert_string_equal(o.vm.vsock_path, "/tmp/v.sock");
-	assert_true(o.vm.rng);
-	assert_int_equal(o.vm.console, VMM_CONSOLE_VIRTIO);
+	assert_int_equal(o.vm.config.disk_count, 2);
+	assert_string_equal(o.vm.config.disks[0].path, "/dev/null");
+	assert_false(o.vm.config.disks[0].read_only);
+	assert_string_equal(o.vm.config.disks[0].id, "");
+	assert_string_equal(o.vm.config.disks[1].path, "/dev/zero");
+	assert_true(o.vm.config.disks[1].read_only);
+	assert_string_equal(o.vm.config.disks[1].id, "serial-1");
+	assert_int_equal(o.vm.config.vsock_cid, 42);
+	assert_string_equal(o.vm.config.vsock_path, "/tmp/v.sock");
+	assert_true(o.vm.config.rng);
+	assert_int_equal(o.vm.config.console, VMM_CONSOLE_VIRTIO);
 }
 
 static void test_run_virtio_bad_input(void **state)
@@ -152,16 +152,17 @@ static void test_run_rate_limits(void **state)
 			       "/dev/zero,ro,iops=7", "--net", "user,bw=512K/s,pps=1000", "--net",
 			       "tap=t0,bw=0"),
 			 0);
-	assert_int_equal(o.vm.disks[0].rate.bandwidth, 4ULL << 20);
-	assert_int_equal(o.vm.disks[0].rate.ops, 100);
-	assert_int_equal(o.vm.disks[0].rate.given, VMM_RATE_GIVEN_BANDWIDTH | VMM_RATE_GIVEN_OPS);
-	assert_int_equal(o.vm.disks[1].rate.bandwidth, 0);
-	assert_int_equal(o.vm.disks[1].rate.ops, 7);
-	assert_int_equal(o.vm.disks[1].rate.given, VMM_RATE_GIVEN_OPS);
-	assert_int_equal(o.vm.nets[0].rate.bandwidth, 512 << 10);
-	assert_int_equal(o.vm.nets[0].rate.ops, 1000);
-	assert_int_equal(o.vm.nets[1].rate.bandwidth, 0); /* given as none */
-	assert_int_equal(o.vm.nets[1].rate.given, VMM_RATE_GIVEN_BANDWIDTH);
+	assert_int_equal(o.vm.config.disks[0].rate.bandwidth, 4ULL << 20);
+	assert_int_equal(o.vm.config.disks[0].rate.ops, 100);
+	assert_int_equal(o.vm.config.disks[0].rate.given,
+			 VMM_RATE_GIVEN_BANDWIDTH | VMM_RATE_GIVEN_OPS);
+	assert_int_equal(o.vm.config.disks[1].rate.bandwidth, 0);
+	assert_int_equal(o.vm.config.disks[1].rate.ops, 7);
+	assert_int_equal(o.vm.config.disks[1].rate.given, VMM_RATE_GIVEN_OPS);
+	assert_int_equal(o.vm.config.nets[0].rate.bandwidth, 512 << 10);
+	assert_int_equal(o.vm.config.nets[0].rate.ops, 1000);
+	assert_int_equal(o.vm.config.nets[1].rate.bandwidth, 0); /* given as none */
+	assert_int_equal(o.vm.config.nets[1].rate.given, VMM_RATE_GIVEN_BANDWIDTH);
 
 	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null,bw="), EXIT_USAGE);
 	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null,bw=fast"), EXIT_USAGE);
@@ -187,26 +188,26 @@ static void test_run_net_devices(void **state)
 			       "hostfwd=::2222-10.0.2.16:22",
 			       "--netns", "/run/netns/a"),
 			 0);
-	assert_int_equal(o.vm.net_count, 2);
-	assert_int_equal(o.vm.nets[0].backend, VMM_NET_TAP);
-	assert_string_equal(o.vm.nets[0].tap, "tap0");
-	assert_int_equal(o.vm.nets[0].mac[0], 0); /* the device's default */
-	assert_int_equal(o.vm.nets[1].backend, VMM_NET_USER);
-	assert_memory_equal(o.vm.nets[1].mac, mac, 6);
-	assert_int_equal(o.vm.nets[1].hostfwd_count, 2);
-	f = &o.vm.nets[1].hostfwds[0];
+	assert_int_equal(o.vm.config.net_count, 2);
+	assert_int_equal(o.vm.config.nets[0].backend, VMM_NET_TAP);
+	assert_string_equal(o.vm.config.nets[0].tap, "tap0");
+	assert_int_equal(o.vm.config.nets[0].mac[0], 0); /* the device's default */
+	assert_int_equal(o.vm.config.nets[1].backend, VMM_NET_USER);
+	assert_memory_equal(o.vm.config.nets[1].mac, mac, 6);
+	assert_int_equal(o.vm.config.nets[1].hostfwd_count, 2);
+	f = &o.vm.config.nets[1].hostfwds[0];
 	assert_true(f->udp);
 	assert_int_equal(f->host_addr, 0x7f000001);
 	assert_int_equal(f->host_port, 5555);
 	assert_int_equal(f->guest_addr, 0);
 	assert_int_equal(f->guest_port, 7);
-	f = &o.vm.nets[1].hostfwds[1];
+	f = &o.vm.config.nets[1].hostfwds[1];
 	assert_false(f->udp);
 	assert_int_equal(f->host_addr, 0);
 	assert_int_equal(f->host_port, 2222);
 	assert_int_equal(f->guest_addr, 0x0a000210);
 	assert_int_equal(f->guest_port, 22);
-	assert_string_equal(o.vm.netns, "/run/netns/a");
+	assert_string_equal(o.vm.config.netns, "/run/netns/a");
 }
 
 static void test_run_net_bad_input(void **state)
@@ -246,13 +247,13 @@ static void test_run_linux_options(void **state)
 
 	(void)state;
 	assert_int_equal(PARSE(&o, "--kernel", "bzImage"), 0);
-	assert_null(o.vm.initrd_path);
-	assert_false(o.vm.no_legacy);
+	assert_null(o.vm.config.initrd_path);
+	assert_false(o.vm.config.no_legacy);
 	assert_int_equal(PARSE(&o, "--kernel", "bzImage", "--initrd", "initramfs.cpio",
 			       "--no-legacy", "--console", "virtio"),
 			 0);
-	assert_string_equal(o.vm.initrd_path, "initramfs.cpio");
-	assert_true(o.vm.no_legacy);
+	assert_string_equal(o.vm.config.initrd_path, "initramfs.cpio");
+	assert_true(o.vm.config.no_legacy);
 	assert_int_equal(PARSE(&o, "--kernel", "k", "--no-legacy", "--console", "none"), 0);
 	/* without COM1 the serial console has nowhere to go */
 	assert_int_equal(PARSE(&o, "--kernel", "k", "--no-legacy"), EXIT_USAGE);

@@ -1,6 +1,5 @@
-/* The virtio device options of `snapvm run`: --disk, --vsock, --rng, --net and --netns. */
-#include "cli/run_options.h"
-#include "cli/cli.h"
+/* The virtio device options: --disk, --vsock, --net and --netns. */
+#include "options/options.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -9,56 +8,78 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-enum rate_flag { RATE_FLAG_NONE, RATE_FLAG_OK, RATE_FLAG_BAD };
-
 /*
- * "bw=SIZE[/s]" (bytes a second, with the size suffixes of --mem) or
- * "OPS_KEY=N" (operations a second) into limit; 0 lifts the limit.
+ * A rate limit flag of option (--disk, --net): "bw=SIZE[/s]" (bytes a second,
+ * with the size suffixes of --mem) or "OPS_KEY=N" (operations a second) into
+ * limit; 0 lifts the limit. *matched says whether flag was one of the two.
+ * 0, or EXIT_USAGE after a message.
  */
-static enum rate_flag rate_flag_parse(const char *flag, size_t len, const char *ops_key,
-				      struct vmm_rate_limit *limit)
+static int rate_flag_parse(const char *command, const char *option, const char *flag, size_t len,
+			   const char *ops_key, struct vmm_rate_limit *limit, bool *matched)
 {
 	size_t key_len = strlen(ops_key);
 	bool bandwidth = len > 3 && !strncmp(flag, "bw=", 3);
+	const char *text;
+	size_t text_len;
 	char value[32];
 	uint64_t number;
 
-	if (!bandwidth &&
-	    (len <= key_len + 1 || strncmp(flag, ops_key, key_len) || flag[key_len] != '='))
-		return RATE_FLAG_NONE;
-	flag += bandwidth ? 3 : key_len + 1;
-	len -= bandwidth ? 3 : key_len + 1;
-	if (bandwidth && len > 2 && !strncmp(flag + len - 2, "/s", 2))
-		len -= 2;
-	if (!len || len >= sizeof(value))
-		return RATE_FLAG_BAD;
-	memcpy(value, flag, len);
-	value[len] = '\0';
-	if ((bandwidth ? parse_size(value, &number) : parse_u64(value, &number)) ||
-	    number > VMM_RATE_MAX)
-		return RATE_FLAG_BAD;
-	if (bandwidth) {
-		limit->bandwidth = number;
-		limit->given |= VMM_RATE_GIVEN_BANDWIDTH;
-	} else {
-		limit->ops = number;
-		limit->given |= VMM_RATE_GIVEN_OPS;
+	*matched = bandwidth ||
+		   (len > key_len + 1 && !strncmp(flag, ops_key, key_len) && flag[key_len] == '=');
+	if (!*matched)
+		return 0;
+	text = flag + (bandwidth ? 3 : key_len + 1);
+	text_len = len - (size_t)(text - flag);
+	if (bandwidth && text_len > 2 && !strncmp(text + text_len - 2, "/s", 2))
+		text_len -= 2;
+	if (text_len && text_len < sizeof(value)) {
+		memcpy(value, text, text_len);
+		value[text_len] = '\0';
+		if (!(bandwidth ? parse_size(value, &number) : parse_u64(value, &number)) &&
+		    number <= VMM_RATE_MAX) {
+			if (bandwidth)
+				limit->bandwidth = number;
+			else
+				limit->ops = number;
+			limit->given |= bandwidth ? VMM_RATE_GIVEN_BANDWIDTH : VMM_RATE_GIVEN_OPS;
+			return 0;
+		}
 	}
-	return RATE_FLAG_OK;
+	return opt_usage_error(command,
+			       "%s: '%.*s' is not bw=BYTES (a second, e.g. 4M) or %s=N, at "
+			       "most %llu",
+			       option, (int)len, flag, ops_key, VMM_RATE_MAX);
+}
+
+/*
+ * Calls parse on each ",FLAG" from comma on (the text after an option's
+ * first part); stops at the first error.
+ */
+static int flags_parse(const char *command, const char *comma,
+		       int (*parse)(const char *command, const char *flag, size_t len,
+				    void *target),
+		       void *target)
+{
+	while (comma) {
+		const char *flag = comma + 1, *next = strchr(flag, ',');
+		int ret = parse(command, flag, next ? (size_t)(next - flag) : strlen(flag), target);
+
+		if (ret)
+			return ret;
+		comma = next;
+	}
+	return 0;
 }
 
 /* One ",ro", ",id=NAME", ",bw=RATE" or ",iops=N" after the disk's path. */
-static int disk_flag_parse(const char *command, const char *flag, size_t len, struct vmm_disk *disk)
+static int disk_flag_parse(const char *command, const char *flag, size_t len, void *target)
 {
-	enum rate_flag rate = rate_flag_parse(flag, len, "iops", &disk->rate);
+	struct vmm_disk *disk = target;
+	bool rate;
+	int ret = rate_flag_parse(command, "--disk", flag, len, "iops", &disk->rate, &rate);
 
-	if (rate == RATE_FLAG_OK)
-		return 0;
-	if (rate == RATE_FLAG_BAD)
-		return cli_usage_error(command,
-				       "--disk: '%.*s' is not bw=BYTES (a second, e.g. 4M) or "
-				       "iops=N, at most %llu",
-				       (int)len, flag, VMM_RATE_MAX);
+	if (ret || rate)
+		return ret;
 	if (len == 2 && !strncmp(flag, "ro", 2)) {
 		disk->read_only = true;
 		return 0;
@@ -68,7 +89,7 @@ static int disk_flag_parse(const char *command, const char *flag, size_t len, st
 		disk->id[len - 3] = '\0';
 		return 0;
 	}
-	return cli_usage_error(command,
+	return opt_usage_error(command,
 			       "--disk: '%.*s' is not ro, id=NAME (at most %d bytes), bw=BYTES "
 			       "or iops=N",
 			       (int)len, flag, VMM_DISK_ID_MAX);
@@ -79,26 +100,21 @@ int disk_option_parse(const char *command, const char *text, struct vmm_config *
 	const char *comma = strchr(text, ',');
 	size_t path_len = comma ? (size_t)(comma - text) : strlen(text);
 	struct vmm_disk *disk;
+	int ret;
 
 	if (config->disk_count == VMM_MAX_DISKS)
-		return cli_usage_error(command, "--disk: at most %d disks", VMM_MAX_DISKS);
+		return opt_usage_error(command, "--disk: at most %d disks", VMM_MAX_DISKS);
 	if (!path_len || path_len >= VMM_DISK_PATH_MAX)
-		return cli_usage_error(command, "--disk: '%s' has no usable PATH", text);
+		return opt_usage_error(command, "--disk: '%s' has no usable PATH", text);
 	disk = &config->disks[config->disk_count];
 	*disk = (struct vmm_disk){ 0 };
 	memcpy(disk->path, text, path_len);
-	while (comma) {
-		const char *flag = comma + 1, *next = strchr(flag, ',');
-		int ret = disk_flag_parse(command, flag,
-					  next ? (size_t)(next - flag) : strlen(flag), disk);
-
-		if (ret)
-			return ret;
-		comma = next;
-	}
+	ret = flags_parse(command, comma, disk_flag_parse, disk);
+	if (ret)
+		return ret;
 	/* a usage error here, before any VM exists; the device's open still checks it */
 	if (access(disk->path, disk->read_only ? R_OK : R_OK | W_OK) < 0)
-		return cli_usage_error(command, "--disk: %s: %s", disk->path, strerror(errno));
+		return opt_usage_error(command, "--disk: %s: %s", disk->path, strerror(errno));
 	config->disk_count++;
 	return 0;
 }
@@ -110,15 +126,15 @@ int vsock_option_parse(const char *command, const char *text, struct vmm_config 
 	uint64_t value;
 
 	if (!comma || (size_t)(comma - text) >= sizeof(cid))
-		return cli_usage_error(command, "--vsock: '%s' is not CID,PATH", text);
+		return opt_usage_error(command, "--vsock: '%s' is not CID,PATH", text);
 	snprintf(cid, sizeof(cid), "%.*s", (int)(comma - text), text);
 	if (parse_u64(cid, &value) || value < VMM_VSOCK_CID_MIN || value > UINT32_MAX)
-		return cli_usage_error(command, "--vsock: CID '%s' is not a number from %d to %u",
+		return opt_usage_error(command, "--vsock: CID '%s' is not a number from %d to %u",
 				       cid, VMM_VSOCK_CID_MIN, UINT32_MAX);
 	/* room for "_<port>" after PATH for the guest-to-host listeners */
 	if (!comma[1] ||
 	    strlen(comma + 1) + sizeof("_4294967295") > sizeof(((struct sockaddr_un *)0)->sun_path))
-		return cli_usage_error(command, "--vsock: PATH must be 1 to %zu bytes",
+		return opt_usage_error(command, "--vsock: PATH must be 1 to %zu bytes",
 				       sizeof(((struct sockaddr_un *)0)->sun_path) -
 					       sizeof("_4294967295"));
 	config->vsock_cid = value;
@@ -202,35 +218,32 @@ static int hostfwd_parse(const char *text, size_t len, struct vmm_hostfwd *f)
 }
 
 /* One ",mac=MAC", ",bw=RATE", ",pps=N" or (user networks) ",hostfwd=RULE" after the backend. */
-static int net_flag_parse(const char *command, const char *flag, size_t len, struct vmm_net *net)
+static int net_flag_parse(const char *command, const char *flag, size_t len, void *target)
 {
-	enum rate_flag rate = rate_flag_parse(flag, len, "pps", &net->rate);
+	struct vmm_net *net = target;
+	bool rate;
+	int ret = rate_flag_parse(command, "--net", flag, len, "pps", &net->rate, &rate);
 
-	if (rate == RATE_FLAG_OK)
-		return 0;
-	if (rate == RATE_FLAG_BAD)
-		return cli_usage_error(command,
-				       "--net: '%.*s' is not bw=BYTES (a second, e.g. 4M) or "
-				       "pps=N, at most %llu",
-				       (int)len, flag, VMM_RATE_MAX);
+	if (ret || rate)
+		return ret;
 	if (len > 4 && !strncmp(flag, "mac=", 4)) {
 		if (!mac_parse(flag + 4, len - 4, net->mac))
 			return 0;
-		return cli_usage_error(command, "--net: '%.*s' is not a unicast MAC like %s",
+		return opt_usage_error(command, "--net: '%.*s' is not a unicast MAC like %s",
 				       (int)len - 4, flag + 4, "52:54:00:12:34:56");
 	}
 	if (len > 8 && !strncmp(flag, "hostfwd=", 8) && net->backend == VMM_NET_USER) {
 		if (net->hostfwd_count == VMM_MAX_HOSTFWDS)
-			return cli_usage_error(command, "--net: at most %d hostfwd rules",
+			return opt_usage_error(command, "--net: at most %d hostfwd rules",
 					       VMM_MAX_HOSTFWDS);
 		if (!hostfwd_parse(flag + 8, len - 8, &net->hostfwds[net->hostfwd_count++]))
 			return 0;
-		return cli_usage_error(command,
+		return opt_usage_error(command,
 				       "--net: '%.*s' is not [tcp|udp]:[HOSTADDR]:HOSTPORT-"
 				       "[GUESTADDR]:GUESTPORT",
 				       (int)len - 8, flag + 8);
 	}
-	return cli_usage_error(command, "--net: '%.*s' is not mac=MAC, bw=BYTES, pps=N%s", (int)len,
+	return opt_usage_error(command, "--net: '%.*s' is not mac=MAC, bw=BYTES, pps=N%s", (int)len,
 			       flag, net->backend == VMM_NET_USER ? " or hostfwd=RULE" : "");
 }
 
@@ -239,9 +252,10 @@ int net_option_parse(const char *command, const char *text, struct vmm_config *c
 	const char *comma = strchr(text, ',');
 	size_t head_len = comma ? (size_t)(comma - text) : strlen(text);
 	struct vmm_net *net;
+	int ret;
 
 	if (config->net_count == VMM_MAX_NETS)
-		return cli_usage_error(command, "--net: at most %d network devices", VMM_MAX_NETS);
+		return opt_usage_error(command, "--net: at most %d network devices", VMM_MAX_NETS);
 	net = &config->nets[config->net_count];
 	*net = (struct vmm_net){ 0 };
 	if (head_len == 4 && !strncmp(text, "user", 4)) {
@@ -250,19 +264,13 @@ int net_option_parse(const char *command, const char *text, struct vmm_config *c
 		net->backend = VMM_NET_TAP;
 		memcpy(net->tap, text + 4, head_len - 4);
 	} else {
-		return cli_usage_error(command,
+		return opt_usage_error(command,
 				       "--net: '%.*s' is not tap=NAME (up to %d bytes) or user",
 				       (int)head_len, text, VMM_TAP_NAME_MAX - 1);
 	}
-	while (comma) {
-		const char *flag = comma + 1, *next = strchr(flag, ',');
-		int ret = net_flag_parse(command, flag, next ? (size_t)(next - flag) : strlen(flag),
-					 net);
-
-		if (ret)
-			return ret;
-		comma = next;
-	}
+	ret = flags_parse(command, comma, net_flag_parse, net);
+	if (ret)
+		return ret;
 	config->net_count++;
 	return 0;
 }
@@ -270,7 +278,7 @@ int net_option_parse(const char *command, const char *text, struct vmm_config *c
 int netns_option_parse(const char *command, const char *text, struct vmm_config *config)
 {
 	if (!text[0] || strlen(text) >= sizeof(config->netns))
-		return cli_usage_error(command, "--netns: PATH must be 1 to %zu bytes",
+		return opt_usage_error(command, "--netns: PATH must be 1 to %zu bytes",
 				       sizeof(config->netns) - 1);
 	snprintf(config->netns, sizeof(config->netns), "%s", text);
 	return 0;

@@ -1,0 +1,77 @@
+/*
+ * options/: the options of a VM, declared once for both front ends. Each
+ * entry of vm_options[] is one option: its command-line flag, its field in
+ * a POST /vms body, its help lines and its parser. cli/ builds `snapvm
+ * run`'s getopt table and help from it; serve/ turns a JSON body into the
+ * `snapvm run` arguments of a child with it. The value parsers and the
+ * usage errors they print are here too, for every command that takes a VM
+ * option (run, restore, invoke).
+ */
+#ifndef SNAPVM_OPTIONS_H
+#define SNAPVM_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/common.h"
+#include "vmm/vmm.h"
+
+/* Prints "snapvm CMD: MESSAGE (see 'snapvm CMD --help')" on stderr; returns EXIT_USAGE. */
+int opt_usage_error(const char *command, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* Parses a size option value into *bytes, or reports a usage error naming the option. */
+int opt_parse_size(const char *command, const char *option, const char *text, uint64_t *bytes);
+/* Parses an unsigned option value in [min, max], or reports a usage error naming the option. */
+int opt_parse_uint(const char *command, const char *option, const char *text, uint64_t min,
+		   uint64_t max, uint64_t *value);
+
+/* --acpi: auto gives ACPI to Linux kernels only (decided once the kernel is known). */
+enum vm_acpi { VM_ACPI_AUTO, VM_ACPI_ON, VM_ACPI_OFF };
+
+/* What the VM options set. */
+struct vm_settings {
+	struct vmm_config config;
+	enum vm_acpi acpi;
+};
+
+/* The defaults: vmm_config_init(), ACPI auto. */
+void vm_settings_init(struct vm_settings *settings);
+
+/* How an option takes its value, on the command line and in a JSON body. */
+enum vm_option_kind {
+	VM_OPTION_SWITCH, /* --rng; JSON true or false */
+	VM_OPTION_TEXT,	  /* --kernel PATH; a JSON string */
+	VM_OPTION_NUMBER, /* --mem 256M; a JSON string or a whole number */
+	VM_OPTION_LIST,	  /* --disk ..., repeatable; a JSON list of strings */
+};
+
+struct vm_option {
+	const char *flag;  /* on the command line: "--kernel" */
+	const char *field; /* in a POST /vms body; NULL: the command line's alone */
+	enum vm_option_kind kind;
+	const char *help; /* its help lines: a printf format of one int, help_number */
+	int help_number;
+	/* Parses value (NULL for a switch) into settings; 0 or EXIT_USAGE after a message. */
+	int (*parse)(const char *command, const char *value, struct vm_settings *settings);
+};
+
+/* Every VM option, in the order of the help; ends with a zeroed entry. */
+extern const struct vm_option vm_options[];
+
+/* Prints every option's help lines, in order. */
+void vm_options_help(FILE *out);
+
+/* The value parsers of the options restore and invoke take too. 0 or EXIT_USAGE. */
+
+/* Parses a --console value: stdio, none, virtio or file:PATH. */
+int console_option_parse(const char *command, const char *text, struct vmm_config *config);
+/* Adds a --disk PATH[,ro][,id=NAME][,bw=BYTES][,iops=N] to config. */
+int disk_option_parse(const char *command, const char *text, struct vmm_config *config);
+/* Parses --vsock CID,PATH (PATH is copied). */
+int vsock_option_parse(const char *command, const char *text, struct vmm_config *config);
+/* Adds a --net tap=NAME[,mac=MAC] or user[,mac=MAC][,hostfwd=RULE]..., with bw= and pps=. */
+int net_option_parse(const char *command, const char *text, struct vmm_config *config);
+/* Parses --netns PATH into config. */
+int netns_option_parse(const char *command, const char *text, struct vmm_config *config);
+
+#endif
