@@ -12,7 +12,9 @@ static void snapshot_help(void)
 	printf("usage: snapvm snapshot --api-sock PATH NAME [--resume]\n\n"
 	       "Snapshots the VM that serves PATH (snapvm run/restore --api-sock PATH) as NAME.\n"
 	       "The VM stops after the snapshot unless --resume is given. Prints one line:\n"
-	       "the snapshot's sizes and how long pausing, capturing and writing took.\n\n"
+	       "the snapshot's sizes and how long pausing, capturing and writing took.\n"
+	       "The VM writes it into its own store, the one it was started with (its\n"
+	       "--store): this command takes no --store.\n\n"
 	       "The socket speaks one request per connection, a line each way:\n"
 	       "  snapshot NAME [resume]   ->  ok snapshot NAME ...   |  error MESSAGE\n"
 	       "  status                   ->  ok running\n"
@@ -24,6 +26,7 @@ int cmd_snapshot_main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "api-sock", required_argument, NULL, 'a' },
 		{ "resume", no_argument, NULL, 'r' },
+		{ "store", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -42,6 +45,10 @@ int cmd_snapshot_main(int argc, char **argv)
 		case 'r':
 			resume = true;
 			break;
+		case 's':
+			return opt_usage_error("snapshot",
+					       "--store: the VM writes the snapshot into its own "
+					       "store, the one given to its run or restore");
 		case 'h':
 			snapshot_help();
 			return EXIT_OK;

@@ -48,8 +48,11 @@ else
 	echo "SKIP (partly): no /dev/kvm, kernel-file checks need a VM"
 fi
 
+check "snapshot --store (the VM writes to its own store)" snapshot --api-sock "$TMP/sock" --store "$TMP" n
+
 # --help everywhere exits 0 and prints usage
-for cmd in "" run bench "bench boot" "bench restore"; do
+for cmd in "" run snapshot restore invoke ls rm store serve bench "bench boot" "bench restore" \
+	"bench density" "bench store" "bench vsock" "bench blk" "bench net" "bench serve"; do
 	# shellcheck disable=SC2086
 	out=$("$SNAPVM" $cmd --help 2>&1)
 	rc=$?
