@@ -58,10 +58,6 @@
 static const char *const memory_modes[] = { "eager",	 "lazy",       "prefetch",  "mmap",
 					    "mmap-huge", "rados-cold", "rados-warm" };
 /* --seccomp-off: each mode again, without seccomp filters, named MODE SECCOMP_OFF */
-static const char *const memory_modes_unfiltered[] = {
-	"eager-noseccomp",     "lazy-noseccomp",       "prefetch-noseccomp",  "mmap-noseccomp",
-	"mmap-huge-noseccomp", "rados-cold-noseccomp", "rados-warm-noseccomp"
-};
 #define SECCOMP_OFF "-noseccomp"
 #define MAX_MODES   (2 * ARRAY_SIZE(memory_modes))
 
@@ -80,6 +76,7 @@ struct restore_options {
 	const char *modes[MAX_MODES];
 	const char *remote; /* --store: a RADOS store for the rados-* modes */
 	bool seccomp_off;   /* each mode also with --seccomp off */
+	char unfiltered[ARRAY_SIZE(memory_modes)][32]; /* the names MODE SECCOMP_OFF */
 };
 
 /* What one `snapvm invoke --json` reported. */
@@ -857,7 +854,9 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 			k++;
 		memmove(&o->modes[m + 2], &o->modes[m + 1],
 			(o->mode_count - m - 1) * sizeof(o->modes[0]));
-		o->modes[m + 1] = memory_modes_unfiltered[k];
+		snprintf(o->unfiltered[k], sizeof(o->unfiltered[k]), "%s" SECCOMP_OFF,
+			 memory_modes[k]);
+		o->modes[m + 1] = o->unfiltered[k];
 		o->mode_count++;
 	}
 	if (!o->touch_count)
