@@ -4,6 +4,7 @@
 
 #include "common/common.h"
 #include "options/options.h"
+#include "snapshot/snapshot.h"
 
 struct cli_command {
 	const char *name;
@@ -37,6 +38,8 @@ int cli_repo_open(const char *command, const char *store_option, bool write,
 	"                     calls (dmesg) and lets them run; off: no filter\n"
 /* Parses a --seccomp value (off, log, on); 0 or EXIT_USAGE with a message. */
 int cli_seccomp_option(const char *command, const char *text, enum sandbox_mode *mode);
+/* Parses a --memory mode (prefetch, lazy, eager, mmap); 0 or EXIT_USAGE with a message. */
+int cli_memory_option(const char *command, const char *text, enum snapshot_memory_mode *mode);
 /*
  * Sets the seccomp mode and installs this process's filter (kind: the
  * start-up one, or a supervisor's); 0 or EXIT_RUNTIME with a message.

@@ -121,11 +121,7 @@ int cmd_invoke_main(int argc, char **argv)
 			options.clock_realtime = true;
 			break;
 		case 'M':
-			if (snapshot_memory_mode_parse(optarg, &options.memory))
-				return opt_usage_error(
-					"invoke",
-					"--memory: '%s' is not prefetch, lazy, eager or mmap",
-					optarg);
+			ret = cli_memory_option("invoke", optarg, &options.memory);
 			break;
 		case 'd':
 			ret = disk_option_parse("invoke", optarg, &options.vm);

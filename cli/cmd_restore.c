@@ -127,11 +127,7 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 			o->restore.clock_realtime = true;
 			break;
 		case 'M':
-			if (snapshot_memory_mode_parse(optarg, &o->restore.memory))
-				return opt_usage_error(
-					"restore",
-					"--memory: '%s' is not prefetch, lazy, eager or mmap",
-					optarg);
+			ret = cli_memory_option("restore", optarg, &o->restore.memory);
 			break;
 		case 'w':
 			o->restore.record_ws = true;

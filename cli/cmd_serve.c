@@ -141,11 +141,7 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 			o->config.queue_ms = (unsigned)value;
 			break;
 		case 'M':
-			if (snapshot_memory_mode_parse(optarg, &o->config.memory))
-				return opt_usage_error(
-					"serve",
-					"--memory: '%s' is not prefetch, lazy, eager or mmap",
-					optarg);
+			ret = cli_memory_option("serve", optarg, &o->config.memory);
 			o->config.memory_set = true;
 			break;
 		case 'b':

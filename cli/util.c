@@ -24,6 +24,14 @@ int cli_seccomp_option(const char *command, const char *text, enum sandbox_mode 
 	return 0;
 }
 
+int cli_memory_option(const char *command, const char *text, enum snapshot_memory_mode *mode)
+{
+	if (snapshot_memory_mode_parse(text, mode))
+		return opt_usage_error(command,
+				       "--memory: '%s' is not prefetch, lazy, eager or mmap", text);
+	return 0;
+}
+
 int cli_sandbox_start(enum sandbox_mode mode, enum sandbox_thread kind)
 {
 	return sandbox_mode_set(mode) || sandbox_thread_enter(kind) ? EXIT_RUNTIME : 0;
