@@ -57,9 +57,14 @@
  */
 static const char *const memory_modes[] = { "eager",	 "lazy",       "prefetch",  "mmap",
 					    "mmap-huge", "rados-cold", "rados-warm" };
-/* --seccomp-off: each mode again, without seccomp filters, named MODE SECCOMP_OFF */
-#define SECCOMP_OFF "-noseccomp"
-#define MAX_MODES   (2 * ARRAY_SIZE(memory_modes))
+/*
+ * Each mode again with one thing changed, named MODE-SUFFIX and printed right
+ * after it: what the seccomp filters cost (--seccomp-off: the twin runs
+ * without them) and what the jail costs (--jail: the twin is jailed).
+ */
+enum mode_variant { VARIANT_NOSECCOMP, VARIANT_JAIL, VARIANTS };
+static const char *const variant_suffixes[VARIANTS] = { "-noseccomp", "-jail" };
+#define MAX_MODES ((1 + VARIANTS) * ARRAY_SIZE(memory_modes))
 
 struct restore_options {
 	unsigned runs;
@@ -74,9 +79,9 @@ struct restore_options {
 	const char *heaps[MAX_HEAPS];
 	uint64_t touches[MAX_TOUCHES];
 	const char *modes[MAX_MODES];
-	const char *remote; /* --store: a RADOS store for the rados-* modes */
-	bool seccomp_off;   /* each mode also with --seccomp off */
-	char unfiltered[ARRAY_SIZE(memory_modes)][32]; /* the names MODE SECCOMP_OFF */
+	const char *remote;	 /* --store: a RADOS store for the rados-* modes */
+	bool variants[VARIANTS]; /* --seccomp-off, --jail: each mode's twins */
+	char twins[ARRAY_SIZE(memory_modes)][VARIANTS][32]; /* their names */
 };
 
 /* What one `snapvm invoke --json` reported. */
@@ -108,6 +113,7 @@ struct bench_env {
 	char huge_cache[PATH_MAX]; /* mmap-huge's tmpfs; empty: not mounted */
 	char remote[PATH_MAX * 2]; /* --store with a cache directory in dir */
 	char remote_cache[PATH_MAX];
+	char jail[PATH_MAX]; /* the -jail twins' --jail DIR */
 	unsigned case_count;
 	struct restore_case cases[MAX_CASES];
 };
@@ -317,36 +323,56 @@ static void remote_remove(struct bench_env *env, struct restore_case *c)
 		store_command(rm);
 }
 
+/* MODE-SUFFIX: MODE into base, and which variant (-1: none). */
+static int mode_variant_split(const char *mode, char *base, size_t size)
+{
+	size_t len = strlen(mode);
+
+	for (int v = 0; v < VARIANTS; v++) {
+		size_t suffix = strlen(variant_suffixes[v]);
+
+		if (len > suffix && !strcmp(mode + len - suffix, variant_suffixes[v])) {
+			snprintf(base, size, "%.*s", (int)(len - suffix), mode);
+			return v;
+		}
+	}
+	snprintf(base, size, "%s", mode);
+	return -1;
+}
+
 /* One `snapvm invoke --json --memory MODE`: its reply line carries the paging figures. */
 static int snapvm_restore_once(struct bench_env *env, struct restore_case *c, const char *mode,
 			       struct invoke_figures *f)
 {
-	char base[32], line[1024], reply[512], *self = (char *)bench_self_path();
-	bool unfiltered = strstr(mode, SECCOMP_OFF) != NULL;
-	int base_len = (int)(strlen(mode) - (unfiltered ? strlen(SECCOMP_OFF) : 0));
+	char base[32], line[1024], reply[512];
+	int variant = mode_variant_split(mode, base, sizeof(base));
 	bool huge = !strncmp(mode, "mmap-huge", 9), remote = !strncmp(mode, "rados-", 6);
-	char *argv[] = { self,
-			 "invoke",
-			 "--json",
-			 "--timeout",
-			 TIMEOUT_MS_TEXT,
-			 "--store",
-			 remote ? env->remote : env->store,
-			 "--memory",
-			 huge	  ? "mmap"
-			 : remote ? "prefetch"
-				  : base,
-			 "--seccomp",
-			 unfiltered ? "off" : "on",
-			 remote ? c->remote_name : c->name,
-			 "--",
-			 c->request,
-			 NULL };
+	char *argv[20] = { (char *)bench_self_path(),
+			   "invoke",
+			   "--json",
+			   "--timeout",
+			   TIMEOUT_MS_TEXT,
+			   "--store",
+			   remote ? env->remote : env->store,
+			   "--memory",
+			   huge	    ? "mmap"
+			   : remote ? "prefetch"
+				    : base,
+			   "--seccomp",
+			   variant == VARIANT_NOSECCOMP ? "off" : "on" };
+	unsigned argc = 11;
 	uint64_t start;
 	struct child child;
 	int ret;
 
-	snprintf(base, sizeof(base), "%.*s", base_len, mode);
+	if (variant == VARIANT_JAIL) {
+		argv[argc++] = "--jail";
+		argv[argc++] = env->jail;
+	}
+	argv[argc++] = remote ? c->remote_name : c->name;
+	argv[argc++] = "--";
+	argv[argc++] = c->request;
+	argv[argc] = NULL;
 	if (!strcmp(base, "rados-cold"))
 		remote_cache_drop(env);
 	start = time_now_ns();
@@ -601,7 +627,9 @@ static void report_case(const struct bench_env *env, const struct restore_case *
 	double qemu = o->vs_qemu ? stats_percentile(c->qemu_ms, c->count, 50) : 0;
 	double floor = c->touch ? floor_restore_ms(env) + c->original_ms : 0;
 	char vs_qemu[16], vs_floor[16], label[64];
-	int width = o->seccomp_off ? 26 : 16; /* "snapvm mmap-huge-noseccomp" */
+	int width = o->variants[VARIANT_NOSECCOMP] || o->variants[VARIANT_JAIL]
+			    ? 26 /* "snapvm mmap-huge-noseccomp" */
+			    : 16;
 
 	printf("%s, \"%s\": snapshot %.1f ms, %.1f MiB stored", case_label(c, label, sizeof(label)),
 	       c->request, c->snapshot_ms, c->snapshot_bytes / 1048576.0);
@@ -647,7 +675,7 @@ static void restore_help(void)
 	printf("usage: snapvm bench restore [--memory MODE,...] [--heap SIZE]... [--touch N,...]\n"
 	       "                            [--runs N] [--vs-qemu] [--json] [--mem SIZE]\n"
 	       "                            [--request LINE] [--kernel PATH [--initrd FILE]]\n"
-	       "                            [--seccomp-off]\n\n"
+	       "                            [--seccomp-off] [--jail]\n\n"
 	       "Snapshots the guest at its ready code, then times process start to the\n"
 	       "guest's first reply over N restores (default 10) with snapvm invoke in each\n"
 	       "memory mode, beside QEMU microvm -incoming with --vs-qemu.\n\n"
@@ -666,6 +694,8 @@ static void restore_help(void)
 	       "                  default modes become prefetch,rados-cold,rados-warm)\n"
 	       "  --seccomp-off   also time each mode with --seccomp off, printed beside it\n"
 	       "                  as MODE-noseccomp: what the filters cost\n"
+	       "  --jail          also time each local mode jailed (invoke --jail, README\n"
+	       "                  \"Jailer\"; root only), printed beside it as MODE-jail\n"
 	       "  --mem SIZE      guest RAM (default 256M)\n"
 	       "  --kernel PATH   the guest: the test guest beside this binary (default), or\n"
 	       "                  a Linux bzImage or vmlinux with --initrd\n"
@@ -769,7 +799,10 @@ static int restore_option(int opt, const char *value, void *ctx)
 		o->remote = value;
 		return 0;
 	case 'F':
-		o->seccomp_off = true;
+		o->variants[VARIANT_NOSECCOMP] = true;
+		return 0;
+	case 'J':
+		o->variants[VARIANT_JAIL] = true;
 		return 0;
 	case 'R':
 		if (!value[0] || strchr(value, '\n') || strchr(value, '"'))
@@ -779,6 +812,31 @@ static int restore_option(int opt, const char *value, void *ctx)
 		return 0;
 	default:
 		return EXIT_USAGE;
+	}
+}
+
+/*
+ * Each mode's twins go right after it, so that they print side by side (a
+ * RADOS mode has no jailed twin: the jail needs a local store).
+ */
+static void modes_twin(struct restore_options *o)
+{
+	for (unsigned m = o->mode_count; m-- > 0;) {
+		unsigned k = 0, at = m + 1;
+
+		while (strcmp(o->modes[m], memory_modes[k]))
+			k++;
+		for (int v = 0; v < VARIANTS; v++) {
+			if (!o->variants[v] ||
+			    (v == VARIANT_JAIL && !strncmp(o->modes[m], "rados-", 6)))
+				continue;
+			memmove(&o->modes[at + 1], &o->modes[at],
+				(o->mode_count - at) * sizeof(o->modes[0]));
+			snprintf(o->twins[k][v], sizeof(o->twins[k][v]), "%s%s", memory_modes[k],
+				 variant_suffixes[v]);
+			o->modes[at++] = o->twins[k][v];
+			o->mode_count++;
+		}
 	}
 }
 
@@ -812,6 +870,7 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 		{ "request", required_argument, NULL, 'R' },
 		{ "store", required_argument, NULL, 'S' },
 		{ "seccomp-off", no_argument, NULL, 'F' },
+		{ "jail", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -846,19 +905,9 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 	if (o->remote && strncmp(o->remote, "rados:", 6))
 		return bench_usage_error("restore", "--store: '%s' is not rados:POOL[?...]",
 					 o->remote);
-	/* each mode's unfiltered twin goes right after it, so that they print side by side */
-	for (unsigned m = o->mode_count; o->seccomp_off && m-- > 0;) {
-		unsigned k = 0;
-
-		while (strcmp(o->modes[m], memory_modes[k]))
-			k++;
-		memmove(&o->modes[m + 2], &o->modes[m + 1],
-			(o->mode_count - m - 1) * sizeof(o->modes[0]));
-		snprintf(o->unfiltered[k], sizeof(o->unfiltered[k]), "%s" SECCOMP_OFF,
-			 memory_modes[k]);
-		o->modes[m + 1] = o->unfiltered[k];
-		o->mode_count++;
-	}
+	if (o->variants[VARIANT_JAIL] && geteuid())
+		return bench_usage_error("restore", "--jail needs root");
+	modes_twin(o);
 	if (!o->touch_count)
 		o->touches[o->touch_count++] = DEFAULT_TOUCH;
 	if (!o->heap_count) {
@@ -966,6 +1015,12 @@ int bench_restore_main(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	path_format(env->store, sizeof(env->store), "%s/store", env->dir);
+	path_format(env->jail, sizeof(env->jail), "%s/jail", env->dir);
+	if (o.variants[VARIANT_JAIL] && mkdir(env->jail, 0755) < 0) {
+		fprintf(stderr, "snapvm bench restore: cannot make %s: %s\n", env->jail,
+			strerror(errno));
+		ret = -errno;
+	}
 	if (o.remote) {
 		path_format(env->remote_cache, sizeof(env->remote_cache), "%s/rados-cache",
 			    env->dir);
