@@ -21,12 +21,13 @@ enum snapshot_section_id {
 	SECTION_CLOCK = 0x0010,	  /* struct clock_section */
 	SECTION_IRQCHIP = 0x0011, /* PIC master, PIC slave, I/O APIC: 3 struct kvm_irqchip */
 	SECTION_VCPU = 0x0100,	  /* + vCPU index: struct vcpu_section_fixed and its arrays */
-	/* 0x0200-0x0fff: devices, their ops tables' ids plus the instance number << 16 */
+	/* VMM_DEVICE_SECTION_FIRST-_LAST: devices, their ids plus the instance number << 16 */
 };
 
 static inline bool section_is_device(uint32_t id)
 {
-	return (id & 0xffff) >= 0x0200 && (id & 0xffff) <= 0x0fff && id >> 16 < 0x100;
+	return (id & 0xffff) >= VMM_DEVICE_SECTION_FIRST &&
+	       (id & 0xffff) <= VMM_DEVICE_SECTION_LAST && id >> 16 < 0x100;
 }
 
 /*

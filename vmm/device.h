@@ -17,6 +17,7 @@
 
 #include "vmm/io.h"
 #include "vmm/memory.h"
+#include "vmm/vmm.h"
 
 struct event_loop;
 struct vmm_config;
@@ -73,10 +74,37 @@ struct device_context {
 	const uint8_t *generation;
 };
 
+/*
+ * Each device type's section id in a snapshot (the instance number goes in
+ * the upper 16 bits). The ids are in saved snapshots: append, never renumber.
+ * Each range counts up from its first id, and a check below keeps the ranges
+ * apart, so no two devices can share an id.
+ */
+enum device_section_id {
+	/* legacy and ACPI devices */
+	DEVICE_SECTION_CTL = VMM_DEVICE_SECTION_FIRST,
+	DEVICE_SECTION_UART,
+	DEVICE_SECTION_I8042,
+	DEVICE_SECTION_GED,
+	DEVICE_SECTION_PVPANIC,
+	DEVICE_SECTION_VMGENID,
+	DEVICE_SECTION_LEGACY_END,
+	/* virtio devices */
+	DEVICE_SECTION_VIRTIO_CONSOLE = 0x0301,
+	DEVICE_SECTION_VIRTIO_RNG,
+	DEVICE_SECTION_VIRTIO_VSOCK,
+	DEVICE_SECTION_VIRTIO_BLK,
+	DEVICE_SECTION_VIRTIO_NET,
+	DEVICE_SECTION_VIRTIO_END,
+};
+_Static_assert(DEVICE_SECTION_LEGACY_END <= DEVICE_SECTION_VIRTIO_CONSOLE &&
+		       DEVICE_SECTION_VIRTIO_END <= VMM_DEVICE_SECTION_LAST + 1,
+	       "device section id ranges overlap");
+
 struct device_ops {
 	const char *name;
-	uint32_t section_id;	/* the device's section in a snapshot */
-	uint32_t state_version; /* bumped when the state struct changes */
+	enum device_section_id section_id; /* the device's section in a snapshot */
+	uint32_t state_version;		   /* bumped when the state struct changes */
 	uint32_t state_size;
 	/*
 	 * The oldest version restore() still takes (0: state_version only). An

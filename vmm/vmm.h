@@ -114,10 +114,14 @@ struct vmm_config {
 	char netns[VMM_NETNS_PATH_MAX];
 };
 
+/* The range of device section ids (vmm/device.h), before the instance number << 16. */
+#define VMM_DEVICE_SECTION_FIRST 0x0200
+#define VMM_DEVICE_SECTION_LAST	 0x0fff
+
 /* One device as the snapshot code sees it. */
 struct vm_device_info {
 	const char *name;
-	uint32_t section_id; /* 0x0200-0x0fff, plus the instance number << 16 */
+	uint32_t section_id; /* VMM_DEVICE_SECTION_FIRST-_LAST, plus the instance number << 16 */
 	uint32_t state_version;
 	uint32_t state_size;
 	uint32_t state_version_oldest; /* device_ops.state_version_oldest */

@@ -18,6 +18,7 @@
 #include "snapshot/cpu.h"
 #include "snapshot/format.h"
 #include "snapshot/state.h"
+#include "vmm/device.h"
 
 static char error[512];
 
@@ -76,7 +77,7 @@ static void sample_state(struct snapshot_buffer *b, unsigned cpus)
 	}
 	snapshot_write_section(b, SECTION_IRQCHIP, 1, 0, chips, sizeof(chips));
 	snapshot_write_section(b, SECTION_CLOCK, 1, 0, &clock, sizeof(clock));
-	snapshot_write_section(b, 0x0201, 1, 0, device, sizeof(device));
+	snapshot_write_section(b, DEVICE_SECTION_UART, 1, 0, device, sizeof(device));
 	assert_int_equal(snapshot_write_finish(b), 0);
 }
 

@@ -160,7 +160,7 @@ static void ged_destroy(void *dev)
 
 const struct device_ops ged_device_ops = {
 	.name = "acpi-ged",
-	.section_id = 0x0203,
+	.section_id = DEVICE_SECTION_GED,
 	.state_version = 1,
 	.state_size = sizeof(struct ged_state),
 	.instances = ged_instances,

@@ -216,7 +216,7 @@ static void i8042_destroy(void *dev)
 
 const struct device_ops i8042_device_ops = {
 	.name = "i8042",
-	.section_id = 0x0202,
+	.section_id = DEVICE_SECTION_I8042,
 	.state_version = 1,
 	.state_size = sizeof(struct i8042_state),
 	.create = i8042_create,

@@ -88,7 +88,7 @@ static void pvpanic_destroy(void *dev)
 
 const struct device_ops pvpanic_device_ops = {
 	.name = "pvpanic",
-	.section_id = 0x0204,
+	.section_id = DEVICE_SECTION_PVPANIC,
 	.state_version = 1,
 	.state_size = sizeof(struct pvpanic_state),
 	.instances = pvpanic_instances,

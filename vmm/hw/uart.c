@@ -415,7 +415,7 @@ static int uart_restore(void *dev, const void *state)
 
 const struct device_ops uart_device_ops = {
 	.name = "uart",
-	.section_id = 0x0201,
+	.section_id = DEVICE_SECTION_UART,
 	.state_version = 1,
 	.state_size = sizeof(struct uart_state),
 	.instances = uart_instances,

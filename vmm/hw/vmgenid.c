@@ -93,7 +93,7 @@ static void vmgenid_destroy(void *dev)
 
 const struct device_ops vmgenid_device_ops = {
 	.name = "vmgenid",
-	.section_id = 0x0205,
+	.section_id = DEVICE_SECTION_VMGENID,
 	.state_version = 1,
 	.state_size = sizeof(struct vmgenid_state),
 	.instances = vmgenid_instances,

@@ -484,7 +484,7 @@ static void blk_destroy(void *dev)
 
 const struct device_ops virtio_blk_device_ops = {
 	.name = "virtio-blk",
-	.section_id = 0x0304,
+	.section_id = DEVICE_SECTION_VIRTIO_BLK,
 	.state_version = 1,
 	.state_size = sizeof(struct virtio_blk_state),
 	.instances = blk_instances,

@@ -238,7 +238,7 @@ static void console_destroy(void *dev)
 
 const struct device_ops virtio_console_device_ops = {
 	.name = "virtio-console",
-	.section_id = 0x0301,
+	.section_id = DEVICE_SECTION_VIRTIO_CONSOLE,
 	.state_version = 1,
 	.state_size = sizeof(struct virtio_console_state),
 	.instances = console_instances,

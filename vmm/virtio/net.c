@@ -497,7 +497,7 @@ static void net_destroy(void *dev)
 
 const struct device_ops virtio_net_device_ops = {
 	.name = "virtio-net",
-	.section_id = 0x0305,
+	.section_id = DEVICE_SECTION_VIRTIO_NET,
 	.state_version = 1,
 	.state_size = sizeof(struct virtio_net_state),
 	.instances = net_instances,

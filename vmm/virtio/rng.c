@@ -132,7 +132,7 @@ static void rng_destroy(void *dev)
 
 const struct device_ops virtio_rng_device_ops = {
 	.name = "virtio-rng",
-	.section_id = 0x0302,
+	.section_id = DEVICE_SECTION_VIRTIO_RNG,
 	.state_version = 1,
 	.state_size = sizeof(struct virtio_rng_state),
 	.instances = rng_instances,

@@ -901,7 +901,7 @@ static void vsock_destroy(void *dev)
 
 const struct device_ops virtio_vsock_device_ops = {
 	.name = "virtio-vsock",
-	.section_id = 0x0303,
+	.section_id = DEVICE_SECTION_VIRTIO_VSOCK,
 	.state_version = 1,
 	.state_size = sizeof(struct virtio_vsock_state),
 	.instances = vsock_instances,
