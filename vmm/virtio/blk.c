@@ -14,6 +14,7 @@
 #include "common/common.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <stdlib.h>
@@ -86,6 +87,7 @@ struct virtio_blk {
 	struct rate_limiter limiter;
 	struct blk_request requests[BLK_QUEUE_SIZE];
 };
+_Static_assert(offsetof(struct virtio_blk, t) == 0, "virtio_mmio_device_* take the device");
 
 static void blk_config_read(struct virtio_mmio *t, uint32_t offset, uint8_t *data, uint32_t len)
 {
@@ -424,11 +426,6 @@ fail:
 	return NULL;
 }
 
-static void blk_reset(void *dev)
-{
-	virtio_mmio_device_reset(&((struct virtio_blk *)dev)->t);
-}
-
 static int blk_quiesce(void *dev)
 {
 	struct virtio_blk *b = dev;
@@ -489,7 +486,7 @@ const struct device_ops virtio_blk_device_ops = {
 	.state_size = sizeof(struct virtio_blk_state),
 	.instances = blk_instances,
 	.create = blk_create,
-	.reset = blk_reset,
+	.reset = virtio_mmio_device_reset,
 	.quiesce = blk_quiesce,
 	.save = blk_save,
 	.restore = blk_restore,

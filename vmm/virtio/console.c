@@ -10,6 +10,7 @@
 #include "common/common.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -18,10 +19,6 @@
 #define CONSOLE_QUEUE_SIZE 64
 #define CONSOLE_RX	   0
 #define CONSOLE_TX	   1
-
-struct virtio_console_state {
-	struct virtio_mmio_state transport;
-};
 
 struct virtio_console {
 	struct virtio_mmio t;
@@ -32,6 +29,7 @@ struct virtio_console {
 	uint8_t pending[4096]; /* read from in_fd, not yet in a guest buffer */
 	size_t pending_len;
 };
+_Static_assert(offsetof(struct virtio_console, t) == 0, "virtio_mmio_device_* take the device");
 
 static void console_transmit(struct virtio_console *c, const struct virtq_chain *chain)
 {
@@ -193,39 +191,6 @@ static void *console_create(const struct device_context *ctx)
 	return c;
 }
 
-static void console_reset(void *dev)
-{
-	virtio_mmio_device_reset(&((struct virtio_console *)dev)->t);
-}
-
-static int console_quiesce(void *dev)
-{
-	(void)dev; /* output is written as it is taken; input waits on the host side */
-	return 0;
-}
-
-static void console_save(void *dev, void *state)
-{
-	struct virtio_console *c = dev;
-	struct virtio_console_state *s = state;
-
-	pthread_mutex_lock(&c->t.lock);
-	virtio_mmio_save(&c->t, &s->transport);
-	pthread_mutex_unlock(&c->t.lock);
-}
-
-static int console_restore(void *dev, const void *state)
-{
-	struct virtio_console *c = dev;
-	const struct virtio_console_state *s = state;
-	int ret;
-
-	pthread_mutex_lock(&c->t.lock);
-	ret = virtio_mmio_restore(&c->t, &s->transport);
-	pthread_mutex_unlock(&c->t.lock);
-	return ret;
-}
-
 static void console_destroy(void *dev)
 {
 	struct virtio_console *c = dev;
@@ -240,12 +205,12 @@ const struct device_ops virtio_console_device_ops = {
 	.name = "virtio-console",
 	.section_id = DEVICE_SECTION_VIRTIO_CONSOLE,
 	.state_version = 1,
-	.state_size = sizeof(struct virtio_console_state),
+	.state_size = sizeof(struct virtio_mmio_state),
 	.instances = console_instances,
 	.create = console_create,
-	.reset = console_reset,
-	.quiesce = console_quiesce,
-	.save = console_save,
-	.restore = console_restore,
+	.reset = virtio_mmio_device_reset,
+	.quiesce = virtio_mmio_device_quiesce,
+	.save = virtio_mmio_device_save,
+	.restore = virtio_mmio_device_restore,
 	.destroy = console_destroy,
 };

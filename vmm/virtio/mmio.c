@@ -222,8 +222,10 @@ static void virtio_mmio_reset_all(struct virtio_mmio *t)
 	virtio_mmio_reset(t);
 }
 
-void virtio_mmio_device_reset(struct virtio_mmio *t)
+void virtio_mmio_device_reset(void *dev)
 {
+	struct virtio_mmio *t = dev;
+
 	pthread_mutex_lock(&t->lock);
 	virtio_mmio_reset_all(t);
 	pthread_mutex_unlock(&t->lock);
@@ -562,4 +564,30 @@ int virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *s
 	if (t->notify_fd >= 0)
 		virtio_mmio_kick_loop(t);
 	return 0;
+}
+
+int virtio_mmio_device_quiesce(void *dev)
+{
+	(void)dev;
+	return 0;
+}
+
+void virtio_mmio_device_save(void *dev, void *state)
+{
+	struct virtio_mmio *t = dev;
+
+	pthread_mutex_lock(&t->lock);
+	virtio_mmio_save(t, state);
+	pthread_mutex_unlock(&t->lock);
+}
+
+int virtio_mmio_device_restore(void *dev, const void *state)
+{
+	struct virtio_mmio *t = dev;
+	int ret;
+
+	pthread_mutex_lock(&t->lock);
+	ret = virtio_mmio_restore(t, state);
+	pthread_mutex_unlock(&t->lock);
+	return ret;
 }

@@ -21,6 +21,7 @@
 #include "common/common.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,7 @@ struct virtio_net {
 	struct rate_limiter rx_limiter;
 	struct rate_limiter tx_limiter;
 };
+_Static_assert(offsetof(struct virtio_net, t) == 0, "virtio_mmio_device_* take the device");
 
 enum rx_result {
 	RX_DELIVERED,
@@ -436,11 +438,6 @@ fail:
 	return NULL;
 }
 
-static void net_reset(void *dev)
-{
-	virtio_mmio_device_reset(&((struct virtio_net *)dev)->t);
-}
-
 static int net_quiesce(void *dev)
 {
 	(void)dev; /* frames move whole under the lock; a waiting one is the host's, not saved */
@@ -502,7 +499,7 @@ const struct device_ops virtio_net_device_ops = {
 	.state_size = sizeof(struct virtio_net_state),
 	.instances = net_instances,
 	.create = net_create,
-	.reset = net_reset,
+	.reset = virtio_mmio_device_reset,
 	.quiesce = net_quiesce,
 	.save = net_save,
 	.restore = net_restore,

@@ -7,15 +7,12 @@
 #include "common/common.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/random.h>
 
 #define RNG_QUEUE_SIZE	  64
 #define RNG_MAX_PER_CHAIN (64 * 1024) /* bounds the time one request holds the device */
-
-struct virtio_rng_state {
-	struct virtio_mmio_state transport;
-};
 
 struct virtio_rng {
 	struct virtio_mmio t;
@@ -69,6 +66,7 @@ static const struct virtio_model rng_model = {
 	.queue_max_size = RNG_QUEUE_SIZE,
 	.queue_notify = rng_queue_notify,
 };
+_Static_assert(offsetof(struct virtio_rng, t) == 0, "virtio_mmio_device_* take the device");
 
 static unsigned rng_instances(const struct vmm_config *config)
 {
@@ -89,39 +87,6 @@ static void *rng_create(const struct device_context *ctx)
 	return r;
 }
 
-static void rng_reset(void *dev)
-{
-	virtio_mmio_device_reset(&((struct virtio_rng *)dev)->t);
-}
-
-static int rng_quiesce(void *dev)
-{
-	(void)dev; /* requests complete as they are taken */
-	return 0;
-}
-
-static void rng_save(void *dev, void *state)
-{
-	struct virtio_rng *r = dev;
-	struct virtio_rng_state *s = state;
-
-	pthread_mutex_lock(&r->t.lock);
-	virtio_mmio_save(&r->t, &s->transport);
-	pthread_mutex_unlock(&r->t.lock);
-}
-
-static int rng_restore(void *dev, const void *state)
-{
-	struct virtio_rng *r = dev;
-	const struct virtio_rng_state *s = state;
-	int ret;
-
-	pthread_mutex_lock(&r->t.lock);
-	ret = virtio_mmio_restore(&r->t, &s->transport);
-	pthread_mutex_unlock(&r->t.lock);
-	return ret;
-}
-
 static void rng_destroy(void *dev)
 {
 	struct virtio_rng *r = dev;
@@ -134,12 +99,12 @@ const struct device_ops virtio_rng_device_ops = {
 	.name = "virtio-rng",
 	.section_id = DEVICE_SECTION_VIRTIO_RNG,
 	.state_version = 1,
-	.state_size = sizeof(struct virtio_rng_state),
+	.state_size = sizeof(struct virtio_mmio_state),
 	.instances = rng_instances,
 	.create = rng_create,
-	.reset = rng_reset,
-	.quiesce = rng_quiesce,
-	.save = rng_save,
-	.restore = rng_restore,
+	.reset = virtio_mmio_device_reset,
+	.quiesce = virtio_mmio_device_quiesce,
+	.save = virtio_mmio_device_save,
+	.restore = virtio_mmio_device_restore,
 	.destroy = rng_destroy,
 };

@@ -197,8 +197,21 @@ int virtio_mmio_init(struct virtio_mmio *t, const struct virtio_model *model,
 void virtio_mmio_destroy(struct virtio_mmio *t);
 /* Puts the transport in its reset state (lock held by the caller, or not yet shared). */
 void virtio_mmio_reset(struct virtio_mmio *t);
-/* A device reset from the host side (device_ops.reset): the model's and the transport's. */
-void virtio_mmio_device_reset(struct virtio_mmio *t);
+/*
+ * device_ops callbacks for any virtio device, whose struct starts with its
+ * struct virtio_mmio. reset: from the host side, the model's and the
+ * transport's.
+ */
+void virtio_mmio_device_reset(void *dev);
+/*
+ * For a transport-only device, whose saved state is a struct
+ * virtio_mmio_state and nothing else (console, rng): save and restore under
+ * the device's lock; quiesce has nothing to wait for (requests complete as
+ * they are taken).
+ */
+int virtio_mmio_device_quiesce(void *dev);
+void virtio_mmio_device_save(void *dev, void *state);
+int virtio_mmio_device_restore(void *dev, const void *state);
 /* Raises the used-buffer interrupt unless queue `index` suppresses it (lock held). */
 void virtio_mmio_notify_used(struct virtio_mmio *t, unsigned index);
 /*

@@ -32,6 +32,7 @@
 #include "common/common.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,7 @@ struct virtio_vsock {
 	unsigned reset_count;
 	struct vsock_reset resets[VSOCK_MAX_LONE_RESETS];
 };
+_Static_assert(offsetof(struct virtio_vsock, t) == 0, "virtio_mmio_device_* take the device");
 
 static void vsock_config_read(struct virtio_mmio *t, uint32_t offset, uint8_t *data, uint32_t len)
 {
@@ -840,11 +842,6 @@ static void *vsock_create(const struct device_context *ctx)
 	return v;
 }
 
-static void vsock_reset(void *dev)
-{
-	virtio_mmio_device_reset(&((struct virtio_vsock *)dev)->t);
-}
-
 static int vsock_quiesce(void *dev)
 {
 	(void)dev; /* packets move whole while the lock is held: nothing is half done */
@@ -906,7 +903,7 @@ const struct device_ops virtio_vsock_device_ops = {
 	.state_size = sizeof(struct virtio_vsock_state),
 	.instances = vsock_instances,
 	.create = vsock_create,
-	.reset = vsock_reset,
+	.reset = virtio_mmio_device_reset,
 	.quiesce = vsock_quiesce,
 	.save = vsock_save,
 	.restore = vsock_restore,
