@@ -62,8 +62,15 @@ struct device_context {
 	void (*irq_line)(void *vm, unsigned gsi, bool level);
 	/* Reports something the guest told the control port. */
 	void (*guest_event)(void *vm, enum guest_event event, uint64_t value, uint64_t rip);
-	int console_out_fd; /* where the UART writes; -1: nowhere */
-	int console_in_fd;  /* host input for a virtio console; -1: none */
+	int console_out_fd; /* where console devices write; -1: nowhere */
+	int console_in_fd;  /* console input: the virtio console's if any, else COM1's; -1: none */
+	/*
+	 * Lets KVM keep the guest's writes to [addr, addr + size) in its
+	 * coalesced-I/O ring, delivered before the vCPU's next exit (on), or
+	 * delivers what it kept and stops (off); 0 or -errno (logged). NULL:
+	 * every access exits.
+	 */
+	int (*coalesced_zone)(void *vm, enum io_bus bus, uint64_t addr, uint32_t size, bool on);
 	/* Host fds (ioeventfds, io_uring, sockets) are watched here; NULL: no host I/O. */
 	struct event_loop *loop;
 	int vm_fd; /* for KVM_IOEVENTFD and KVM_IRQFD; -1: trapped notifications, irq_line */
@@ -123,6 +130,10 @@ struct device_ops {
 	void (*save)(void *dev, void *state);
 	/* Applies saved state after checking it; -EINVAL for state that cannot be. */
 	int (*restore)(void *dev, const void *state);
+	/* The VM is about to run, after any restore: host input may flow. 0 or -errno. */
+	int (*start)(void *dev);
+	/* Hears what the guest told the control port, after the VM has. NULL: nothing to hear. */
+	void (*guest_event)(void *dev, enum guest_event event, uint64_t value);
 	void (*destroy)(void *dev);
 };
 

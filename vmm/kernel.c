@@ -154,7 +154,7 @@ static int vm_boot_data_load(struct vm *vm, const struct x86_kernel *kernel, cha
 {
 	char cmdline[VMM_CMDLINE_MAX];
 	uint64_t initrd_gpa, initrd_size, rsdp_gpa = 0;
-	struct x86_acpi_config acpi = { vm->vcpu_count, vm->uart != NULL, &vm->virtio_slots,
+	struct x86_acpi_config acpi = { vm->vcpu_count, !vm->config.no_legacy, &vm->virtio_slots,
 					vm->generation };
 	int ret = vm_cmdline_compose(vm, kernel->linux_kernel, cmdline, sizeof(cmdline));
 

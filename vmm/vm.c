@@ -3,7 +3,6 @@
 #include "vmm/arch/x86/x86.h"
 #include "vmm/hw/acpi_ports.h"
 #include "vmm/hw/ged.h"
-#include "vmm/hw/uart.h"
 #include "vmm/net/backend.h"
 #include "common/common.h"
 
@@ -68,13 +67,11 @@ static const char *exception_name(uint64_t vector)
 }
 
 /*
- * Console batching (control port 0x60c). A guest that promises a VM exit
- * after the console output it wants seen lets KVM keep its writes to COM1's
- * transmit register in the coalesced-I/O ring instead of exiting to snapvm
- * for each byte; a line sent with `rep outsb` then costs one emulation, not
- * one exit per byte (~60 us each on PVM). The vCPU threads pass the ring's
- * writes to the devices after every KVM_RUN, before the exit itself
- * (vm_coalesced_drain), so devices see every access in the guest's order.
+ * KVM's coalesced I/O (device_context.coalesced_zone): writes to a zone wait
+ * in a ring instead of exiting to snapvm one by one. The vCPU threads pass
+ * the ring's writes to the devices after every KVM_RUN, before the exit
+ * itself (vm_coalesced_drain), so devices see every access in the guest's
+ * order.
  */
 /* With vm->coalesced_lock held. */
 static void vm_coalesced_drain_locked(struct vm *vm, struct kvm_coalesced_mmio_ring *ring)
@@ -107,45 +104,54 @@ void vm_coalesced_drain(struct vm *vm)
 	pthread_mutex_unlock(&vm->coalesced_lock);
 }
 
-/* On a vCPU thread (a control-port write) or, at restore, the main thread. */
-static void vm_console_batching(struct vm *vm, bool on)
+/* The ring: one per VM, mapped after every vCPU's kvm_run; NULL if KVM has none. */
+static struct kvm_coalesced_mmio_ring *vm_coalesced_ring(struct vm *vm, enum io_bus bus)
 {
-	struct kvm_coalesced_mmio_zone zone = { .addr = UART_COM1_BASE, .size = 1, .pio = 1 };
-	struct kvm_coalesced_mmio_ring *ring;
 	int offset;
 
-	if (!vm->uart)
-		return;
+	if (vm->coalesced_ring)
+		return vm->coalesced_ring;
+	offset = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
+	if (offset <= 0 ||
+	    (bus == IO_BUS_PIO &&
+	     ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) <= 0) ||
+	    (size_t)(offset + 1) * PAGE_SIZE > vm->run_size)
+		return NULL;
+	__atomic_store_n(&vm->coalesced_ring,
+			 (void *)((uint8_t *)vm->vcpus[0].run + (size_t)offset * PAGE_SIZE),
+			 __ATOMIC_RELEASE);
+	return vm->coalesced_ring;
+}
+
+static int vm_coalesced_zone(void *opaque, enum io_bus bus, uint64_t addr, uint32_t size, bool on)
+{
+	struct vm *vm = opaque;
+	struct kvm_coalesced_mmio_zone zone = { .addr = addr,
+						.size = size,
+						.pio = bus == IO_BUS_PIO };
+	struct kvm_coalesced_mmio_ring *ring;
+	int ret = 0;
+
 	/* one change at a time, and no reader of the ring meanwhile */
 	pthread_mutex_lock(&vm->coalesced_lock);
-	ring = vm->coalesced_ring;
-	if (on == vm->console_batched)
+	ring = vm_coalesced_ring(vm, bus);
+	if (!ring) {
+		log_info("this KVM has no coalesced %s: every write to 0x%llx exits",
+			 bus == IO_BUS_PIO ? "port I/O" : "MMIO", (unsigned long long)addr);
+		ret = -ENOTSUP;
 		goto out;
-	if (on && !ring) {
-		offset = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
-		if (offset <= 0 ||
-		    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) <= 0 ||
-		    (size_t)(offset + 1) * PAGE_SIZE > vm->run_size) {
-			log_info(
-				"this KVM has no coalesced port I/O: console output exits per byte");
-			goto out;
-		}
-		/* one ring per VM, mapped after every vCPU's kvm_run */
-		ring = (void *)((uint8_t *)vm->vcpus[0].run + (size_t)offset * PAGE_SIZE);
-		__atomic_store_n(&vm->coalesced_ring, ring, __ATOMIC_RELEASE);
 	}
 	if (!on)
 		vm_coalesced_drain_locked(vm, ring); /* what the zone holds comes first */
 	if (ioctl(vm->vm_fd, on ? KVM_REGISTER_COALESCED_MMIO : KVM_UNREGISTER_COALESCED_MMIO,
 		  &zone) < 0) {
-		log_warn("cannot %s console batching: %s", on ? "start" : "stop", strerror(errno));
-		goto out;
+		ret = -errno;
+		log_warn("KVM_%sREGISTER_COALESCED_MMIO 0x%llx failed: %s", on ? "" : "UN",
+			 (unsigned long long)addr, strerror(errno));
 	}
-	vm->console_batched = on;
-	log_info("console output %s", on ? "waits for the guest's next exit, as it asked"
-					 : "goes out at every write again");
 out:
 	pthread_mutex_unlock(&vm->coalesced_lock);
+	return ret;
 }
 
 static void vm_guest_event(void *opaque, enum guest_event event, uint64_t value, uint64_t rip)
@@ -173,8 +179,7 @@ static void vm_guest_event(void *opaque, enum guest_event event, uint64_t value,
 		vm_request_stop(vm, EXIT_OK);
 		break;
 	case GUEST_EVENT_CONSOLE_BATCHING:
-		vm_console_batching(vm, value != 0);
-		break;
+		break; /* the UART's */
 	case GUEST_EVENT_POWER_OFF:
 		log_info("guest powered off (ACPI S5)");
 		vm_request_stop(vm, EXIT_OK);
@@ -184,6 +189,9 @@ static void vm_guest_event(void *opaque, enum guest_event event, uint64_t value,
 		vm_request_stop(vm, VMM_EXIT_GUEST_PANIC);
 		break;
 	}
+	for (unsigned i = 0; i < vm->device_count; i++)
+		if (vm->devices[i].ops->guest_event)
+			vm->devices[i].ops->guest_event(vm->devices[i].dev, event, value);
 }
 
 static int vm_create_devices(struct vm *vm)
@@ -194,8 +202,9 @@ static int vm_create_devices(struct vm *vm)
 		.vm = vm,
 		.irq_line = vm_irq_line,
 		.guest_event = vm_guest_event,
-		.console_out_fd = vm->console_out_fd,
-		.console_in_fd = vm->config.console == VMM_CONSOLE_VIRTIO ? STDIN_FILENO : -1,
+		.console_out_fd = vm->console.out_fd,
+		.console_in_fd = vm->console.in_fd,
+		.coalesced_zone = vm_coalesced_zone,
 		.loop = vm->loop,
 		.vm_fd = vm->vm_fd,
 		.config = &vm->config,
@@ -216,8 +225,6 @@ static int vm_create_devices(struct vm *vm)
 			}
 			vm->devices[vm->device_count++] =
 				(struct vm_device){ ops, dev, ctx.instance };
-			if (ops == &uart_device_ops)
-				vm->uart = dev;
 			if (ops == &ged_device_ops)
 				vm->ged = dev;
 		}
@@ -413,10 +420,10 @@ int vm_create(const struct vmm_config *config, struct vm **out)
 	if (!vm)
 		return -ENOMEM;
 	vm->config = *config;
-	vm->kvm_fd = vm->vm_fd = vm->stop_event_fd = vm->signal_fd = vm->rx_space_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_event_fd = vm->signal_fd = -1;
 	vm->shutdown_timer_fd = -1;
 	vm->loop_call_fds[0] = vm->loop_call_fds[1] = -1;
-	vm->console_in_fd = vm->console_out_fd = -1;
+	vm->console.in_fd = vm->console.out_fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->coalesced_lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
@@ -448,7 +455,7 @@ int vm_create(const struct vmm_config *config, struct vm **out)
 		ret = vm_setup_kvm(vm);
 	log_debug("KVM VM set up");
 	if (!ret)
-		ret = console_open(vm);
+		ret = console_host_open(config, &vm->console);
 	if (!ret)
 		ret = vm_create_devices(vm);
 	if (ret)
@@ -523,8 +530,9 @@ int vm_start(struct vm *vm, bool paused)
 {
 	int ret = vm_signals_watch(vm);
 
-	if (!ret)
-		ret = console_attach(vm);
+	for (unsigned i = 0; !ret && i < vm->device_count; i++)
+		if (vm->devices[i].ops->start)
+			ret = vm->devices[i].ops->start(vm->devices[i].dev);
 	if (ret) {
 		log_error("cannot set up the event loop: %s", strerror(-ret));
 		return ret;
@@ -799,7 +807,7 @@ void vm_destroy(struct vm *vm)
 	}
 	for (unsigned i = vm->device_count; i-- > 0;)
 		vm->devices[i].ops->destroy(vm->devices[i].dev);
-	console_close(vm);
+	console_host_close(&vm->console);
 	event_loop_destroy(vm->loop);
 	close_fd(vm->signal_fd);
 	close_fd(vm->shutdown_timer_fd);

@@ -43,6 +43,13 @@ struct vm_device {
 	unsigned instance; /* among the devices of this ops table */
 };
 
+/* console.c: the descriptors of the guest's console on the host side. */
+struct console_host {
+	int in_fd;  /* -1: the guest gets no input */
+	int out_fd; /* -1: its output goes nowhere */
+	bool out_owned;
+};
+
 struct vm {
 	struct vmm_config config;
 	int kvm_fd;
@@ -55,13 +62,11 @@ struct vm {
 	struct vcpu *vcpus;
 	unsigned device_count;
 	struct vm_device devices[VM_MAX_DEVICES];
-	struct uart *uart;
 	struct ged *ged;	/* NULL without ACPI */
 	uint8_t generation[16]; /* device_context.generation */
 	/* KVM's coalesced-I/O ring, after every vCPU's kvm_run; NULL until a zone exists */
 	struct kvm_coalesced_mmio_ring *coalesced_ring;
 	pthread_mutex_t coalesced_lock;	       /* one reader of the ring at a time */
-	bool console_batched;		       /* COM1's transmit register is a coalesced zone */
 	struct virtio_mmio_slots virtio_slots; /* the virtio-mmio devices, in creation order */
 
 	struct event_loop *loop;
@@ -70,10 +75,7 @@ struct vm {
 	int shutdown_timer_fd; /* vm_shutdown(): the grace period; -1 until a button press */
 	int shutdown_status;
 	int loop_call_fds[2]; /* vm_run_on_loop(): a pipe of struct loop_call */
-	int console_in_fd;    /* -1 when the guest gets no input */
-	int console_out_fd;
-	int rx_space_fd; /* written by the UART when the guest frees FIFO room */
-	bool console_in_polled;
+	struct console_host console;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -96,9 +98,8 @@ int vcpu_thread_start(struct vcpu *vcpu);
 /* Asks every vCPU thread to act on vm->request now. */
 void vcpus_kick(struct vm *vm);
 
-/* console.c: the host side of the serial console. */
-int console_open(struct vm *vm);
-int console_attach(struct vm *vm);
-void console_close(struct vm *vm);
+/* console.c: opens the console's descriptors as config says; 0 or -errno (logged). */
+int console_host_open(const struct vmm_config *config, struct console_host *host);
+void console_host_close(struct console_host *host);
 
 #endif

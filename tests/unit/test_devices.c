@@ -64,6 +64,20 @@ static void instance_configure(struct instance *in)
 	in->config.acpi = true; /* the GED, pvpanic and vmgenid */
 }
 
+/* The zones the UART asked the VM for: address, and whether on. */
+static uint64_t zone_addr;
+static int zone_on = -1;
+
+static int record_zone(void *vm, enum io_bus bus, uint64_t addr, uint32_t size, bool on)
+{
+	(void)vm;
+	assert_int_equal(bus, IO_BUS_PIO);
+	assert_int_equal(size, 1);
+	zone_addr = addr;
+	zone_on = on;
+	return 0;
+}
+
 static const uint8_t test_generation[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 
 static void instance_create(struct instance *in, const struct device_ops *ops,
@@ -81,6 +95,7 @@ static void instance_create(struct instance *in, const struct device_ops *ops,
 					   .console_out_fd = -1,
 					   .console_in_fd = -1,
 					   .vm_fd = -1,
+					   .coalesced_zone = record_zone,
 					   .config = &in->config,
 					   .virtio_slots = &in->virtio_slots,
 					   .generation = test_generation };
@@ -203,11 +218,32 @@ static void test_ctl_console_batching(void **state)
 	instance_destroy(&b, &ctl_device_ops);
 }
 
+/* The UART makes COM1's transmit register a coalesced zone when the guest asks, once. */
+static void test_uart_console_batching(void **state)
+{
+	struct instance a;
+
+	(void)state;
+	instance_create(&a, &uart_device_ops, ignore_event);
+	uart_device_ops.guest_event(a.dev, GUEST_EVENT_CONSOLE_BATCHING, 1);
+	assert_int_equal(zone_on, 1);
+	assert_int_equal(zone_addr, 0x3f8);
+	zone_on = -1;
+	uart_device_ops.guest_event(a.dev, GUEST_EVENT_CONSOLE_BATCHING, 1);
+	assert_int_equal(zone_on, -1); /* already on */
+	uart_device_ops.guest_event(a.dev, GUEST_EVENT_READY, 0);
+	assert_int_equal(zone_on, -1);
+	uart_device_ops.guest_event(a.dev, GUEST_EVENT_CONSOLE_BATCHING, 0);
+	assert_int_equal(zone_on, 0);
+	instance_destroy(&a, &uart_device_ops);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_device),
 		cmocka_unit_test(test_ctl_console_batching),
+		cmocka_unit_test(test_uart_console_batching),
 	};
 	int fd = mkstemp(disk_path), ret;
 

@@ -25,7 +25,5 @@ struct uart_state {
 size_t uart_receive(struct uart *uart, const uint8_t *bytes, size_t len);
 /* Room left in the receive FIFO. */
 size_t uart_rx_space(struct uart *uart);
-/* Registers a callback run (on a vCPU thread) when the guest frees FIFO room. */
-void uart_set_rx_space_callback(struct uart *uart, void (*fn)(void *opaque), void *opaque);
 
 #endif
