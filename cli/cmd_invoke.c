@@ -27,6 +27,7 @@ static void invoke_help(void)
 	       "                     from the start of the restore, total_ms from snapvm's\n"
 	       "                     start to the reply (README.md, \"snapvm invoke\")\n"
 	       "  --memory MODE, --clock-realtime, --disk PATH[,ro], --vsock CID,PATH,\n"
+	       "  --net ..., --netns PATH,\n"
 	       "  --store-timeout S  as for snapvm restore\n" CLI_SECCOMP_HELP JAIL_HELP
 	       "                     (a jailed invoke records no working set)\n",
 	       DEFAULT_TIMEOUT_MS);
@@ -85,6 +86,8 @@ int cmd_invoke_main(int argc, char **argv)
 		{ "memory", required_argument, NULL, 'M' },
 		{ "disk", required_argument, NULL, 'd' },
 		{ "vsock", required_argument, NULL, 'v' },
+		{ "net", required_argument, NULL, 'N' },
+		{ "netns", required_argument, NULL, 'T' },
 		{ "store", required_argument, NULL, 's' },
 		{ "store-timeout", required_argument, NULL, 'O' },
 		{ "seccomp", required_argument, NULL, 'C' },
@@ -128,6 +131,12 @@ int cmd_invoke_main(int argc, char **argv)
 			break;
 		case 'v':
 			ret = vsock_option_parse("invoke", optarg, &options.vm);
+			break;
+		case 'N':
+			ret = net_option_parse("invoke", optarg, &options.vm);
+			break;
+		case 'T':
+			ret = netns_option_parse("invoke", optarg, &options.vm);
 			break;
 		case 's':
 			store = optarg;

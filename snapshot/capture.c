@@ -62,20 +62,12 @@ static int capture_state(struct vm *vm, struct snapshot_buffer *b, char *error, 
 	struct vcpu_save_job job = { calloc(cpus, sizeof(struct vcpu_state)) };
 	struct snapshot_header header = { .created_ns = time_realtime_ns() };
 	struct vm_section vm_section = { .cpus = cpus };
-	struct config_section *config = malloc(sizeof(*config));
-	struct net_config_section *net = malloc(sizeof(*net));
 	struct kvm_irqchip chips[3];
 	struct clock_section clock;
 	int ret;
 
-	if (!job.states || !config || !net) {
-		free(job.states);
-		free(config);
-		free(net);
+	if (!job.states)
 		return -ENOMEM;
-	}
-	config_section_from_vm(vm_config(vm), config);
-	net_config_section_from_vm(vm_config(vm), net);
 	vm_ram(vm, &vm_section.mem_size);
 	ret = vm_vcpus_call(vm, vcpu_save_on_thread, &job);
 	if (!ret)
@@ -91,11 +83,6 @@ static int capture_state(struct vm *vm, struct snapshot_buffer *b, char *error, 
 	cpu_cpuid_digest(job.states[0].cpuid, job.states[0].fixed.cpuid_count, header.cpuid_digest);
 	snapshot_write_begin(b, &header);
 	snapshot_write_section(b, SECTION_VM, 1, 0, &vm_section, sizeof(vm_section));
-	snapshot_write_section(b, SECTION_CONFIG, CONFIG_SECTION_VERSION, 0, config,
-			       sizeof(*config));
-	if (net->net_count)
-		snapshot_write_section(b, SECTION_NET, NET_CONFIG_SECTION_VERSION, 0, net,
-				       sizeof(*net));
 	for (unsigned i = 0; i < cpus; i++)
 		vcpu_state_encode(b, i, &job.states[i]);
 	snapshot_write_section(b, SECTION_IRQCHIP, 1, 0, chips, sizeof(chips));
@@ -107,8 +94,6 @@ out:
 	for (unsigned i = 0; i < cpus; i++)
 		vcpu_state_free(&job.states[i]);
 	free(job.states);
-	free(config);
-	free(net);
 	return ret;
 }
 

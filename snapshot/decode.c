@@ -27,30 +27,6 @@ static int decode_fixed(const struct snapshot_parsed *parsed, uint32_t id, const
 	return 0;
 }
 
-/*
- * Finds a section that grew at its end: today's version at today's size, or
- * version 1 at its own size (old_size), whose missing fields stay zero.
- */
-static int decode_grown(const struct snapshot_parsed *parsed, uint32_t id, const char *what,
-			uint16_t version, void *out, size_t size, size_t old_size, char *error,
-			size_t error_size)
-{
-	const struct snapshot_section *s = snapshot_find(parsed, id);
-	size_t want = s && s->version == 1 ? old_size : size;
-
-	if (!s)
-		return DECODE_ERROR("snapshot has no %s section", what);
-	if (s->version != 1 && s->version != version)
-		return DECODE_ERROR("snapshot's %s section has unknown version %u", what,
-				    s->version);
-	if (s->length != want)
-		return DECODE_ERROR("snapshot's %s section is %llu bytes, expected %zu", what,
-				    (unsigned long long)s->length, want);
-	memset(out, 0, size);
-	memcpy(out, s->payload, want);
-	return 0;
-}
-
 static int decode_vm(struct snapshot_state *st, char *error, size_t error_size)
 {
 	int ret = decode_fixed(&st->parsed, SECTION_VM, "VM", &st->vm, sizeof(st->vm), error,
@@ -86,8 +62,7 @@ static int check_known_sections(const struct snapshot_state *st, char *error, si
 {
 	for (unsigned i = 0; i < st->parsed.section_count; i++) {
 		const struct snapshot_section *s = &st->parsed.sections[i];
-		bool known = s->id == SECTION_VM || s->id == SECTION_CONFIG ||
-			     s->id == SECTION_NET || s->id == SECTION_CLOCK ||
+		bool known = s->id == SECTION_VM || s->id == SECTION_CLOCK ||
 			     s->id == SECTION_IRQCHIP ||
 			     (s->id >= SECTION_VCPU && s->id < SECTION_VCPU + st->vm.cpus) ||
 			     section_is_device(s->id);
@@ -121,16 +96,6 @@ int snapshot_state_decode(const uint8_t *data, size_t len, struct snapshot_state
 	if (!ret)
 		ret = decode_fixed(&st->parsed, SECTION_CLOCK, "clock", &st->clock,
 				   sizeof(st->clock), error, error_size);
-	/* a snapshot without the section had no virtio devices: config stays zero */
-	if (!ret && snapshot_find(&st->parsed, SECTION_CONFIG))
-		ret = decode_grown(&st->parsed, SECTION_CONFIG, "device configuration",
-				   CONFIG_SECTION_VERSION, &st->config, sizeof(st->config),
-				   offsetof(struct config_section, disk_rates), error, error_size);
-	if (!ret && snapshot_find(&st->parsed, SECTION_NET))
-		ret = decode_grown(&st->parsed, SECTION_NET, "network configuration",
-				   NET_CONFIG_SECTION_VERSION, &st->net, sizeof(st->net),
-				   offsetof(struct net_config_section, net_rates), error,
-				   error_size);
 	if (!ret)
 		ret = check_known_sections(st, error, error_size);
 	return ret;

@@ -101,8 +101,7 @@ static int check_devices(struct vm *vm, const struct snapshot_state *st, char *e
 		s = snapshot_find(&st->parsed, info.section_id);
 		if (!s)
 			return RESTORE_ERROR("snapshot has no state for device %s", info.name);
-		if (!device_section_fits(s->version, s->length, info.state_version, info.state_size,
-					 info.state_version_oldest))
+		if (!vmm_device_state_fits(&info, s->version, s->length))
 			return RESTORE_ERROR(
 				"snapshot's %s state is version %u, %llu bytes; this snapvm "
 				"reads version %u, %u bytes",
@@ -189,6 +188,36 @@ static int restore_memory(struct snapshot_repo *repo, const struct snapshot_rest
 	return ret;
 }
 
+/*
+ * The clone's configuration: its devices as each saved itself, with the host
+ * resources and rate limits of the restore options (vmm_config_restore).
+ */
+static int restore_config(const struct snapshot_state *st, const struct vmm_config *wanted,
+			  struct vmm_config *config)
+{
+	struct vmm_saved_device *saved = calloc(st->parsed.section_count + 1, sizeof(*saved));
+	unsigned count = 0;
+	int ret;
+
+	if (!saved)
+		return -ENOMEM;
+	for (unsigned i = 0; i < st->parsed.section_count; i++) {
+		const struct snapshot_section *s = &st->parsed.sections[i];
+
+		if (section_is_device(s->id))
+			saved[count++] = (struct vmm_saved_device){ s->id, s->version, s->payload,
+								    s->length };
+	}
+	ret = vmm_config_restore(wanted, saved, count, config);
+	free(saved);
+	if (ret)
+		return ret;
+	config->mem_size = st->vm.mem_size;
+	config->cpus = st->vm.cpus;
+	config->kernel_path = NULL;
+	return 0;
+}
+
 /* Builds the VM: everything up to (not including) running the vCPUs. */
 static int restore_vm(struct snapshot_repo *repo, const struct snapshot_restore_options *o,
 		      struct snapshot_state *st, struct snapshot_clone *clone, char *error,
@@ -198,14 +227,11 @@ static int restore_vm(struct snapshot_repo *repo, const struct snapshot_restore_
 	struct vm *vm;
 	int ret;
 
-	ret = config_section_to_vm(&st->config, &o->vm, &config, error, error_size);
-	if (!ret)
-		ret = net_config_section_to_vm(&st->net, &o->vm, &config, error, error_size);
-	if (ret)
+	ret = restore_config(st, &o->vm, &config);
+	if (ret) {
+		error[0] = '\0'; /* said where it failed */
 		return ret;
-	config.mem_size = st->vm.mem_size;
-	config.cpus = st->vm.cpus;
-	config.kernel_path = NULL;
+	}
 	ret = vm_create(&config, &vm);
 	clone->vm = vm;
 	if (ret) {

@@ -16,8 +16,6 @@
 
 enum snapshot_section_id {
 	SECTION_VM = 0x0001,	  /* struct vm_section */
-	SECTION_CONFIG = 0x0002,  /* struct config_section */
-	SECTION_NET = 0x0003,	  /* struct net_config_section, when the VM has network devices */
 	SECTION_CLOCK = 0x0010,	  /* struct clock_section */
 	SECTION_IRQCHIP = 0x0011, /* PIC master, PIC slave, I/O APIC: 3 struct kvm_irqchip */
 	SECTION_VCPU = 0x0100,	  /* + vCPU index: struct vcpu_section_fixed and its arrays */
@@ -30,20 +28,6 @@ static inline bool section_is_device(uint32_t id)
 	       (id & 0xffff) <= VMM_DEVICE_SECTION_LAST && id >> 16 < 0x100;
 }
 
-/*
- * Whether today's device can take a saved section: of its own version and
- * size, or of an older version it still reads (from `oldest` on), shorter:
- * a prefix of today's state, which the device gets zero-extended.
- */
-static inline bool device_section_fits(uint32_t version, uint64_t length, uint32_t state_version,
-				       uint32_t state_size, uint32_t oldest)
-{
-	if (version == state_version)
-		return length == state_size;
-	return oldest && version >= oldest && version < state_version && length > 0 &&
-	       length < state_size;
-}
-
 #define SECTION_VCPU_LAST      (SECTION_VCPU + 0xff)
 #define VCPU_MAX_MSRS	       1024
 #define VCPU_MAX_CPUID_ENTRIES 512
@@ -53,73 +37,6 @@ struct vm_section {
 	uint64_t mem_size;
 	uint32_t cpus;
 	uint32_t reserved;
-};
-
-/*
- * The virtio devices the VM had, with the host resources behind them as they
- * were: which devices exist is part of the guest's machine and must match at
- * restore; the paths are defaults that restore options may replace.
- */
-#define CONFIG_RNG	      0x1
-#define CONFIG_VIRTIO_CONSOLE 0x2
-#define CONFIG_NO_LEGACY      0x4 /* no COM1 UART (--no-legacy) */
-#define CONFIG_ACPI	      0x8 /* ACPI tables (in guest memory) and the GED, pvpanic, vmgenid */
-
-struct config_disk {
-	uint8_t read_only;
-	uint8_t reserved[7];
-	char id[24];
-	char path[VMM_DISK_PATH_MAX];
-};
-
-/* A device's rate limits (0: none); configuration, which restore options may override. */
-struct config_rate {
-	uint64_t bandwidth; /* bytes a second */
-	uint64_t ops;	    /* requests or frames a second */
-};
-
-/* Version 2 added disk_rates; version 1 sections read as if they had no limits. */
-#define CONFIG_SECTION_VERSION 2
-struct config_section {
-	uint32_t disk_count;
-	uint32_t flags;
-	uint64_t vsock_cid; /* 0: no vsock device */
-	char vsock_path[VMM_DISK_PATH_MAX];
-	struct config_disk disks[VMM_MAX_DISKS];
-	struct config_rate disk_rates[VMM_MAX_DISKS]; /* version 2 on */
-};
-
-/*
- * The network devices: the MAC is what the guest saw and must stay; the
- * backend, TAP name, forwarded ports and namespace are host resources that
- * `restore --net/--netns` replace.
- */
-struct config_hostfwd {
-	uint8_t udp;
-	uint8_t reserved;
-	uint16_t host_port;
-	uint16_t guest_port;
-	uint16_t reserved2;
-	uint32_t host_addr;
-	uint32_t guest_addr;
-};
-
-struct config_net {
-	uint8_t backend; /* enum vmm_net_backend */
-	uint8_t mac[6];	 /* the one the guest saw (vmm_net_mac) */
-	uint8_t hostfwd_count;
-	char tap[VMM_TAP_NAME_MAX];
-	struct config_hostfwd hostfwds[VMM_MAX_HOSTFWDS];
-};
-
-/* Version 2 added net_rates, as the config section its disk_rates. */
-#define NET_CONFIG_SECTION_VERSION 2
-struct net_config_section {
-	uint32_t net_count;
-	uint32_t reserved;
-	char netns[VMM_NETNS_PATH_MAX];
-	struct config_net nets[VMM_MAX_NETS];
-	struct config_rate net_rates[VMM_MAX_NETS]; /* version 2 on */
 };
 
 struct clock_section {
@@ -173,8 +90,6 @@ int vcpu_state_decode(const struct snapshot_section *section, struct vcpu_state 
 struct snapshot_state {
 	struct snapshot_parsed parsed;
 	struct vm_section vm;
-	struct config_section config;
-	struct net_config_section net; /* zero when the snapshot has no network devices */
 	struct vcpu_state vcpus[VMM_MAX_CPUS];
 	struct kvm_irqchip chips[3];
 	struct clock_section clock;
@@ -188,29 +103,6 @@ struct snapshot_state {
  */
 int snapshot_state_decode(const uint8_t *data, size_t len, struct snapshot_state *state,
 			  char *error, size_t error_size);
-
-/* Records a VM configuration's devices and their host resources. */
-void config_section_from_vm(const struct vmm_config *config, struct config_section *section);
-/*
- * Builds the configuration of a restored VM: its devices from the snapshot,
- * host resources from `wanted` where given, else from the snapshot. -EINVAL
- * with a reason if wanted asks for devices the snapshot's VM did not have.
- */
-int config_section_to_vm(const struct config_section *section, const struct vmm_config *wanted,
-			 struct vmm_config *config, char *error, size_t error_size);
-
-/* Records a VM configuration's network devices and the host networks behind them. */
-void net_config_section_from_vm(const struct vmm_config *config,
-				struct net_config_section *section);
-/*
- * Puts the snapshot's network devices into a restored VM's configuration:
- * MACs from the snapshot, host networks from `wanted` if it gives any (all of
- * them, its namespace too), else the snapshot's; --netns alone moves them.
- * -EINVAL with a reason for a device count or MAC that does not match.
- */
-int net_config_section_to_vm(const struct net_config_section *section,
-			     const struct vmm_config *wanted, struct vmm_config *config,
-			     char *error, size_t error_size);
 
 /* The VM-wide state: irqchips and the KVM clock. */
 int vm_state_save_irqchip(int vm_fd, struct kvm_irqchip chips[3]);

@@ -130,6 +130,17 @@ struct device_ops {
 	void (*save)(void *dev, void *state);
 	/* Applies saved state after checking it; -EINVAL for state that cannot be. */
 	int (*restore)(void *dev, const void *state);
+	/*
+	 * Before a restore creates the VM: derives this device type's part of
+	 * its configuration from the saved states (`count` of them, in instance
+	 * order, each state_size bytes, zero-extended, unchecked) and the
+	 * restore options in `wanted`. What the guest saw (presence, MAC, CID,
+	 * serial, ...) comes from the states; host resources (files, sockets,
+	 * networks) from wanted; rate limits from the states unless wanted sets
+	 * them. 0, or -EINVAL with one line logged. NULL: every VM has one.
+	 */
+	int (*restore_config)(const void *const *states, unsigned count,
+			      const struct vmm_config *wanted, struct vmm_config *config);
 	/* The VM is about to run, after any restore: host input may flow. 0 or -errno. */
 	int (*start)(void *dev);
 	/* Hears what the guest told the control port, after the VM has. NULL: nothing to hear. */

@@ -167,3 +167,23 @@ void rate_limiter_destroy(struct rate_limiter *l)
 	close(l->timer_fd);
 	l->timer_fd = -1;
 }
+
+struct rate_saved rate_saved_from(const struct vmm_rate_limit *limit)
+{
+	return (struct rate_saved){ .bandwidth = limit->bandwidth, .ops = limit->ops };
+}
+
+int rate_saved_restore(const struct rate_saved *saved, const struct vmm_rate_limit *wanted,
+		       const char *device, struct vmm_rate_limit *limit)
+{
+	if (saved->bandwidth > VMM_RATE_MAX || saved->ops > VMM_RATE_MAX) {
+		log_error("snapshot's %s rate limits are damaged", device);
+		return -EINVAL;
+	}
+	*limit = (struct vmm_rate_limit){ .bandwidth = saved->bandwidth, .ops = saved->ops };
+	if (wanted && (wanted->given & VMM_RATE_GIVEN_BANDWIDTH))
+		limit->bandwidth = wanted->bandwidth;
+	if (wanted && (wanted->given & VMM_RATE_GIVEN_OPS))
+		limit->ops = wanted->ops;
+	return 0;
+}

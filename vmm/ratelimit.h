@@ -22,6 +22,22 @@
 
 struct event_loop;
 
+/* A device's rate limits in its saved state: configuration that restore options may replace. */
+struct rate_saved {
+	uint64_t bandwidth; /* bytes a second; 0: none */
+	uint64_t ops;	    /* requests or frames a second; 0: none */
+};
+
+/* The limits to save. */
+struct rate_saved rate_saved_from(const struct vmm_rate_limit *limit);
+/*
+ * The limits of a restored device: the saved ones, except those the restore
+ * options set (`given`; 0 lifts one). -EINVAL (logged) for saved limits out
+ * of range.
+ */
+int rate_saved_restore(const struct rate_saved *saved, const struct vmm_rate_limit *wanted,
+		       const char *device, struct vmm_rate_limit *limit);
+
 /* How much of a second of tokens a bucket holds: the longest burst. */
 #define RATE_BUCKET_FILL_NS 100000000ULL
 

@@ -127,6 +127,31 @@ struct vm_device_info {
 	uint32_t state_version_oldest; /* device_ops.state_version_oldest */
 };
 
+/* A device's saved state as a snapshot holds it, for vmm_config_restore. */
+struct vmm_saved_device {
+	uint32_t section_id; /* vm_device_info.section_id */
+	uint32_t version;
+	const void *state;
+	uint64_t length;
+};
+
+/*
+ * Whether a device takes a saved state of this version and length: its own
+ * version and size, or an older version it still reads (from
+ * state_version_oldest on), shorter: a prefix of today's, zero-extended.
+ */
+bool vmm_device_state_fits(const struct vm_device_info *info, uint32_t version, uint64_t length);
+
+/*
+ * The configuration of a VM restored from saved devices: each device of the
+ * saved VM from its own saved state, host resources and rate limits from the
+ * restore options in wanted, everything else as wanted has it. 0, or -EINVAL
+ * with one line logged (a state that does not fit, or options that do not
+ * fit the saved devices).
+ */
+int vmm_config_restore(const struct vmm_config *wanted, const struct vmm_saved_device *saved,
+		       unsigned saved_count, struct vmm_config *config);
+
 struct vm;
 
 /* What the guest reported through the control port, or why the VM stopped. */

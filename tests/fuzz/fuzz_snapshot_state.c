@@ -2,9 +2,10 @@
  * libFuzzer target for the snapshot state decoder: the input is a state
  * file (the "state" blob of a snapshot), checked as restore_read_state and
  * restore_vm do before KVM is touched: the container and every section
- * (snapshot_state_decode), the device and network configuration, the CPU
- * vendor and features, and then each device's section, checked against a
- * machine with every device (fuzz_machine.h) and handed to its restore(),
+ * (snapshot_state_decode), the CPU vendor and features, the configuration
+ * the devices derive from their sections (vmm_config_restore), and then each
+ * device's section, checked against a machine with every device
+ * (fuzz_machine.h) and handed to its restore(),
  * after which each virtio queue is notified, so that ring state from the
  * snapshot gets used. Every array a vCPU section points to is read end to
  * end: AddressSanitizer catches any that reaches past the file.
@@ -54,12 +55,13 @@ static void restore_devices(const struct snapshot_state *st)
 	fuzz_machine_create(&m, NULL, 0, NULL);
 	for (unsigned i = 0; i < m.count; i++) {
 		const struct device_ops *ops = m.devices[i].ops;
+		struct vm_device_info info = { ops->name, ops->section_id, ops->state_version,
+					       ops->state_size, ops->state_version_oldest };
 		const struct snapshot_section *s =
 			snapshot_find(&st->parsed, ops->section_id | m.devices[i].instance << 16);
 		uint8_t *state;
 
-		if (!s || !device_section_fits(s->version, s->length, ops->state_version,
-					       ops->state_size, ops->state_version_oldest))
+		if (!s || !vmm_device_state_fits(&info, s->version, s->length))
 			continue;
 		state = calloc(1, ops->state_size);
 		memcpy(state, s->payload, MIN(s->length, (uint64_t)ops->state_size));
@@ -74,17 +76,32 @@ static void restore_devices(const struct snapshot_state *st)
 	fuzz_machine_destroy(&m);
 }
 
+/* restore.c's restore_config, with the restore options the fake machine has. */
+static int restore_config(const struct snapshot_state *st)
+{
+	struct vmm_saved_device saved[SNAPSHOT_MAX_SECTIONS];
+	struct vmm_config config;
+	unsigned count = 0;
+
+	for (unsigned i = 0; i < st->parsed.section_count; i++) {
+		const struct snapshot_section *s = &st->parsed.sections[i];
+
+		if (section_is_device(s->id))
+			saved[count++] = (struct vmm_saved_device){ s->id, s->version, s->payload,
+								    s->length };
+	}
+	return vmm_config_restore(fuzz_config_get(), saved, count, &config);
+}
+
 static void decode(const uint8_t *data, size_t size)
 {
 	struct snapshot_state *st = calloc(1, sizeof(*st));
-	struct vmm_config wanted = { .console = VMM_CONSOLE_STDIO }, config;
 	char error[256];
 
 	if (!snapshot_state_decode(data, size, st, error, sizeof(error))) {
 		check_vcpus(st);
-		if (!config_section_to_vm(&st->config, &wanted, &config, error, sizeof(error)) &&
-		    !net_config_section_to_vm(&st->net, &wanted, &config, error, sizeof(error)))
-			restore_devices(st);
+		restore_config(st);
+		restore_devices(st);
 	}
 	free(st);
 }

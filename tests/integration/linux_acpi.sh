@@ -154,7 +154,8 @@ clones() {
 	# clones at once, paging lazily, were seen to differ without the notify)
 	: >"$TMP/$name.clones"
 	for i in 0 1 2; do
-		timeout $BOUND "$SNAPVM" restore "$name" --memory eager --console stdio </dev/null \
+		timeout $BOUND "$SNAPVM" restore "$name" --memory eager --console stdio \
+			--disk "$TMP/a.img" --disk "$TMP/b.img" </dev/null \
 			2>>"$TMP/$name.clones.err" | sed "s/^/[$i] /" >>"$TMP/$name.clones"
 		rc=${PIPESTATUS[0]}
 		expect_eq "$name: clone $i powered off" "$rc" 0

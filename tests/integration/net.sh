@@ -84,7 +84,7 @@ grep -q "^OK evil: .* 0 accepted" "$TMP/tap.out" && pass "tap: evil chains" ||
 expect_eq "snapshot of a VM with a network device" "$?" 0
 "$NETNS" down 1 "$PREFIX"
 "$NETNS" up 3 "$PREFIX" >/dev/null
-start_guest clones restore netsnap --clones 3 --netns "/run/netns/$PREFIX%i"
+start_guest clones restore netsnap --clones 3 --net tap=tap0 --netns "/run/netns/$PREFIX%i"
 gens=""
 for i in 0 1 2; do
 	got=$(in_ns $i timeout 30 "$PEER" $GUEST_IP 7 ping gen | tr '\n' ' ')

@@ -49,7 +49,7 @@ within_10_percent "disk serves iops=25" "$(elapsed_ns)" $(((100 - 2) * 100000000
 "$SNAPVM" run --kernel "$GUEST" --disk "$TMP/disk.img,bw=2M" --snapshot-on-ready rl \
 	</dev/null >/dev/null 2>"$TMP/err"
 expect_eq "snapshot of a rate-limited disk" "$?" 0
-OUT=$(printf 'time\nblk read 0 16384\ntime\nexit 0\n' | timeout 60 "$SNAPVM" restore rl 2>"$TMP/err")
+OUT=$(printf 'time\nblk read 0 16384\ntime\nexit 0\n' | timeout 60 "$SNAPVM" restore rl --disk "$TMP/disk.img" 2>"$TMP/err")
 within_10_percent "the clone reads at the snapshot's bw=2M" "$(elapsed_ns)" \
 	"$(expected_ns $BYTES $RATE)"
 OUT=$(printf 'time\nblk read 0 16384\ntime\nexit 0\n' |

@@ -27,7 +27,7 @@ wait $pid
 expect_eq "the original stops after the snapshot" "$?" 0
 
 rm -f "$TMP/in" && mkfifo "$TMP/in"
-timeout 60 "$SNAPVM" restore live --vsock 3,"$TMP/w.sock" <"$TMP/in" >"$TMP/clone.out" \
+timeout 60 "$SNAPVM" restore live --disk "$TMP/a.img" --vsock 3,"$TMP/w.sock" <"$TMP/in" >"$TMP/clone.out" \
 	2>"$TMP/clone.err" &
 pid=$!
 exec 3>"$TMP/in"
@@ -45,27 +45,33 @@ wait $pid
 expect_eq "clone: exit code" "$?" 0
 expect_eq "clone: nothing on stderr" "$(cat "$TMP/clone.err")" ""
 
-# A clone restored without --vsock keeps the recorded socket path, and a
-# snapshot of that clone records it again.
+# A snapshot holds no host paths: a restore without --vsock is refused in
+# one line, and a snapshot of a clone restores on the socket it is given.
+timeout 30 "$SNAPVM" restore live --disk "$TMP/a.img" </dev/null >/dev/null 2>"$TMP/c2.err"
+expect_eq "restore without --vsock: exit code" "$?" 2
+grep -q "has a vsock device: give --vsock 3,PATH at restore" "$TMP/c2.err" &&
+	pass "restore without --vsock: says why" || fail "no --vsock: $(cat "$TMP/c2.err")"
 rm -f "$TMP/in" && mkfifo "$TMP/in"
-timeout 60 "$SNAPVM" restore live --api-sock "$TMP/api2" <"$TMP/in" >/dev/null 2>"$TMP/c2.err" &
+timeout 60 "$SNAPVM" restore live --disk "$TMP/a.img" --vsock 3,"$TMP/x.sock" \
+	--api-sock "$TMP/api2" <"$TMP/in" >/dev/null 2>"$TMP/c2.err" &
 pid=$!
 exec 3>"$TMP/in"
 for _ in $(seq 100); do [ -S "$TMP/api2" ] && break; sleep 0.1; done
 timeout 30 "$SNAPVM" snapshot --api-sock "$TMP/api2" again >/dev/null
-expect_eq "snapshot of a clone restored without --vsock" "$?" 0
+expect_eq "snapshot of a clone" "$?" 0
 exec 3>&-
 wait $pid
 expect_eq "that clone: exit code" "$?" 0
 rm -f "$TMP/in" && mkfifo "$TMP/in"
-timeout 60 "$SNAPVM" restore again <"$TMP/in" >/dev/null 2>"$TMP/c3.err" &
+timeout 60 "$SNAPVM" restore again --disk "$TMP/a.img" --vsock 3,"$TMP/y.sock" <"$TMP/in" \
+	>/dev/null 2>"$TMP/c3.err" &
 pid=$!
 exec 3>"$TMP/in"
 printf 'vsock listen 1235\n' >&3
-for _ in $(seq 100); do [ -S "$TMP/v.sock" ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ -S "$TMP/y.sock" ] && break; sleep 0.1; done
 sleep 0.5
-expect_eq "its clone listens on the first socket path" \
-	"$(timeout 30 "$PEER" connect "$TMP/v.sock" 1235 ping | sed -n 2p)" PONG
+expect_eq "its clone listens on the socket it was given" \
+	"$(timeout 30 "$PEER" connect "$TMP/y.sock" 1235 ping | sed -n 2p)" PONG
 echo "exit 0" >&3
 exec 3>&-
 wait $pid

@@ -238,12 +238,175 @@ static void test_uart_console_batching(void **state)
 	instance_destroy(&a, &uart_device_ops);
 }
 
+/* The device sections a snapshot of a VM made from `config` would hold. */
+struct saved_machine {
+	struct vmm_saved_device saved[VMM_MAX_DISKS + 16];
+	void *states[VMM_MAX_DISKS + 16];
+	unsigned count;
+};
+
+static void machine_save(const struct vmm_config *config, struct saved_machine *m)
+{
+	memset(m, 0, sizeof(*m));
+	for (unsigned i = 0; device_table[i]; i++) {
+		const struct device_ops *ops = device_table[i];
+		unsigned count = ops->instances ? ops->instances(config) : 1;
+
+		for (unsigned n = 0; n < count; n++) {
+			struct instance in = { .config = *config };
+
+			guest_memory_layout(&in.mem, 1 << 20);
+			assert_int_equal(guest_memory_map(&in.mem), 0);
+			in.ctx = (struct device_context){ .io = &in.io,
+							  .mem = &in.mem,
+							  .irq_line = ignore_irq,
+							  .guest_event = ignore_event,
+							  .console_out_fd = -1,
+							  .console_in_fd = -1,
+							  .vm_fd = -1,
+							  .config = &in.config,
+							  .instance = n,
+							  .virtio_slots = &in.virtio_slots,
+							  .generation = test_generation };
+			in.dev = ops->create(&in.ctx);
+			assert_non_null(in.dev);
+			m->states[m->count] = calloc(1, ops->state_size);
+			ops->save(in.dev, m->states[m->count]);
+			m->saved[m->count] =
+				(struct vmm_saved_device){ ops->section_id | n << 16,
+							   ops->state_version, m->states[m->count],
+							   ops->state_size };
+			m->count++;
+			instance_destroy(&in, ops);
+		}
+	}
+}
+
+static void machine_free(struct saved_machine *m)
+{
+	for (unsigned i = 0; i < m->count; i++)
+		free(m->states[i]);
+}
+
+/* What `restore` gives for the VM of instance_configure(), two disks and a MAC. */
+static void restore_options(const struct vmm_config *saved, struct vmm_config *wanted)
+{
+	vmm_config_init(wanted);
+	wanted->disk_count = saved->disk_count;
+	for (unsigned i = 0; i < saved->disk_count; i++) {
+		snprintf(wanted->disks[i].path, sizeof(wanted->disks[i].path), "%s", disk_path);
+		wanted->disks[i].read_only = saved->disks[i].read_only;
+	}
+	wanted->vsock_cid = saved->vsock_cid;
+	snprintf(wanted->vsock_path, sizeof(wanted->vsock_path), "/tmp/elsewhere.sock");
+	wanted->net_count = saved->net_count;
+	wanted->nets[0].backend = VMM_NET_USER;
+}
+
+/*
+ * Restore's configuration: what the guest saw from each device's own saved
+ * state, host resources from the restore options (which must be given),
+ * rate limits from the state unless the options set them.
+ */
+static void test_restore_config(void **state)
+{
+	static const uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 0x11 };
+	struct vmm_config saved, wanted, out;
+	struct saved_machine m;
+	struct instance in;
+
+	(void)state;
+	instance_configure(&in);
+	saved = in.config;
+	saved.disk_count = 2;
+	saved.disks[1] = saved.disks[0];
+	saved.disks[1].read_only = true;
+	snprintf(saved.disks[1].id, sizeof(saved.disks[1].id), "SERIAL-B");
+	saved.disks[1].rate = (struct vmm_rate_limit){ .bandwidth = 1 << 20, .ops = 50 };
+	saved.vsock_cid = 5;
+	memcpy(saved.nets[0].mac, mac, 6);
+	saved.nets[0].rate.ops = 300;
+	machine_save(&saved, &m);
+
+	restore_options(&saved, &wanted);
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), 0);
+	assert_int_equal(out.disk_count, 2);
+	assert_string_equal(out.disks[1].path, disk_path);
+	assert_true(out.disks[1].read_only);
+	assert_string_equal(out.disks[1].id, "SERIAL-B");
+	assert_int_equal(out.disks[1].rate.bandwidth, 1 << 20);
+	assert_int_equal(out.disks[1].rate.ops, 50);
+	assert_int_equal(out.disks[0].rate.bandwidth, 0);
+	assert_true(out.rng && out.acpi && !out.no_legacy);
+	assert_int_equal(out.console, VMM_CONSOLE_VIRTIO);
+	assert_int_equal(out.vsock_cid, 5);
+	assert_string_equal(out.vsock_path, "/tmp/elsewhere.sock");
+	assert_memory_equal(out.nets[0].mac, mac, 6);
+	assert_int_equal(out.nets[0].rate.ops, 300);
+
+	/* a limit given at restore replaces that one (bw=0: none) */
+	wanted.disks[1].rate =
+		(struct vmm_rate_limit){ .bandwidth = 0, .given = VMM_RATE_GIVEN_BANDWIDTH };
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), 0);
+	assert_int_equal(out.disks[1].rate.bandwidth, 0);
+	assert_int_equal(out.disks[1].rate.ops, 50);
+
+	/* host resources are not in the snapshot: restore must give them */
+	restore_options(&saved, &wanted);
+	wanted.disk_count = 0;
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
+	restore_options(&saved, &wanted);
+	wanted.vsock_cid = 0;
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
+	restore_options(&saved, &wanted);
+	wanted.net_count = 0;
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
+	/* what the guest saw cannot change */
+	restore_options(&saved, &wanted);
+	wanted.vsock_cid = 6;
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
+	restore_options(&saved, &wanted);
+	wanted.nets[0].mac[0] = 0x06;
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
+	restore_options(&saved, &wanted);
+	wanted.disks[1].read_only = false;
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
+	restore_options(&saved, &wanted);
+	wanted.console = VMM_CONSOLE_NONE;
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
+	/* a damaged state, or one of another size */
+	restore_options(&saved, &wanted);
+	for (unsigned i = 0; i < m.count; i++)
+		if (m.saved[i].section_id == DEVICE_SECTION_VIRTIO_BLK)
+			m.saved[i].length--;
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
+	machine_free(&m);
+
+	/* the smallest machine: no COM1, no ACPI, no optional device */
+	vmm_config_init(&saved);
+	saved.no_legacy = true;
+	machine_save(&saved, &m);
+	vmm_config_init(&wanted);
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), 0);
+	assert_true(out.no_legacy && !out.acpi && !out.rng && !out.disk_count && !out.vsock_cid);
+	wanted.rng = true;
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
+	vmm_config_init(&wanted);
+	wanted.console = VMM_CONSOLE_VIRTIO;
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
+	restore_options(&in.config, &wanted);
+	wanted.net_count = wanted.vsock_cid = 0;
+	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL); /* a disk */
+	machine_free(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_device),
 		cmocka_unit_test(test_ctl_console_batching),
 		cmocka_unit_test(test_uart_console_batching),
+		cmocka_unit_test(test_restore_config),
 	};
 	int fd = mkstemp(disk_path), ret;
 

@@ -212,6 +212,14 @@ static void test_versions(void **state)
 	snapshot_buffer_free(&b);
 }
 
+static bool device_section_fits(uint32_t version, uint64_t length, uint32_t state_version,
+				uint32_t state_size, uint32_t oldest)
+{
+	struct vm_device_info info = { "device", 0x0200, state_version, state_size, oldest };
+
+	return vmm_device_state_fits(&info, version, length);
+}
+
 /* A device takes its own state, or an older, shorter one it still reads. */
 static void test_device_section_versions(void **state)
 {
@@ -470,152 +478,6 @@ static void test_cpuid_count_ignores_zeroed_tail(void **state)
 	free(entries);
 }
 
-/* The network section: MACs stay the guest's, host networks follow restore's options. */
-static void test_net_config(void **state)
-{
-	static const uint8_t mac1[6] = { 0x02, 0, 0, 0, 0, 0x11 };
-	struct vmm_config vm, wanted, out;
-	struct net_config_section *s = calloc(1, sizeof(*s));
-
-	(void)state;
-	vmm_config_init(&vm);
-	vm.net_count = 2;
-	vm.nets[0] = (struct vmm_net){ .backend = VMM_NET_TAP, .tap = "tap0" };
-	vm.nets[1] = (struct vmm_net){ .backend = VMM_NET_USER, .hostfwd_count = 1 };
-	memcpy(vm.nets[1].mac, mac1, 6);
-	vm.nets[1].hostfwds[0] = (struct vmm_hostfwd){ true, 5555, 7, 0x7f000001, 0 };
-	snprintf(vm.netns, sizeof(vm.netns), "/run/netns/a");
-	net_config_section_from_vm(&vm, s);
-	assert_int_equal(s->nets[0].mac[5], 0x56); /* the default MAC is recorded as such */
-
-	vmm_config_init(&wanted); /* nothing given: the snapshot's networks */
-	out = wanted;
-	assert_int_equal(net_config_section_to_vm(s, &wanted, &out, error, sizeof(error)), 0);
-	assert_int_equal(out.net_count, 2);
-	assert_string_equal(out.nets[0].tap, "tap0");
-	assert_memory_equal(out.nets[1].mac, mac1, 6);
-	assert_int_equal(out.nets[1].hostfwds[0].host_port, 5555);
-	assert_string_equal(out.netns, "/run/netns/a");
-
-	snprintf(wanted.netns, sizeof(wanted.netns), "/run/netns/b"); /* --netns alone */
-	out = wanted;
-	assert_int_equal(net_config_section_to_vm(s, &wanted, &out, error, sizeof(error)), 0);
-	assert_string_equal(out.nets[0].tap, "tap0");
-	assert_string_equal(out.netns, "/run/netns/b");
-
-	vmm_config_init(&wanted); /* --net for both: new networks, here */
-	wanted.net_count = 2;
-	wanted.nets[0] = (struct vmm_net){ .backend = VMM_NET_TAP, .tap = "tap7" };
-	wanted.nets[1] = (struct vmm_net){ .backend = VMM_NET_TAP, .tap = "tap8" };
-	out = wanted;
-	assert_int_equal(net_config_section_to_vm(s, &wanted, &out, error, sizeof(error)), 0);
-	assert_string_equal(out.nets[1].tap, "tap8");
-	assert_memory_equal(out.nets[1].mac, mac1, 6);
-	assert_string_equal(out.netns, "");
-
-	wanted.nets[1].mac[5] = 0x12; /* another MAC */
-	assert_int_equal(net_config_section_to_vm(s, &wanted, &out, error, sizeof(error)), -EINVAL);
-	wanted.net_count = 1; /* another number of devices */
-	assert_int_equal(net_config_section_to_vm(s, &wanted, &out, error, sizeof(error)), -EINVAL);
-	vmm_config_init(&wanted);
-	s->nets[1].backend = 9; /* damaged */
-	assert_int_equal(net_config_section_to_vm(s, &wanted, &out, error, sizeof(error)), -EINVAL);
-	free(s);
-}
-
-/* Rate limits are configuration: a clone keeps them unless restore's options set them. */
-static void test_rate_config(void **state)
-{
-	struct config_section *s = calloc(1, sizeof(*s));
-	struct net_config_section *n = calloc(1, sizeof(*n));
-	struct vmm_config vm, wanted, out;
-
-	(void)state;
-	vmm_config_init(&vm);
-	vm.disk_count = 2;
-	snprintf(vm.disks[0].path, sizeof(vm.disks[0].path), "/a.img");
-	snprintf(vm.disks[1].path, sizeof(vm.disks[1].path), "/b.img");
-	vm.disks[1].rate = (struct vmm_rate_limit){ .bandwidth = 1 << 20, .ops = 50 };
-	vm.net_count = 1;
-	vm.nets[0] = (struct vmm_net){ .backend = VMM_NET_USER, .rate.ops = 300 };
-	config_section_from_vm(&vm, s);
-	net_config_section_from_vm(&vm, n);
-
-	vmm_config_init(&wanted); /* nothing given: the snapshot's limits */
-	assert_int_equal(config_section_to_vm(s, &wanted, &out, error, sizeof(error)), 0);
-	assert_int_equal(net_config_section_to_vm(n, &wanted, &out, error, sizeof(error)), 0);
-	assert_int_equal(out.disks[0].rate.bandwidth, 0);
-	assert_int_equal(out.disks[1].rate.bandwidth, 1 << 20);
-	assert_int_equal(out.disks[1].rate.ops, 50);
-	assert_int_equal(out.nets[0].rate.ops, 300);
-
-	/* --disk for each: the files move, limits stay but where a key is given */
-	wanted.disk_count = 2;
-	wanted.disks[1].rate =
-		(struct vmm_rate_limit){ .bandwidth = 0, .given = VMM_RATE_GIVEN_BANDWIDTH };
-	wanted.disks[0].rate = (struct vmm_rate_limit){ .ops = 9, .given = VMM_RATE_GIVEN_OPS };
-	wanted.net_count = 1;
-	wanted.nets[0] = (struct vmm_net){ .backend = VMM_NET_USER };
-	assert_int_equal(config_section_to_vm(s, &wanted, &out, error, sizeof(error)), 0);
-	assert_int_equal(net_config_section_to_vm(n, &wanted, &out, error, sizeof(error)), 0);
-	assert_int_equal(out.disks[0].rate.ops, 9);
-	assert_int_equal(out.disks[1].rate.bandwidth, 0);
-	assert_int_equal(out.disks[1].rate.ops, 50);
-	assert_int_equal(out.nets[0].rate.ops, 300);
-
-	s->disk_rates[1].ops = VMM_RATE_MAX + 1; /* damaged */
-	assert_int_equal(config_section_to_vm(s, &wanted, &out, error, sizeof(error)), -EINVAL);
-	n->net_rates[0].bandwidth = UINT64_MAX;
-	assert_int_equal(net_config_section_to_vm(n, &wanted, &out, error, sizeof(error)), -EINVAL);
-	free(s);
-	free(n);
-}
-
-/* Configuration sections of version 1 (before rate limits) still read, with no limits. */
-static void test_config_section_v1(void **state)
-{
-	struct config_section *config = calloc(1, sizeof(*config));
-	struct net_config_section *net = calloc(1, sizeof(*net));
-	struct snapshot_state *st = malloc(sizeof(*st));
-	struct snapshot_buffer b;
-	size_t config_v1 = offsetof(struct config_section, disk_rates);
-	size_t net_v1 = offsetof(struct net_config_section, net_rates);
-
-	(void)state;
-	config->disk_count = 1;
-	net->net_count = 1;
-	net->nets[0].backend = VMM_NET_USER;
-	for (int version = 1; version <= 3; version++) {
-		int want = version == 3 ? -EINVAL : 0;
-
-		sample_state(&b, 1);
-		b.len -= sizeof(struct snapshot_trailer); /* reopen it for two more sections */
-		snapshot_write_section(&b, SECTION_CONFIG, (uint16_t)version, 0, config,
-				       version == 1 ? config_v1 : sizeof(*config));
-		snapshot_write_section(&b, SECTION_NET, (uint16_t)version, 0, net,
-				       version == 1 ? net_v1 : sizeof(*net));
-		assert_int_equal(snapshot_write_finish(&b), 0);
-		assert_int_equal(snapshot_state_decode(b.data, b.len, st, error, sizeof(error)),
-				 want);
-		if (!want) {
-			assert_int_equal(st->config.disk_count, 1);
-			assert_int_equal(st->config.disk_rates[0].bandwidth, 0);
-			assert_int_equal(st->net.net_rates[0].ops, 0);
-		}
-		snapshot_buffer_free(&b);
-	}
-	/* a version 1 section of today's size is damaged */
-	sample_state(&b, 1);
-	b.len -= sizeof(struct snapshot_trailer);
-	snapshot_write_section(&b, SECTION_CONFIG, 1, 0, config, sizeof(*config));
-	assert_int_equal(snapshot_write_finish(&b), 0);
-	assert_int_equal(snapshot_state_decode(b.data, b.len, st, error, sizeof(error)), -EINVAL);
-	snapshot_buffer_free(&b);
-	free(st);
-	free(config);
-	free(net);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -634,9 +496,6 @@ int main(void)
 		cmocka_unit_test(test_cpu_checks),
 		cmocka_unit_test(test_cpu_checks_ignore_dynamic_bits),
 		cmocka_unit_test(test_cpuid_count_ignores_zeroed_tail),
-		cmocka_unit_test(test_net_config),
-		cmocka_unit_test(test_rate_config),
-		cmocka_unit_test(test_config_section_v1),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

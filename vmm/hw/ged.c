@@ -158,6 +158,20 @@ static void ged_destroy(void *dev)
 	free(g);
 }
 
+/*
+ * ACPI as the guest knew it: --acpi makes the GED, pvpanic and vmgenid
+ * together, and the GED's saved state stands for the three (the restore
+ * checks, once the VM exists, that each has its own).
+ */
+static int ged_restore_config(const void *const *states, unsigned count,
+			      const struct vmm_config *wanted, struct vmm_config *config)
+{
+	(void)states;
+	(void)wanted;
+	config->acpi = count > 0;
+	return 0;
+}
+
 const struct device_ops ged_device_ops = {
 	.name = "acpi-ged",
 	.section_id = DEVICE_SECTION_GED,
@@ -169,5 +183,6 @@ const struct device_ops ged_device_ops = {
 	.quiesce = ged_quiesce,
 	.save = ged_save,
 	.restore = ged_restore,
+	.restore_config = ged_restore_config,
 	.destroy = ged_destroy,
 };

@@ -541,6 +541,16 @@ static int uart_restore(void *dev, const void *state)
 	return 0;
 }
 
+/* The machine as the guest knew it: COM1 or not (--no-legacy). */
+static int uart_restore_config(const void *const *states, unsigned count,
+			       const struct vmm_config *wanted, struct vmm_config *config)
+{
+	(void)states;
+	(void)wanted;
+	config->no_legacy = !count;
+	return 0;
+}
+
 const struct device_ops uart_device_ops = {
 	.name = "uart",
 	.section_id = DEVICE_SECTION_UART,
@@ -552,6 +562,7 @@ const struct device_ops uart_device_ops = {
 	.quiesce = uart_quiesce,
 	.save = uart_save,
 	.restore = uart_restore,
+	.restore_config = uart_restore_config,
 	.start = uart_start,
 	.guest_event = uart_guest_event,
 	.destroy = uart_destroy,

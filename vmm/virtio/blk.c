@@ -14,9 +14,9 @@
 #include "common/common.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -58,8 +58,13 @@ struct virtio_blk_config {
 	uint32_t blk_size;
 } __attribute__((packed));
 
+/* The transport, then what the guest saw of the disk and its limits (configuration). */
 struct virtio_blk_state {
 	struct virtio_mmio_state transport;
+	uint8_t read_only;
+	uint8_t reserved[7];
+	char id[24]; /* the serial (GET_ID), NUL-terminated; empty: none */
+	struct rate_saved rate;
 };
 
 /* A request handed to io_uring; its index is the completion's user_data. */
@@ -444,6 +449,11 @@ static void blk_save(void *dev, void *state)
 	pthread_mutex_lock(&b->t.lock);
 	virtio_mmio_save(&b->t, &s->transport);
 	pthread_mutex_unlock(&b->t.lock);
+	s->read_only = b->read_only;
+	memset(s->reserved, 0, sizeof(s->reserved));
+	memset(s->id, 0, sizeof(s->id));
+	memcpy(s->id, b->id, sizeof(b->id));
+	s->rate = rate_saved_from(&b->t.ctx.config->disks[b->t.ctx.instance].rate);
 }
 
 static int blk_restore(void *dev, const void *state)
@@ -452,11 +462,49 @@ static int blk_restore(void *dev, const void *state)
 	const struct virtio_blk_state *s = state;
 	int ret;
 
+	/* the configuration was derived from this state (blk_restore_config) */
+	if (s->read_only != b->read_only || strncmp(s->id, b->id, sizeof(b->id)) ||
+	    s->id[sizeof(b->id)])
+		return -EINVAL;
 	pthread_mutex_lock(&b->t.lock);
 	blk_reap(b, true);
 	ret = virtio_mmio_restore(&b->t, &s->transport);
 	pthread_mutex_unlock(&b->t.lock);
 	return ret;
+}
+
+/* The guest keeps its disks, read-only flag and serial; the files are the restore's. */
+static int blk_restore_config(const void *const *states, unsigned count,
+			      const struct vmm_config *wanted, struct vmm_config *config)
+{
+	if (wanted->disk_count != count) {
+		if (count)
+			log_error("the snapshot's VM has %u disk%s: give --disk PATH for each at "
+				  "restore",
+				  count, count == 1 ? "" : "s");
+		else
+			log_error("the snapshot's VM has no disk");
+		return -EINVAL;
+	}
+	config->disk_count = count;
+	for (unsigned i = 0; i < count; i++) {
+		const struct virtio_blk_state *s = states[i];
+		struct vmm_disk *disk = &config->disks[i];
+
+		if (s->read_only > 1 || !memchr(s->id, '\0', VMM_DISK_ID_MAX + 1)) {
+			log_error("snapshot's disk %u configuration is damaged", i);
+			return -EINVAL;
+		}
+		if (wanted->disks[i].read_only != s->read_only) {
+			log_error("disk %u was %s in the snapshot; that cannot change", i,
+				  s->read_only ? "read-only" : "writable");
+			return -EINVAL;
+		}
+		memcpy(disk->id, s->id, sizeof(disk->id)); /* NUL-terminated within: checked */
+		if (rate_saved_restore(&s->rate, &wanted->disks[i].rate, "disk", &disk->rate))
+			return -EINVAL;
+	}
+	return 0;
 }
 
 static void blk_destroy(void *dev)
@@ -482,7 +530,7 @@ static void blk_destroy(void *dev)
 const struct device_ops virtio_blk_device_ops = {
 	.name = "virtio-blk",
 	.section_id = DEVICE_SECTION_VIRTIO_BLK,
-	.state_version = 1,
+	.state_version = 2, /* 2: the disk's configuration */
 	.state_size = sizeof(struct virtio_blk_state),
 	.instances = blk_instances,
 	.create = blk_create,
@@ -490,5 +538,6 @@ const struct device_ops virtio_blk_device_ops = {
 	.quiesce = blk_quiesce,
 	.save = blk_save,
 	.restore = blk_restore,
+	.restore_config = blk_restore_config,
 	.destroy = blk_destroy,
 };

@@ -191,6 +191,26 @@ static void *console_create(const struct device_context *ctx)
 	return c;
 }
 
+/* A guest with a virtio console keeps it, on this process's stdio. */
+static int console_restore_config(const void *const *states, unsigned count,
+				  const struct vmm_config *wanted, struct vmm_config *config)
+{
+	(void)states;
+	if (count && wanted->console != VMM_CONSOLE_STDIO &&
+	    wanted->console != VMM_CONSOLE_VIRTIO) {
+		log_error(
+			"the snapshot's VM has a virtio console: restore it with --console stdio");
+		return -EINVAL;
+	}
+	if (!count && wanted->console == VMM_CONSOLE_VIRTIO) {
+		log_error("the snapshot's VM has no virtio console");
+		return -EINVAL;
+	}
+	if (count)
+		config->console = VMM_CONSOLE_VIRTIO;
+	return 0;
+}
+
 static void console_destroy(void *dev)
 {
 	struct virtio_console *c = dev;
@@ -212,5 +232,6 @@ const struct device_ops virtio_console_device_ops = {
 	.quiesce = virtio_mmio_device_quiesce,
 	.save = virtio_mmio_device_save,
 	.restore = virtio_mmio_device_restore,
+	.restore_config = console_restore_config,
 	.destroy = console_destroy,
 };

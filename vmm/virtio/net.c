@@ -59,10 +59,12 @@ struct virtio_net_config {
 	uint16_t status;
 } __attribute__((packed));
 
+/* The transport, then what the guest saw of the device and its limits (configuration). */
 struct virtio_net_state {
 	struct virtio_mmio_state transport;
 	uint8_t mac[6];
 	uint8_t reserved[2];
+	struct rate_saved rate;
 };
 
 struct virtio_net {
@@ -454,6 +456,7 @@ static void net_save(void *dev, void *state)
 	memcpy(s->mac, n->config.mac, sizeof(s->mac));
 	memset(s->reserved, 0, sizeof(s->reserved));
 	pthread_mutex_unlock(&n->t.lock);
+	s->rate = rate_saved_from(&n->t.ctx.config->nets[n->t.ctx.instance].rate);
 }
 
 static int net_restore(void *dev, const void *state)
@@ -479,6 +482,40 @@ static int net_restore(void *dev, const void *state)
 	return ret;
 }
 
+/* The guest keeps its devices and MACs; the networks behind them are the restore's. */
+static int net_restore_config(const void *const *states, unsigned count,
+			      const struct vmm_config *wanted, struct vmm_config *config)
+{
+	static const uint8_t no_mac[6];
+
+	if (wanted->net_count != count || (wanted->netns[0] && !count)) {
+		if (count)
+			log_error("the snapshot's VM has %u network device%s: give --net for each "
+				  "at restore",
+				  count, count == 1 ? "" : "s");
+		else
+			log_error("the snapshot's VM has no network device");
+		return -EINVAL;
+	}
+	config->net_count = count;
+	for (unsigned i = 0; i < count; i++) {
+		const struct virtio_net_state *s = states[i];
+		const uint8_t *mac = s->mac;
+
+		if (memcmp(wanted->nets[i].mac, no_mac, 6) && memcmp(wanted->nets[i].mac, mac, 6)) {
+			log_error("network device %u: the guest's MAC is "
+				  "%02x:%02x:%02x:%02x:%02x:%02x; it cannot change",
+				  i, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+			return -EINVAL;
+		}
+		memcpy(config->nets[i].mac, mac, 6);
+		if (rate_saved_restore(&s->rate, &wanted->nets[i].rate, "network device",
+				       &config->nets[i].rate))
+			return -EINVAL;
+	}
+	return 0;
+}
+
 static void net_destroy(void *dev)
 {
 	struct virtio_net *n = dev;
@@ -495,7 +532,7 @@ static void net_destroy(void *dev)
 const struct device_ops virtio_net_device_ops = {
 	.name = "virtio-net",
 	.section_id = DEVICE_SECTION_VIRTIO_NET,
-	.state_version = 1,
+	.state_version = 2, /* 2: the rate limits */
 	.state_size = sizeof(struct virtio_net_state),
 	.instances = net_instances,
 	.create = net_create,
@@ -503,5 +540,6 @@ const struct device_ops virtio_net_device_ops = {
 	.quiesce = net_quiesce,
 	.save = net_save,
 	.restore = net_restore,
+	.restore_config = net_restore_config,
 	.destroy = net_destroy,
 };

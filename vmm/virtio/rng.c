@@ -87,6 +87,18 @@ static void *rng_create(const struct device_context *ctx)
 	return r;
 }
 
+static int rng_restore_config(const void *const *states, unsigned count,
+			      const struct vmm_config *wanted, struct vmm_config *config)
+{
+	(void)states;
+	if (wanted->rng && !count) {
+		log_error("the snapshot's VM has no entropy device");
+		return -EINVAL;
+	}
+	config->rng = count > 0;
+	return 0;
+}
+
 static void rng_destroy(void *dev)
 {
 	struct virtio_rng *r = dev;
@@ -106,5 +118,6 @@ const struct device_ops virtio_rng_device_ops = {
 	.quiesce = virtio_mmio_device_quiesce,
 	.save = virtio_mmio_device_save,
 	.restore = virtio_mmio_device_restore,
+	.restore_config = rng_restore_config,
 	.destroy = rng_destroy,
 };

@@ -866,16 +866,45 @@ static int vsock_restore(void *dev, const void *state)
 	const struct virtio_vsock_state *s = state;
 	int ret;
 
-	if (s->guest_cid < VMM_VSOCK_CID_MIN || s->guest_cid > UINT32_MAX)
+	/* the configuration was derived from this state (vsock_restore_config) */
+	if (s->guest_cid != v->guest_cid)
 		return -EINVAL;
 	pthread_mutex_lock(&v->t.lock);
 	vsock_close_all(v);
 	ret = virtio_mmio_restore(&v->t, &s->transport);
-	/* the CID is configuration: a clone may get another one than the saved VM had */
 	if (!ret)
 		v->reset_event_pending = virtio_mmio_live(&v->t);
 	pthread_mutex_unlock(&v->t.lock);
 	return ret;
+}
+
+/* The guest keeps its CID; the host socket is the restore's. */
+static int vsock_restore_config(const void *const *states, unsigned count,
+				const struct vmm_config *wanted, struct vmm_config *config)
+{
+	const struct virtio_vsock_state *s = count ? states[0] : NULL;
+
+	if (!s) {
+		if (wanted->vsock_cid)
+			log_error("the snapshot's VM has no vsock device");
+		config->vsock_cid = 0;
+		return wanted->vsock_cid ? -EINVAL : 0;
+	}
+	if (s->guest_cid < VMM_VSOCK_CID_MIN || s->guest_cid > UINT32_MAX) {
+		log_error("snapshot's vsock configuration is damaged");
+		return -EINVAL;
+	}
+	if (wanted->vsock_cid != s->guest_cid) {
+		if (wanted->vsock_cid)
+			log_error("the guest's vsock CID is %llu; it cannot change",
+				  (unsigned long long)s->guest_cid);
+		else
+			log_error("the snapshot's VM has a vsock device: give --vsock %llu,PATH at "
+				  "restore",
+				  (unsigned long long)s->guest_cid);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static void vsock_destroy(void *dev)
@@ -907,5 +936,6 @@ const struct device_ops virtio_vsock_device_ops = {
 	.quiesce = vsock_quiesce,
 	.save = vsock_save,
 	.restore = vsock_restore,
+	.restore_config = vsock_restore_config,
 	.destroy = vsock_destroy,
 };
