@@ -122,9 +122,11 @@ static int parse_header(const uint8_t *data, size_t len, struct snapshot_header 
 	if (memcmp(h->magic, SNAPSHOT_MAGIC, sizeof(h->magic)))
 		return FORMAT_ERROR("not a snapvm snapshot (bad magic)");
 	if (h->major != SNAPSHOT_FORMAT_MAJOR) {
+		/* an older snapshot is not converted: take it again (docs/snapshot-format.md) */
 		snprintf(error, error_size,
-			 "snapshot format %u.%u: this snapvm reads format %u.x only", h->major,
-			 h->minor, SNAPSHOT_FORMAT_MAJOR);
+			 "snapshot format %u.%u: this snapvm reads format %u.x only%s", h->major,
+			 h->minor, SNAPSHOT_FORMAT_MAJOR,
+			 h->major < SNAPSHOT_FORMAT_MAJOR ? " (take the snapshot again)" : "");
 		return -EPROTO;
 	}
 	if (h->minor > SNAPSHOT_FORMAT_MINOR) {

@@ -29,10 +29,12 @@ damaged truncated truncate 3000
 refused "truncated state" truncated "truncated"
 damaged flipped flip 500
 refused "a flipped byte" flipped "checksum mismatch"
-damaged major major 2
-refused "unknown major version" major "format 2.0: this snapvm reads format 1.x only"
+damaged major major 3
+refused "unknown major version" major "format 3.0: this snapvm reads format 2.x only"
+damaged old major 1
+refused "an older format" old "format 1.0: this snapvm reads format 2.x only (take the snapshot again)"
 damaged minor minor 9
-refused "newer minor version" minor "format 1.9 is newer than this snapvm"
+refused "newer minor version" minor "format 2.9 is newer than this snapvm"
 damaged oversized section-length 0x100 4000000000
 refused "oversized section" oversized "more than 16 MiB"
 damaged cpu vendor NotThisCPUxx
