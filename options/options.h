@@ -1,9 +1,10 @@
 /*
  * options/: the options of a VM, declared once for both front ends. Each
  * entry of vm_options[] is one option: its command-line flag, its field in
- * a POST /vms body, its help lines and its parser. cli/ builds `snapvm
- * run`'s getopt table and help from it; serve/ turns a JSON body into the
- * `snapvm run` arguments of a child with it. The value parsers and the
+ * a POST /vms body, its help lines, its parser, and whether a restore takes
+ * it too. cli/ builds `snapvm run`'s getopt table and help from it; serve/
+ * turns a JSON body into the `snapvm run` arguments of a child with it, and
+ * a clone's or an invocation's body into its restore-time arguments. The value parsers and the
  * usage errors they print are here too, for every command that takes a VM
  * option (run, restore, invoke).
  */
@@ -46,13 +47,19 @@ enum vm_option_kind {
 };
 
 struct vm_option {
-	const char *flag;  /* on the command line: "--kernel" */
-	const char *field; /* in a POST /vms body; NULL: the command line's alone */
+	const char *flag; /* on the command line: "--kernel" */
+	/* in a POST /vms body, and a restore option's in clone and invoke bodies too; NULL: none */
+	const char *field;
 	enum vm_option_kind kind;
 	const char *help; /* its help lines: a printf format of one int, help_number */
 	int help_number;
 	/* Parses value (NULL for a switch) into settings; 0 or EXIT_USAGE after a message. */
 	int (*parse)(const char *command, const char *value, struct vm_settings *settings);
+	/*
+	 * A host resource that a snapshot does not keep: restore and invoke take
+	 * the option too, and need it when the snapshot's VM had the device.
+	 */
+	bool restore;
 };
 
 /* Every VM option, in the order of the help; ends with a zeroed entry. */

@@ -94,7 +94,7 @@ static enum serve_wait wait_control(struct serve *serve, struct serve_child *c,
 void serve_start_failed(struct serve *serve, struct serve_child *c, enum serve_wait how,
 			uint64_t timeout_ms, struct serve_reply *reply)
 {
-	char why[1200], message[512];
+	char why[1200];
 
 	c->deleted = true;
 	if (how == SERVE_WAIT_GONE) {
@@ -104,11 +104,7 @@ void serve_start_failed(struct serve *serve, struct serve_child *c, enum serve_w
 		serve_child_kill(serve, c);
 		serve_reply_error(reply, 504, "timeout", "the %s did not start within %llu ms",
 				  noun(c->kind), (unsigned long long)timeout_ms);
-	} else if (c->kind == SERVE_VM && WIFEXITED(c->wait_status) &&
-		   WEXITSTATUS(c->wait_status) == EXIT_USAGE) {
-		serve_message_clean(c->err_line, message, sizeof(message));
-		serve_reply_error(reply, 400, "bad_vm_options", "%s", message);
-	} else {
+	} else if (!serve_child_usage_reply(c, reply)) {
 		serve_child_describe_exit(c, why, sizeof(why));
 		serve_reply_error(reply, 502, c->kind == SERVE_VM ? "vm_failed" : "clone_failed",
 				  "the %s %s did not start (%s)", noun(c->kind), c->id, why);
@@ -118,15 +114,20 @@ void serve_start_failed(struct serve *serve, struct serve_child *c, enum serve_w
 struct clone_args {
 	const char *memory;
 	uint64_t timeout_ms;
+	struct serve_argv argv; /* `snapvm restore` and the body's host resources */
 };
 
+/* Reads the body; the strings in a point into it (NULL after an error reply). */
 static json_t *clone_parse(const struct serve_request *request, struct clone_args *a,
 			   struct serve_reply *reply)
 {
-	static const char *const fields[] = { "memory", "timeout_ms", NULL };
-	json_t *body = serve_body_object(request, fields, reply);
+	static const char *const first[] = { "memory", "timeout_ms", NULL };
+	const char *fields[SERVE_FIELDS_MAX];
+	json_t *body;
 	int ret;
 
+	serve_vm_fields(SERVE_VM_RESTORE, first, fields, ARRAY_SIZE(fields));
+	body = serve_body_object(request, fields, reply);
 	if (!body)
 		return NULL;
 	a->timeout_ms = START_TIMEOUT_MS;
@@ -134,6 +135,8 @@ static json_t *clone_parse(const struct serve_request *request, struct clone_arg
 	if (!ret)
 		ret = serve_field_uint(body, "timeout_ms", 1, SERVE_MAX_TIMEOUT_MS, &a->timeout_ms,
 				       reply);
+	if (!ret)
+		ret = serve_vm_argv(body, SERVE_VM_RESTORE, &a->argv, reply);
 	if (ret) {
 		json_decref(body);
 		return NULL;
@@ -142,21 +145,25 @@ static json_t *clone_parse(const struct serve_request *request, struct clone_arg
 }
 
 static void clone_start(struct serve *serve, const struct serve_request *request, const char *name,
-			const struct clone_args *a, struct serve_reply *reply)
+			struct clone_args *a, struct serve_reply *reply)
 {
+	const char **argv = a->argv.argv;
+	size_t n = a->argv.n;
 	char id[16], sock[108];
-	const char *argv[16] = { serve->config.self_path, "restore",	"--store",
-				 serve->config.store_dir, "--api-sock", sock };
-	size_t n = 6;
 	struct serve_child *c;
 	enum serve_wait how;
 	int error;
 
 	serve_child_id(serve, SERVE_CLONE, id, sizeof(id));
 	serve_child_sock(serve, id, sock, sizeof(sock));
+	argv[n++] = "--store";
+	argv[n++] = serve->config.store_dir;
+	argv[n++] = "--api-sock";
+	argv[n++] = sock;
 	n += serve_memory_args(serve, a->memory, argv + n);
 	argv[n++] = "--";
 	argv[n++] = name;
+	argv[n] = NULL;
 	c = serve_child_start(serve, SERVE_CLONE, id, name, sock, (char *const *)argv, &error);
 	if (!c) {
 		serve_reply_error(reply, 500, "internal", "cannot start a clone: %s",
@@ -183,7 +190,8 @@ static void clone_start(struct serve *serve, const struct serve_request *request
 void serve_clone_create(struct serve *serve, const struct serve_request *request, const char *name,
 			struct serve_reply *reply)
 {
-	struct clone_args a = { 0 };
+	struct clone_args a = { .argv = { .argv = { serve->config.self_path, "restore" },
+					  .n = 2 } };
 	json_t *body;
 
 	if (!serve_snapshot_name_ok(name, reply))

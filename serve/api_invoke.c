@@ -21,16 +21,20 @@ struct invoke_args {
 	const char *request;
 	uint64_t timeout_ms;
 	const char *memory;
+	struct serve_argv argv; /* `snapvm invoke` and the body's host resources */
 };
 
 /* Reads the body; the strings in a point into it (NULL after an error reply). */
 static json_t *invoke_parse(const struct serve_request *request, struct invoke_args *a,
 			    struct serve_reply *reply)
 {
-	static const char *const fields[] = { "request", "timeout_ms", "memory", NULL };
-	json_t *body = serve_body_object(request, fields, reply);
+	static const char *const first[] = { "request", "timeout_ms", "memory", NULL };
+	const char *fields[SERVE_FIELDS_MAX];
+	json_t *body;
 	int ret;
 
+	serve_vm_fields(SERVE_VM_RESTORE, first, fields, ARRAY_SIZE(fields));
+	body = serve_body_object(request, fields, reply);
 	if (!body)
 		return NULL;
 	a->timeout_ms = SERVE_DEFAULT_TIMEOUT_MS;
@@ -42,6 +46,8 @@ static json_t *invoke_parse(const struct serve_request *request, struct invoke_a
 				       reply);
 	if (!ret)
 		ret = serve_field_memory(body, &a->memory, reply);
+	if (!ret)
+		ret = serve_vm_argv(body, SERVE_VM_RESTORE, &a->argv, reply);
 	if (ret) {
 		json_decref(body);
 		return NULL;
@@ -109,28 +115,35 @@ static void invoke_failed(struct serve *serve, const struct serve_request *reque
 				  child->snapshot, (unsigned long long)timeout_ms);
 		return;
 	}
-	serve_child_describe_exit(child, why, sizeof(why));
 	serve_metrics_invocation(&serve->metrics, SERVE_FAILED, 0, total_ns);
+	if (serve_child_usage_reply(child, reply))
+		return;
+	serve_child_describe_exit(child, why, sizeof(why));
 	serve_reply_error(reply, 502, "clone_failed", "the clone of %s failed (%s)",
 			  child->snapshot, why);
 }
 
 static void invoke_run(struct serve *serve, const struct serve_request *request, const char *name,
-		       const struct invoke_args *a, struct serve_reply *reply)
+		       struct invoke_args *a, struct serve_reply *reply)
 {
+	const char **argv = a->argv.argv;
+	size_t n = a->argv.n;
 	char timeout[24], line[SERVE_LINE_MAX];
-	const char *argv[16] = { serve->config.self_path, "invoke",    "--json", "--store",
-				 serve->config.store_dir, "--timeout", timeout };
-	size_t n = 7;
 	struct serve_child *child;
 	enum serve_wait how;
 	int error;
 
 	snprintf(timeout, sizeof(timeout), "%llu", (unsigned long long)a->timeout_ms);
+	argv[n++] = "--json";
+	argv[n++] = "--store";
+	argv[n++] = serve->config.store_dir;
+	argv[n++] = "--timeout";
+	argv[n++] = timeout;
 	n += serve_memory_args(serve, a->memory, argv + n);
 	argv[n++] = "--"; /* a name or a request may start with '-' */
 	argv[n++] = name;
 	argv[n++] = a->request;
+	argv[n] = NULL;
 	child = serve_child_start(serve, SERVE_INVOKE, NULL, name, NULL, (char *const *)argv,
 				  &error);
 	if (!child) {
@@ -170,7 +183,8 @@ int serve_slot_or_reply(struct serve *serve, struct serve_reply *reply)
 void serve_invoke(struct serve *serve, const struct serve_request *request, const char *name,
 		  struct serve_reply *reply)
 {
-	struct invoke_args a = { 0 };
+	struct invoke_args a = { .argv = { .argv = { serve->config.self_path, "invoke" },
+					   .n = 2 } };
 	json_t *body;
 
 	if (!serve_snapshot_name_ok(name, reply))

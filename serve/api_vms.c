@@ -6,84 +6,9 @@
  * the guest prints READY on its console.
  */
 #include "serve/internal.h"
-#include "options/options.h"
 #include "common/common.h"
 
-#include <stdio.h>
 #include <string.h>
-
-#define ARGV_MAX 80
-
-struct vm_argv {
-	const char *argv[ARGV_MAX];
-	size_t n;
-	char numbers[4][24]; /* integers given as JSON numbers, as text */
-	size_t numbers_used;
-};
-
-static int add_value(struct vm_argv *a, const struct vm_option *o, json_t *v,
-		     struct serve_reply *reply)
-{
-	if (json_is_string(v) && o->kind != VM_OPTION_SWITCH) {
-		a->argv[a->n++] = o->flag;
-		a->argv[a->n++] = json_string_value(v);
-	} else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
-		   o->kind == VM_OPTION_NUMBER && a->numbers_used < ARRAY_SIZE(a->numbers)) {
-		char *text = a->numbers[a->numbers_used++];
-
-		snprintf(text, sizeof(a->numbers[0]), "%lld", (long long)json_integer_value(v));
-		a->argv[a->n++] = o->flag;
-		a->argv[a->n++] = text;
-	} else if (json_is_boolean(v) && o->kind == VM_OPTION_SWITCH) {
-		if (json_is_true(v))
-			a->argv[a->n++] = o->flag;
-	} else {
-		serve_reply_error(reply, 400, "bad_field", "'%s' must be %s", o->field,
-				  o->kind == VM_OPTION_SWITCH	? "true or false"
-				  : o->kind == VM_OPTION_NUMBER ? "a number or a string"
-				  : o->kind == VM_OPTION_LIST	? "a list of strings"
-								: "a string");
-		return -1;
-	}
-	return 0;
-}
-
-/* The body's run options as `snapvm run` arguments. 0, or -1 after a 400 reply. */
-static int vm_argv_build(json_t *body, struct vm_argv *a, struct serve_reply *reply)
-{
-	for (const struct vm_option *o = vm_options; o->flag; o++) {
-		json_t *v = o->field ? json_object_get(body, o->field) : NULL, *item;
-		size_t k;
-
-		if (!v)
-			continue;
-		if (o->kind != VM_OPTION_LIST) {
-			if (add_value(a, o, v, reply))
-				return -1;
-			continue;
-		}
-		if (!json_is_array(v) || json_array_size(v) > 8) {
-			serve_reply_error(reply, 400, "bad_field",
-					  "'%s' must be a list of at most 8 strings", o->field);
-			return -1;
-		}
-		json_array_foreach(v, k, item)
-		{
-			if (!json_is_string(item)) {
-				serve_reply_error(reply, 400, "bad_field",
-						  "'%s' must be a list of strings", o->field);
-				return -1;
-			}
-			a->argv[a->n++] = o->flag;
-			a->argv[a->n++] = json_string_value(item);
-		}
-	}
-	if (!json_object_get(body, "kernel")) {
-		serve_reply_error(reply, 400, "bad_field", "'kernel' is required");
-		return -1;
-	}
-	return 0;
-}
 
 /* Waits for READY on the VM's console; other lines (boot messages) are passed over. */
 static enum serve_wait wait_ready(struct serve *serve, struct serve_child *c, uint64_t deadline,
@@ -99,7 +24,7 @@ static enum serve_wait wait_ready(struct serve *serve, struct serve_child *c, ui
 	return how;
 }
 
-static void vm_boot(struct serve *serve, const struct serve_request *request, struct vm_argv *a,
+static void vm_boot(struct serve *serve, const struct serve_request *request, struct serve_argv *a,
 		    uint64_t timeout_ms, struct serve_reply *reply)
 {
 	char id[16], sock[108];
@@ -140,23 +65,27 @@ static void vm_boot(struct serve *serve, const struct serve_request *request, st
 void serve_vm_create(struct serve *serve, const struct serve_request *request, const char *param,
 		     struct serve_reply *reply)
 {
-	struct vm_argv a = { .argv = { serve->config.self_path, "run" }, .n = 2 };
+	static const char *const first[] = { "timeout_ms", NULL };
+	struct serve_argv a = { .argv = { serve->config.self_path, "run" }, .n = 2 };
 	uint64_t timeout_ms = SERVE_DEFAULT_TIMEOUT_MS;
-	const char *fields[ARGV_MAX / 2] = { "timeout_ms" };
-	size_t n = 1;
+	const char *fields[SERVE_FIELDS_MAX];
 	json_t *body;
 
 	(void)param;
-	for (const struct vm_option *o = vm_options; o->flag && n < ARRAY_SIZE(fields) - 1; o++)
-		if (o->field)
-			fields[n++] = o->field;
+	serve_vm_fields(SERVE_VM_RUN, first, fields, ARRAY_SIZE(fields));
 	body = serve_body_object(request, fields, reply);
 	if (!body)
 		return;
-	if (!vm_argv_build(body, &a, reply) &&
-	    !serve_field_uint(body, "timeout_ms", 1, SERVE_MAX_TIMEOUT_MS, &timeout_ms, reply) &&
+	if (serve_vm_argv(body, SERVE_VM_RUN, &a, reply))
+		goto out;
+	if (!json_object_get(body, "kernel")) {
+		serve_reply_error(reply, 400, "bad_field", "'kernel' is required");
+		goto out;
+	}
+	if (!serve_field_uint(body, "timeout_ms", 1, SERVE_MAX_TIMEOUT_MS, &timeout_ms, reply) &&
 	    !serve_slot_or_reply(serve, reply))
 		vm_boot(serve, request, &a, timeout_ms, reply);
+out:
 	json_decref(body);
 }
 

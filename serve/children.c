@@ -327,6 +327,19 @@ void serve_message_clean(const char *line, char *out, size_t size)
 	snprintf(out, size, "%.*s", (int)len, line);
 }
 
+bool serve_child_usage_reply(const struct serve_child *child, struct serve_reply *reply)
+{
+	char message[512];
+
+	if (!WIFEXITED(child->wait_status) || WEXITSTATUS(child->wait_status) != EXIT_USAGE)
+		return false;
+	/* run's complaint is its last line; a restore's comes first ("invoke failed: ..." after) */
+	serve_message_clean(child->kind == SERVE_VM ? child->err_line : child->err_first, message,
+			    sizeof(message));
+	serve_reply_error(reply, 400, "bad_vm_options", "%s", message);
+	return true;
+}
+
 void serve_child_describe_exit(const struct serve_child *child, char *text, size_t size)
 {
 	int st = child->wait_status;

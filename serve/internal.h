@@ -153,6 +153,12 @@ void serve_child_kill(struct serve *serve, struct serve_child *child);
  * it through its control socket); SIGKILL follows if it lingers. Lock held.
  */
 void serve_child_stop(struct serve *serve, struct serve_child *child, bool signal);
+/*
+ * A child that exited with EXIT_USAGE refused its options (a run's, or the
+ * host resources a restore needs): its one-line complaint as a 400 reply
+ * ("bad_vm_options"), and true; false for any other end. It has exited.
+ */
+bool serve_child_usage_reply(const struct serve_child *child, struct serve_reply *reply);
 /* How it ended, for a message: "exit status 1: MESSAGE" or "killed by signal 9". */
 void serve_child_describe_exit(const struct serve_child *child, char *text, size_t size);
 /* The child as JSON: id, snapshot, state, pid, ... Lock held. */
@@ -225,6 +231,32 @@ void serve_reply_json(struct serve_reply *reply, int status, json_t *value);
 json_t *serve_json_ms(uint64_t ns);
 /* Replaces bytes that are not UTF-8 by '?' and drops a trailing '\r', in place. */
 void serve_text_sanitize(char *text);
+
+/* ---- vm_argv.c: VM options (options/options.h) from a body to a child's arguments ---- */
+
+#define SERVE_ARGV_MAX	 80 /* a child's arguments, with every VM option given */
+#define SERVE_FIELDS_MAX 32 /* the fields of a body with VM options, and NULL */
+
+/* A child's arguments as they are built; the strings are the body's, or numbers. */
+struct serve_argv {
+	const char *argv[SERVE_ARGV_MAX];
+	size_t n;
+	char numbers[4][24]; /* integers given as JSON numbers, as text */
+	size_t numbers_used;
+};
+
+/* Which VM options a body takes. */
+enum serve_vm_options {
+	SERVE_VM_RUN,	  /* every one with a JSON field: POST /vms */
+	SERVE_VM_RESTORE, /* the host resources a snapshot does not keep: clones, invoke */
+};
+
+/* The fields a body may hold: first's (NULL-terminated), then those options'; NULL-terminated. */
+void serve_vm_fields(enum serve_vm_options which, const char *const *first, const char **fields,
+		     size_t size);
+/* Appends the body's values of those options as flags to a. 0, or -1 after a 400 reply. */
+int serve_vm_argv(json_t *body, enum serve_vm_options which, struct serve_argv *a,
+		  struct serve_reply *reply);
 
 /* ---- api_snapshots.c, api_clones.c: one handler per route ---- */
 

@@ -212,6 +212,29 @@ check "delete v1" DELETE /vms/v1 "" 200
 expect_eq "it stopped cleanly" "$(field exit_code)" 0
 check "delete the rate-limited VM" DELETE "/vms/$rate_vm" "" 200
 check "delete booted" DELETE /snapshots/booted "" 200
+
+# A snapshot with a disk keeps no path: invoke and clone bodies give the file ("disk").
+truncate -s 1M "$TMP/d.img"
+"$SNAPVM" run --kernel "$GUEST" --cmdline heap=8M --disk "$TMP/d.img" --store "$STORE" \
+	--snapshot-on-ready dsk </dev/null >/dev/null 2>&1
+expect_eq "snapshot dsk, with a disk" "$?" 0
+check "invoke dsk with its disk" POST /snapshots/dsk/invoke \
+	"{\"request\": \"blk read 0 8\", \"disk\": [\"$TMP/d.img\"]}" 200
+disk_reply=$(field reply)
+[[ "$disk_reply" =~ ^OK\ [0-9a-f]{16}$ ]] && pass "it reads the disk: $disk_reply" || fail "$BODY"
+check "invoke dsk without its disk" POST /snapshots/dsk/invoke '{"request": "blk read 0 8"}' \
+	400 bad_vm_options
+[[ "$(field error)" == *"give --disk PATH"* ]] && pass "says why: $(field error)" || fail "$BODY"
+check "a clone of dsk without its disk" POST /snapshots/dsk/clones "" 400 bad_vm_options
+[[ "$(field error)" == *"give --disk PATH"* ]] && pass "says why: $(field error)" || fail "$BODY"
+check "a run option restore does not take" POST /snapshots/dsk/clones \
+	"{\"disk\": [\"$TMP/d.img\"], \"mem\": \"256M\"}" 400 bad_field
+check "a clone of dsk with its disk" POST /snapshots/dsk/clones "{\"disk\": [\"$TMP/d.img\"]}" 201
+disk_clone=$(field id)
+check "the clone reads the disk" POST "/clones/$disk_clone/request" '{"request": "blk read 0 8"}' 200
+expect_eq "the same bytes" "$(field reply)" "$disk_reply"
+check "delete the clone of dsk" DELETE "/clones/$disk_clone" "" 200
+check "delete dsk" DELETE /snapshots/dsk "" 200
 stop_daemon
 expect_eq "SIGTERM when idle: exit 0" "$RC" 0
 [ ! -e "$SOCK" ] && pass "the socket is removed" || fail "the socket is left"
