@@ -4,9 +4,9 @@
  * a POST /vms body, its help lines, its parser, and whether a restore takes
  * it too. cli/ builds `snapvm run`'s getopt table and help from it; serve/
  * turns a JSON body into the `snapvm run` arguments of a child with it, and
- * a clone's or an invocation's body into its restore-time arguments. The value parsers and the
- * usage errors they print are here too, for every command that takes a VM
- * option (run, restore, invoke).
+ * a clone's or an invocation's body into its restore-time arguments. The
+ * value parsers and the usage errors they print are here too, for every
+ * command that takes a VM option (run, restore, invoke).
  */
 #ifndef SNAPVM_OPTIONS_H
 #define SNAPVM_OPTIONS_H
