@@ -21,7 +21,11 @@
 #include "serve/internal.h"
 #include "common/common.h"
 
-/* Stands in for snapvm: argv is "invoke --json --store DIR --timeout MS -- NAME REQUEST". */
+/*
+ * Stands in for snapvm: argv is "invoke [--disk PATH...] --json --store DIR
+ * --timeout MS -- NAME REQUEST". "blk" needs --disk d.img, as a snapshot with
+ * a disk does.
+ */
 static const char fake_snapvm[] =
 	"#!/bin/sh\n"
 	"for last; do :; done\n"
@@ -32,6 +36,9 @@ static const char fake_snapvm[] =
 	"fail) echo 'snapvm: error: guest triple fault' >&2;"
 	" echo 'snapvm invoke: the clone stopped' >&2; exit 1 ;;\n"
 	"garbage) printf 'not json \\377\\n' ;;\n"
+	"blk) case \" $* \" in *' --disk d.img '*) echo '{\"reply\": \"OK\"}' ;;\n"
+	"     *) echo \"snapvm: error: the snapshot's VM has 1 disk: give --disk PATH\" >&2;"
+	" echo 'snapvm invoke: invoke failed: Invalid argument' >&2; exit 2 ;; esac ;;\n"
 	"esac\n";
 
 struct fixture {
@@ -233,6 +240,13 @@ static void test_bodies(void **state)
 	check(f, "POST", "/vms", "{\"kernel\": \"k\", \"rng\": \"yes\"}", 400, "bad_field");
 	check(f, "POST", "/vms", "{\"kernel\": \"k\", \"api_sock\": \"/x\"}", 400, "bad_field");
 	check(f, "POST", "/snapshots/fn/clones", "{\"memory\": 3}", 400, "bad_field");
+	/* the host resources a restore takes, with POST /vms's shapes; no other VM option */
+	check(f, "POST", invoke, "{\"request\": \"ping\", \"disk\": \"one\"}", 400, "bad_field");
+	check(f, "POST", invoke, "{\"request\": \"ping\", \"net\": [5]}", 400, "bad_field");
+	check(f, "POST", invoke, "{\"request\": \"ping\", \"vsock\": 3}", 400, "bad_field");
+	check(f, "POST", invoke, "{\"request\": \"ping\", \"mem\": \"1G\"}", 400, "bad_field");
+	check(f, "POST", "/snapshots/fn/clones", "{\"netns\": [\"x\"]}", 400, "bad_field");
+	check(f, "POST", "/snapshots/fn/clones", "{\"kernel\": \"k\"}", 400, "bad_field");
 }
 
 static void test_invoke(void **state)
@@ -257,6 +271,17 @@ static void test_invoke(void **state)
 			       "exit status 1: guest triple fault; the clone stopped"));
 	json_decref(v);
 	check(f, "POST", "/snapshots/fn/invoke", "{\"request\": \"garbage\"}", 502, "clone_failed");
+	/* "disk" becomes --disk; without it, the child's usage error is a 400 with its first line
+	 */
+	v = expect(f, "POST", "/snapshots/fn/invoke",
+		   "{\"request\": \"blk\", \"disk\": [\"d.img\"]}", 200, NULL);
+	assert_string_equal(json_string_value(json_object_get(v, "reply")), "OK");
+	json_decref(v);
+	v = expect(f, "POST", "/snapshots/fn/invoke", "{\"request\": \"blk\"}", 400,
+		   "bad_vm_options");
+	assert_string_equal(json_string_value(json_object_get(v, "error")),
+			    "the snapshot's VM has 1 disk: give --disk PATH");
+	json_decref(v);
 	check(f, "POST", "/snapshots/fn/invoke", "{\"request\": \"hang\", \"timeout_ms\": 100}",
 	      504, "timeout");
 }
