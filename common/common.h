@@ -13,6 +13,8 @@
 #define MIN(a, b)	  ((a) < (b) ? (a) : (b))
 #define MAX(a, b)	  ((a) > (b) ? (a) : (b))
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#define STRINGIFY(x)	  STRINGIFY_TEXT(x)
+#define STRINGIFY_TEXT(x) #x
 
 #define KiB	  (1024ULL)
 #define MiB	  (1024ULL * KiB)
@@ -26,13 +28,21 @@ enum {
 	EXIT_USAGE = 2,	  /* bad arguments or bad input files; nothing was started */
 };
 
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level {
+	LOG_QUIET = -1, /* as log_threshold: nothing is printed (fuzzers) */
+	LOG_ERROR,
+	LOG_WARN,
+	LOG_INFO,
+	LOG_DEBUG,
+};
 
 /* Messages at or below this level are printed (default LOG_WARN). */
 extern enum log_level log_threshold;
 
 /* Prints one line "snapvm: error: ..." to stderr. */
 void log_error(const char *fmt, ...) PRINTF_LIKE(1, 2);
+/* log_error() for input that is refused (a bad file, a bad name); returns -EINVAL. */
+int log_invalid(const char *fmt, ...) PRINTF_LIKE(1, 2);
 /* Prints one line "snapvm: warning: ..." to stderr. */
 void log_warn(const char *fmt, ...) PRINTF_LIKE(1, 2);
 /* Prints one line "snapvm: ..." to stderr when verbose. */

@@ -1,5 +1,6 @@
 #include "common/common.h"
 
+#include <errno.h>
 #include <stdio.h>
 
 enum log_level log_threshold = LOG_WARN;
@@ -45,3 +46,13 @@ DEFINE_LOG_FUNCTION(log_error, LOG_ERROR, "error: ")
 DEFINE_LOG_FUNCTION(log_warn, LOG_WARN, "warning: ")
 DEFINE_LOG_FUNCTION(log_info, LOG_INFO, "")
 DEFINE_LOG_FUNCTION(log_debug, LOG_DEBUG, "debug: ")
+
+int log_invalid(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_line(LOG_ERROR, "error: ", fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}

@@ -85,7 +85,7 @@ static void index_walk_child(const char *dir)
 	bool created;
 	int ret;
 
-	log_threshold = LOG_ERROR - 1; /* the parent reports */
+	log_threshold = LOG_QUIET; /* the parent reports */
 	ret = index_open(&ix, dir, false, &created);
 	if (!ret)
 		ret = index_txn_begin(&ix, false, &txn);
