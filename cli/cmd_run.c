@@ -68,7 +68,6 @@ int cmd_run_main(int argc, char **argv)
 	struct run_options options;
 	struct snapshot_repo *repo = NULL;
 	struct control *control = NULL;
-	char error[256];
 	struct vm *vm = NULL;
 	struct jail jail;
 	int ret, status;
@@ -96,8 +95,7 @@ int cmd_run_main(int argc, char **argv)
 	log_debug("VM created");
 	vm_ram_huge_pages(vm); /* a booting guest touches much of its memory */
 	run_list_virtio(vm);
-	if (vm_load_kernel(vm, error, sizeof(error))) {
-		fprintf(stderr, "snapvm run: %s\n", error);
+	if (vm_load_kernel(vm)) {
 		ret = EXIT_USAGE;
 		goto out;
 	}

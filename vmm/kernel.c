@@ -25,8 +25,6 @@
 #define LINUX_CMDLINE_VIRTIO "console=hvc0"
 #define LINUX_CMDLINE_COMMON "reboot=k panic=-1"
 
-#define KERNEL_ERROR(...) (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
-
 /* Appends " word" (or "word" at the start); false if it does not fit. */
 static bool cmdline_append(char *buf, size_t size, size_t *len, const char *word)
 {
@@ -72,23 +70,23 @@ static int vm_cmdline_compose(const struct vm *vm, bool linux_kernel, char *buf,
 
 /* Where the initrd goes: the top of what RAM and the kernel allow. */
 static int vm_initrd_place(struct vm *vm, const struct x86_kernel *kernel, const char *path,
-			   uint64_t size, uint64_t *gpa, char *error, size_t error_size)
+			   uint64_t size, uint64_t *gpa)
 {
 	uint64_t top = MIN(guest_memory_low_end(&vm->mem), kernel->initrd_addr_max + 1);
 
 	if (!size)
-		return KERNEL_ERROR("initrd %s is empty", path);
+		return log_invalid("initrd %s is empty", path);
 	if (x86_initrd_place(&vm->mem, kernel->end, kernel->initrd_addr_max, size, gpa))
-		return KERNEL_ERROR("initrd %s (%" PRIu64 " KiB) does not fit in guest RAM between "
-				    "the kernel's end (%" PRIu64 " MiB) and %" PRIu64
-				    " MiB: use a larger --mem",
-				    path, size >> 10, kernel->end >> 20, top >> 20);
+		return log_invalid("initrd %s (%" PRIu64 " KiB) does not fit in guest RAM between "
+				   "the kernel's end (%" PRIu64 " MiB) and %" PRIu64
+				   " MiB: use a larger --mem",
+				   path, size >> 10, kernel->end >> 20, top >> 20);
 	return 0;
 }
 
 /* Reads the initrd straight into guest RAM; no initrd: size 0. */
 static int vm_initrd_load(struct vm *vm, const struct x86_kernel *kernel, uint64_t *gpa,
-			  uint64_t *size, char *error, size_t error_size)
+			  uint64_t *size)
 {
 	const char *path = vm->config.initrd_path;
 	struct stat st;
@@ -100,20 +98,20 @@ static int vm_initrd_load(struct vm *vm, const struct x86_kernel *kernel, uint64
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		ret = -errno;
-		snprintf(error, error_size, "cannot read initrd %s: %s", path, strerror(-ret));
+		log_error("cannot read initrd %s: %s", path, strerror(-ret));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		ret = KERNEL_ERROR("initrd %s is not a regular file", path);
+		ret = log_invalid("initrd %s is not a regular file", path);
 		goto out;
 	}
-	ret = vm_initrd_place(vm, kernel, path, (uint64_t)st.st_size, gpa, error, error_size);
+	ret = vm_initrd_place(vm, kernel, path, (uint64_t)st.st_size, gpa);
 	if (ret)
 		goto out;
 	*size = (uint64_t)st.st_size;
 	ret = pread_all(fd, guest_memory_ptr(&vm->mem, *gpa, *size), *size, 0);
 	if (ret)
-		snprintf(error, error_size, "cannot read initrd %s: %s", path, strerror(-ret));
+		log_error("cannot read initrd %s: %s", path, strerror(-ret));
 	else
 		log_info("initrd %s: %" PRIu64 " bytes at 0x%" PRIx64, path, *size, *gpa);
 out:
@@ -149,8 +147,7 @@ static int vm_set_boot_regs(struct vm *vm, bool pvh, uint64_t entry)
 }
 
 /* The command line, the initrd and the boot structures for a loaded kernel. */
-static int vm_boot_data_load(struct vm *vm, const struct x86_kernel *kernel, char *error,
-			     size_t error_size)
+static int vm_boot_data_load(struct vm *vm, const struct x86_kernel *kernel)
 {
 	char cmdline[VMM_CMDLINE_MAX];
 	uint64_t initrd_gpa, initrd_size, rsdp_gpa = 0;
@@ -159,16 +156,16 @@ static int vm_boot_data_load(struct vm *vm, const struct x86_kernel *kernel, cha
 	int ret = vm_cmdline_compose(vm, kernel->linux_kernel, cmdline, sizeof(cmdline));
 
 	if (ret < 0)
-		return KERNEL_ERROR("command line with snapvm's additions is longer than %d bytes",
-				    VMM_CMDLINE_MAX - 1);
-	ret = vm_initrd_load(vm, kernel, &initrd_gpa, &initrd_size, error, error_size);
+		return log_invalid("command line with snapvm's additions is longer than %d bytes",
+				   VMM_CMDLINE_MAX - 1);
+	ret = vm_initrd_load(vm, kernel, &initrd_gpa, &initrd_size);
 	if (ret)
 		return ret;
 	log_info("command line: %s", cmdline);
 	if (vm->config.acpi && x86_acpi_write(&vm->mem, &acpi, &rsdp_gpa))
-		return KERNEL_ERROR("guest RAM too small for the ACPI tables");
+		return log_invalid("guest RAM too small for the ACPI tables");
 	return x86_boot_data_write(&vm->mem, kernel, cmdline, initrd_gpa, initrd_size,
-				   vm->vcpu_count, &vm->virtio_slots, rsdp_gpa, error, error_size);
+				   vm->vcpu_count, &vm->virtio_slots, rsdp_gpa);
 }
 
 bool vmm_kernel_is_linux(const char *path)
@@ -184,7 +181,7 @@ bool vmm_kernel_is_linux(const char *path)
 	return is_linux;
 }
 
-int vm_load_kernel(struct vm *vm, char *error, size_t error_size)
+int vm_load_kernel(struct vm *vm)
 {
 	const char *path = vm->config.kernel_path;
 	struct x86_kernel kernel;
@@ -194,14 +191,14 @@ int vm_load_kernel(struct vm *vm, char *error, size_t error_size)
 
 	ret = file_read_all(path, &file, &size, KERNEL_MAX_SIZE);
 	if (ret) {
-		snprintf(error, error_size, "cannot read kernel %s: %s", path,
-			 ret == -EFBIG ? "larger than 512 MiB" : strerror(-ret));
+		log_error("cannot read kernel %s: %s", path,
+			  ret == -EFBIG ? "larger than 512 MiB" : strerror(-ret));
 		return ret;
 	}
-	ret = x86_kernel_load(file, size, vm->config.boot, &vm->mem, &kernel, error, error_size);
+	ret = x86_kernel_load(file, size, vm->config.boot, &vm->mem, &kernel);
 	free(file);
 	if (!ret)
-		ret = vm_boot_data_load(vm, &kernel, error, error_size);
+		ret = vm_boot_data_load(vm, &kernel);
 	if (!ret)
 		ret = vm_set_boot_regs(vm, kernel.pvh, kernel.entry);
 	return ret;

@@ -172,10 +172,10 @@ void vmm_net_mac(const struct vmm_config *config, unsigned index, uint8_t mac[6]
  */
 int vm_create(const struct vmm_config *config, struct vm **vm);
 /*
- * Loads config->kernel_path and sets the boot vCPU's registers. Bad files get
- * one line in *error and -EINVAL (or -errno for I/O errors).
+ * Loads config->kernel_path and sets the boot vCPU's registers. 0, or -EINVAL
+ * for a bad file (or -errno for I/O errors), logged.
  */
-int vm_load_kernel(struct vm *vm, char *error, size_t error_size);
+int vm_load_kernel(struct vm *vm);
 /* True if the file is a Linux kernel: a bzImage, or an ELF with Linux's notes (a vmlinux). */
 bool vmm_kernel_is_linux(const char *path);
 /* Starts one thread per vCPU; with paused, they wait for vm_resume(). */

@@ -9,6 +9,7 @@
  */
 #include "vmm/arch/x86/x86.h"
 #include "vmm/device.h"
+#include "common/common.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,18 +25,19 @@ static void load(const uint8_t *data, size_t size, enum vmm_boot_mode boot)
 	static const struct virtio_mmio_slots slots = { 1, { { VIRTIO_MMIO_BASE, 5, 2 } } };
 	struct x86_kernel kernel;
 	uint64_t initrd_gpa = 0;
-	char error[512];
 
-	if (x86_kernel_load(data, size, boot, &mem, &kernel, error, sizeof(error)))
+	if (x86_kernel_load(data, size, boot, &mem, &kernel))
 		return;
 	if (x86_initrd_place(&mem, kernel.end, kernel.initrd_addr_max, 4096, &initrd_gpa))
 		initrd_gpa = 0;
 	x86_boot_data_write(&mem, &kernel, "console=ttyS0 reboot=k panic=-1", initrd_gpa,
-			    initrd_gpa ? 4096 : 0, 1, &slots, 0, error, sizeof(error));
+			    initrd_gpa ? 4096 : 0, 1, &slots, 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	/* a refused kernel logs why: not news here */
+	log_threshold = LOG_QUIET;
 	if (!mem.host) { /* RAM is not cleared between inputs: no loader reads it */
 		mem.host = malloc(RAM_SIZE);
 		mem.size = RAM_SIZE;

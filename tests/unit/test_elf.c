@@ -11,6 +11,7 @@
 
 #include "common/common.h"
 #include "vmm/arch/x86/x86.h"
+#include "tests/unit/test_log.h"
 
 #define RAM_SIZE  (8ULL << 20)
 #define LOAD_ADDR 0x200000ULL
@@ -83,10 +84,15 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The loads, with what they logged in f->error. */
 static int load(struct fixture *f, struct elf_image *image)
 {
-	f->error[0] = '\0';
-	return elf_load(f->file, f->size, &f->mem, image, f->error, sizeof(f->error));
+	return LOGGED(f->error, elf_load(f->file, f->size, &f->mem, image));
+}
+
+static int kernel_load(struct fixture *f, enum vmm_boot_mode boot, struct x86_kernel *kernel)
+{
+	return LOGGED(f->error, x86_kernel_load(f->file, f->size, boot, &f->mem, kernel));
 }
 
 static void test_elf_loads_segments_and_pvh_note(void **state)
@@ -145,9 +151,7 @@ static void test_elf_auto_boots_linux_by_pvh(void **state)
 	memcpy(&n[3], "Linux\0\0", 8);
 	n[5] = 0;
 	phdr(f, 1)->p_filesz = 20 + 24;
-	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_AUTO, &f->mem, &kernel,
-					 f->error, sizeof(f->error)),
-			 0);
+	assert_int_equal(kernel_load(f, VMM_BOOT_AUTO, &kernel), 0);
 	assert_true(kernel.linux_kernel);
 	assert_true(kernel.pvh);
 	assert_int_equal(kernel.entry, LOAD_ADDR + 0x20);
@@ -158,28 +162,20 @@ static void test_elf_kernel_entry_and_limits(void **state)
 	struct fixture *f = *state;
 	struct x86_kernel kernel;
 
-	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_AUTO, &f->mem, &kernel,
-					 f->error, sizeof(f->error)),
-			 0);
+	assert_int_equal(kernel_load(f, VMM_BOOT_AUTO, &kernel), 0);
 	/* auto takes e_entry of an ELF that is not Linux, even with a PVH note */
 	assert_false(kernel.pvh);
 	assert_int_equal(kernel.entry, LOAD_ADDR + 0x10);
 	assert_false(kernel.linux_kernel);
 	assert_int_equal(kernel.cmdline_max, VMM_CMDLINE_MAX - 1);
 	assert_int_equal(kernel.end, LOAD_ADDR + 256 + 4096);
-	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_ELF64, &f->mem, &kernel,
-					 f->error, sizeof(f->error)),
-			 0);
+	assert_int_equal(kernel_load(f, VMM_BOOT_ELF64, &kernel), 0);
 	assert_false(kernel.pvh);
 	assert_int_equal(kernel.entry, LOAD_ADDR + 0x10);
 	ehdr(f)->e_phnum = 1; /* no PVH note: auto takes the ELF entry, pvh is refused */
-	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_AUTO, &f->mem, &kernel,
-					 f->error, sizeof(f->error)),
-			 0);
+	assert_int_equal(kernel_load(f, VMM_BOOT_AUTO, &kernel), 0);
 	assert_false(kernel.pvh);
-	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_PVH, &f->mem, &kernel, f->error,
-					 sizeof(f->error)),
-			 -EINVAL);
+	assert_int_equal(kernel_load(f, VMM_BOOT_PVH, &kernel), -EINVAL);
 	assert_non_null(strstr(f->error, "no PVH entry note"));
 }
 
@@ -200,6 +196,18 @@ static void expect_error(struct fixture *f, const char *fragment)
 	assert_int_equal(load(f, &image), -EINVAL);
 	if (!strstr(f->error, fragment))
 		fail_msg("error '%s' does not mention '%s'", f->error, fragment);
+	assert_ptr_equal(strchr(f->error, '\n'), f->error + strlen(f->error) - 1); /* one line */
+}
+
+/* Probing is no error: elf_is_linux says no without a line, where a load says why. */
+static void test_elf_probe_is_quiet(void **state)
+{
+	struct fixture *f = *state;
+
+	ehdr(f)->e_machine = EM_AARCH64;
+	assert_false(LOGGED(f->error, elf_is_linux(f->file, f->size)));
+	assert_string_equal(f->error, "");
+	expect_error(f, "not x86-64");
 }
 
 static void test_elf_rejects_short_and_foreign_files(void **state)
@@ -329,19 +337,13 @@ static void test_elf32_boots_by_pvh_note(void **state)
 	assert_int_equal(image.pvh_entry, LOAD_ADDR + 0x20);
 	assert_int_equal(image.load_end, LOAD_ADDR + 256 + 4096);
 	assert_int_equal(*(uint8_t *)guest_memory_ptr(&f->mem, LOAD_ADDR, 1), 0xab);
-	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_AUTO, &f->mem, &kernel,
-					 f->error, sizeof(f->error)),
-			 0);
+	assert_int_equal(kernel_load(f, VMM_BOOT_AUTO, &kernel), 0);
 	assert_true(kernel.pvh);
 	assert_int_equal(kernel.entry, LOAD_ADDR + 0x20);
-	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_ELF64, &f->mem, &kernel,
-					 f->error, sizeof(f->error)),
-			 -EINVAL);
+	assert_int_equal(kernel_load(f, VMM_BOOT_ELF64, &kernel), -EINVAL);
 	assert_non_null(strstr(f->error, "32-bit"));
 	((Elf32_Ehdr *)f->file)->e_phnum = 1; /* the note is gone: no way in */
-	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_AUTO, &f->mem, &kernel,
-					 f->error, sizeof(f->error)),
-			 -EINVAL);
+	assert_int_equal(kernel_load(f, VMM_BOOT_AUTO, &kernel), -EINVAL);
 	assert_non_null(strstr(f->error, "without a PVH entry note"));
 	((Elf32_Ehdr *)f->file)->e_machine = EM_X86_64;
 	expect_error(f, "not i386");
@@ -351,7 +353,6 @@ static void test_elf_loads_the_test_guest(void **state)
 {
 	struct guest_memory mem;
 	struct elf_image image;
-	char error[256];
 	uint8_t *file;
 	size_t size;
 
@@ -359,7 +360,7 @@ static void test_elf_loads_the_test_guest(void **state)
 	guest_memory_layout(&mem, 16ULL << 20);
 	assert_int_equal(guest_memory_map(&mem), 0);
 	assert_int_equal(file_read_all(SNAPGUEST_ELF, &file, &size, 64 << 20), 0);
-	assert_int_equal(elf_load(file, size, &mem, &image, error, sizeof(error)), 0);
+	assert_int_equal(elf_load(file, size, &mem, &image), 0);
 	assert_true(image.has_pvh);
 	assert_false(image.is_linux); /* so it gets exactly the user's command line */
 	assert_int_equal(image.load_start, 0x100000);
@@ -379,6 +380,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_elf_kernel_entry_and_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_elf_rejects_short_and_foreign_files, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_elf_probe_is_quiet, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_elf_rejects_bad_program_headers, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_elf_rejects_bad_segments, setup, teardown),

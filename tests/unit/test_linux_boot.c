@@ -14,6 +14,7 @@
 
 #include "common/common.h"
 #include "vmm/arch/x86/x86.h"
+#include "tests/unit/test_log.h"
 #include "vmm/device.h"
 
 #define SETUP_SECTS  4
@@ -74,10 +75,10 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The parse, with what it logged in f->error. */
 static int parse(struct fixture *f, struct bzimage_header *header)
 {
-	f->error[0] = '\0';
-	return bzimage_header_parse(f->file, f->size, header, f->error, sizeof(f->error));
+	return LOGGED(f->error, bzimage_header_parse(f->file, f->size, header));
 }
 
 static void expect_error(struct fixture *f, const char *fragment)
@@ -87,6 +88,7 @@ static void expect_error(struct fixture *f, const char *fragment)
 	assert_int_equal(parse(f, &header), -EINVAL);
 	if (!strstr(f->error, fragment))
 		fail_msg("error '%s' does not mention '%s'", f->error, fragment);
+	assert_ptr_equal(strchr(f->error, '\n'), f->error + strlen(f->error) - 1); /* one line */
 }
 
 static void test_header_parse(void **state)
@@ -188,11 +190,15 @@ static void test_header_bad_fields(void **state)
 	expect_error(f, "init_size");
 }
 
+/* The load, with what it logged in f->error. */
+static int kernel_load(struct fixture *f, enum vmm_boot_mode boot, struct x86_kernel *kernel)
+{
+	return LOGGED(f->error, x86_kernel_load(f->file, f->size, boot, &f->mem, kernel));
+}
+
 static int load(struct fixture *f, struct x86_kernel *kernel)
 {
-	f->error[0] = '\0';
-	return x86_kernel_load(f->file, f->size, VMM_BOOT_AUTO, &f->mem, kernel, f->error,
-			       sizeof(f->error));
+	return kernel_load(f, VMM_BOOT_AUTO, kernel);
 }
 
 static void test_relocatable_kernel_loads_at_pref_address(void **state)
@@ -245,9 +251,7 @@ static void test_kernel_format_and_boot_mode(void **state)
 	struct fixture *f = *state;
 	struct x86_kernel kernel;
 
-	assert_int_equal(x86_kernel_load(f->file, f->size, VMM_BOOT_PVH, &f->mem, &kernel, f->error,
-					 sizeof(f->error)),
-			 -EINVAL);
+	assert_int_equal(kernel_load(f, VMM_BOOT_PVH, &kernel), -EINVAL);
 	assert_non_null(strstr(f->error, "--boot pvh needs an ELF kernel"));
 	memset(f->file, 0, sizeof(f->file));
 	assert_int_equal(load(f, &kernel), -EINVAL);
@@ -294,9 +298,8 @@ static struct boot_params *boot_data_write(struct fixture *f, const struct x86_k
 {
 	static const struct virtio_mmio_slots no_virtio;
 
-	f->error[0] = '\0';
-	assert_int_equal(x86_boot_data_write(&f->mem, kernel, cmdline, 0x3000000, 0x12345, 2,
-					     &no_virtio, 0, f->error, sizeof(f->error)),
+	assert_int_equal(LOGGED(f->error, x86_boot_data_write(&f->mem, kernel, cmdline, 0x3000000,
+							      0x12345, 2, &no_virtio, 0)),
 			 expect);
 	return guest_memory_ptr(&f->mem, X86_ZERO_PAGE_ADDR, sizeof(struct boot_params));
 }

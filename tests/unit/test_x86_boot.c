@@ -14,6 +14,7 @@
 
 #include "common/common.h"
 #include "vmm/arch/x86/x86.h"
+#include "tests/unit/test_log.h"
 #include "vmm/device.h"
 
 static struct guest_memory mem_of(uint64_t size)
@@ -279,13 +280,13 @@ static void test_cmdline(void **state)
 	char error[128], long_line[5000];
 
 	(void)state;
-	assert_int_equal(x86_cmdline_write(&mem, "heap=16M", 4096, error, sizeof(error)), 0);
+	assert_int_equal(x86_cmdline_write(&mem, "heap=16M", 4096), 0);
 	assert_string_equal(guest_memory_ptr(&mem, X86_CMDLINE_ADDR, 9), "heap=16M");
 	memset(long_line, 'x', sizeof(long_line) - 1);
 	long_line[sizeof(long_line) - 1] = '\0';
-	assert_int_equal(x86_cmdline_write(&mem, long_line, 4096, error, sizeof(error)), -EINVAL);
+	assert_int_equal(LOGGED(error, x86_cmdline_write(&mem, long_line, 4096)), -EINVAL);
 	assert_non_null(strstr(error, "command line"));
-	assert_int_equal(x86_cmdline_write(&mem, "", 4096, error, sizeof(error)), 0);
+	assert_int_equal(x86_cmdline_write(&mem, "", 4096), 0);
 	guest_memory_unmap(&mem);
 }
 

@@ -4,7 +4,6 @@
 #include "common/common.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #define CR0_PE		     0x1
@@ -43,23 +42,18 @@ unsigned x86_e820_build(const struct guest_memory *mem, struct e820_entry *table
 	return n;
 }
 
-int x86_cmdline_write(const struct guest_memory *mem, const char *cmdline, size_t max_size,
-		      char *error, size_t error_size)
+int x86_cmdline_write(const struct guest_memory *mem, const char *cmdline, size_t max_size)
 {
 	size_t len = strlen(cmdline);
 	char *dest;
 
 	if (len + 1 > max_size) {
-		snprintf(error, error_size,
-			 "command line is %zu bytes; this kernel takes at most %zu", len,
-			 max_size - 1);
-		return -EINVAL;
+		return log_invalid("command line is %zu bytes; this kernel takes at most %zu", len,
+				   max_size - 1);
 	}
 	dest = guest_memory_ptr(mem, X86_CMDLINE_ADDR, len + 1);
-	if (!dest) {
-		snprintf(error, error_size, "no room in guest RAM for the command line");
-		return -EINVAL;
-	}
+	if (!dest)
+		return log_invalid("no room in guest RAM for the command line");
 	memcpy(dest, cmdline, len + 1);
 	return 0;
 }

@@ -5,26 +5,16 @@
 #include <elf.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #define ELF_MAX_PHDRS		 64
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
-/* One line into the caller's error buffer (a function: gcc -O3 sees no truncation to warn of). */
-static int __attribute__((format(printf, 3, 4)))
-elf_error(char *error, size_t error_size, const char *format, ...)
-{
-	va_list args;
-
-	va_start(args, format);
-	vsnprintf(error, error_size, format, args);
-	va_end(args);
-	return -EINVAL;
-}
-
-#define ELF_ERROR(...) elf_error(error, error_size, __VA_ARGS__)
+/*
+ * A header check refuses with one logged line, or, when only probing
+ * (elf_is_linux), with -ENOEXEC and no line: "not this format" is no error.
+ */
+#define ELF_REFUSE(report, ...) ((report) ? log_invalid(__VA_ARGS__) : -ENOEXEC)
 
 bool elf_is_elf(const uint8_t *file, size_t size)
 {
@@ -47,27 +37,26 @@ struct elf_header {
 	unsigned phnum;
 };
 
-static int elf_check_ident(const uint8_t *file, size_t size, char *error, size_t error_size)
+static int elf_check_ident(const uint8_t *file, size_t size, bool report)
 {
 	if (size < EI_NIDENT)
-		return ELF_ERROR("not an ELF file: only %zu bytes", size);
+		return ELF_REFUSE(report, "not an ELF file: only %zu bytes", size);
 	if (memcmp(file, ELFMAG, SELFMAG))
-		return ELF_ERROR("not an ELF file (no ELF magic)");
+		return ELF_REFUSE(report, "not an ELF file (no ELF magic)");
 	if ((file[EI_CLASS] != ELFCLASS64 && file[EI_CLASS] != ELFCLASS32) ||
 	    file[EI_DATA] != ELFDATA2LSB)
-		return ELF_ERROR("not a 32- or 64-bit little-endian ELF file");
+		return ELF_REFUSE(report, "not a 32- or 64-bit little-endian ELF file");
 	return 0;
 }
 
 /* The class-specific fields, checked for the class's machine and sizes. */
-static int elf_header_read(const uint8_t *file, size_t size, struct elf_header *h, char *error,
-			   size_t error_size)
+static int elf_header_read(const uint8_t *file, size_t size, struct elf_header *h, bool report)
 {
 	unsigned machine, type, phentsize, want_phentsize, want_machine;
 
 	h->is64 = file[EI_CLASS] == ELFCLASS64;
 	if (size < (h->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr)))
-		return ELF_ERROR("not an ELF file: only %zu bytes", size);
+		return ELF_REFUSE(report, "not an ELF file: only %zu bytes", size);
 	if (h->is64) {
 		Elf64_Ehdr eh;
 
@@ -84,25 +73,26 @@ static int elf_header_read(const uint8_t *file, size_t size, struct elf_header *
 		want_machine = EM_386, want_phentsize = sizeof(Elf32_Phdr);
 	}
 	if (machine != want_machine)
-		return ELF_ERROR("ELF%s file for machine %u, not %s", h->is64 ? "64" : "32",
-				 machine, h->is64 ? "x86-64" : "i386");
+		return ELF_REFUSE(report, "ELF%s file for machine %u, not %s",
+				  h->is64 ? "64" : "32", machine, h->is64 ? "x86-64" : "i386");
 	if (type != ET_EXEC)
-		return ELF_ERROR("ELF file is not an executable (type %u)", type);
+		return ELF_REFUSE(report, "ELF file is not an executable (type %u)", type);
 	if (phentsize != want_phentsize || h->phnum == 0 || h->phnum > ELF_MAX_PHDRS)
-		return ELF_ERROR("ELF file has a bad program header table (%u entries of %u bytes)",
-				 h->phnum, phentsize);
+		return ELF_REFUSE(
+			report, "ELF file has a bad program header table (%u entries of %u bytes)",
+			h->phnum, phentsize);
 	if (!in_file(h->phoff, (uint64_t)h->phnum * phentsize, size))
-		return ELF_ERROR(
-			"truncated ELF file: program headers end past the file's %zu bytes", size);
+		return ELF_REFUSE(
+			report, "truncated ELF file: program headers end past the file's %zu bytes",
+			size);
 	return 0;
 }
 
-static int elf_check_header(const uint8_t *file, size_t size, struct elf_header *h, char *error,
-			    size_t error_size)
+static int elf_check_header(const uint8_t *file, size_t size, struct elf_header *h, bool report)
 {
-	int ret = elf_check_ident(file, size, error, error_size);
+	int ret = elf_check_ident(file, size, report);
 
-	return ret ? ret : elf_header_read(file, size, h, error, error_size);
+	return ret ? ret : elf_header_read(file, size, h, report);
 }
 
 /* Program header i, widened to the 64-bit form; the header must have been checked. */
@@ -179,35 +169,33 @@ bool elf_is_linux(const uint8_t *file, size_t size)
 {
 	struct elf_image image = { 0 };
 	struct elf_header h;
-	char error[8];
 
-	if (elf_check_header(file, size, &h, error, sizeof(error)))
+	if (elf_check_header(file, size, &h, false))
 		return false;
 	elf_notes_find(file, size, &h, &image);
 	return image.is_linux;
 }
 
 static int elf_load_segment(const uint8_t *file, size_t size, const Elf64_Phdr *ph, unsigned index,
-			    const struct guest_memory *mem, struct elf_image *image, char *error,
-			    size_t error_size)
+			    const struct guest_memory *mem, struct elf_image *image)
 {
 	uint8_t *dest;
 
 	if (ph->p_filesz > ph->p_memsz)
-		return ELF_ERROR("ELF segment %u is larger in the file than in memory", index);
+		return log_invalid("ELF segment %u is larger in the file than in memory", index);
 	if (!in_file(ph->p_offset, ph->p_filesz, size))
-		return ELF_ERROR("truncated ELF file: segment %u ends past the file's %zu bytes",
-				 index, size);
+		return log_invalid("truncated ELF file: segment %u ends past the file's %zu bytes",
+				   index, size);
 	if (ph->p_paddr < X86_KERNEL_MIN_ADDR)
-		return ELF_ERROR("ELF segment %u at 0x%" PRIx64
-				 " lies below 1 MiB, where boot data goes",
-				 index, (uint64_t)ph->p_paddr);
+		return log_invalid("ELF segment %u at 0x%" PRIx64
+				   " lies below 1 MiB, where boot data goes",
+				   index, (uint64_t)ph->p_paddr);
 	dest = guest_memory_ptr(mem, ph->p_paddr, ph->p_memsz);
 	if (!dest)
-		return ELF_ERROR("ELF segment %u (0x%" PRIx64 "-0x%" PRIx64
-				 ") lies outside guest RAM (%" PRIu64 " MiB)",
-				 index, (uint64_t)ph->p_paddr,
-				 (uint64_t)(ph->p_paddr + ph->p_memsz), mem->size >> 20);
+		return log_invalid("ELF segment %u (0x%" PRIx64 "-0x%" PRIx64
+				   ") lies outside guest RAM (%" PRIu64 " MiB)",
+				   index, (uint64_t)ph->p_paddr,
+				   (uint64_t)(ph->p_paddr + ph->p_memsz), mem->size >> 20);
 	memcpy(dest, file + ph->p_offset, ph->p_filesz);
 	guest_memory_clear(mem, ph->p_paddr + ph->p_filesz, ph->p_memsz - ph->p_filesz);
 	image->load_start = MIN(image->load_start, ph->p_paddr);
@@ -221,13 +209,13 @@ static bool in_image(const struct elf_image *image, uint64_t address)
 }
 
 int elf_load(const uint8_t *file, size_t size, const struct guest_memory *mem,
-	     struct elf_image *image, char *error, size_t error_size)
+	     struct elf_image *image)
 {
 	struct elf_header h;
 	Elf64_Phdr ph;
 	int ret;
 
-	ret = elf_check_header(file, size, &h, error, error_size);
+	ret = elf_check_header(file, size, &h, true);
 	if (ret)
 		return ret;
 	*image = (struct elf_image){ .is64 = h.is64, .entry = h.entry, .load_start = UINT64_MAX };
@@ -236,17 +224,17 @@ int elf_load(const uint8_t *file, size_t size, const struct guest_memory *mem,
 		elf_phdr_get(file, &h, i, &ph);
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
-		ret = elf_load_segment(file, size, &ph, i, mem, image, error, error_size);
+		ret = elf_load_segment(file, size, &ph, i, mem, image);
 		if (ret)
 			return ret;
 	}
 	if (image->load_start == UINT64_MAX)
-		return ELF_ERROR("ELF file has no loadable segment");
+		return log_invalid("ELF file has no loadable segment");
 	if (!in_image(image, image->entry))
-		return ELF_ERROR("ELF entry point 0x%" PRIx64 " is outside the loaded segments",
-				 image->entry);
+		return log_invalid("ELF entry point 0x%" PRIx64 " is outside the loaded segments",
+				   image->entry);
 	if (image->has_pvh && !in_image(image, image->pvh_entry))
-		return ELF_ERROR("PVH entry point 0x%" PRIx64 " is outside the loaded segments",
-				 image->pvh_entry);
+		return log_invalid("PVH entry point 0x%" PRIx64 " is outside the loaded segments",
+				   image->pvh_entry);
 	return 0;
 }

@@ -7,34 +7,30 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
-
-#define LOADER_ERROR(...) (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
 
 /* What a Linux vmlinux does not say about itself, as its bzImage would (x86-64). */
 #define LINUX_COMMAND_LINE_SIZE 2048	   /* COMMAND_LINE_SIZE, NUL included */
 #define LINUX_INITRD_ADDR_MAX	0x7fffffff /* header.S's initrd_addr_max */
 
 static int elf_kernel_load(const uint8_t *file, size_t size, enum vmm_boot_mode boot,
-			   const struct guest_memory *mem, struct x86_kernel *kernel, char *error,
-			   size_t error_size)
+			   const struct guest_memory *mem, struct x86_kernel *kernel)
 {
 	struct elf_image image;
-	int ret = elf_load(file, size, mem, &image, error, error_size);
+	int ret = elf_load(file, size, mem, &image);
 
 	if (ret)
 		return ret;
 	if (boot == VMM_BOOT_PVH && !image.has_pvh)
-		return LOADER_ERROR("kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)%s",
-				    image.is64 ? "; try --boot elf64" : "");
+		return log_invalid("kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)%s",
+				   image.is64 ? "; try --boot elf64" : "");
 	/* a 32-bit ELF has no 64-bit entry: the PVH note is its only way in */
 	if (!image.is64 && !image.has_pvh)
-		return LOADER_ERROR("32-bit ELF kernel without a PVH entry note "
-				    "(XEN_ELFNOTE_PHYS32_ENTRY): snapvm cannot enter it");
+		return log_invalid("32-bit ELF kernel without a PVH entry note "
+				   "(XEN_ELFNOTE_PHYS32_ENTRY): snapvm cannot enter it");
 	if (!image.is64 && boot == VMM_BOOT_ELF64)
-		return LOADER_ERROR("--boot elf64 needs a 64-bit ELF kernel; this one is 32-bit "
-				    "(boot it by its PVH note: --boot pvh or auto)");
+		return log_invalid("--boot elf64 needs a 64-bit ELF kernel; this one is 32-bit "
+				   "(boot it by its PVH note: --boot pvh or auto)");
 	/*
 	 * Like QEMU and Firecracker, a Linux vmlinux with a PVH note boots by it.
 	 * Other ELF64 kernels (the test guest) take e_entry in long mode: no
@@ -54,31 +50,29 @@ static int elf_kernel_load(const uint8_t *file, size_t size, enum vmm_boot_mode 
 }
 
 static int bzimage_kernel_load(const uint8_t *file, size_t size, enum vmm_boot_mode boot,
-			       const struct guest_memory *mem, struct x86_kernel *kernel,
-			       char *error, size_t error_size)
+			       const struct guest_memory *mem, struct x86_kernel *kernel)
 {
 	struct bzimage_header header;
 	int ret;
 
 	if (boot != VMM_BOOT_AUTO)
-		return LOADER_ERROR("--boot %s needs an ELF kernel, and this is a bzImage "
-				    "(boot it with --boot auto, or use its vmlinux)",
-				    boot == VMM_BOOT_PVH ? "pvh" : "elf64");
-	ret = bzimage_header_parse(file, size, &header, error, error_size);
+		return log_invalid("--boot %s needs an ELF kernel, and this is a bzImage "
+				   "(boot it with --boot auto, or use its vmlinux)",
+				   boot == VMM_BOOT_PVH ? "pvh" : "elf64");
+	ret = bzimage_header_parse(file, size, &header);
 	if (!ret)
-		ret = bzimage_load(file, &header, mem, kernel, error, error_size);
+		ret = bzimage_load(file, &header, mem, kernel);
 	return ret;
 }
 
 int x86_kernel_load(const uint8_t *file, size_t size, enum vmm_boot_mode boot,
-		    const struct guest_memory *mem, struct x86_kernel *kernel, char *error,
-		    size_t error_size)
+		    const struct guest_memory *mem, struct x86_kernel *kernel)
 {
 	if (elf_is_elf(file, size))
-		return elf_kernel_load(file, size, boot, mem, kernel, error, error_size);
+		return elf_kernel_load(file, size, boot, mem, kernel);
 	if (bzimage_is_bzimage(file, size))
-		return bzimage_kernel_load(file, size, boot, mem, kernel, error, error_size);
-	return LOADER_ERROR(
+		return bzimage_kernel_load(file, size, boot, mem, kernel);
+	return log_invalid(
 		"not a kernel: neither an ELF file nor a bzImage (no \"HdrS\" at 0x202)");
 }
 
@@ -97,8 +91,7 @@ int x86_initrd_place(const struct guest_memory *mem, uint64_t kernel_end, uint64
 
 int x86_boot_data_write(const struct guest_memory *mem, const struct x86_kernel *kernel,
 			const char *cmdline, uint64_t initrd_gpa, uint64_t initrd_size,
-			unsigned cpus, const struct virtio_mmio_slots *virtio, uint64_t rsdp_gpa,
-			char *error, size_t error_size)
+			unsigned cpus, const struct virtio_mmio_slots *virtio, uint64_t rsdp_gpa)
 {
 	struct x86_boot_info info = {
 		.cmdline_gpa = X86_CMDLINE_ADDR,
@@ -109,12 +102,12 @@ int x86_boot_data_write(const struct guest_memory *mem, const struct x86_kernel 
 		.rsdp_gpa = rsdp_gpa,
 	};
 	size_t max = MIN(kernel->cmdline_max + 1, (uint64_t)VMM_CMDLINE_MAX);
-	int ret = x86_cmdline_write(mem, cmdline, max, error, error_size);
+	int ret = x86_cmdline_write(mem, cmdline, max);
 
 	if (ret)
 		return ret;
 	if (x86_boot_tables_write(mem) || x86_mptable_write(mem, cpus, virtio) ||
 	    (kernel->pvh ? x86_pvh_start_info_write(mem, &info) : x86_zero_page_write(mem, &info)))
-		return LOADER_ERROR("guest RAM too small for the boot data");
+		return log_invalid("guest RAM too small for the boot data");
 	return 0;
 }

@@ -77,23 +77,21 @@ struct x86_boot_info {
 
 /* True if the file starts like an ELF file. */
 bool elf_is_elf(const uint8_t *file, size_t size);
-/* True if the file is a valid ELF executable for x86 with a note named "Linux". */
+/* True if the file is a valid ELF executable for x86 with a note named "Linux"; prints nothing. */
 bool elf_is_linux(const uint8_t *file, size_t size);
 /*
  * Checks an ELF64 x86-64 or ELF32 i386 executable and copies its PT_LOAD segments into guest
- * RAM; 0, or -EINVAL with a one-line reason in error.
+ * RAM; 0, or -EINVAL (logged).
  */
 int elf_load(const uint8_t *file, size_t size, const struct guest_memory *mem,
-	     struct elf_image *image, char *error, size_t error_size);
+	     struct elf_image *image);
 
 /*
  * Loads a kernel file (ELF64 or bzImage, told apart by their magic) into guest
- * RAM and picks its entry for the boot mode; 0, or -EINVAL with a one-line
- * reason in error.
+ * RAM and picks its entry for the boot mode; 0, or -EINVAL (logged).
  */
 int x86_kernel_load(const uint8_t *file, size_t size, enum vmm_boot_mode boot,
-		    const struct guest_memory *mem, struct x86_kernel *kernel, char *error,
-		    size_t error_size);
+		    const struct guest_memory *mem, struct x86_kernel *kernel);
 /*
  * Picks the highest page-aligned place for an initrd of size bytes in low RAM,
  * above kernel_end and ending at or below addr_max (its highest usable byte).
@@ -104,22 +102,20 @@ int x86_initrd_place(const struct guest_memory *mem, uint64_t kernel_end, uint64
 /*
  * Writes the command line, the boot tables, the MP table and the kernel's
  * boot_params or PVH start_info (which point to the ACPI RSDP at rsdp_gpa
- * unless it is 0); 0, or -EINVAL with a one-line reason.
+ * unless it is 0); 0, or -EINVAL (logged).
  */
 int x86_boot_data_write(const struct guest_memory *mem, const struct x86_kernel *kernel,
 			const char *cmdline, uint64_t initrd_gpa, uint64_t initrd_size,
-			unsigned cpus, const struct virtio_mmio_slots *virtio, uint64_t rsdp_gpa,
-			char *error, size_t error_size);
+			unsigned cpus, const struct virtio_mmio_slots *virtio, uint64_t rsdp_gpa);
 
 /* True if the file starts like a bzImage ("HdrS" in its setup header). */
 bool bzimage_is_bzimage(const uint8_t *file, size_t size);
-/* Checks a bzImage's setup header (protocol 2.12+, 64-bit entry); 0 or -EINVAL with a reason. */
-int bzimage_header_parse(const uint8_t *file, size_t size, struct bzimage_header *header,
-			 char *error, size_t error_size);
-/* Copies the protected-mode kernel where its header allows and describes it in kernel. */
+/* Checks a bzImage's setup header (protocol 2.12+, 64-bit entry); 0 or -EINVAL (logged). */
+int bzimage_header_parse(const uint8_t *file, size_t size, struct bzimage_header *header);
+/* Copies the protected-mode kernel where its header allows and describes it; 0 or -EINVAL (logged).
+ */
 int bzimage_load(const uint8_t *file, const struct bzimage_header *header,
-		 const struct guest_memory *mem, struct x86_kernel *kernel, char *error,
-		 size_t error_size);
+		 const struct guest_memory *mem, struct x86_kernel *kernel);
 
 /*
  * Fills an e820 map for the memory layout, with the BIOS area (ACPI tables,
@@ -127,9 +123,8 @@ int bzimage_load(const uint8_t *file, const struct bzimage_header *header,
  */
 unsigned x86_e820_build(const struct guest_memory *mem, struct e820_entry *table, unsigned max,
 			bool acpi);
-/* Copies the command line to X86_CMDLINE_ADDR; -EINVAL if it is too long. */
-int x86_cmdline_write(const struct guest_memory *mem, const char *cmdline, size_t max_size,
-		      char *error, size_t error_size);
+/* Copies the command line to X86_CMDLINE_ADDR; 0 or -EINVAL (logged) if it is too long. */
+int x86_cmdline_write(const struct guest_memory *mem, const char *cmdline, size_t max_size);
 /* Writes boot_params for a 64-bit entry (Linux 64-bit boot protocol). */
 int x86_zero_page_write(const struct guest_memory *mem, const struct x86_boot_info *info);
 /* Writes a PVH hvm_start_info with the memory map, command line and initrd module. */
