@@ -25,10 +25,14 @@ int cli_snapshot_name_option(const char *command, const char *name);
 struct snapshot_repo;
 /*
  * Opens the snapshot store: --store DIR, else $SNAPVM_STORE, else the default;
- * for writing it is created if missing. 0 or EXIT_RUNTIME with a message.
+ * for writing it is created if missing. 0, or EXIT_RUNTIME (the failure is logged).
  */
-int cli_repo_open(const char *command, const char *store_option, bool write,
-		  struct snapshot_repo **repo);
+int cli_repo_open(const char *store_option, bool write, struct snapshot_repo **repo);
+/*
+ * The exit status for a restore's or an invoke's -errno (already logged):
+ * EXIT_USAGE for a snapshot that is bad or missing, else EXIT_RUNTIME.
+ */
+int cli_exit_status(int ret);
 
 /* --seccomp's help lines, the same for every command that starts VMs. */
 #define CLI_SECCOMP_HELP                                                                  \

@@ -102,7 +102,7 @@ int cmd_invoke_main(int argc, char **argv)
 	struct snapshot_repo *repo;
 	struct jail jail;
 	const char *store = NULL;
-	char request[1024], error[512];
+	char request[1024];
 	uint64_t timeout = DEFAULT_TIMEOUT_MS;
 	bool json = false;
 	int opt, status, ret = 0;
@@ -177,7 +177,7 @@ int cmd_invoke_main(int argc, char **argv)
 	if (cli_sandbox_start(seccomp, jail_options.dir ? SANDBOX_JAILED_STARTUP : SANDBOX_STARTUP))
 		return EXIT_RUNTIME;
 	/* for writing: the first invoke of a snapshot records its working set (not jailed) */
-	ret = cli_repo_open("invoke", store, !jail_options.dir, &repo);
+	ret = cli_repo_open(store, !jail_options.dir, &repo);
 	if (ret)
 		return ret;
 	options.name = argv[optind];
@@ -186,15 +186,7 @@ int cmd_invoke_main(int argc, char **argv)
 		options.before_start_opaque = &jail;
 	}
 	ret = control_invoke(repo, &options, request, (unsigned)timeout, invoke_print, &json,
-			     &result, error, sizeof(error));
+			     &result);
 	snapshot_repo_close(repo);
-	if (ret) {
-		if (error[0]) /* else the store has said why */
-			fprintf(stderr, "snapvm invoke: %s\n", error);
-		return ret == -EINVAL || ret == -EPROTO || ret == -ENOENT || ret == -EBADMSG ||
-				       ret == -EUCLEAN
-			       ? EXIT_USAGE
-			       : EXIT_RUNTIME;
-	}
-	return EXIT_OK;
+	return ret ? cli_exit_status(ret) : EXIT_OK;
 }

@@ -202,15 +202,6 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 	return cli_snapshot_name_option("restore", o->restore.name);
 }
 
-/* Restore errors that come from the snapshot itself are bad input (exit 2). */
-static int restore_exit_code(int ret)
-{
-	return ret == -EINVAL || ret == -EPROTO || ret == -ENOENT || ret == -EBADMSG ||
-			       ret == -EUCLEAN
-		       ? EXIT_USAGE
-		       : EXIT_RUNTIME;
-}
-
 /* Stores the working set recorded so far (--record-ms elapsed, or the clone exits). */
 static void restore_save_workset(struct snapshot_clone *clone, struct snapshot_repo *repo)
 {
@@ -254,7 +245,6 @@ static int restore_one(struct restore_cli *o)
 	struct snapshot_repo *repo;
 	struct snapshot_clone *clone;
 	struct jail jail;
-	char error[512];
 	int status, ret;
 
 	if (jail_enter("restore", &o->jail, &jail, &status))
@@ -262,22 +252,18 @@ static int restore_one(struct restore_cli *o)
 	if (cli_sandbox_start(o->seccomp, o->jail.dir ? SANDBOX_JAILED_STARTUP : SANDBOX_STARTUP))
 		return EXIT_RUNTIME;
 	/* writable when this clone may record a working set or be snapshotted (not jailed) */
-	ret = cli_repo_open("restore", o->store,
-			    !o->jail.dir && (o->restore.record_ws || o->api_sock), &repo);
+	ret = cli_repo_open(o->store, !o->jail.dir && (o->restore.record_ws || o->api_sock), &repo);
 	if (ret)
 		return ret;
-	ret = snapshot_restore(repo, &o->restore, &clone, error, sizeof(error));
+	ret = snapshot_restore(repo, &o->restore, &clone);
 	if (ret) {
-		if (error[0]) /* else the store has said why */
-			fprintf(stderr, "snapvm restore: %s\n", error);
 		snapshot_repo_close(repo);
-		return restore_exit_code(ret);
+		return cli_exit_status(ret);
 	}
 	log_debug("clone restored");
 	timer = (struct workset_timer){ .clone = clone, .repo = repo, .fd = -1 };
-	if (o->api_sock && control_listen(&control, snapshot_clone_vm(clone), clone, repo,
-					  o->api_sock, error, sizeof(error))) {
-		fprintf(stderr, "snapvm restore: %s\n", error);
+	if (o->api_sock &&
+	    control_listen(&control, snapshot_clone_vm(clone), clone, repo, o->api_sock)) {
 		ret = EXIT_RUNTIME;
 	} else if (o->record_ms && restore_record_timer(o, &timer)) {
 		fprintf(stderr, "snapvm restore: cannot start the --record-ms timer\n");

@@ -44,19 +44,15 @@ static void run_list_virtio(const struct vm *vm)
 static int run_control_setup(const struct run_options *o, struct vm *vm,
 			     struct snapshot_repo **repo, struct control **control)
 {
-	char error[512];
 	int ret;
 
 	if (!o->api_sock && !o->snapshot_on_ready)
 		return 0;
-	ret = cli_repo_open("run", o->store, true, repo);
+	ret = cli_repo_open(o->store, true, repo);
 	if (ret)
 		return ret;
-	if (o->api_sock &&
-	    control_listen(control, vm, NULL, *repo, o->api_sock, error, sizeof(error))) {
-		fprintf(stderr, "snapvm run: %s\n", error);
+	if (o->api_sock && control_listen(control, vm, NULL, *repo, o->api_sock))
 		return EXIT_RUNTIME;
-	}
 	if (o->snapshot_on_ready &&
 	    control_on_ready(control, vm, *repo, o->snapshot_on_ready, o->resume))
 		return EXIT_RUNTIME;

@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -39,26 +40,26 @@ int cli_sandbox_start(enum sandbox_mode mode, enum sandbox_thread kind)
 
 int cli_snapshot_name_option(const char *command, const char *name)
 {
-	char error[256];
-
-	if (snapshot_name_check(name, error, sizeof(error)))
-		return opt_usage_error(command, "%s", error);
+	if (!snapshot_name_valid(name))
+		return opt_usage_error(command, SNAPSHOT_NAME_REFUSED, name);
 	return 0;
 }
 
-int cli_repo_open(const char *command, const char *store_option, bool write,
-		  struct snapshot_repo **repo)
+int cli_repo_open(const char *store_option, bool write, struct snapshot_repo **repo)
 {
-	char dir[PATH_MAX], error[512];
+	char dir[PATH_MAX];
 
 	if (store_option)
 		snprintf(dir, sizeof(dir), "%s", store_option);
 	else
 		snapshot_repo_default_dir(dir, sizeof(dir));
-	if (snapshot_repo_open(dir, write, repo, error, sizeof(error))) {
-		if (error[0]) /* else the store has said why */
-			fprintf(stderr, "snapvm %s: %s\n", command, error);
-		return EXIT_RUNTIME;
-	}
-	return 0;
+	return snapshot_repo_open(dir, write, repo) ? EXIT_RUNTIME : 0;
+}
+
+int cli_exit_status(int ret)
+{
+	return ret == -EINVAL || ret == -EPROTO || ret == -ENOENT || ret == -EBADMSG ||
+			       ret == -EUCLEAN
+		       ? EXIT_USAGE
+		       : EXIT_RUNTIME;
 }

@@ -23,9 +23,10 @@ struct control;
  * one line each: "snapshot NAME" (the VM stops after it), "snapshot NAME
  * resume", "status", "stop". Replies are one line, "ok ..." or "error ...".
  * Requests run on the VM's event loop thread. clone: as for snapshot_create.
+ * 0 or -errno (logged).
  */
 int control_listen(struct control **control, struct vm *vm, struct snapshot_clone *clone,
-		   struct snapshot_repo *repo, const char *path, char *error, size_t error_size);
+		   struct snapshot_repo *repo, const char *path);
 /* Snapshots the VM as `name` when the guest signals ready, then resumes or stops it. */
 int control_on_ready(struct control **control, struct vm *vm, struct snapshot_repo *repo,
 		     const char *name, bool resume);
@@ -54,12 +55,11 @@ struct control_invoke_result {
  * the teardown, which costs more than the restore on some hosts. A snapshot
  * without a working set gets one recorded (up to the reply) when the restore
  * pages lazily. 0; -ETIMEDOUT; -EPIPE if the guest stopped without replying;
- * or a restore error (see snapshot_restore) with one line in error.
+ * or a restore error (see snapshot_restore). Every failure is logged.
  */
 int control_invoke(struct snapshot_repo *repo, const struct snapshot_restore_options *options,
 		   const char *request, unsigned timeout_ms,
 		   void (*on_reply)(const struct control_invoke_result *result, void *opaque),
-		   void *opaque, struct control_invoke_result *result, char *error,
-		   size_t error_size);
+		   void *opaque, struct control_invoke_result *result);
 
 #endif

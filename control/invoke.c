@@ -96,8 +96,7 @@ static void close_pair(int fds[2])
 int control_invoke(struct snapshot_repo *repo, const struct snapshot_restore_options *options,
 		   const char *request, unsigned timeout_ms,
 		   void (*on_reply)(const struct control_invoke_result *result, void *opaque),
-		   void *opaque, struct control_invoke_result *result, char *error,
-		   size_t error_size)
+		   void *opaque, struct control_invoke_result *result)
 {
 	struct snapshot_restore_options o = *options;
 	struct invoke inv = { .timer_fd = -1,
@@ -109,10 +108,10 @@ int control_invoke(struct snapshot_repo *repo, const struct snapshot_restore_opt
 	int ret;
 
 	memset(result, 0, sizeof(*result));
-	error[0] = '\0';
 	inv.start_ns = time_now_ns();
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC | O_NONBLOCK) < 0) {
 		ret = -errno;
+		log_error("cannot make the clone's console pipes: %s", strerror(-ret));
 		goto out;
 	}
 	/* the request is small: the pipe holds it whole until the console reads it */
@@ -121,21 +120,23 @@ int control_invoke(struct snapshot_repo *repo, const struct snapshot_restore_opt
 		ret = write_all(in[1], "\n", 1);
 	close(in[1]);
 	in[1] = -1;
-	if (ret)
+	if (ret) {
+		log_error("cannot write the request to the clone's console: %s", strerror(-ret));
 		goto out;
+	}
 	o.vm.console = VMM_CONSOLE_FDS;
 	o.vm.console_in_fd = in[0];
 	o.vm.console_out_fd = out[1];
 	/* the first invoke of a snapshot with no working set records one, up to its reply */
 	o.record_ws = o.record_ws || snapshot_workset_wanted(repo, &o);
-	ret = snapshot_restore(repo, &o, &inv.clone, error, error_size);
+	ret = snapshot_restore(repo, &o, &inv.clone);
 	if (ret)
 		goto out;
 	inv.vm = snapshot_clone_vm(inv.clone);
 	inv.out_fd = out[0];
 	ret = invoke_watch(&inv, timeout_ms);
 	if (ret) {
-		snprintf(error, error_size, "cannot watch the clone's console: %s", strerror(-ret));
+		log_error("cannot watch the clone's console: %s", strerror(-ret));
 		goto out;
 	}
 	if (o.before_start && (ret = o.before_start(repo, inv.clone, o.before_start_opaque)))
@@ -147,9 +148,9 @@ int control_invoke(struct snapshot_repo *repo, const struct snapshot_restore_opt
 	if (ret && snapshot_clone_failed(inv.clone))
 		ret = -EIO; /* paging failed; the pager has said why */
 	else if (ret == -ETIMEDOUT)
-		snprintf(error, error_size, "no reply from %s within %u ms", o.name, timeout_ms);
+		log_error("no reply from %s within %u ms", o.name, timeout_ms);
 	else if (ret)
-		snprintf(error, error_size, "the clone of %s stopped without replying", o.name);
+		log_error("the clone of %s stopped without replying", o.name);
 	if (!ret && snapshot_clone_save_workset(inv.clone, repo))
 		log_warn("snapshot %s: the working set was not stored", o.name);
 out:
@@ -158,8 +159,5 @@ out:
 		close(inv.timer_fd);
 	close_pair(in);
 	close_pair(out);
-	if (ret && !error[0] && ret != -EBADMSG && ret != -ENOENT && ret != -EUCLEAN &&
-	    ret != -EIO && ret != -ECANCELED)
-		snprintf(error, error_size, "invoke failed: %s", strerror(-ret));
 	return ret;
 }

@@ -48,12 +48,11 @@ static int take_snapshot(struct control *c, const char *name, bool resume, char 
 			 size_t reply_size)
 {
 	struct snapshot_stats st;
-	char error[256];
-	int ret = snapshot_create(c->vm, c->clone, c->repo, name, &st, error, sizeof(error));
+	int ret = snapshot_create(c->vm, c->clone, c->repo, name, &st);
 
 	if (ret) {
-		/* store failures were reported by the store; the client still gets a reason */
-		snprintf(reply, reply_size, "error %s", error[0] ? error : strerror(-ret));
+		/* the VM's own stderr has the line that says why; the client gets the code */
+		snprintf(reply, reply_size, "error %s", strerror(-ret));
 		/* a VM paused by a failed snapshot goes on as it was */
 		vm_resume(c->vm);
 		return ret;
@@ -91,7 +90,6 @@ static void control_status(struct control *c, char *reply, size_t size)
 static void handle_request(struct control *c, char *line, char *reply, size_t size)
 {
 	char *verb = strtok(line, " \t"), *name = strtok(NULL, " \t"), *flag = strtok(NULL, " \t");
-	char error[256];
 
 	if (!verb) {
 		snprintf(reply, size, "error empty request");
@@ -103,8 +101,8 @@ static void handle_request(struct control *c, char *line, char *reply, size_t si
 		vm_shutdown(c->vm, EXIT_OK);
 	} else if (!strcmp(verb, "snapshot") && name && (!flag || !strcmp(flag, "resume")) &&
 		   !strtok(NULL, " \t")) {
-		if (snapshot_name_check(name, error, sizeof(error)))
-			snprintf(reply, size, "error %s", error);
+		if (!snapshot_name_valid(name))
+			snprintf(reply, size, "error " SNAPSHOT_NAME_REFUSED, name);
 		else
 			take_snapshot(c, name, flag != NULL, reply, size);
 	} else {
@@ -150,7 +148,7 @@ static void control_on_accept(void *opaque, uint32_t events)
 }
 
 int control_listen(struct control **control, struct vm *vm, struct snapshot_clone *clone,
-		   struct snapshot_repo *repo, const char *path, char *error, size_t error_size)
+		   struct snapshot_repo *repo, const char *path)
 {
 	struct control *c = control_get(control, vm, repo);
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -160,8 +158,7 @@ int control_listen(struct control **control, struct vm *vm, struct snapshot_clon
 		return -ENOMEM;
 	c->clone = clone;
 	if (path_format(addr.sun_path, sizeof(addr.sun_path), "%s", path)) {
-		snprintf(error, error_size, "--api-sock: path longer than %zu bytes",
-			 sizeof(addr.sun_path) - 1);
+		log_error("--api-sock: path longer than %zu bytes", sizeof(addr.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -171,13 +168,13 @@ int control_listen(struct control **control, struct vm *vm, struct snapshot_clon
 	if (bind(c->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
 	    listen(c->listen_fd, 8) < 0) {
 		ret = -errno;
-		snprintf(error, error_size, "cannot listen on %s: %s", path, strerror(errno));
+		log_error("cannot listen on %s: %s", path, strerror(errno));
 		return ret;
 	}
 	snprintf(c->path, sizeof(c->path), "%s", path);
 	ret = vm_watch_fd(vm, c->listen_fd, EPOLLIN, control_on_accept, c);
 	if (ret)
-		snprintf(error, error_size, "cannot watch %s: %s", path, strerror(-ret));
+		log_error("cannot watch %s: %s", path, strerror(-ret));
 	return ret;
 }
 
@@ -187,8 +184,8 @@ static void on_ready_in_loop(struct vm *vm, void *opaque)
 	char reply[512];
 
 	(void)vm;
+	/* a failure has been logged where it happened */
 	if (take_snapshot(c, c->ready_name, c->ready_resume, reply, sizeof(reply))) {
-		log_error("snapshot on ready: %s", reply + strlen("error "));
 		vm_request_stop(c->vm, EXIT_RUNTIME);
 		return;
 	}

@@ -406,7 +406,6 @@ void serve_child_snapshot_reply(struct serve *serve, const struct serve_request 
 	static const char *const fields[] = { "name", "resume", NULL };
 	json_t *body = serve_body_object(request, fields, reply);
 	const char *name = NULL;
-	char error[256];
 	bool resume = true, running;
 	struct serve_child *c = NULL;
 
@@ -415,11 +414,12 @@ void serve_child_snapshot_reply(struct serve *serve, const struct serve_request 
 	if (serve_field_string(body, "name", &name, reply) ||
 	    serve_field_bool(body, "resume", &resume, reply))
 		goto out;
-	if (!name || snapshot_name_check(name, error, sizeof(error))) {
-		serve_reply_error(reply, 400, "bad_name", "%s",
-				  name ? error : "'name' is required");
+	if (!name) {
+		serve_reply_error(reply, 400, "bad_name", "'name' is required");
 		goto out;
 	}
+	if (!serve_snapshot_name_ok(name, reply))
+		goto out;
 	if (serve_snapshot_exists(serve, name)) {
 		serve_reply_error(reply, 409, "snapshot_exists", "a snapshot '%s' exists", name);
 		goto out;

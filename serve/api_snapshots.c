@@ -11,11 +11,9 @@
 /* No "..", no "/": the name becomes a store key and a path. */
 bool serve_snapshot_name_ok(const char *name, struct serve_reply *reply)
 {
-	char error[256];
-
-	if (!snapshot_name_check(name, error, sizeof(error)))
+	if (snapshot_name_valid(name))
 		return true;
-	serve_reply_error(reply, 400, "bad_name", "%s", error);
+	serve_reply_error(reply, 400, "bad_name", SNAPSHOT_NAME_REFUSED, name);
 	return false;
 }
 

@@ -30,7 +30,7 @@ static int vcpu_save_on_thread(struct vm *vm, unsigned index, int vcpu_fd, void 
 	return vcpu_state_save(vm_kvm_fd(vm), vcpu_fd, index, &job->states[index]);
 }
 
-static int capture_devices(struct vm *vm, struct snapshot_buffer *b, char *error, size_t error_size)
+static int capture_devices(struct vm *vm, struct snapshot_buffer *b)
 {
 	for (unsigned i = 0; i < vm_device_count(vm); i++) {
 		struct vm_device_info info;
@@ -40,8 +40,7 @@ static int capture_devices(struct vm *vm, struct snapshot_buffer *b, char *error
 		vm_device_describe(vm, i, &info);
 		ret = vm_device_quiesce(vm, i);
 		if (ret) {
-			snprintf(error, error_size, "device %s cannot be quiesced: %s", info.name,
-				 strerror(-ret));
+			log_error("device %s cannot be quiesced: %s", info.name, strerror(-ret));
 			return ret;
 		}
 		state = calloc(1, info.state_size);
@@ -56,7 +55,7 @@ static int capture_devices(struct vm *vm, struct snapshot_buffer *b, char *error
 }
 
 /* Captures everything but memory into b; the VM must be paused. */
-static int capture_state(struct vm *vm, struct snapshot_buffer *b, char *error, size_t error_size)
+static int capture_state(struct vm *vm, struct snapshot_buffer *b)
 {
 	unsigned cpus = vm_vcpu_count(vm);
 	struct vcpu_save_job job = { calloc(cpus, sizeof(struct vcpu_state)) };
@@ -74,11 +73,11 @@ static int capture_state(struct vm *vm, struct snapshot_buffer *b, char *error, 
 		ret = vm_state_save_irqchip(vm_fd(vm), chips);
 	if (!ret)
 		ret = vm_state_save_clock(vm_fd(vm), &clock, job.states[0].tsc_at_ns);
-	if (ret) {
-		snprintf(error, error_size, "reading the VM's state from KVM failed: %s",
-			 strerror(-ret));
+	/* each ioctl that fails is logged; only running out of memory is said here */
+	if (ret == -ENOMEM)
+		log_error("reading the VM's state from KVM failed: %s", strerror(-ret));
+	if (ret)
 		goto out;
-	}
 	cpu_host_identity(header.cpu_vendor, &header.cpu_signature);
 	cpu_cpuid_digest(job.states[0].cpuid, job.states[0].fixed.cpuid_count, header.cpuid_digest);
 	snapshot_write_begin(b, &header);
@@ -87,7 +86,7 @@ static int capture_state(struct vm *vm, struct snapshot_buffer *b, char *error, 
 		vcpu_state_encode(b, i, &job.states[i]);
 	snapshot_write_section(b, SECTION_IRQCHIP, 1, 0, chips, sizeof(chips));
 	snapshot_write_section(b, SECTION_CLOCK, 1, 0, &clock, sizeof(clock));
-	ret = capture_devices(vm, b, error, error_size);
+	ret = capture_devices(vm, b);
 	if (!ret)
 		ret = snapshot_write_finish(b);
 out:
@@ -138,7 +137,7 @@ static int write_memory(struct store_writer *w, const uint8_t *ram, uint64_t siz
 
 static int write_snapshot(struct vm *vm, struct snapshot_clone *clone, struct snapshot_repo *repo,
 			  const char *name, const struct snapshot_buffer *b,
-			  struct snapshot_stats *stats, char *error)
+			  struct snapshot_stats *stats)
 {
 	const struct snapshot_header *h = (const struct snapshot_header *)b->data;
 	char cpu_id[64];
@@ -149,7 +148,6 @@ static int write_snapshot(struct vm *vm, struct snapshot_clone *clone, struct sn
 	uint8_t *ram = vm_ram(vm, &size);
 	int ret = store_snapshot_begin(repo->store, name, size, &writer);
 
-	error[0] = '\0'; /* store errors are reported by the store */
 	if (ret)
 		return ret;
 	snprintf(cpu_id, sizeof(cpu_id), "%.12s family-model-stepping 0x%x", h->cpu_vendor,
@@ -169,18 +167,18 @@ static int write_snapshot(struct vm *vm, struct snapshot_clone *clone, struct sn
 }
 
 int snapshot_create(struct vm *vm, struct snapshot_clone *clone, struct snapshot_repo *repo,
-		    const char *name, struct snapshot_stats *stats, char *error, size_t error_size)
+		    const char *name, struct snapshot_stats *stats)
 {
 	struct snapshot_buffer b = { 0 };
 	uint64_t t0 = time_now_ns(), t1, t2;
-	int ret = snapshot_name_check(name, error, error_size);
+	int ret = snapshot_name_check(name);
 
 	memset(stats, 0, sizeof(*stats));
 	if (ret)
 		return ret;
 	ret = vm_pause(vm);
 	if (ret) {
-		snprintf(error, error_size, "cannot pause the VM: %s", strerror(-ret));
+		log_error("cannot pause the VM: %s", strerror(-ret));
 		return ret;
 	}
 	t1 = time_now_ns();
@@ -188,10 +186,10 @@ int snapshot_create(struct vm *vm, struct snapshot_clone *clone, struct snapshot
 	if (clone)
 		ret = snapshot_clone_fill(clone);
 	if (!ret)
-		ret = capture_state(vm, &b, error, error_size);
+		ret = capture_state(vm, &b);
 	t2 = time_now_ns();
 	if (!ret)
-		ret = write_snapshot(vm, clone, repo, name, &b, stats, error);
+		ret = write_snapshot(vm, clone, repo, name, &b, stats);
 	stats->pause_ns = t1 - t0;
 	stats->capture_ns = t2 - t1;
 	stats->write_ns = time_now_ns() - t2;

@@ -4,7 +4,6 @@
 #include <cpuid.h>
 #include <errno.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 
 #define CPUID_HYPERVISOR_BIT (1u << 31) /* leaf 1 ECX: set by snapvm itself */
@@ -37,14 +36,13 @@ void cpu_cpuid_digest(const struct kvm_cpuid_entry2 *entries, uint32_t count, ui
 	sha256_digest((const uint8_t *)entries, count * sizeof(*entries), digest);
 }
 
-int cpu_check_vendor(const char saved[12], const char host[12], char *error, size_t error_size)
+int cpu_check_vendor(const char saved[12], const char host[12])
 {
 	if (!memcmp(saved, host, 12))
 		return 0;
-	snprintf(error, error_size,
-		 "snapshot was taken on an incompatible CPU (vendor %.12s, this host is %.12s)",
-		 saved, host);
-	return -EINVAL;
+	return log_invalid(
+		"snapshot was taken on an incompatible CPU (vendor %.12s, this host is %.12s)",
+		saved, host);
 }
 
 static bool cpuid_entry_is_empty(const struct kvm_cpuid_entry2 *e)
@@ -76,8 +74,7 @@ static const struct kvm_cpuid_entry2 *cpuid_find(const struct kvm_cpuid_entry2 *
 }
 
 int cpu_check_features(const struct kvm_cpuid_entry2 *saved, uint32_t count,
-		       const struct kvm_cpuid_entry2 *here, uint32_t here_count, char *error,
-		       size_t error_size)
+		       const struct kvm_cpuid_entry2 *here, uint32_t here_count)
 {
 	static const struct {
 		uint32_t function, index;
@@ -113,13 +110,11 @@ int cpu_check_features(const struct kvm_cpuid_entry2 *saved, uint32_t count,
 
 			if (!missing)
 				continue;
-			snprintf(
-				error, error_size,
+			return log_invalid(
 				"snapshot was taken on an incompatible CPU: CPUID leaf 0x%x.%u %s bit %d "
 				"is not supported here",
 				leaves[l].function, leaves[l].index, regs[r],
 				__builtin_ctz(missing));
-			return -EINVAL;
 		}
 	}
 	return 0;

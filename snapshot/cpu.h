@@ -18,18 +18,17 @@ void cpu_cpuid_digest(const struct kvm_cpuid_entry2 *entries, uint32_t count, ui
  * buffer and counts; no real entry is all zero (leaf 0 names the vendor).
  */
 uint32_t cpu_cpuid_count(const struct kvm_cpuid_entry2 *entries, uint32_t capacity);
-/* 0 if the snapshot's vendor is the host's; else -EINVAL with the reason. */
-int cpu_check_vendor(const char saved[12], const char host[12], char *error, size_t error_size);
+/* 0 if the snapshot's vendor is the host's; else -EINVAL (logged). */
+int cpu_check_vendor(const char saved[12], const char host[12]);
 /*
  * 0 if every feature the guest was shown (CPUID leaves 1, 7, 0xd.1,
- * 0x80000001) is one a fresh vCPU on this host shows too; else -EINVAL
- * naming the first missing feature bit. Bits KVM derives from the guest's
+ * 0x80000001) is one a fresh vCPU on this host shows too; else -EINVAL,
+ * logged naming the first missing feature bit. Bits KVM derives from the guest's
  * own control registers and MSRs (OSXSAVE, OSPKE, ...) are not compared.
  * (On PVM hosts a vCPU shows more than KVM_GET_SUPPORTED_CPUID lists, so
  * the reference is a vCPU's own table.)
  */
 int cpu_check_features(const struct kvm_cpuid_entry2 *saved, uint32_t count,
-		       const struct kvm_cpuid_entry2 *here, uint32_t here_count, char *error,
-		       size_t error_size);
+		       const struct kvm_cpuid_entry2 *here, uint32_t here_count);
 
 #endif

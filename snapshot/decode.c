@@ -4,61 +4,57 @@
 #include "vmm/vmm.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
-
-#define DECODE_ERROR(...) (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
 
 /* Finds a fixed-size section of version 1 and copies it out. */
 static int decode_fixed(const struct snapshot_parsed *parsed, uint32_t id, const char *what,
-			void *out, size_t size, char *error, size_t error_size)
+			void *out, size_t size)
 {
 	const struct snapshot_section *s = snapshot_find(parsed, id);
 
 	if (!s)
-		return DECODE_ERROR("snapshot has no %s section", what);
+		return log_invalid("snapshot has no %s section", what);
 	if (s->version != 1)
-		return DECODE_ERROR("snapshot's %s section has unknown version %u", what,
-				    s->version);
+		return log_invalid("snapshot's %s section has unknown version %u", what,
+				   s->version);
 	if (s->length != size)
-		return DECODE_ERROR("snapshot's %s section is %llu bytes, expected %zu", what,
-				    (unsigned long long)s->length, size);
+		return log_invalid("snapshot's %s section is %llu bytes, expected %zu", what,
+				   (unsigned long long)s->length, size);
 	memcpy(out, s->payload, size);
 	return 0;
 }
 
-static int decode_vm(struct snapshot_state *st, char *error, size_t error_size)
+static int decode_vm(struct snapshot_state *st)
 {
-	int ret = decode_fixed(&st->parsed, SECTION_VM, "VM", &st->vm, sizeof(st->vm), error,
-			       error_size);
+	int ret = decode_fixed(&st->parsed, SECTION_VM, "VM", &st->vm, sizeof(st->vm));
 
 	if (ret)
 		return ret;
 	if (st->vm.mem_size < VMM_MIN_MEM || st->vm.mem_size > VMM_MAX_MEM ||
 	    st->vm.mem_size % 4096)
-		return DECODE_ERROR("snapshot's guest RAM size %llu is impossible",
-				    (unsigned long long)st->vm.mem_size);
+		return log_invalid("snapshot's guest RAM size %llu is impossible",
+				   (unsigned long long)st->vm.mem_size);
 	if (st->vm.cpus < 1 || st->vm.cpus > VMM_MAX_CPUS)
-		return DECODE_ERROR("snapshot has %u vCPUs; snapvm runs 1 to %d", st->vm.cpus,
-				    VMM_MAX_CPUS);
+		return log_invalid("snapshot has %u vCPUs; snapvm runs 1 to %d", st->vm.cpus,
+				   VMM_MAX_CPUS);
 	return 0;
 }
 
-static int decode_irqchips(struct snapshot_state *st, char *error, size_t error_size)
+static int decode_irqchips(struct snapshot_state *st)
 {
-	int ret = decode_fixed(&st->parsed, SECTION_IRQCHIP, "irqchip", st->chips,
-			       sizeof(st->chips), error, error_size);
+	int ret =
+		decode_fixed(&st->parsed, SECTION_IRQCHIP, "irqchip", st->chips, sizeof(st->chips));
 
 	for (uint32_t id = 0; !ret && id < 3; id++) {
 		if (st->chips[id].chip_id != id)
-			return DECODE_ERROR("snapshot's irqchip %u has id %u", id,
-					    st->chips[id].chip_id);
+			return log_invalid("snapshot's irqchip %u has id %u", id,
+					   st->chips[id].chip_id);
 	}
 	return ret;
 }
 
 /* Every section must be one this snapvm knows, or marked optional. */
-static int check_known_sections(const struct snapshot_state *st, char *error, size_t error_size)
+static int check_known_sections(const struct snapshot_state *st)
 {
 	for (unsigned i = 0; i < st->parsed.section_count; i++) {
 		const struct snapshot_section *s = &st->parsed.sections[i];
@@ -68,35 +64,34 @@ static int check_known_sections(const struct snapshot_state *st, char *error, si
 			     section_is_device(s->id);
 
 		if (!known && !(s->flags & SECTION_OPTIONAL))
-			return DECODE_ERROR(
+			return log_invalid(
 				"snapshot has unknown section 0x%x (made by a newer snapvm?)",
 				s->id);
 	}
 	return 0;
 }
 
-int snapshot_state_decode(const uint8_t *data, size_t len, struct snapshot_state *st, char *error,
-			  size_t error_size)
+int snapshot_state_decode(const uint8_t *data, size_t len, struct snapshot_state *st)
 {
 	int ret;
 
 	memset(st, 0, sizeof(*st));
-	ret = snapshot_parse(data, len, &st->parsed, error, error_size);
+	ret = snapshot_parse(data, len, &st->parsed);
 	if (!ret)
-		ret = decode_vm(st, error, error_size);
+		ret = decode_vm(st);
 	for (unsigned i = 0; !ret && i < st->vm.cpus; i++) {
 		const struct snapshot_section *s = snapshot_find(&st->parsed, SECTION_VCPU + i);
 
 		if (!s)
-			return DECODE_ERROR("snapshot has no state for vCPU %u", i);
-		ret = vcpu_state_decode(s, &st->vcpus[i], error, error_size);
+			return log_invalid("snapshot has no state for vCPU %u", i);
+		ret = vcpu_state_decode(s, &st->vcpus[i]);
 	}
 	if (!ret)
-		ret = decode_irqchips(st, error, error_size);
+		ret = decode_irqchips(st);
 	if (!ret)
 		ret = decode_fixed(&st->parsed, SECTION_CLOCK, "clock", &st->clock,
-				   sizeof(st->clock), error, error_size);
+				   sizeof(st->clock));
 	if (!ret)
-		ret = check_known_sections(st, error, error_size);
+		ret = check_known_sections(st);
 	return ret;
 }

@@ -2,11 +2,8 @@
 #include "common/common.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define FORMAT_ERROR(...) (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
 
 static void buffer_reserve(struct snapshot_buffer *b, size_t more)
 {
@@ -110,63 +107,59 @@ void snapshot_buffer_free(struct snapshot_buffer *b)
 	memset(b, 0, sizeof(*b));
 }
 
-static int parse_header(const uint8_t *data, size_t len, struct snapshot_header *h, char *error,
-			size_t error_size)
+static int parse_header(const uint8_t *data, size_t len, struct snapshot_header *h)
 {
 	if (len > SNAPSHOT_MAX_FILE_SIZE)
-		return FORMAT_ERROR("snapshot state is %zu bytes, more than the %u MiB limit", len,
-				    SNAPSHOT_MAX_FILE_SIZE >> 20);
+		return log_invalid("snapshot state is %zu bytes, more than the %u MiB limit", len,
+				   SNAPSHOT_MAX_FILE_SIZE >> 20);
 	if (len < sizeof(*h) + sizeof(struct snapshot_trailer))
-		return FORMAT_ERROR("snapshot state is truncated (%zu bytes)", len);
+		return log_invalid("snapshot state is truncated (%zu bytes)", len);
 	memcpy(h, data, sizeof(*h));
 	if (memcmp(h->magic, SNAPSHOT_MAGIC, sizeof(h->magic)))
-		return FORMAT_ERROR("not a snapvm snapshot (bad magic)");
+		return log_invalid("not a snapvm snapshot (bad magic)");
 	if (h->major != SNAPSHOT_FORMAT_MAJOR) {
 		/* an older snapshot is not converted: take it again (docs/snapshot-format.md) */
-		snprintf(error, error_size,
-			 "snapshot format %u.%u: this snapvm reads format %u.x only%s", h->major,
-			 h->minor, SNAPSHOT_FORMAT_MAJOR,
-			 h->major < SNAPSHOT_FORMAT_MAJOR ? " (take the snapshot again)" : "");
+		log_error("snapshot format %u.%u: this snapvm reads format %u.x only%s", h->major,
+			  h->minor, SNAPSHOT_FORMAT_MAJOR,
+			  h->major < SNAPSHOT_FORMAT_MAJOR ? " (take the snapshot again)" : "");
 		return -EPROTO;
 	}
 	if (h->minor > SNAPSHOT_FORMAT_MINOR) {
-		snprintf(error, error_size,
-			 "snapshot format %u.%u is newer than this snapvm (it reads up to %u.%u)",
-			 h->major, h->minor, SNAPSHOT_FORMAT_MAJOR, SNAPSHOT_FORMAT_MINOR);
+		log_error("snapshot format %u.%u is newer than this snapvm (it reads up to %u.%u)",
+			  h->major, h->minor, SNAPSHOT_FORMAT_MAJOR, SNAPSHOT_FORMAT_MINOR);
 		return -EPROTO;
 	}
 	if (h->header_size != sizeof(*h))
-		return FORMAT_ERROR("snapshot header is %u bytes, expected %zu", h->header_size,
-				    sizeof(*h));
+		return log_invalid("snapshot header is %u bytes, expected %zu", h->header_size,
+				   sizeof(*h));
 	if (h->section_count > SNAPSHOT_MAX_SECTIONS)
-		return FORMAT_ERROR("snapshot has %u sections, more than %u", h->section_count,
-				    SNAPSHOT_MAX_SECTIONS);
+		return log_invalid("snapshot has %u sections, more than %u", h->section_count,
+				   SNAPSHOT_MAX_SECTIONS);
 	return 0;
 }
 
-static int check_trailer(const uint8_t *data, size_t len, char *error, size_t error_size)
+static int check_trailer(const uint8_t *data, size_t len)
 {
 	struct snapshot_trailer trailer;
 	uint8_t digest[32];
 
 	memcpy(&trailer, data + len - sizeof(trailer), sizeof(trailer));
 	if (memcmp(trailer.magic, SNAPSHOT_TRAILER_MAGIC, sizeof(trailer.magic)))
-		return FORMAT_ERROR("snapshot state is truncated (no trailer)");
+		return log_invalid("snapshot state is truncated (no trailer)");
 	sha256_digest(data, len - sizeof(trailer), digest);
 	if (memcmp(digest, trailer.sha256, sizeof(digest)))
-		return FORMAT_ERROR("snapshot state is damaged (checksum mismatch)");
+		return log_invalid("snapshot state is damaged (checksum mismatch)");
 	return 0;
 }
 
-int snapshot_parse(const uint8_t *data, size_t len, struct snapshot_parsed *parsed, char *error,
-		   size_t error_size)
+int snapshot_parse(const uint8_t *data, size_t len, struct snapshot_parsed *parsed)
 {
 	size_t pos, end;
 	int ret;
 
-	ret = parse_header(data, len, &parsed->header, error, error_size);
+	ret = parse_header(data, len, &parsed->header);
 	if (!ret)
-		ret = check_trailer(data, len, error, error_size);
+		ret = check_trailer(data, len);
 	if (ret)
 		return ret;
 	pos = sizeof(struct snapshot_header);
@@ -177,24 +170,24 @@ int snapshot_parse(const uint8_t *data, size_t len, struct snapshot_parsed *pars
 		struct snapshot_section *s = &parsed->sections[i];
 
 		if (end - pos < sizeof(sh))
-			return FORMAT_ERROR("snapshot section %u starts past the end", i);
+			return log_invalid("snapshot section %u starts past the end", i);
 		memcpy(&sh, data + pos, sizeof(sh));
 		pos += sizeof(sh);
 		if (sh.length > SNAPSHOT_MAX_SECTION_SIZE)
-			return FORMAT_ERROR("snapshot section 0x%x is %llu bytes, more than %u MiB",
-					    sh.id, (unsigned long long)sh.length,
-					    SNAPSHOT_MAX_SECTION_SIZE >> 20);
+			return log_invalid("snapshot section 0x%x is %llu bytes, more than %u MiB",
+					   sh.id, (unsigned long long)sh.length,
+					   SNAPSHOT_MAX_SECTION_SIZE >> 20);
 		if (ALIGN_UP(sh.length, 8) > end - pos)
-			return FORMAT_ERROR("snapshot section 0x%x runs past the end", sh.id);
+			return log_invalid("snapshot section 0x%x runs past the end", sh.id);
 		if (snapshot_find(parsed, sh.id))
-			return FORMAT_ERROR("snapshot has section 0x%x twice", sh.id);
+			return log_invalid("snapshot has section 0x%x twice", sh.id);
 		*s = (struct snapshot_section){ sh.id, sh.version, sh.flags, data + pos,
 						sh.length };
 		parsed->section_count++;
 		pos += ALIGN_UP(sh.length, 8);
 	}
 	if (pos != end)
-		return FORMAT_ERROR("snapshot has %zu bytes after its last section", end - pos);
+		return log_invalid("snapshot has %zu bytes after its last section", end - pos);
 	return 0;
 }
 

@@ -90,11 +90,10 @@ struct snapshot_parsed {
 
 /*
  * Checks a whole state file: size caps, magic, format version, checksum,
- * section bounds and duplicate ids. On error returns -EINVAL (or -EPROTO for
- * a format version this snapvm cannot read) with one line in error.
+ * section bounds and duplicate ids. 0, or -EINVAL (-EPROTO for a format
+ * version this snapvm cannot read), logged.
  */
-int snapshot_parse(const uint8_t *data, size_t len, struct snapshot_parsed *parsed, char *error,
-		   size_t error_size);
+int snapshot_parse(const uint8_t *data, size_t len, struct snapshot_parsed *parsed);
 /* The section with this id, or NULL. */
 const struct snapshot_section *snapshot_find(const struct snapshot_parsed *parsed, uint32_t id);
 

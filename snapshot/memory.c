@@ -107,7 +107,7 @@ static void *load_range(void *arg)
 }
 
 /* Loads every stored page with EAGER_THREADS threads, into ram or into fd. */
-static int memory_load(struct memory *m, int fd, char *error, size_t error_size)
+static int memory_load(struct memory *m, int fd)
 {
 	uint64_t pages = m->size / STORE_PAGE_SIZE;
 	struct load_job jobs[EAGER_THREADS];
@@ -131,9 +131,9 @@ static int memory_load(struct memory *m, int fd, char *error, size_t error_size)
 		m->bytes_read += jobs[i].bytes;
 		if (jobs[i].ret && !ret) {
 			ret = jobs[i].ret;
-			snprintf(error, error_size, "snapshot %s: cannot load guest page %llu: %s",
-				 m->name, (unsigned long long)jobs[i].bad_page,
-				 jobs[i].why ? jobs[i].why : strerror(-ret));
+			log_error("snapshot %s: cannot load guest page %llu: %s", m->name,
+				  (unsigned long long)jobs[i].bad_page,
+				  jobs[i].why ? jobs[i].why : strerror(-ret));
 		}
 	}
 	return ret;
@@ -148,17 +148,23 @@ static int cache_path(const struct memory *m, const char *dir, char *path, size_
 			   (unsigned long long)info->created_ns);
 }
 
+static int cache_copy_failed(const struct memory *m, int err)
+{
+	log_error("cannot make the cache copy of %s: %s", m->name, strerror(-err));
+	return err;
+}
+
 /* Writes the raw copy once (to a temporary name, renamed when whole), then maps it. */
-static int memory_map_cache(struct memory *m, const char *dir, char *error, size_t error_size)
+static int memory_map_cache(struct memory *m, const char *dir)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 32];
 	struct stat st;
 	int fd, ret;
 
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return -errno;
+		return cache_copy_failed(m, -errno);
 	if (cache_path(m, dir, path, sizeof(path)))
-		return -ENAMETOOLONG;
+		return cache_copy_failed(m, -ENAMETOOLONG);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size != m->size) {
 		if (fd >= 0)
@@ -166,10 +172,10 @@ static int memory_map_cache(struct memory *m, const char *dir, char *error, size
 		snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
 		fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd < 0 || ftruncate(fd, (off_t)m->size) < 0)
-			return -errno;
-		ret = memory_load(m, fd, error, error_size);
+			return cache_copy_failed(m, -errno);
+		ret = memory_load(m, fd);
 		if (!ret && rename(tmp, path) < 0)
-			ret = -errno;
+			ret = cache_copy_failed(m, -errno);
 		if (ret) {
 			unlink(tmp);
 			close(fd);
@@ -180,7 +186,7 @@ static int memory_map_cache(struct memory *m, const char *dir, char *error, size
 	if (mmap(m->ram, m->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
 		 fd, 0) == MAP_FAILED) {
 		ret = -errno;
-		snprintf(error, error_size, "cannot map %s: %s", path, strerror(errno));
+		log_error("cannot map %s: %s", path, strerror(errno));
 		close(fd);
 		return ret;
 	}
@@ -195,8 +201,7 @@ static int memory_map_cache(struct memory *m, const char *dir, char *error, size
 }
 
 int memory_attach(struct store_snapshot *snapshot, uint8_t *ram, uint64_t size,
-		  const struct memory_options *o, struct memory **out, char *error,
-		  size_t error_size)
+		  const struct memory_options *o, struct memory **out)
 {
 	struct memory *m = calloc(1, sizeof(*m));
 	int ret;
@@ -207,17 +212,14 @@ int memory_attach(struct store_snapshot *snapshot, uint8_t *ram, uint64_t size,
 	snprintf(m->name, sizeof(m->name), "%s", o->snapshot_name);
 	switch (o->mode) {
 	case SNAPSHOT_MEMORY_EAGER:
-		ret = memory_load(m, -1, error, error_size);
+		ret = memory_load(m, -1);
 		m->complete = true;
 		break;
 	case SNAPSHOT_MEMORY_MMAP:
-		ret = memory_map_cache(m, o->cache_dir, error, error_size);
-		if (ret && !error[0])
-			snprintf(error, error_size, "cannot make the cache copy of %s: %s", m->name,
-				 strerror(-ret));
+		ret = memory_map_cache(m, o->cache_dir);
 		break;
 	default:
-		ret = pager_start(snapshot, ram, size, o, &m->pager, error, error_size);
+		ret = pager_start(snapshot, ram, size, o, &m->pager);
 		break;
 	}
 	if (ret) {

@@ -34,11 +34,10 @@ struct memory_options {
 /*
  * Puts the snapshot's memory behind ram (size bytes of anonymous memory):
  * eager and mmap fill or map it now; lazy and prefetch register it with
- * userfaultfd and start their threads. 0, or -errno with one line in error.
+ * userfaultfd and start their threads. 0, or -errno (logged).
  */
 int memory_attach(struct store_snapshot *snapshot, uint8_t *ram, uint64_t size,
-		  const struct memory_options *options, struct memory **memory, char *error,
-		  size_t error_size);
+		  const struct memory_options *options, struct memory **memory);
 /* Installs every page not paged in yet (for a snapshot of the clone); the vCPUs are paused. */
 int memory_fill(struct memory *memory);
 /* True if ram holds every page of the snapshot that is not zero (eager, or after memory_fill). */

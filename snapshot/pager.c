@@ -442,7 +442,7 @@ out:
 	return NULL;
 }
 
-static int pager_register(struct pager *p, char *error, size_t error_size)
+static int pager_register(struct pager *p)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = {
@@ -455,16 +455,15 @@ static int pager_register(struct pager *p, char *error, size_t error_size)
 	    ioctl(p->uffd, UFFDIO_REGISTER, &reg) < 0) {
 		int ret = -errno;
 
-		snprintf(error, error_size,
-			 "userfaultfd is not available here (%s): restore with --memory mmap",
-			 strerror(errno));
+		log_error("userfaultfd is not available here (%s): restore with --memory mmap",
+			  strerror(errno));
 		return ret;
 	}
 	return 0;
 }
 
 int pager_start(struct store_snapshot *snapshot, uint8_t *ram, uint64_t size,
-		const struct memory_options *o, struct pager **out, char *error, size_t error_size)
+		const struct memory_options *o, struct pager **out)
 {
 	struct pager *p = calloc(1, sizeof(*p));
 	const char *stop_after = getenv("SNAPVM_TEST_PAGER_STOP_AFTER");
@@ -494,7 +493,7 @@ int pager_start(struct store_snapshot *snapshot, uint8_t *ram, uint64_t size,
 		memcpy(p->workset, o->workset, o->workset_count * sizeof(*p->workset));
 		p->workset_count = o->workset_count;
 	}
-	ret = pager_register(p, error, error_size);
+	ret = pager_register(p);
 	if (ret)
 		return ret;
 	ret = pthread_create(&p->fault_thread, NULL, pager_fault_thread, p);
@@ -504,7 +503,7 @@ int pager_start(struct store_snapshot *snapshot, uint8_t *ram, uint64_t size,
 		p->prefetch_started = ret == 0;
 	}
 	if (ret)
-		snprintf(error, error_size, "cannot start the paging threads: %s", strerror(ret));
+		log_error("cannot start the paging threads: %s", strerror(ret));
 	return -ret;
 }
 

@@ -6,10 +6,10 @@
 
 struct pager;
 
-/* Registers ram with userfaultfd and starts answering faults (and prefetching). */
+/* Registers ram with userfaultfd and starts answering faults (and prefetching); 0 or -errno
+ * (logged). */
 int pager_start(struct store_snapshot *snapshot, uint8_t *ram, uint64_t size,
-		const struct memory_options *options, struct pager **pager, char *error,
-		size_t error_size);
+		const struct memory_options *options, struct pager **pager);
 /* Installs every page not in place yet. */
 int pager_fill(struct pager *pager);
 void pager_stats(struct pager *pager, struct snapshot_memory_stats *stats);

@@ -16,16 +16,14 @@ void snapshot_repo_default_dir(char *dir, size_t size)
 	store_dir_default(dir, size);
 }
 
-int snapshot_name_check(const char *name, char *error, size_t error_size)
+bool snapshot_name_valid(const char *name)
 {
-	if (store_name_check(name)) {
-		snprintf(
-			error, error_size,
-			"'%s' is not a snapshot name (1-%d of A-Z a-z 0-9 . _ -, not starting with .)",
-			name, SNAPSHOT_NAME_MAX);
-		return -EINVAL;
-	}
-	return 0;
+	return store_name_check(name) == 0;
+}
+
+int snapshot_name_check(const char *name)
+{
+	return snapshot_name_valid(name) ? 0 : log_invalid(SNAPSHOT_NAME_REFUSED, name);
 }
 
 /* $SNAPVM_MMAP_CACHE, else STORE/cache: where the mmap mode's raw copies go. */
@@ -37,8 +35,7 @@ static int cache_dir_for(const char *store_dir, char *out, size_t size)
 			     : path_format(out, size, "%s/cache", store_dir);
 }
 
-int snapshot_repo_open(const char *dir, bool write, struct snapshot_repo **out, char *error,
-		       size_t error_size)
+int snapshot_repo_open(const char *dir, bool write, struct snapshot_repo **out)
 {
 	struct snapshot_repo *repo = calloc(1, sizeof(*repo));
 	int ret;
@@ -48,13 +45,12 @@ int snapshot_repo_open(const char *dir, bool write, struct snapshot_repo **out, 
 	repo->write = write;
 	if (path_format(repo->dir, sizeof(repo->dir), "%s", dir) ||
 	    cache_dir_for(dir, repo->cache_dir, sizeof(repo->cache_dir))) {
-		snprintf(error, error_size, "store path too long: %s", dir);
+		log_error("store path too long: %s", dir);
 		free(repo);
 		return -ENAMETOOLONG;
 	}
 	ret = store_open(dir, write ? STORE_OPEN_WRITE : STORE_OPEN_READ, &repo->store);
 	if (ret) {
-		error[0] = '\0'; /* the store has said why */
 		free(repo);
 		return ret;
 	}
@@ -62,7 +58,7 @@ int snapshot_repo_open(const char *dir, bool write, struct snapshot_repo **out, 
 	if (store_is_remote(repo->store) &&
 	    (path_format(repo->dir, sizeof(repo->dir), "%s", store_local_dir(repo->store)) ||
 	     cache_dir_for(repo->dir, repo->cache_dir, sizeof(repo->cache_dir)))) {
-		snprintf(error, error_size, "store path too long: %s", dir);
+		log_error("store path too long: %s", dir);
 		snapshot_repo_close(repo);
 		return -ENAMETOOLONG;
 	}

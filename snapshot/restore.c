@@ -20,17 +20,34 @@
 #include "common/common.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RESTORE_ERROR(...) (snprintf(error, error_size, __VA_ARGS__), -EINVAL)
-
 struct vcpu_restore_job {
 	const struct snapshot_state *st;
 	uint64_t tsc_at_ns[VMM_MAX_CPUS]; /* when each vCPU's TSC was written */
-	char error[VMM_MAX_CPUS][256];	  /* each vCPU thread writes its own */
+	pthread_mutex_t lock;		  /* one vCPU thread at a time checks its features */
+	bool refused;			  /* a vCPU's features were refused (and logged) */
+	atomic_bool logged;		  /* a vCPU thread has logged why it failed */
 };
+
+/* The host must show this vCPU every feature the guest saw; a refusal is logged once. */
+static int vcpu_features_check(struct vcpu_restore_job *job, const struct vcpu_state *saved,
+			       const struct kvm_cpuid_entry2 *here, uint32_t count)
+{
+	int ret = -EINVAL;
+
+	pthread_mutex_lock(&job->lock);
+	if (!job->refused) {
+		ret = cpu_check_features(saved->cpuid, saved->fixed.cpuid_count, here, count);
+		job->refused = ret != 0;
+	}
+	pthread_mutex_unlock(&job->lock);
+	return ret;
+}
 
 /*
  * On each vCPU's thread: first check that this host's vCPU shows every
@@ -49,21 +66,22 @@ static int vcpu_restore_on_thread(struct vm *vm, unsigned index, int vcpu_fd, vo
 		return -ENOMEM;
 	ret = vcpu_cpuid_read(vcpu_fd, index, here, &count);
 	if (!ret)
-		ret = cpu_check_features(saved->cpuid, saved->fixed.cpuid_count, here, count,
-					 job->error[index], sizeof(job->error[index]));
+		ret = vcpu_features_check(job, saved, here, count);
 	free(here);
-	if (ret)
-		return ret;
-	ret = vcpu_state_restore(vcpu_fd, index, saved, &job->tsc_at_ns[index]);
-	if (ret)
-		snprintf(job->error[index], sizeof(job->error[index]),
-			 "KVM refused the snapshot's state for vCPU %u", index);
+	if (!ret) {
+		ret = vcpu_state_restore(vcpu_fd, index, saved, &job->tsc_at_ns[index]);
+		/* KVM refused the snapshot's state for this vCPU: it logged the ioctl */
+		if (ret && ret != -ENOMEM)
+			ret = -EINVAL;
+	}
+	/* only a failed allocation goes unlogged */
+	if (ret && ret != -ENOMEM)
+		atomic_store(&job->logged, true);
 	return ret;
 }
 
 /* *tsc_at_ns: when vCPU 0's TSC was written, which the others' KVM keeps in step with. */
-static int restore_vcpus(struct vm *vm, const struct snapshot_state *st, uint64_t *tsc_at_ns,
-			 char *error, size_t error_size)
+static int restore_vcpus(struct vm *vm, const struct snapshot_state *st, uint64_t *tsc_at_ns)
 {
 	struct vcpu_restore_job *job = calloc(1, sizeof(*job));
 	int ret;
@@ -71,25 +89,19 @@ static int restore_vcpus(struct vm *vm, const struct snapshot_state *st, uint64_
 	if (!job)
 		return -ENOMEM;
 	job->st = st;
+	pthread_mutex_init(&job->lock, NULL);
 	/* the vCPU threads start paused and restore their state first */
 	ret = vm_start_paused_call(vm, vcpu_restore_on_thread, job);
-	for (unsigned i = 0; ret && i < st->vm.cpus; i++) {
-		if (job->error[i][0]) {
-			snprintf(error, error_size, "%s", job->error[i]);
-			ret = -EINVAL;
-			break;
-		}
-	}
-	if (ret && !error[0])
-		snprintf(error, error_size, "cannot start the VM's threads: %s", strerror(-ret));
+	if (ret && !atomic_load(&job->logged))
+		log_error("cannot start the VM's threads: %s", strerror(-ret));
 	*tsc_at_ns = job->tsc_at_ns[0];
+	pthread_mutex_destroy(&job->lock);
 	free(job);
 	return ret;
 }
 
 /* Each device of this VM must have a section of a version and size it reads. */
-static int check_devices(struct vm *vm, const struct snapshot_state *st, char *error,
-			 size_t error_size)
+static int check_devices(struct vm *vm, const struct snapshot_state *st)
 {
 	unsigned matched = 0;
 
@@ -100,9 +112,9 @@ static int check_devices(struct vm *vm, const struct snapshot_state *st, char *e
 		vm_device_describe(vm, i, &info);
 		s = snapshot_find(&st->parsed, info.section_id);
 		if (!s)
-			return RESTORE_ERROR("snapshot has no state for device %s", info.name);
+			return log_invalid("snapshot has no state for device %s", info.name);
 		if (!vmm_device_state_fits(&info, s->version, s->length))
-			return RESTORE_ERROR(
+			return log_invalid(
 				"snapshot's %s state is version %u, %llu bytes; this snapvm "
 				"reads version %u, %u bytes",
 				info.name, s->version, (unsigned long long)s->length,
@@ -113,16 +125,14 @@ static int check_devices(struct vm *vm, const struct snapshot_state *st, char *e
 		const struct snapshot_section *s = &st->parsed.sections[i];
 
 		if (section_is_device(s->id) && !(s->flags & SECTION_OPTIONAL) && matched-- == 0)
-			return RESTORE_ERROR(
-				"snapshot has state for a device this VM does not have "
-				"(section 0x%x)",
-				s->id);
+			return log_invalid("snapshot has state for a device this VM does not have "
+					   "(section 0x%x)",
+					   s->id);
 	}
 	return 0;
 }
 
-static int restore_devices(struct vm *vm, const struct snapshot_state *st, char *error,
-			   size_t error_size)
+static int restore_devices(struct vm *vm, const struct snapshot_state *st)
 {
 	for (unsigned i = 0; i < vm_device_count(vm); i++) {
 		struct vm_device_info info;
@@ -140,7 +150,7 @@ static int restore_devices(struct vm *vm, const struct snapshot_state *st, char 
 		ret = vm_device_restore(vm, i, state);
 		free(state);
 		if (ret)
-			return RESTORE_ERROR("snapshot's %s state is invalid", info.name);
+			return log_invalid("snapshot's %s state is invalid", info.name);
 	}
 	return 0;
 }
@@ -158,7 +168,7 @@ static void restore_memory_failed(void *opaque, const char *message)
 
 /* Puts the snapshot's memory behind the clone's RAM in the chosen mode. */
 static int restore_memory(struct snapshot_repo *repo, const struct snapshot_restore_options *o,
-			  struct snapshot_clone *clone, char *error, size_t error_size)
+			  struct snapshot_clone *clone)
 {
 	struct memory_options mo = {
 		.mode = o->memory,
@@ -182,8 +192,7 @@ static int restore_memory(struct snapshot_repo *repo, const struct snapshot_rest
 	/* eager fills all of it anyway: huge pages make that and the guest's touches cheaper */
 	if (o->memory == SNAPSHOT_MEMORY_EAGER)
 		vm_ram_huge_pages(clone->vm);
-	error[0] = '\0';
-	ret = memory_attach(clone->snapshot, ram, size, &mo, &clone->memory, error, error_size);
+	ret = memory_attach(clone->snapshot, ram, size, &mo, &clone->memory);
 	free(workset);
 	return ret;
 }
@@ -220,58 +229,51 @@ static int restore_config(const struct snapshot_state *st, const struct vmm_conf
 
 /* Builds the VM: everything up to (not including) running the vCPUs. */
 static int restore_vm(struct snapshot_repo *repo, const struct snapshot_restore_options *o,
-		      struct snapshot_state *st, struct snapshot_clone *clone, char *error,
-		      size_t error_size)
+		      struct snapshot_state *st, struct snapshot_clone *clone)
 {
 	struct vmm_config config;
 	struct vm *vm;
 	int ret;
 
 	ret = restore_config(st, &o->vm, &config);
-	if (ret) {
-		error[0] = '\0'; /* said where it failed */
-		return ret;
-	}
+	if (ret)
+		return ret; /* said where it failed */
 	ret = vm_create(&config, &vm);
 	clone->vm = vm;
-	if (ret) {
-		snprintf(error, error_size, "cannot create the VM: %s", strerror(-ret));
+	if (ret)
 		return ret;
-	}
-	ret = check_devices(vm, st, error, error_size);
+	ret = check_devices(vm, st);
 	if (!ret)
-		ret = restore_memory(repo, o, clone, error, error_size);
+		ret = restore_memory(repo, o, clone);
+	/* KVM refusing the snapshot's irqchip state (the ioctl is logged) refuses the snapshot */
 	if (!ret && vm_state_restore_irqchip(vm_fd(vm), st->chips))
-		ret = RESTORE_ERROR("KVM refused the snapshot's irqchip state");
+		ret = -EINVAL;
 	if (!ret)
-		ret = restore_devices(vm, st, error, error_size);
+		ret = restore_devices(vm, st);
 	return ret;
 }
 
 /* The state file, from the store, checked whole. */
 static int restore_read_state(struct snapshot_clone *clone, struct snapshot_state *st,
-			      uint8_t **data, char *error, size_t error_size)
+			      uint8_t **data)
 {
 	char host_vendor[12];
 	uint32_t host_signature;
 	size_t len;
 	int ret = store_blob_read(clone->snapshot, "state", data, &len);
 
-	if (ret) {
-		error[0] = '\0'; /* the store has said why */
+	if (ret)
 		return ret == -ENOENT ? -EINVAL : ret;
-	}
-	ret = snapshot_state_decode(*data, len, st, error, error_size);
+	ret = snapshot_state_decode(*data, len, st);
 	if (!ret) {
 		cpu_host_identity(host_vendor, &host_signature);
-		ret = cpu_check_vendor(st->parsed.header.cpu_vendor, host_vendor, error,
-				       error_size);
+		ret = cpu_check_vendor(st->parsed.header.cpu_vendor, host_vendor);
 	}
 	return ret;
 }
 
 int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_options *o,
-		     struct snapshot_clone **out, char *error, size_t error_size)
+		     struct snapshot_clone **out)
 {
 	struct snapshot_state *st = calloc(1, sizeof(*st));
 	struct snapshot_clone *clone = calloc(1, sizeof(*clone));
@@ -280,8 +282,8 @@ int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_o
 	int ret;
 
 	*out = NULL;
-	error[0] = '\0';
 	if (!st || !clone) {
+		log_error("cannot restore %s: %s", o->name, strerror(ENOMEM));
 		free(st);
 		free(clone);
 		return -ENOMEM;
@@ -289,18 +291,18 @@ int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_o
 	snprintf(clone->name, sizeof(clone->name), "%s", o->name);
 	clone->recording = o->record_ws && o->memory != SNAPSHOT_MEMORY_EAGER &&
 			   o->memory != SNAPSHOT_MEMORY_MMAP;
-	ret = snapshot_name_check(o->name, error, error_size);
+	ret = snapshot_name_check(o->name);
 	if (!ret)
 		ret = store_snapshot_open(repo->store, o->name, &clone->snapshot);
 	if (!ret)
-		ret = restore_read_state(clone, st, &data, error, error_size);
+		ret = restore_read_state(clone, st, &data);
 	if (!ret)
-		ret = restore_vm(repo, o, st, clone, error, error_size);
+		ret = restore_vm(repo, o, st, clone);
 	if (!ret)
-		ret = restore_vcpus(clone->vm, st, &tsc_at_ns, error, error_size);
+		ret = restore_vcpus(clone->vm, st, &tsc_at_ns);
 	if (!ret &&
 	    vm_state_restore_clock(vm_fd(clone->vm), &st->clock, tsc_at_ns, o->clock_realtime))
-		ret = RESTORE_ERROR("KVM refused the snapshot's clock");
+		ret = -EINVAL; /* KVM refused the snapshot's clock: the ioctl is logged */
 	/*
 	 * The clone's generation id is in guest memory (vmgenid's restore); the
 	 * notify goes now, after the vCPUs' LAPIC state, which would have lost
@@ -309,10 +311,8 @@ int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_o
 	if (!ret)
 		vm_generation_notify(clone->vm);
 	/* restoring vCPU state writes guest memory (the kvmclock page): paging may have failed */
-	if (!ret && snapshot_clone_failed(clone)) {
-		error[0] = '\0'; /* the pager has said why */
-		ret = -EIO;
-	}
+	if (!ret && snapshot_clone_failed(clone))
+		ret = -EIO; /* the pager has logged why */
 	if (ret) {
 		snapshot_clone_destroy(clone);
 		clone = NULL;

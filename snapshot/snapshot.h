@@ -25,11 +25,10 @@ struct snapshot_clone;
 void snapshot_repo_default_dir(char *dir, size_t size);
 /*
  * Opens the store at dir; for writing (snapshots, working sets) it is
- * created if missing. 0, or -errno with a message in error (-ENOENT: no
- * store there and not writing).
+ * created if missing. 0, or -errno (logged; -ENOENT: no store there and not
+ * writing).
  */
-int snapshot_repo_open(const char *dir, bool write, struct snapshot_repo **repo, char *error,
-		       size_t error_size);
+int snapshot_repo_open(const char *dir, bool write, struct snapshot_repo **repo);
 void snapshot_repo_close(struct snapshot_repo *repo);
 /*
  * Before a jail: opens every pack clone's pages are in, then closes the
@@ -45,8 +44,15 @@ int snapshot_repo_seal(struct snapshot_repo *repo, struct snapshot_clone *clone)
  */
 int snapshot_cache_prune(struct store *store, const char *store_dir, uint64_t *files,
 			 uint64_t *bytes);
-/* 0 if name is a valid snapshot name ([A-Za-z0-9._-], 1-64, not starting with '.'). */
-int snapshot_name_check(const char *name, char *error, size_t error_size);
+/* The rule for snapshot names, in words. */
+#define SNAPSHOT_NAME_RULE \
+	"1-" STRINGIFY(SNAPSHOT_NAME_MAX) " of A-Z a-z 0-9 . _ -, not starting with ."
+/* Why a name is refused, a printf format taking the name: for front-ends that reply with it. */
+#define SNAPSHOT_NAME_REFUSED "'%s' is not a snapshot name (" SNAPSHOT_NAME_RULE ")"
+/* True if name is a valid snapshot name; prints nothing. */
+bool snapshot_name_valid(const char *name);
+/* 0, or -EINVAL (logged with SNAPSHOT_NAME_REFUSED) if name is not a valid snapshot name. */
+int snapshot_name_check(const char *name);
 
 struct snapshot_stats {
 	uint64_t pause_ns;   /* stopping the vCPUs */
@@ -64,10 +70,10 @@ struct snapshot_clone;
  * writes it into the store in one commit (a crash leaves no half snapshot).
  * clone is the VM's restore (NULL for a booted VM): its pages not yet paged
  * in are fetched first, and the snapshot records its parent. The VM stays
- * paused; vm_resume() lets it go on. 0, or -errno with one line in error.
+ * paused; vm_resume() lets it go on. 0, or -errno (logged).
  */
 int snapshot_create(struct vm *vm, struct snapshot_clone *clone, struct snapshot_repo *repo,
-		    const char *name, struct snapshot_stats *stats, char *error, size_t error_size);
+		    const char *name, struct snapshot_stats *stats);
 
 /* How a restored clone's memory arrives (docs/lazy-restore.md). */
 enum snapshot_memory_mode {
@@ -99,11 +105,11 @@ struct snapshot_restore_options {
 /*
  * Checks the snapshot whole, then builds its VM with the vCPUs parked:
  * vm_resume(snapshot_clone_vm()) runs it. 0; -EINVAL (or -EPROTO, -ENOENT)
- * with one line in error for a snapshot that cannot be restored, in which
- * case no vCPU ran; other -errno for host failures.
+ * for a snapshot that cannot be restored, in which case no vCPU ran; other
+ * -errno for host failures. Every failure is logged.
  */
 int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_options *options,
-		     struct snapshot_clone **clone, char *error, size_t error_size);
+		     struct snapshot_clone **clone);
 struct vm *snapshot_clone_vm(const struct snapshot_clone *clone);
 
 struct snapshot_memory_stats {

@@ -82,9 +82,8 @@ void vcpu_state_free(struct vcpu_state *state);
 int vcpu_cpuid_read(int vcpu_fd, unsigned index, struct kvm_cpuid_entry2 *entries, uint32_t *count);
 /* Appends a vCPU section. */
 void vcpu_state_encode(struct snapshot_buffer *b, unsigned index, const struct vcpu_state *state);
-/* Checks a vCPU section and points state into it; -EINVAL with a reason. */
-int vcpu_state_decode(const struct snapshot_section *section, struct vcpu_state *state, char *error,
-		      size_t error_size);
+/* Checks a vCPU section and points state into it; 0 or -EINVAL (logged). */
+int vcpu_state_decode(const struct snapshot_section *section, struct vcpu_state *state);
 
 /* Everything a state file says, checked; arrays point into the file's bytes. */
 struct snapshot_state {
@@ -99,10 +98,9 @@ struct snapshot_state {
  * Parses and checks a whole state file without touching KVM: the container,
  * the VM section, one section per vCPU, irqchips, clock, and no unknown
  * mandatory section. Device sections are checked against the VM's devices
- * later (state_check_devices). -EINVAL or -EPROTO with a reason.
+ * later (state_check_devices). 0, or -EINVAL or -EPROTO (logged).
  */
-int snapshot_state_decode(const uint8_t *data, size_t len, struct snapshot_state *state,
-			  char *error, size_t error_size);
+int snapshot_state_decode(const uint8_t *data, size_t len, struct snapshot_state *state);
 
 /* The VM-wide state: irqchips and the KVM clock. */
 int vm_state_save_irqchip(int vm_fd, struct kvm_irqchip chips[3]);

@@ -4,7 +4,6 @@
 #include "common/common.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -225,9 +224,8 @@ static int vcpu_msrs_restore(int vcpu_fd, unsigned index, const struct vcpu_stat
 	}
 	if ((uint32_t)set < n) {
 		/* KVM stops at the first MSR it refuses */
-		log_error("vCPU %u: KVM_SET_MSRS refused MSR 0x%x (%d of %u set)", index,
-			  state->msrs[set].index, set, n);
-		return -EINVAL;
+		return log_invalid("vCPU %u: KVM_SET_MSRS refused MSR 0x%x (%d of %u set)", index,
+				   state->msrs[set].index, set, n);
 	}
 	return 0;
 }
@@ -340,17 +338,15 @@ void vcpu_state_encode(struct snapshot_buffer *b, unsigned index, const struct v
 
 _Static_assert(sizeof(struct vcpu_section_fixed) % 8 == 0, "the arrays after it stay aligned");
 
-int vcpu_state_decode(const struct snapshot_section *section, struct vcpu_state *state, char *error,
-		      size_t error_size)
+int vcpu_state_decode(const struct snapshot_section *section, struct vcpu_state *state)
 {
 	const struct vcpu_section_fixed *f;
 	uint64_t expected;
 
 	memset(state, 0, sizeof(*state));
 	if (section->version != 1 || section->length < sizeof(*f)) {
-		snprintf(error, error_size, "vCPU section 0x%x: unknown version %u or too short",
-			 section->id, section->version);
-		return -EINVAL;
+		return log_invalid("vCPU section 0x%x: unknown version %u or too short",
+				   section->id, section->version);
 	}
 	memcpy(&state->fixed, section->payload, sizeof(*f));
 	f = &state->fixed;
@@ -362,20 +358,17 @@ int vcpu_state_decode(const struct snapshot_section *section, struct vcpu_state 
 	if (f->xsave_size < sizeof(struct kvm_xsave) || f->xsave_size > VCPU_MAX_XSAVE_SIZE ||
 	    f->xsave_size % 8 || f->cpuid_count > VCPU_MAX_CPUID_ENTRIES ||
 	    f->msr_count > VCPU_MAX_MSRS) {
-		snprintf(
-			error, error_size,
+		return log_invalid(
 			"vCPU section 0x%x: impossible sizes (xsave %u, %u CPUID entries, %u MSRs)",
 			section->id, f->xsave_size, f->cpuid_count, f->msr_count);
-		return -EINVAL;
 	}
 	expected = sizeof(*f) + (uint64_t)f->xsave_size +
 		   (uint64_t)f->cpuid_count * sizeof(struct kvm_cpuid_entry2) +
 		   (uint64_t)f->msr_count * sizeof(struct kvm_msr_entry);
 	if (expected != section->length) {
-		snprintf(error, error_size, "vCPU section 0x%x is %llu bytes, its counts say %llu",
-			 section->id, (unsigned long long)section->length,
-			 (unsigned long long)expected);
-		return -EINVAL;
+		return log_invalid("vCPU section 0x%x is %llu bytes, its counts say %llu",
+				   section->id, (unsigned long long)section->length,
+				   (unsigned long long)expected);
 	}
 	state->xsave = section->payload + sizeof(*f);
 	state->cpuid = (const void *)(state->xsave + f->xsave_size);

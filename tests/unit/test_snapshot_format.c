@@ -19,6 +19,7 @@
 #include "snapshot/format.h"
 #include "snapshot/state.h"
 #include "vmm/device.h"
+#include "tests/unit/test_log.h"
 
 static char error[512];
 
@@ -86,8 +87,7 @@ static int decode(struct snapshot_buffer *b)
 	struct snapshot_state *st = malloc(sizeof(*st));
 	int ret;
 
-	error[0] = '\0';
-	ret = snapshot_state_decode(b->data, b->len, st, error, sizeof(error));
+	ret = LOGGED(error, snapshot_state_decode(b->data, b->len, st));
 	free(st);
 	return ret;
 }
@@ -109,7 +109,7 @@ static void test_container_round_trip(void **state)
 
 	(void)state;
 	sample_state(&b, 2);
-	assert_int_equal(snapshot_parse(b.data, b.len, p, error, sizeof(error)), 0);
+	assert_int_equal(snapshot_parse(b.data, b.len, p), 0);
 	assert_int_equal(p->section_count, 6);
 	assert_int_equal(p->header.major, SNAPSHOT_FORMAT_MAJOR);
 	/* rebuilding from what was parsed gives the same bytes */
@@ -137,9 +137,9 @@ static void test_vcpu_section_round_trip(void **state)
 	snapshot_write_begin(&b, &h);
 	vcpu_state_encode(&b, 3, &in);
 	assert_int_equal(snapshot_write_finish(&b), 0);
-	assert_int_equal(snapshot_parse(b.data, b.len, p, error, sizeof(error)), 0);
+	assert_int_equal(snapshot_parse(b.data, b.len, p), 0);
 	assert_int_equal(p->sections[0].id, SECTION_VCPU + 3);
-	assert_int_equal(vcpu_state_decode(&p->sections[0], &out, error, sizeof(error)), 0);
+	assert_int_equal(vcpu_state_decode(&p->sections[0], &out), 0);
 	assert_int_equal(out.fixed.regs.rip, in.fixed.regs.rip);
 	assert_int_equal(out.msrs[2].data, 702);
 	assert_int_equal(out.cpuid[1].ecx, 0x80000001);
@@ -274,7 +274,7 @@ static void test_file_size_cap(void **state)
 	struct snapshot_parsed *p = malloc(sizeof(*p));
 
 	(void)state;
-	assert_int_equal(snapshot_parse(big, sizeof(big), p, error, sizeof(error)), -EINVAL);
+	assert_int_equal(LOGGED(error, snapshot_parse(big, sizeof(big), p)), -EINVAL);
 	assert_non_null(strstr(error, "limit"));
 	free(p);
 }
@@ -337,13 +337,13 @@ static void test_unknown_sections(void **state)
 
 	(void)state;
 	sample_state(&b, 1);
-	assert_int_equal(snapshot_parse(b.data, b.len, p, error, sizeof(error)), 0);
+	assert_int_equal(snapshot_parse(b.data, b.len, p), 0);
 	h = p->header;
 	snapshot_buffer_free(&b);
 	/* rebuild with two extra sections: an optional one is skipped, a mandatory one refused */
 	for (int optional = 1; optional >= 0; optional--) {
 		sample_state(&b, 1);
-		assert_int_equal(snapshot_parse(b.data, b.len, p, error, sizeof(error)), 0);
+		assert_int_equal(snapshot_parse(b.data, b.len, p), 0);
 		{
 			struct snapshot_buffer c;
 
@@ -394,16 +394,15 @@ static void test_cpu_checks(void **state)
 	};
 
 	(void)state;
-	assert_int_equal(cpu_check_vendor("GenuineIntel", "GenuineIntel", error, sizeof(error)), 0);
-	assert_int_equal(cpu_check_vendor("AuthenticAMD", "GenuineIntel", error, sizeof(error)),
-			 -EINVAL);
+	assert_int_equal(cpu_check_vendor("GenuineIntel", "GenuineIntel"), 0);
+	assert_int_equal(LOGGED(error, cpu_check_vendor("AuthenticAMD", "GenuineIntel")), -EINVAL);
 	assert_non_null(strstr(error, "incompatible CPU"));
 	/* the hypervisor bit and the APIC id do not count */
-	assert_int_equal(cpu_check_features(saved, 2, here, 2, error, sizeof(error)), 0);
+	assert_int_equal(cpu_check_features(saved, 2, here, 2), 0);
 	here[1].ebx = 0; /* leaf 7 EBX bit 5 (AVX2) missing here */
-	assert_int_equal(cpu_check_features(saved, 2, here, 2, error, sizeof(error)), -EINVAL);
+	assert_int_equal(LOGGED(error, cpu_check_features(saved, 2, here, 2)), -EINVAL);
 	assert_non_null(strstr(error, "leaf 0x7.0 ebx bit 5"));
-	assert_int_equal(cpu_check_features(saved, 2, here, 1, error, sizeof(error)), -EINVAL);
+	assert_int_equal(LOGGED(error, cpu_check_features(saved, 2, here, 1)), -EINVAL);
 }
 
 /*
@@ -434,9 +433,9 @@ static void test_cpu_checks_ignore_dynamic_bits(void **state)
 	};
 
 	(void)state;
-	assert_int_equal(cpu_check_features(saved, 3, here, 3, error, sizeof(error)), 0);
+	assert_int_equal(cpu_check_features(saved, 3, here, 3), 0);
 	here[1].ecx = 0; /* leaf 7 ECX bit 3 (PKU) is a real feature */
-	assert_int_equal(cpu_check_features(saved, 3, here, 3, error, sizeof(error)), -EINVAL);
+	assert_int_equal(LOGGED(error, cpu_check_features(saved, 3, here, 3)), -EINVAL);
 	assert_non_null(strstr(error, "leaf 0x7.0 ecx bit 3"));
 }
 
@@ -475,8 +474,8 @@ static void test_cpuid_count_ignores_zeroed_tail(void **state)
 	snapshot_write_begin(&b, &h);
 	vcpu_state_encode(&b, 0, &in);
 	assert_int_equal(snapshot_write_finish(&b), 0);
-	assert_int_equal(snapshot_parse(b.data, b.len, p, error, sizeof(error)), 0);
-	assert_int_equal(vcpu_state_decode(&p->sections[0], &out, error, sizeof(error)), 0);
+	assert_int_equal(snapshot_parse(b.data, b.len, p), 0);
+	assert_int_equal(vcpu_state_decode(&p->sections[0], &out), 0);
 	assert_int_equal(out.fixed.cpuid_count, 3);
 	assert_int_equal(out.cpuid[2].function, 0x80000000);
 	snapshot_buffer_free(&b);
