@@ -210,7 +210,7 @@ int cmd_serve_main(int argc, char **argv)
 	struct serve_cli o;
 	struct serve *serve;
 	struct serve_http *http = NULL;
-	char self[PATH_MAX], error[512];
+	char self[PATH_MAX];
 	ssize_t len;
 	int ret = serve_parse(argc, argv, &o);
 
@@ -228,15 +228,10 @@ int cmd_serve_main(int argc, char **argv)
 	/* the supervisor forks children, which start under its filter: see sandbox.c */
 	if (cli_sandbox_start(o.config.seccomp, SANDBOX_SUPERVISOR))
 		return EXIT_RUNTIME;
-	ret = serve_create(&o.config, &serve, error, sizeof(error));
-	if (ret) {
-		if (error[0]) /* else the store has said why */
-			fprintf(stderr, "snapvm serve: %s\n", error);
+	if (serve_create(&o.config, &serve))
 		return EXIT_RUNTIME;
-	}
-	ret = serve_http_start(serve, o.listen, o.config.max_body, &http, error, sizeof(error));
+	ret = serve_http_start(serve, o.listen, o.config.max_body, &http);
 	if (ret) {
-		fprintf(stderr, "snapvm serve: %s\n", error);
 		serve_destroy(serve);
 		return ret == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
 	}

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 /* A private directory for the clones' control sockets (short: sun_path holds 107 bytes). */
-static int run_dir_make(struct serve *serve, char *error, size_t error_size)
+static int run_dir_make(struct serve *serve)
 {
 	const char *tmp = getenv("TMPDIR");
 
@@ -21,16 +21,17 @@ static int run_dir_make(struct serve *serve, char *error, size_t error_size)
 		if (path_format(serve->run_dir, sizeof(serve->run_dir), "%s",
 				serve->config.run_dir) == 0)
 			return 0;
-		snprintf(error, error_size, "run directory path too long");
+		log_error("run directory path too long");
 		return -ENAMETOOLONG;
 	}
 	if (!tmp || !tmp[0] || strlen(tmp) > 64)
 		tmp = "/tmp";
 	snprintf(serve->run_dir, sizeof(serve->run_dir), "%s/snapvm-serve.XXXXXX", tmp);
 	if (!mkdtemp(serve->run_dir)) {
-		snprintf(error, error_size, "cannot make a directory in %s: %s", tmp,
-			 strerror(errno));
-		return -errno;
+		int ret = -errno;
+
+		log_error("cannot make a directory in %s: %s", tmp, strerror(-ret));
+		return ret;
 	}
 	serve->own_run_dir = true;
 	return 0;
@@ -71,13 +72,11 @@ static int serve_init_sync(struct serve *serve)
 	return serve->epoll_fd < 0 || serve->wake_fd < 0 ? -errno : 0;
 }
 
-int serve_create(const struct serve_config *config, struct serve **out, char *error,
-		 size_t error_size)
+int serve_create(const struct serve_config *config, struct serve **out)
 {
 	struct serve *serve = calloc(1, sizeof(*serve));
 	int ret;
 
-	error[0] = '\0';
 	if (!serve)
 		return -ENOMEM;
 	serve->config = *config;
@@ -89,21 +88,21 @@ int serve_create(const struct serve_config *config, struct serve **out, char *er
 	serve->config.store_dir = serve->store_dir;
 	ret = serve_init_sync(serve);
 	if (ret) {
-		snprintf(error, error_size, "cannot set up: %s", strerror(-ret));
+		log_error("cannot set up: %s", strerror(-ret));
 		goto err;
 	}
 	/* for writing: DELETE /snapshots/NAME; the store is made if missing */
 	ret = store_open(serve->store_dir, STORE_OPEN_WRITE, &serve->store);
 	if (ret)
 		goto err; /* the store has said why */
-	ret = run_dir_make(serve, error, error_size);
+	ret = run_dir_make(serve);
 	if (ret)
 		goto err;
 	serve->config.run_dir = serve->run_dir;
 	if (config->jail_base && mkdir(config->jail_base, 0755) < 0 && errno != EEXIST) {
 		ret = -errno;
-		snprintf(error, error_size, "cannot make the jails' directory %s: %s",
-			 config->jail_base, strerror(errno));
+		log_error("cannot make the jails' directory %s: %s", config->jail_base,
+			  strerror(errno));
 		goto err;
 	}
 	*out = serve;

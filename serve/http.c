@@ -321,7 +321,7 @@ static void http_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* A Unix socket only its owner may use (the API can boot any kernel the daemon can read). */
-static int listen_unix(struct serve_http *http, const char *path, char *error, size_t size)
+static int listen_unix(struct serve_http *http, const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -329,13 +329,12 @@ static int listen_unix(struct serve_http *http, const char *path, char *error, s
 	int fd, probe, ret;
 
 	if (path_format(addr.sun_path, sizeof(addr.sun_path), "%s", path)) {
-		snprintf(error, size, "--listen: socket path longer than %zu bytes",
-			 sizeof(addr.sun_path) - 1);
+		log_error("--listen: socket path longer than %zu bytes", sizeof(addr.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
 	if (!lstat(path, &st)) {
 		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(error, size, "--listen: %s exists and is not a socket", path);
+			log_error("--listen: %s exists and is not a socket", path);
 			return -EEXIST;
 		}
 		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -343,20 +342,23 @@ static int listen_unix(struct serve_http *http, const char *path, char *error, s
 		if (probe >= 0)
 			close(probe);
 		if (ret) {
-			snprintf(error, size, "--listen: a server already answers on %s", path);
+			log_error("--listen: a server already answers on %s", path);
 			return -EADDRINUSE;
 		}
 		unlink(path); /* left by a daemon that died */
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		ret = -errno;
+		log_error("cannot listen on %s: %s", path, strerror(-ret));
+		return ret;
+	}
 	mask = umask(0077);
 	ret = bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1024) < 0 ? -errno
 											   : 0;
 	umask(mask);
 	if (ret) {
-		snprintf(error, size, "cannot listen on %s: %s", path, strerror(-ret));
+		log_error("cannot listen on %s: %s", path, strerror(-ret));
 		close(fd);
 		return ret;
 	}
@@ -367,7 +369,7 @@ static int listen_unix(struct serve_http *http, const char *path, char *error, s
 }
 
 /* tcp:127.0.0.1:PORT only: the API has no authentication, so it stays on this host. */
-static int listen_tcp(struct serve_http *http, const char *spec, char *error, size_t size)
+static int listen_tcp(struct serve_http *http, const char *spec)
 {
 	struct sockaddr_in addr = { .sin_family = AF_INET,
 				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -378,21 +380,24 @@ static int listen_tcp(struct serve_http *http, const char *spec, char *error, si
 
 	if (!port || (strncmp(spec, "127.0.0.1:", 10) && strncmp(spec, "localhost:", 10)) ||
 	    port - spec != 9 || parse_u64(port + 1, &number) || number > 65535) {
-		snprintf(error, size,
-			 "--listen: 'tcp:%s' is not tcp:127.0.0.1:PORT (only the loopback address)",
-			 spec);
-		return -EINVAL;
+		return log_invalid(
+			"--listen: 'tcp:%s' is not tcp:127.0.0.1:PORT (only the loopback address)",
+			spec);
 	}
 	addr.sin_port = htons((uint16_t)number);
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		ret = -errno;
+		log_error("cannot listen on 127.0.0.1:%llu: %s", (unsigned long long)number,
+			  strerror(-ret));
+		return ret;
+	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1024) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&addr, &len) < 0) {
 		ret = -errno;
-		snprintf(error, size, "cannot listen on 127.0.0.1:%llu: %s",
-			 (unsigned long long)number, strerror(errno));
+		log_error("cannot listen on 127.0.0.1:%llu: %s", (unsigned long long)number,
+			  strerror(errno));
 		close(fd);
 		return ret;
 	}
@@ -401,32 +406,31 @@ static int listen_tcp(struct serve_http *http, const char *spec, char *error, si
 	return 0;
 }
 
-static int http_listen(struct serve_http *http, const char *listen, char *error, size_t size)
+static int http_listen(struct serve_http *http, const char *listen)
 {
 	if (!strncmp(listen, "unix:", 5) && listen[5])
-		return listen_unix(http, listen + 5, error, size);
+		return listen_unix(http, listen + 5);
 	if (!strncmp(listen, "tcp:", 4))
-		return listen_tcp(http, listen + 4, error, size);
-	snprintf(error, size, "--listen: '%s' is not unix:PATH or tcp:127.0.0.1:PORT", listen);
-	return -EINVAL;
+		return listen_tcp(http, listen + 4);
+	return log_invalid("--listen: '%s' is not unix:PATH or tcp:127.0.0.1:PORT", listen);
 }
 
 int serve_http_start(struct serve *serve, const char *listen, size_t max_body,
-		     struct serve_http **out, char *error, size_t error_size)
+		     struct serve_http **out)
 {
 	struct serve_http *http;
 	int ret;
 
 	pthread_once(&mhd_once, mhd_load);
 	if (mhd.error) {
-		snprintf(error, error_size, "%s", mhd.error);
+		log_error("%s", mhd.error);
 		return -ENOSYS;
 	}
 	http = calloc(1, sizeof(*http));
 	if (!http)
 		return -ENOMEM;
 	*http = (struct serve_http){ .serve = serve, .listen_fd = -1, .max_body = max_body };
-	ret = http_listen(http, listen, error, error_size);
+	ret = http_listen(http, listen);
 	if (ret) {
 		free(http);
 		return ret;
@@ -442,7 +446,7 @@ int serve_http_start(struct serve *serve, const char *listen, size_t max_body,
 				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S,
 				 MHD_OPTION_EXTERNAL_LOGGER, http_log, NULL, MHD_OPTION_END);
 	if (!http->daemon) {
-		snprintf(error, error_size, "libmicrohttpd could not start on %s", http->address);
+		log_error("libmicrohttpd could not start on %s", http->address);
 		serve_http_stop(http);
 		return -EIO;
 	}

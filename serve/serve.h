@@ -38,9 +38,8 @@ struct serve_config {
 /* The daemon's state: the store, the children, the metrics. */
 struct serve;
 
-/* Opens the store and prepares the daemon; 0 or -errno with one line in error. */
-int serve_create(const struct serve_config *config, struct serve **serve, char *error,
-		 size_t error_size);
+/* Opens the store and prepares the daemon; 0 or -errno (logged). */
+int serve_create(const struct serve_config *config, struct serve **serve);
 /* Frees everything; serve_run() must have returned (or never been called). */
 void serve_destroy(struct serve *serve);
 /*
@@ -95,10 +94,10 @@ struct serve_http;
 /*
  * Listens on "unix:PATH" (mode 0600, a stale socket replaced) or
  * "tcp:127.0.0.1:PORT" (PORT 0: any free port) and serves HTTP/1.1 with a
- * thread per connection. 0 or -errno with one line in error.
+ * thread per connection. 0 or -errno (logged).
  */
 int serve_http_start(struct serve *serve, const char *listen, size_t max_body,
-		     struct serve_http **http, char *error, size_t error_size);
+		     struct serve_http **http);
 /* Where it listens, e.g. "unix:/run/snapvm.sock" or "tcp:127.0.0.1:41234". */
 const char *serve_http_address(const struct serve_http *http);
 /* Removes the Unix socket's name: new clients find nobody; connections made go on. */

@@ -43,8 +43,7 @@ static void snapshot_make(void)
 static void setup(void)
 {
 	const char *dir = fuzz_scratch_dir("serve");
-	char store[sizeof(fuzz_scratch_path) + 8], listen[sizeof(fuzz_scratch_path) + 16],
-		error[256];
+	char store[sizeof(fuzz_scratch_path) + 8], listen[sizeof(fuzz_scratch_path) + 16];
 	struct serve_config config = { .self_path = "/bin/false", .max_body = 64 << 10 };
 
 	snprintf(store, sizeof(store), "%s/store", dir);
@@ -52,11 +51,10 @@ static void setup(void)
 	config.run_dir = dir; /* no child ever starts: its sockets' directory stays empty */
 	snprintf(http_addr.sun_path, sizeof(http_addr.sun_path), "%s/api.sock", dir);
 	snprintf(listen, sizeof(listen), "unix:%s", http_addr.sun_path);
-	if (serve_create(&config, &serve, error, sizeof(error)) ||
-	    serve_http_start(serve, listen, config.max_body, &http, error, sizeof(error))) {
-		fprintf(stderr, "fuzz serve set-up: %s\n", error);
+	/* a set-up failure has logged why */
+	if (serve_create(&config, &serve) ||
+	    serve_http_start(serve, listen, config.max_body, &http))
 		abort();
-	}
 }
 
 /* Cuts the next line off *p (the last one takes the rest), as a NUL-terminated copy. */
@@ -115,8 +113,10 @@ out:
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (!serve)
+	if (!serve) {
 		setup();
+		log_threshold = LOG_QUIET; /* refused requests log why: not news here */
+	}
 	if (size < 1)
 		return 0;
 	snapshot_make();

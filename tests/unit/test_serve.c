@@ -56,7 +56,7 @@ static int fixture_make(void **state, unsigned max_clones, unsigned queue_ms)
 				       .queue_ms = queue_ms,
 				       .max_body = 4096 };
 	struct store_writer *w;
-	char store[128], error[256];
+	char store[128];
 	FILE *file;
 
 	snprintf(f->dir, sizeof(f->dir), "/tmp/snapvm-test-serve.XXXXXX");
@@ -70,7 +70,7 @@ static int fixture_make(void **state, unsigned max_clones, unsigned queue_ms)
 	chmod(f->script, 0755);
 	config.store_dir = store;
 	config.self_path = f->script;
-	assert_int_equal(serve_create(&config, &f->serve, error, sizeof(error)), 0);
+	assert_int_equal(serve_create(&config, &f->serve), 0);
 	/* a snapshot "fn" for the routes that look for one: a page of RAM, no state */
 	assert_int_equal(store_snapshot_begin(f->serve->store, "fn", STORE_PAGE_SIZE, &w), 0);
 	assert_int_equal(store_snapshot_commit(w, &(struct store_commit_info){ 0 }, NULL), 0);
