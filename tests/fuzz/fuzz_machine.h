@@ -118,18 +118,16 @@ static struct net_backend *fuzz_net_open(bool offloads, void (*ready)(void *opaq
 
 /* These replace vmm/net/tap.c's and user.c's: a TAP backend offers offloads, a user one none. */
 struct net_backend *net_tap_open(const char *name, struct event_loop *loop,
-				 void (*ready)(void *opaque), void *opaque, char *why,
-				 size_t why_size)
+				 void (*ready)(void *opaque), void *opaque)
 {
-	(void)name, (void)loop, (void)why, (void)why_size;
+	(void)name, (void)loop;
 	return fuzz_net_open(true, ready, opaque);
 }
 
 struct net_backend *net_user_open(const struct vmm_net *net, struct event_loop *loop,
-				  void (*ready)(void *opaque), void *opaque, char *why,
-				  size_t why_size)
+				  void (*ready)(void *opaque), void *opaque)
 {
-	(void)net, (void)loop, (void)why, (void)why_size;
+	(void)net, (void)loop;
 	return fuzz_net_open(false, ready, opaque);
 }
 

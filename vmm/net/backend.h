@@ -50,15 +50,13 @@ struct net_backend {
 
 /*
  * Attaches to the TAP device `name` (creating it if we may). The backend
- * calls ready(opaque) when frames arrive. NULL with a reason in why.
+ * calls ready(opaque) when frames arrive. NULL if it cannot (logged).
  */
 struct net_backend *net_tap_open(const char *name, struct event_loop *loop,
-				 void (*ready)(void *opaque), void *opaque, char *why,
-				 size_t why_size);
-/* Starts a user-mode network with net's port forwards; NULL with a reason in why. */
+				 void (*ready)(void *opaque), void *opaque);
+/* Starts a user-mode network with net's port forwards; NULL if it cannot (logged). */
 struct net_backend *net_user_open(const struct vmm_net *net, struct event_loop *loop,
-				  void (*ready)(void *opaque), void *opaque, char *why,
-				  size_t why_size);
+				  void (*ready)(void *opaque), void *opaque);
 /* Moves the calling thread into the network namespace at path; 0 or -errno. */
 int net_namespace_enter(const char *path);
 

@@ -98,7 +98,7 @@ static const struct net_backend_ops tap_ops = {
 
 /* TUNSETIFF with our flags; the header size every frame carries; no offloads until the guest
  * asks. */
-static int tap_attach(int fd, const char *name, char *why, size_t why_size)
+static int tap_attach(int fd, const char *name)
 {
 	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
 	int header_size = NET_HEADER_SIZE;
@@ -107,40 +107,38 @@ static int tap_attach(int fd, const char *name, char *why, size_t why_size)
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		int ret = -errno;
 
-		snprintf(why, why_size, "cannot attach to TAP device %s: %s%s", name,
-			 strerror(-ret),
-			 ret == -EPERM	 ? " (needs CAP_NET_ADMIN, or a TAP device owned by us)"
-			 : ret == -EBUSY ? " (another process has it, or it is not a TAP device)"
-					 : "");
+		log_error("cannot attach to TAP device %s: %s%s", name, strerror(-ret),
+			  ret == -EPERM	  ? " (needs CAP_NET_ADMIN, or a TAP device owned by us)"
+			  : ret == -EBUSY ? " (another process has it, or it is not a TAP device)"
+					  : "");
 		return ret;
 	}
 	if (ioctl(fd, TUNSETVNETHDRSZ, &header_size) < 0 || ioctl(fd, TUNSETOFFLOAD, 0UL) < 0) {
 		int ret = -errno;
 
-		snprintf(why, why_size, "TAP device %s: cannot set up virtio-net headers: %s", name,
-			 strerror(-ret));
+		log_error("TAP device %s: cannot set up virtio-net headers: %s", name,
+			  strerror(-ret));
 		return ret;
 	}
 	return 0;
 }
 
 struct net_backend *net_tap_open(const char *name, struct event_loop *loop,
-				 void (*ready)(void *opaque), void *opaque, char *why,
-				 size_t why_size)
+				 void (*ready)(void *opaque), void *opaque)
 {
 	struct net_tap *tap = calloc(1, sizeof(*tap));
 
 	if (!tap) {
-		snprintf(why, why_size, "out of memory");
+		log_error("TAP device %s: out of memory", name);
 		return NULL;
 	}
 	tap->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (tap->fd < 0) {
-		snprintf(why, why_size, "cannot open /dev/net/tun: %s", strerror(errno));
+		log_error("cannot open /dev/net/tun: %s", strerror(errno));
 		free(tap);
 		return NULL;
 	}
-	if (tap_attach(tap->fd, name, why, why_size)) {
+	if (tap_attach(tap->fd, name)) {
 		close(tap->fd);
 		free(tap);
 		return NULL;

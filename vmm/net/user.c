@@ -439,8 +439,7 @@ static Slirp *user_slirp_new(struct net_user *u)
 	return slirp_api.new_instance(&config, &user_callbacks, u);
 }
 
-static int user_add_hostfwds(struct net_user *u, const struct vmm_net *net, char *why,
-			     size_t why_size)
+static int user_add_hostfwds(struct net_user *u, const struct vmm_net *net)
 {
 	for (unsigned i = 0; i < net->hostfwd_count; i++) {
 		const struct vmm_hostfwd *f = &net->hostfwds[i];
@@ -448,28 +447,27 @@ static int user_add_hostfwds(struct net_user *u, const struct vmm_net *net, char
 
 		if (slirp_api.add_hostfwd(u->slirp, f->udp, user_addr(f->host_addr), f->host_port,
 					  user_addr(guest), f->guest_port) < 0) {
-			snprintf(why, why_size,
-				 "user network: cannot forward host %s port %u (in use?): %s",
-				 f->udp ? "UDP" : "TCP", f->host_port, strerror(errno));
+			log_error("user network: cannot forward host %s port %u (in use?): %s",
+				  f->udp ? "UDP" : "TCP", f->host_port, strerror(errno));
 			return -EADDRINUSE;
 		}
 	}
 	return 0;
 }
 
-static int user_setup(struct net_user *u, const struct vmm_net *net, char *why, size_t why_size)
+static int user_setup(struct net_user *u, const struct vmm_net *net)
 {
 	pthread_once(&slirp_api_once, slirp_api_load);
 	if (slirp_api.error) {
-		snprintf(why, why_size, "user network: %s", slirp_api.error);
+		log_error("user network: %s", slirp_api.error);
 		return -ENOENT;
 	}
 	u->slirp = user_slirp_new(u);
 	if (!u->slirp) {
-		snprintf(why, why_size, "user network: libslirp would not start");
+		log_error("user network: libslirp would not start");
 		return -EINVAL;
 	}
-	if (user_add_hostfwds(u, net, why, why_size))
+	if (user_add_hostfwds(u, net))
 		return -EADDRINUSE;
 	u->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	u->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -478,8 +476,7 @@ static int user_setup(struct net_user *u, const struct vmm_net *net, char *why, 
 		      &(struct epoll_event){ .events = EPOLLIN, .data.fd = -1 }) < 0 ||
 	    (u->base.loop &&
 	     event_loop_add(u->base.loop, u->epoll_fd, EPOLLIN, user_on_event, u) < 0)) {
-		snprintf(why, why_size, "user network: cannot set up its events: %s",
-			 strerror(errno));
+		log_error("user network: cannot set up its events: %s", strerror(errno));
 		return -EIO;
 	}
 	user_refill(u);
@@ -487,13 +484,12 @@ static int user_setup(struct net_user *u, const struct vmm_net *net, char *why, 
 }
 
 struct net_backend *net_user_open(const struct vmm_net *net, struct event_loop *loop,
-				  void (*ready)(void *opaque), void *opaque, char *why,
-				  size_t why_size)
+				  void (*ready)(void *opaque), void *opaque)
 {
 	struct net_user *u = calloc(1, sizeof(*u));
 
 	if (!u) {
-		snprintf(why, why_size, "out of memory");
+		log_error("user network: out of memory");
 		return NULL;
 	}
 	u->epoll_fd = u->timer_fd = -1;
@@ -501,7 +497,7 @@ struct net_backend *net_user_open(const struct vmm_net *net, struct event_loop *
 		.ops = &user_ops, .loop = loop, .ready = ready, .opaque = opaque
 	};
 	u->watching = true;
-	if (user_setup(u, net, why, why_size)) {
+	if (user_setup(u, net)) {
 		user_destroy(&u->base);
 		return NULL;
 	}

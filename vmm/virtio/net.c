@@ -385,16 +385,11 @@ void vmm_net_mac(const struct vmm_config *config, unsigned index, uint8_t mac[6]
 static struct net_backend *net_backend_open(struct virtio_net *n, const struct device_context *ctx)
 {
 	const struct vmm_net *net = &ctx->config->nets[ctx->instance];
-	struct net_backend *b;
-	char why[256];
 
+	/* a backend that cannot open has logged why */
 	if (net->backend == VMM_NET_TAP)
-		b = net_tap_open(net->tap, ctx->loop, net_on_backend_ready, n, why, sizeof(why));
-	else
-		b = net_user_open(net, ctx->loop, net_on_backend_ready, n, why, sizeof(why));
-	if (!b)
-		log_error("network device %u: %s", ctx->instance, why);
-	return b;
+		return net_tap_open(net->tap, ctx->loop, net_on_backend_ready, n);
+	return net_user_open(net, ctx->loop, net_on_backend_ready, n);
 }
 
 static void net_destroy(void *dev);
