@@ -51,7 +51,8 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 	while (!ret && (opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case RUN_OPT_VM ... RUN_OPT_VM + RUN_OPT_ROOM - 1:
-			ret = vm_options[opt - RUN_OPT_VM].parse("run", optarg, &options->vm);
+			ret = vm_option_parse(&vm_options[opt - RUN_OPT_VM], "run", optarg,
+					      &options->vm);
 			break;
 		case 'a':
 			options->api_sock = optarg;

@@ -60,10 +60,20 @@ struct vm_option {
 	 * the option too, and need it when the snapshot's VM had the device.
 	 */
 	bool restore;
+	/*
+	 * A switch with no parser that turns this device type on (its
+	 * device_ops.name): a device with nothing to configure needs no
+	 * parser and no field in struct vmm_config.
+	 */
+	const char *device;
 };
 
 /* Every VM option, in the order of the help; ends with a zeroed entry. */
 extern const struct vm_option vm_options[];
+
+/* Applies option o with its value (NULL for a switch); 0 or EXIT_USAGE after a message. */
+int vm_option_parse(const struct vm_option *o, const char *command, const char *value,
+		    struct vm_settings *settings);
 
 /* Prints every option's help lines, in order. */
 void vm_options_help(FILE *out);

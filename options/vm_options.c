@@ -116,14 +116,6 @@ static int vsock_parse(const char *command, const char *value, struct vm_setting
 	return vsock_option_parse(command, value, &s->config);
 }
 
-static int rng_parse(const char *command, const char *value, struct vm_settings *s)
-{
-	(void)command;
-	(void)value;
-	s->config.rng = true;
-	return 0;
-}
-
 static int net_parse(const char *command, const char *value, struct vm_settings *s)
 {
 	return net_option_parse(command, value, &s->config);
@@ -157,50 +149,50 @@ static int graceful_parse(const char *command, const char *value, struct vm_sett
 const struct vm_option vm_options[] = {
 	{ "--kernel", "kernel", VM_OPTION_TEXT,
 	  "  --kernel PATH      a Linux bzImage or vmlinux, or snapvm's test guest (ELF64)\n",
-	  0, kernel_parse, false },
+	  0, kernel_parse, false, NULL },
 	{ "--initrd", "initrd", VM_OPTION_TEXT,
 	  "  --initrd PATH      initial ramdisk (initramfs) for a Linux kernel\n",
-	  0, initrd_parse, false },
+	  0, initrd_parse, false, NULL },
 	{ "--cmdline", "cmdline", VM_OPTION_TEXT,
 	  "  --cmdline STR      kernel command line; Linux gets it after snapvm's\n"
 	  "                     defaults (console=ttyS0 ... reboot=k panic=-1 and the\n"
 	  "                     virtio devices); the test guest gets it alone (heap=SIZE)\n",
-	  0, cmdline_parse, false },
+	  0, cmdline_parse, false, NULL },
 	{ "--mem", "mem", VM_OPTION_NUMBER,
 	  "  --mem SIZE         guest RAM, e.g. 128M or 2G (default 128M)\n",
-	  0, mem_parse, false },
+	  0, mem_parse, false, NULL },
 	{ "--cpus", "cpus", VM_OPTION_NUMBER,
 	  "  --cpus N           vCPUs, 1 to %d (default 1)\n",
-	  VMM_MAX_CPUS, cpus_parse, false },
+	  VMM_MAX_CPUS, cpus_parse, false, NULL },
 	{ "--console", NULL, VM_OPTION_TEXT,
 	  "  --console WHERE    stdio (default), file:PATH (output to PATH, input from\n"
 	  "                     stdin), none, or virtio (stdio on a virtio console, the\n"
 	  "                     guest's hvc0; the serial port still prints to stdout)\n",
-	  0, console_parse, false },
+	  0, console_parse, false, NULL },
 	{ "--boot", "boot", VM_OPTION_TEXT,
 	  "  --boot MODE        auto (default: a bzImage's 64-bit entry; an ELF's PVH\n"
 	  "                     entry if it has one, else its ELF entry), elf64 (ELF\n"
 	  "                     entry in 64-bit mode, Linux boot_params) or pvh\n",
-	  0, boot_parse, false },
+	  0, boot_parse, false, NULL },
 	{ "--no-legacy", "no_legacy", VM_OPTION_SWITCH,
 	  "  --no-legacy        no COM1 serial port (as QEMU microvm isa-serial=off);\n"
 	  "                     needs --console virtio or none\n",
-	  0, no_legacy_parse, false },
+	  0, no_legacy_parse, false, NULL },
 	{ "--disk", "disk", VM_OPTION_LIST,
 	  "  --disk PATH[,ro][,id=NAME][,bw=BYTES][,iops=N]\n"
 	  "                     a raw disk image as a virtio block device (repeatable,\n"
 	  "                     up to %d); ro: read-only; id: the serial the guest reads;\n"
 	  "                     bw: bytes a second (K, M, G suffixes), iops: requests a\n"
 	  "                     second, beyond which the guest is slowed down\n",
-	  VMM_MAX_DISKS, disk_parse, true },
+	  VMM_MAX_DISKS, disk_parse, true, NULL },
 	{ "--vsock", "vsock", VM_OPTION_TEXT,
 	  "  --vsock CID,PATH   a virtio vsock device with guest CID: host programs\n"
 	  "                     connect to PATH and send 'CONNECT <port>\\n'; guest\n"
 	  "                     connections to host port P go to PATH_P\n",
-	  0, vsock_parse, true },
+	  0, vsock_parse, true, NULL },
 	{ "--rng", "rng", VM_OPTION_SWITCH,
 	  "  --rng              a virtio entropy device (host getrandom)\n",
-	  0, rng_parse, false },
+	  0, NULL, false, "virtio-rng" },
 	{ "--net", "net", VM_OPTION_LIST,
 	  "  --net tap=NAME[,mac=MAC][,bw=BYTES][,pps=N]\n"
 	  "                     a virtio network device on TAP device NAME (repeatable,\n"
@@ -210,25 +202,35 @@ const struct vm_option vm_options[] = {
 	  "                     a virtio network device on user-mode networking (libslirp,\n"
 	  "                     10.0.2.0/24, guest 10.0.2.15 by default), host ports\n"
 	  "                     forwarded to the guest; bw= and pps= as for tap\n",
-	  VMM_MAX_NETS, net_parse, true },
+	  VMM_MAX_NETS, net_parse, true, NULL },
 	{ "--netns", "netns", VM_OPTION_TEXT,
 	  "  --netns PATH       run the VM's host side (TAP devices, user networking) in\n"
 	  "                     the network namespace PATH, e.g. /run/netns/NAME\n",
-	  0, netns_parse, true },
+	  0, netns_parse, true, NULL },
 	{ "--acpi", NULL, VM_OPTION_TEXT,
 	  "  --acpi on|off      ACPI tables (devices, CPUs, power button, pvpanic,\n"
 	  "                     VM generation id); default: on for a Linux kernel, off\n"
 	  "                     for any other. With ACPI, Linux finds the virtio devices\n"
 	  "                     in the DSDT and gets no virtio_mmio.device= words\n",
-	  0, acpi_parse, false },
+	  0, acpi_parse, false, NULL },
 	{ "--graceful", NULL, VM_OPTION_SWITCH,
 	  "  --graceful         SIGTERM presses the ACPI power button (as the control\n"
 	  "                     socket's stop does) instead of stopping the VM; the\n"
 	  "                     guest gets %d s to power off before it is stopped\n",
-	  VMM_POWER_OFF_GRACE_MS / 1000, graceful_parse, false },
+	  VMM_POWER_OFF_GRACE_MS / 1000, graceful_parse, false, NULL },
 	{ 0 },
 };
 /* clang-format on */
+
+int vm_option_parse(const struct vm_option *o, const char *command, const char *value,
+		    struct vm_settings *settings)
+{
+	if (o->parse)
+		return o->parse(command, value, settings);
+	if (vmm_config_device_switch(&settings->config, o->device, true))
+		return EXIT_USAGE;
+	return 0;
+}
 
 void vm_options_help(FILE *out)
 {

@@ -81,37 +81,18 @@ struct device_context {
 	const uint8_t *generation;
 };
 
-/*
- * Each device type's section id in a snapshot (the instance number goes in
- * the upper 16 bits). The ids are in saved snapshots: append, never renumber.
- * Each range counts up from its first id, and a check below keeps the ranges
- * apart, so no two devices can share an id.
- */
-enum device_section_id {
-	/* legacy and ACPI devices */
-	DEVICE_SECTION_CTL = VMM_DEVICE_SECTION_FIRST,
-	DEVICE_SECTION_UART,
-	DEVICE_SECTION_I8042,
-	DEVICE_SECTION_GED,
-	DEVICE_SECTION_PVPANIC,
-	DEVICE_SECTION_VMGENID,
-	DEVICE_SECTION_LEGACY_END,
-	/* virtio devices */
-	DEVICE_SECTION_VIRTIO_CONSOLE = 0x0301,
-	DEVICE_SECTION_VIRTIO_RNG,
-	DEVICE_SECTION_VIRTIO_VSOCK,
-	DEVICE_SECTION_VIRTIO_BLK,
-	DEVICE_SECTION_VIRTIO_NET,
-	DEVICE_SECTION_VIRTIO_END,
-};
-_Static_assert(DEVICE_SECTION_LEGACY_END <= DEVICE_SECTION_VIRTIO_CONSOLE &&
-		       DEVICE_SECTION_VIRTIO_END <= VMM_DEVICE_SECTION_LAST + 1,
-	       "device section id ranges overlap");
-
 struct device_ops {
 	const char *name;
-	enum device_section_id section_id; /* the device's section in a snapshot */
-	uint32_t state_version;		   /* bumped when the state struct changes */
+	/*
+	 * The device's section in a snapshot (the instance number goes in the
+	 * upper 16 bits), VMM_DEVICE_SECTION_FIRST-_LAST: 0x02xx legacy and
+	 * ACPI devices, 0x03xx virtio. Saved snapshots hold it: a new device
+	 * takes a new id, never a used one. Devices are created, saved and
+	 * restored in the order of their ids, so a new one goes last in its
+	 * range and leaves the guest-visible layout of the others alone.
+	 */
+	uint32_t section_id;
+	uint32_t state_version; /* bumped when the state struct changes */
 	uint32_t state_size;
 	/*
 	 * The oldest version restore() still takes (0: state_version only). An
@@ -148,19 +129,27 @@ struct device_ops {
 	void (*destroy)(void *dev);
 };
 
-extern const struct device_ops ctl_device_ops;
-extern const struct device_ops uart_device_ops;
-extern const struct device_ops i8042_device_ops;
-extern const struct device_ops virtio_console_device_ops;
-extern const struct device_ops virtio_rng_device_ops;
-extern const struct device_ops virtio_vsock_device_ops;
-extern const struct device_ops virtio_blk_device_ops;
-extern const struct device_ops virtio_net_device_ops;
-extern const struct device_ops ged_device_ops;
-extern const struct device_ops pvpanic_device_ops;
-extern const struct device_ops vmgenid_device_ops;
+/*
+ * DEVICE_REGISTER(ops) in a device's own file makes it one of the VM's
+ * device types: it puts &ops in the linker section "snapvm_devices", which
+ * vmm_devices() reads. Nothing else names the device: adding one is its
+ * file (docs/architecture.md, "Adding a device"). The library is linked
+ * whole (vmm/CMakeLists.txt), so that no registered device is left out.
+ */
+#define DEVICE_REGISTER(ops)                                          \
+	static const struct device_ops *const device_registered_##ops \
+		__attribute__((used, section("snapvm_devices"), aligned(sizeof(void *)))) = &(ops)
 
-/* Every device type, in creation, save and restore order; NULL-terminated. */
-extern const struct device_ops *const device_table[];
+/*
+ * Every registered device type, in creation, save and restore order: by
+ * section id. NULL-terminated. The first call checks the ids (unique, in
+ * range) and stops the process on a clash, naming both devices.
+ */
+const struct device_ops *const *vmm_devices(void);
+/* The device type with this name (device_ops.name), or NULL. */
+const struct device_ops *vmm_device_find(const char *name);
+
+/* The GED: the VM presses its power button (vm_power_button). */
+extern const struct device_ops ged_device_ops;
 
 #endif

@@ -2,25 +2,91 @@
 #include "common/common.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The order here is the order of creation, save and restore. Append only. */
-const struct device_ops *const device_table[] = {
-	&ctl_device_ops,
-	&uart_device_ops,
-	&virtio_console_device_ops,
-	&virtio_rng_device_ops,
-	&virtio_vsock_device_ops,
-	&virtio_blk_device_ops,
-	&i8042_device_ops,
-	&virtio_net_device_ops, /* after the disks' and the i8042's sections: appended */
-	/* ACPI only (--acpi on); the GED before vmgenid, whose restore may raise its event */
-	&ged_device_ops,
-	&pvpanic_device_ops,
-	&vmgenid_device_ops,
-	NULL,
-};
+/* The linker gathers every DEVICE_REGISTER into this section and names its bounds. */
+extern const struct device_ops *const __start_snapvm_devices[];
+extern const struct device_ops *const __stop_snapvm_devices[];
+
+#define DEVICE_MAX_TYPES 32
+
+static const struct device_ops *devices[DEVICE_MAX_TYPES + 1];
+static pthread_once_t devices_once = PTHREAD_ONCE_INIT;
+
+/* A registry that breaks the rules is a bug in this build: say which and stop. */
+static void devices_fatal(const char *what, const struct device_ops *a, const struct device_ops *b)
+{
+	log_error("device registry: %s: %s (0x%x)%s%s", what, a->name, a->section_id,
+		  b ? " and " : "", b ? b->name : "");
+	abort();
+}
+
+static void devices_sort(void)
+{
+	size_t count = (size_t)(__stop_snapvm_devices - __start_snapvm_devices);
+
+	if (count > DEVICE_MAX_TYPES)
+		devices_fatal("too many device types", __start_snapvm_devices[0], NULL);
+	/* insertion sort by section id: a dozen entries, once */
+	for (size_t i = 0; i < count; i++) {
+		const struct device_ops *ops = __start_snapvm_devices[i];
+		size_t j = i;
+
+		if (ops->section_id < VMM_DEVICE_SECTION_FIRST ||
+		    ops->section_id > VMM_DEVICE_SECTION_LAST)
+			devices_fatal("section id out of range", ops, NULL);
+		for (; j > 0 && devices[j - 1]->section_id > ops->section_id; j--)
+			devices[j] = devices[j - 1];
+		devices[j] = ops;
+	}
+	for (size_t i = 1; i < count; i++)
+		if (devices[i - 1]->section_id == devices[i]->section_id)
+			devices_fatal("two devices share a section id", devices[i - 1], devices[i]);
+	devices[count] = NULL;
+}
+
+const struct device_ops *const *vmm_devices(void)
+{
+	pthread_once(&devices_once, devices_sort);
+	return devices;
+}
+
+const struct device_ops *vmm_device_find(const char *name)
+{
+	for (const struct device_ops *const *d = vmm_devices(); *d; d++)
+		if (!strcmp((*d)->name, name))
+			return *d;
+	return NULL;
+}
+
+bool vmm_config_device_on(const struct vmm_config *config, const char *name)
+{
+	for (unsigned i = 0; i < config->devices_on_count; i++)
+		if (!strcmp(config->devices_on[i], name))
+			return true;
+	return false;
+}
+
+int vmm_config_device_switch(struct vmm_config *config, const char *name, bool on)
+{
+	unsigned i = 0;
+
+	while (i < config->devices_on_count && strcmp(config->devices_on[i], name))
+		i++;
+	if (!on && i < config->devices_on_count)
+		config->devices_on[i] = config->devices_on[--config->devices_on_count];
+	else if (on && i == config->devices_on_count) {
+		if (i == VMM_MAX_DEVICES_ON) {
+			log_error("cannot switch on %s: %d device types are on already", name,
+				  VMM_MAX_DEVICES_ON);
+			return -ENOSPC;
+		}
+		config->devices_on[config->devices_on_count++] = name;
+	}
+	return 0;
+}
 
 #define DEVICE_MAX_INSTANCES 16 /* of one type: more than any configuration makes */
 
@@ -82,10 +148,9 @@ int vmm_config_restore(const struct vmm_config *wanted, const struct vmm_saved_d
 		       unsigned saved_count, struct vmm_config *config)
 {
 	*config = *wanted;
-	for (unsigned i = 0; device_table[i]; i++) {
-		int ret = device_table[i]->restore_config
-				  ? device_config_restore(device_table[i], wanted, saved,
-							  saved_count, config)
+	for (const struct device_ops *const *d = vmm_devices(); *d; d++) {
+		int ret = (*d)->restore_config
+				  ? device_config_restore(*d, wanted, saved, saved_count, config)
 				  : 0;
 
 		if (ret)

@@ -212,8 +212,8 @@ static int vm_create_devices(struct vm *vm)
 		.generation = vm->generation,
 	};
 
-	for (unsigned i = 0; device_table[i]; i++) {
-		const struct device_ops *ops = device_table[i];
+	for (const struct device_ops *const *d = vmm_devices(); *d; d++) {
+		const struct device_ops *ops = *d;
 		unsigned count = ops->instances ? ops->instances(&vm->config) : 1;
 
 		for (ctx.instance = 0; ctx.instance < count; ctx.instance++) {

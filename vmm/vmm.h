@@ -38,6 +38,8 @@ enum vmm_console_kind {
 #define VMM_DISK_ID_MAX	   20 /* bytes of a virtio-blk serial (GET_ID) */
 #define VMM_VSOCK_CID_MIN  3  /* 0-2 are reserved (hypervisor, local, host) */
 
+#define VMM_MAX_DEVICES_ON 8 /* device types a VM option switches on (vmm_config) */
+
 #define VMM_MAX_NETS	   4
 #define VMM_MAX_HOSTFWDS   8
 #define VMM_TAP_NAME_MAX   16 /* IFNAMSIZ, the NUL included */
@@ -107,11 +109,19 @@ struct vmm_config {
 	uint64_t vsock_cid; /* 0: no vsock device */
 	/* host side: listener for CONNECT, and PATH_PORT listeners; empty: none */
 	char vsock_path[VMM_VSOCK_PATH_MAX];
-	bool rng; /* a virtio entropy device */
 	unsigned net_count;
 	struct vmm_net nets[VMM_MAX_NETS];
 	/* network namespace (a file such as /run/netns/NAME) vm_create enters; empty: ours */
 	char netns[VMM_NETNS_PATH_MAX];
+
+	/*
+	 * Device types whose whole configuration is being there (the entropy
+	 * device), switched on by name, device_ops.name: a VM option declares
+	 * the switch (options/vm_options.c) and the device reads it, so no
+	 * field here names them.
+	 */
+	unsigned devices_on_count;
+	const char *devices_on[VMM_MAX_DEVICES_ON]; /* strings that outlive the config */
 };
 
 /* The range of device section ids (vmm/device.h), before the instance number << 16. */
@@ -161,6 +171,13 @@ enum vm_event {
 
 /* Fills in the defaults: 128 MiB, 1 vCPU, automatic boot, console on stdio. */
 void vmm_config_init(struct vmm_config *config);
+/* Whether config switches on the device type `name` (vmm_config.devices_on). */
+bool vmm_config_device_on(const struct vmm_config *config, const char *name);
+/*
+ * Switches the device type `name` on or off in config; name must outlive
+ * config (a literal). 0, or -ENOSPC with one line logged.
+ */
+int vmm_config_device_switch(struct vmm_config *config, const char *name, bool on);
 /* The MAC of network device `index`: the configured one, else 52:54:00:12:34:56 + index. */
 void vmm_net_mac(const struct vmm_config *config, unsigned index, uint8_t mac[6]);
 

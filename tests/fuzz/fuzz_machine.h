@@ -2,7 +2,7 @@
  * A machine without KVM for the device fuzzers: guest RAM as one malloc'ed
  * buffer (so that AddressSanitizer guards both of its ends) in two regions,
  * as on either side of the MMIO hole, an I/O registry, and the devices of
- * device_table created as vm_create would, without an event loop or a VM fd:
+ * registered devices (vmm_devices) created as vm_create would, without an event loop or a VM fd:
  * notifications and interrupts are handled on the caller's thread. Hosts
  * resources are fakes or scratch files: a memfd disk, a vsock listener in a
  * scratch directory, and a network backend that hands the guest frames the
@@ -166,7 +166,7 @@ static const struct vmm_config *fuzz_config_get(void)
 	fuzz_config.acpi = true;
 	fuzz_config.console = VMM_CONSOLE_VIRTIO;
 	fuzz_config.console_in_fd = fuzz_config.console_out_fd = -1;
-	fuzz_config.rng = true;
+	vmm_config_device_switch(&fuzz_config, "virtio-rng", true);
 	fuzz_config.disk_count = 2;
 	snprintf(fuzz_config.disks[0].path, VMM_DISK_PATH_MAX, "/proc/self/fd/%d", disk);
 	snprintf(fuzz_config.disks[0].id, sizeof(fuzz_config.disks[0].id), "fuzz-disk");
@@ -200,8 +200,8 @@ static void fuzz_vsock_drain(void)
 }
 
 /*
- * Guest RAM filled from ram (the rest zero), and every device of
- * device_table for which want(ops) says yes (NULL: all of them).
+ * Guest RAM filled from ram (the rest zero), and every registered device
+ * for which want(ops) says yes (NULL: all of them).
  */
 static void fuzz_machine_create(struct fuzz_machine *m, const uint8_t *ram, size_t ram_len,
 				bool (*want)(const struct device_ops *ops))
@@ -226,8 +226,8 @@ static void fuzz_machine_create(struct fuzz_machine *m, const uint8_t *ram, size
 					  .config = fuzz_config_get(),
 					  .virtio_slots = &m->slots,
 					  .generation = fuzz_generation };
-	for (unsigned i = 0; device_table[i]; i++) {
-		const struct device_ops *ops = device_table[i];
+	for (const struct device_ops *const *d = vmm_devices(); *d; d++) {
+		const struct device_ops *ops = *d;
 		unsigned count = ops->instances ? ops->instances(m->ctx.config) : 1;
 
 		if (want && !want(ops))
@@ -249,11 +249,7 @@ static inline struct virtio_mmio *fuzz_transport(const struct fuzz_device *d)
 {
 	const struct device_ops *ops = d->ops;
 
-	if (ops == &virtio_console_device_ops || ops == &virtio_rng_device_ops ||
-	    ops == &virtio_vsock_device_ops || ops == &virtio_blk_device_ops ||
-	    ops == &virtio_net_device_ops)
-		return d->dev;
-	return NULL;
+	return !strncmp(ops->name, "virtio-", 7) ? d->dev : NULL;
 }
 
 /*

@@ -13,6 +13,10 @@
 #include "vmm/hw/ged.h"
 #include "vmm/vmm.h"
 
+/* The devices tested here by name (each registers itself in its own file). */
+extern const struct device_ops pvpanic_device_ops; /* vmm/hw/pvpanic.c */
+extern const struct device_ops vmgenid_device_ops; /* vmm/hw/vmgenid.c */
+
 static int line_level = -1;
 static unsigned line_gsi;
 static int last_event = -1;

@@ -20,6 +20,11 @@
 #include "vmm/device.h"
 #include "vmm/vmm.h"
 
+/* The devices tested here by name (each registers itself in its own file). */
+extern const struct device_ops ctl_device_ops;	   /* vmm/hw/ctl.c */
+extern const struct device_ops uart_device_ops;	   /* vmm/hw/uart.c */
+extern const struct device_ops vmgenid_device_ops; /* vmm/hw/vmgenid.c */
+
 static void ignore_irq(void *vm, unsigned gsi, bool level)
 {
 	(void)vm;
@@ -53,7 +58,7 @@ static void instance_configure(struct instance *in)
 
 	vmm_config_init(&in->config);
 	in->config.console = VMM_CONSOLE_VIRTIO;
-	in->config.rng = true;
+	vmm_config_device_switch(&in->config, "virtio-rng", true);
 	in->config.disk_count = 1;
 	snprintf(in->config.disks[0].path, sizeof(in->config.disks[0].path), "%s", disk_path);
 	snprintf(in->config.vsock_path, sizeof(in->config.vsock_path),
@@ -171,14 +176,42 @@ static void test_every_device(void **state)
 	unsigned count = 0;
 
 	(void)state;
-	for (unsigned i = 0; device_table[i]; i++, count++) {
-		const struct device_ops *ops = device_table[i];
-
-		assert_non_null(ops->name);
-		assert_true(ops->state_size > 0);
-		test_device_round_trip(ops);
+	for (const struct device_ops *const *d = vmm_devices(); *d; d++, count++) {
+		assert_non_null((*d)->name);
+		assert_true((*d)->state_size > 0);
+		test_device_round_trip(*d);
 	}
 	assert_true(count >= 2);
+}
+
+/*
+ * Every device file registered itself, none was left out by the linker, and
+ * the order (by section id) is the one saved snapshots and guests have seen:
+ * the virtio devices' MMIO slots follow it. A new device goes at the end of
+ * its range, and here.
+ */
+static void test_device_registry(void **state)
+{
+	static const char *const expected[] = {
+		"control-port", "uart",	      "i8042",		"acpi-ged",
+		"pvpanic",	"vmgenid",    "virtio-console", "virtio-rng",
+		"virtio-vsock", "virtio-blk", "virtio-net",
+	};
+	const struct device_ops *const *d = vmm_devices();
+	unsigned i = 0;
+
+	(void)state;
+	for (; d[i]; i++) {
+		assert_true(i < ARRAY_SIZE(expected));
+		assert_string_equal(d[i]->name, expected[i]);
+		assert_true(d[i]->section_id >= VMM_DEVICE_SECTION_FIRST &&
+			    d[i]->section_id <= VMM_DEVICE_SECTION_LAST);
+		if (i)
+			assert_true(d[i - 1]->section_id < d[i]->section_id);
+		assert_ptr_equal(vmm_device_find(d[i]->name), d[i]);
+	}
+	assert_int_equal(i, ARRAY_SIZE(expected));
+	assert_null(vmm_device_find("no-such-device"));
 }
 
 /* What the control port last asked of the VM about console batching; -1: nothing. */
@@ -248,8 +281,8 @@ struct saved_machine {
 static void machine_save(const struct vmm_config *config, struct saved_machine *m)
 {
 	memset(m, 0, sizeof(*m));
-	for (unsigned i = 0; device_table[i]; i++) {
-		const struct device_ops *ops = device_table[i];
+	for (const struct device_ops *const *d = vmm_devices(); *d; d++) {
+		const struct device_ops *ops = *d;
 		unsigned count = ops->instances ? ops->instances(config) : 1;
 
 		for (unsigned n = 0; n < count; n++) {
@@ -337,7 +370,7 @@ static void test_restore_config(void **state)
 	assert_int_equal(out.disks[1].rate.bandwidth, 1 << 20);
 	assert_int_equal(out.disks[1].rate.ops, 50);
 	assert_int_equal(out.disks[0].rate.bandwidth, 0);
-	assert_true(out.rng && out.acpi && !out.no_legacy);
+	assert_true(vmm_config_device_on(&out, "virtio-rng") && out.acpi && !out.no_legacy);
 	assert_int_equal(out.console, VMM_CONSOLE_VIRTIO);
 	assert_int_equal(out.vsock_cid, 5);
 	assert_string_equal(out.vsock_path, "/tmp/elsewhere.sock");
@@ -377,7 +410,7 @@ static void test_restore_config(void **state)
 	/* a damaged state, or one of another size */
 	restore_options(&saved, &wanted);
 	for (unsigned i = 0; i < m.count; i++)
-		if (m.saved[i].section_id == DEVICE_SECTION_VIRTIO_BLK)
+		if (m.saved[i].section_id == vmm_device_find("virtio-blk")->section_id)
 			m.saved[i].length--;
 	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
 	machine_free(&m);
@@ -388,8 +421,9 @@ static void test_restore_config(void **state)
 	machine_save(&saved, &m);
 	vmm_config_init(&wanted);
 	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), 0);
-	assert_true(out.no_legacy && !out.acpi && !out.rng && !out.disk_count && !out.vsock_cid);
-	wanted.rng = true;
+	assert_true(out.no_legacy && !out.acpi && !vmm_config_device_on(&out, "virtio-rng") &&
+		    !out.disk_count && !out.vsock_cid);
+	vmm_config_device_switch(&wanted, "virtio-rng", true);
 	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
 	vmm_config_init(&wanted);
 	wanted.console = VMM_CONSOLE_VIRTIO;
@@ -404,6 +438,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_device),
+		cmocka_unit_test(test_device_registry),
 		cmocka_unit_test(test_ctl_console_batching),
 		cmocka_unit_test(test_uart_console_batching),
 		cmocka_unit_test(test_restore_config),

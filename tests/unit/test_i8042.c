@@ -13,6 +13,10 @@
 #include "vmm/device.h"
 #include "vmm/vmm.h"
 
+/* The devices tested here by name (each registers itself in its own file). */
+extern const struct device_ops i8042_device_ops; /* vmm/hw/i8042.c */
+extern const struct device_ops uart_device_ops;	 /* vmm/hw/uart.c */
+
 static unsigned resets;
 
 static void count_event(void *vm, enum guest_event event, uint64_t value, uint64_t rip)

@@ -144,7 +144,7 @@ static void ctl_destroy(void *dev)
 
 const struct device_ops ctl_device_ops = {
 	.name = "control-port",
-	.section_id = DEVICE_SECTION_CTL,
+	.section_id = 0x0200,
 	.state_version = 2,	   /* 2: console_batching */
 	.state_version_oldest = 1, /* version 1 is version 2 without console_batching */
 	.state_size = sizeof(struct ctl_state),
@@ -155,3 +155,4 @@ const struct device_ops ctl_device_ops = {
 	.restore = ctl_restore,
 	.destroy = ctl_destroy,
 };
+DEVICE_REGISTER(ctl_device_ops);

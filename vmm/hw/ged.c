@@ -174,7 +174,7 @@ static int ged_restore_config(const void *const *states, unsigned count,
 
 const struct device_ops ged_device_ops = {
 	.name = "acpi-ged",
-	.section_id = DEVICE_SECTION_GED,
+	.section_id = 0x0203,
 	.state_version = 1,
 	.state_size = sizeof(struct ged_state),
 	.instances = ged_instances,
@@ -186,3 +186,4 @@ const struct device_ops ged_device_ops = {
 	.restore_config = ged_restore_config,
 	.destroy = ged_destroy,
 };
+DEVICE_REGISTER(ged_device_ops);

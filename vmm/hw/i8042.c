@@ -216,7 +216,7 @@ static void i8042_destroy(void *dev)
 
 const struct device_ops i8042_device_ops = {
 	.name = "i8042",
-	.section_id = DEVICE_SECTION_I8042,
+	.section_id = 0x0202,
 	.state_version = 1,
 	.state_size = sizeof(struct i8042_state),
 	.create = i8042_create,
@@ -226,3 +226,4 @@ const struct device_ops i8042_device_ops = {
 	.restore = i8042_restore,
 	.destroy = i8042_destroy,
 };
+DEVICE_REGISTER(i8042_device_ops);

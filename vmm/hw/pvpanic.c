@@ -88,7 +88,7 @@ static void pvpanic_destroy(void *dev)
 
 const struct device_ops pvpanic_device_ops = {
 	.name = "pvpanic",
-	.section_id = DEVICE_SECTION_PVPANIC,
+	.section_id = 0x0204,
 	.state_version = 1,
 	.state_size = sizeof(struct pvpanic_state),
 	.instances = pvpanic_instances,
@@ -99,3 +99,4 @@ const struct device_ops pvpanic_device_ops = {
 	.restore = pvpanic_restore,
 	.destroy = pvpanic_destroy,
 };
+DEVICE_REGISTER(pvpanic_device_ops);

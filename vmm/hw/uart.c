@@ -553,7 +553,7 @@ static int uart_restore_config(const void *const *states, unsigned count,
 
 const struct device_ops uart_device_ops = {
 	.name = "uart",
-	.section_id = DEVICE_SECTION_UART,
+	.section_id = 0x0201,
 	.state_version = 1,
 	.state_size = sizeof(struct uart_state),
 	.instances = uart_instances,
@@ -567,3 +567,4 @@ const struct device_ops uart_device_ops = {
 	.guest_event = uart_guest_event,
 	.destroy = uart_destroy,
 };
+DEVICE_REGISTER(uart_device_ops);

@@ -93,7 +93,7 @@ static void vmgenid_destroy(void *dev)
 
 const struct device_ops vmgenid_device_ops = {
 	.name = "vmgenid",
-	.section_id = DEVICE_SECTION_VMGENID,
+	.section_id = 0x0205,
 	.state_version = 1,
 	.state_size = sizeof(struct vmgenid_state),
 	.instances = vmgenid_instances,
@@ -104,3 +104,4 @@ const struct device_ops vmgenid_device_ops = {
 	.restore = vmgenid_restore,
 	.destroy = vmgenid_destroy,
 };
+DEVICE_REGISTER(vmgenid_device_ops);

@@ -24,6 +24,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#define VIRTIO_ID_BLOCK 2 /* its device id (virtio 1.2, section 5) */
+
 #define BLK_QUEUE_SIZE 128
 #define SECTOR_SIZE    512
 
@@ -529,7 +531,7 @@ static void blk_destroy(void *dev)
 
 const struct device_ops virtio_blk_device_ops = {
 	.name = "virtio-blk",
-	.section_id = DEVICE_SECTION_VIRTIO_BLK,
+	.section_id = 0x0304,
 	.state_version = 2, /* 2: the disk's configuration */
 	.state_size = sizeof(struct virtio_blk_state),
 	.instances = blk_instances,
@@ -541,3 +543,4 @@ const struct device_ops virtio_blk_device_ops = {
 	.restore_config = blk_restore_config,
 	.destroy = blk_destroy,
 };
+DEVICE_REGISTER(virtio_blk_device_ops);

@@ -16,6 +16,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#define VIRTIO_ID_CONSOLE 3 /* its device id (virtio 1.2, section 5) */
+
 #define CONSOLE_QUEUE_SIZE 64
 #define CONSOLE_RX	   0
 #define CONSOLE_TX	   1
@@ -223,7 +225,7 @@ static void console_destroy(void *dev)
 
 const struct device_ops virtio_console_device_ops = {
 	.name = "virtio-console",
-	.section_id = DEVICE_SECTION_VIRTIO_CONSOLE,
+	.section_id = 0x0301,
 	.state_version = 1,
 	.state_size = sizeof(struct virtio_mmio_state),
 	.instances = console_instances,
@@ -235,3 +237,4 @@ const struct device_ops virtio_console_device_ops = {
 	.restore_config = console_restore_config,
 	.destroy = console_destroy,
 };
+DEVICE_REGISTER(virtio_console_device_ops);

@@ -28,6 +28,8 @@
 
 #include <linux/if_tun.h>
 
+#define VIRTIO_ID_NET 1 /* its device id (virtio 1.2, section 5) */
+
 #define NET_QUEUE_SIZE 256
 #define NET_RX	       0
 #define NET_TX	       1
@@ -526,7 +528,7 @@ static void net_destroy(void *dev)
 
 const struct device_ops virtio_net_device_ops = {
 	.name = "virtio-net",
-	.section_id = DEVICE_SECTION_VIRTIO_NET,
+	.section_id = 0x0305,
 	.state_version = 2, /* 2: the rate limits */
 	.state_size = sizeof(struct virtio_net_state),
 	.instances = net_instances,
@@ -538,3 +540,4 @@ const struct device_ops virtio_net_device_ops = {
 	.restore_config = net_restore_config,
 	.destroy = net_destroy,
 };
+DEVICE_REGISTER(virtio_net_device_ops);

@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <sys/random.h>
 
+#define VIRTIO_ID_RNG 4		   /* its device id (virtio 1.2, section 5) */
+#define RNG_NAME      "virtio-rng" /* device_ops.name, and what --rng switches on */
+
 #define RNG_QUEUE_SIZE	  64
 #define RNG_MAX_PER_CHAIN (64 * 1024) /* bounds the time one request holds the device */
 
@@ -70,7 +73,7 @@ _Static_assert(offsetof(struct virtio_rng, t) == 0, "virtio_mmio_device_* take t
 
 static unsigned rng_instances(const struct vmm_config *config)
 {
-	return config && config->rng ? 1 : 0;
+	return config && vmm_config_device_on(config, RNG_NAME) ? 1 : 0;
 }
 
 static void *rng_create(const struct device_context *ctx)
@@ -91,12 +94,11 @@ static int rng_restore_config(const void *const *states, unsigned count,
 			      const struct vmm_config *wanted, struct vmm_config *config)
 {
 	(void)states;
-	if (wanted->rng && !count) {
+	if (vmm_config_device_on(wanted, RNG_NAME) && !count) {
 		log_error("the snapshot's VM has no entropy device");
 		return -EINVAL;
 	}
-	config->rng = count > 0;
-	return 0;
+	return vmm_config_device_switch(config, RNG_NAME, count > 0);
 }
 
 static void rng_destroy(void *dev)
@@ -108,8 +110,8 @@ static void rng_destroy(void *dev)
 }
 
 const struct device_ops virtio_rng_device_ops = {
-	.name = "virtio-rng",
-	.section_id = DEVICE_SECTION_VIRTIO_RNG,
+	.name = RNG_NAME,
+	.section_id = 0x0302,
 	.state_version = 1,
 	.state_size = sizeof(struct virtio_mmio_state),
 	.instances = rng_instances,
@@ -121,3 +123,4 @@ const struct device_ops virtio_rng_device_ops = {
 	.restore_config = rng_restore_config,
 	.destroy = rng_destroy,
 };
+DEVICE_REGISTER(virtio_rng_device_ops);

@@ -21,13 +21,6 @@
 
 #include "vmm/device.h"
 
-/* Device IDs (virtio 1.2, section 5). */
-#define VIRTIO_ID_NET	  1
-#define VIRTIO_ID_BLOCK	  2
-#define VIRTIO_ID_CONSOLE 3
-#define VIRTIO_ID_RNG	  4
-#define VIRTIO_ID_VSOCK	  19
-
 /* Feature bits every device may offer. */
 #define VIRTIO_F_INDIRECT_DESC (1ULL << 28)
 #define VIRTIO_F_VERSION_1     (1ULL << 32)

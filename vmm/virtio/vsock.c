@@ -42,6 +42,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#define VIRTIO_ID_VSOCK 19 /* its device id (virtio 1.2, section 5) */
+
 #define VSOCK_QUEUE_SIZE 128
 #define VSOCK_RX	 0
 #define VSOCK_TX	 1
@@ -927,7 +929,7 @@ static void vsock_destroy(void *dev)
 
 const struct device_ops virtio_vsock_device_ops = {
 	.name = "virtio-vsock",
-	.section_id = DEVICE_SECTION_VIRTIO_VSOCK,
+	.section_id = 0x0303,
 	.state_version = 1,
 	.state_size = sizeof(struct virtio_vsock_state),
 	.instances = vsock_instances,
@@ -939,3 +941,4 @@ const struct device_ops virtio_vsock_device_ops = {
 	.restore_config = vsock_restore_config,
 	.destroy = vsock_destroy,
 };
+DEVICE_REGISTER(virtio_vsock_device_ops);
