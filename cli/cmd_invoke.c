@@ -130,7 +130,7 @@ int cmd_invoke_main(int argc, char **argv)
 			ret = disk_option_parse("invoke", optarg, &options.vm);
 			break;
 		case 'v':
-			ret = vsock_option_parse("invoke", optarg, &options.vm);
+			ret = device_option_parse("invoke", "--vsock", optarg, &options.vm);
 			break;
 		case 'N':
 			ret = net_option_parse("invoke", optarg, &options.vm);

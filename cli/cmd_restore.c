@@ -144,7 +144,7 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 			ret = disk_option_parse("restore", optarg, &o->restore.vm);
 			break;
 		case 'v':
-			ret = vsock_option_parse("restore", optarg, &o->restore.vm);
+			ret = device_option_parse("restore", "--vsock", optarg, &o->restore.vm);
 			break;
 		case 'N':
 			if (o->net_count < VMM_MAX_NETS)

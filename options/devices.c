@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 /*
@@ -116,29 +115,6 @@ int disk_option_parse(const char *command, const char *text, struct vmm_config *
 	if (access(disk->path, disk->read_only ? R_OK : R_OK | W_OK) < 0)
 		return opt_usage_error(command, "--disk: %s: %s", disk->path, strerror(errno));
 	config->disk_count++;
-	return 0;
-}
-
-int vsock_option_parse(const char *command, const char *text, struct vmm_config *config)
-{
-	const char *comma = strchr(text, ',');
-	char cid[24];
-	uint64_t value;
-
-	if (!comma || (size_t)(comma - text) >= sizeof(cid))
-		return opt_usage_error(command, "--vsock: '%s' is not CID,PATH", text);
-	snprintf(cid, sizeof(cid), "%.*s", (int)(comma - text), text);
-	if (parse_u64(cid, &value) || value < VMM_VSOCK_CID_MIN || value > UINT32_MAX)
-		return opt_usage_error(command, "--vsock: CID '%s' is not a number from %d to %u",
-				       cid, VMM_VSOCK_CID_MIN, UINT32_MAX);
-	/* room for "_<port>" after PATH for the guest-to-host listeners */
-	if (!comma[1] ||
-	    strlen(comma + 1) + sizeof("_4294967295") > sizeof(((struct sockaddr_un *)0)->sun_path))
-		return opt_usage_error(command, "--vsock: PATH must be 1 to %zu bytes",
-				       sizeof(((struct sockaddr_un *)0)->sun_path) -
-					       sizeof("_4294967295"));
-	config->vsock_cid = value;
-	snprintf(config->vsock_path, sizeof(config->vsock_path), "%s", comma + 1);
 	return 0;
 }
 

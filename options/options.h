@@ -61,9 +61,10 @@ struct vm_option {
 	 */
 	bool restore;
 	/*
-	 * A switch with no parser that turns this device type on (its
-	 * device_ops.name): a device with nothing to configure needs no
-	 * parser and no field in struct vmm_config.
+	 * The device type (its device_ops.name) that takes this option's
+	 * values itself, checked by the device (device_ops.check_arg) into
+	 * vmm_config.device_args; parse is NULL then. A new device needs no
+	 * parser here and no field in struct vmm_config.
 	 */
 	const char *device;
 };
@@ -84,8 +85,13 @@ void vm_options_help(FILE *out);
 int console_option_parse(const char *command, const char *text, struct vmm_config *config);
 /* Adds a --disk PATH[,ro][,id=NAME][,bw=BYTES][,iops=N] to config. */
 int disk_option_parse(const char *command, const char *text, struct vmm_config *config);
-/* Parses --vsock CID,PATH (PATH is copied). */
-int vsock_option_parse(const char *command, const char *text, struct vmm_config *config);
+/*
+ * Applies the value of the option `flag` (such as "--vsock") that names its
+ * device type (vm_option.device): the device checks it, and a non-list
+ * option's new value replaces the old. 0 or EXIT_USAGE after one line.
+ */
+int device_option_parse(const char *command, const char *flag, const char *value,
+			struct vmm_config *config);
 /* Adds a --net tap=NAME[,mac=MAC] or user[,mac=MAC][,hostfwd=RULE]..., with bw= and pps=. */
 int net_option_parse(const char *command, const char *text, struct vmm_config *config);
 /* Parses --netns PATH into config. */

@@ -111,11 +111,6 @@ static int disk_parse(const char *command, const char *value, struct vm_settings
 	return disk_option_parse(command, value, &s->config);
 }
 
-static int vsock_parse(const char *command, const char *value, struct vm_settings *s)
-{
-	return vsock_option_parse(command, value, &s->config);
-}
-
 static int net_parse(const char *command, const char *value, struct vm_settings *s)
 {
 	return net_option_parse(command, value, &s->config);
@@ -189,7 +184,7 @@ const struct vm_option vm_options[] = {
 	  "  --vsock CID,PATH   a virtio vsock device with guest CID: host programs\n"
 	  "                     connect to PATH and send 'CONNECT <port>\\n'; guest\n"
 	  "                     connections to host port P go to PATH_P\n",
-	  0, vsock_parse, true, NULL },
+	  0, NULL, true, "virtio-vsock" },
 	{ "--rng", "rng", VM_OPTION_SWITCH,
 	  "  --rng              a virtio entropy device (host getrandom)\n",
 	  0, NULL, false, "virtio-rng" },
@@ -222,14 +217,29 @@ const struct vm_option vm_options[] = {
 };
 /* clang-format on */
 
+/* A device's option: the device checks its value, and a single one replaces the last. */
+static int device_arg_apply(const struct vm_option *o, const char *value, struct vmm_config *config)
+{
+	if (o->kind != VM_OPTION_LIST)
+		vmm_config_device_args_drop(config, o->device);
+	return vmm_config_device_arg_add(config, o->device, value ? value : "") ? EXIT_USAGE : 0;
+}
+
 int vm_option_parse(const struct vm_option *o, const char *command, const char *value,
 		    struct vm_settings *settings)
 {
 	if (o->parse)
 		return o->parse(command, value, settings);
-	if (vmm_config_device_switch(&settings->config, o->device, true))
-		return EXIT_USAGE;
-	return 0;
+	return device_arg_apply(o, value, &settings->config);
+}
+
+int device_option_parse(const char *command, const char *flag, const char *value,
+			struct vmm_config *config)
+{
+	for (const struct vm_option *o = vm_options; o->flag; o++)
+		if (o->device && !strcmp(o->flag, flag))
+			return device_arg_apply(o, value, config);
+	return opt_usage_error(command, "%s is not a device option", flag);
 }
 
 void vm_options_help(FILE *out)

@@ -99,6 +99,12 @@ struct device_ops {
 	 * older state must be a prefix of today's: it arrives zero-extended.
 	 */
 	uint32_t state_version_oldest;
+	/*
+	 * Checks one value of the VM option that names this device type
+	 * (options/vm_options.c), before it goes into vmm_config.device_args:
+	 * 0, or -EINVAL with one line logged. NULL: the option is a switch.
+	 */
+	int (*check_arg)(const char *value);
 	/* How many of this device the configuration asks for; NULL: always one. */
 	unsigned (*instances)(const struct vmm_config *config);
 	/* Creates the device and registers its I/O ranges; NULL on failure. */

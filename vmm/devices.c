@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,31 +62,50 @@ const struct device_ops *vmm_device_find(const char *name)
 	return NULL;
 }
 
-bool vmm_config_device_on(const struct vmm_config *config, const char *name)
+const char *vmm_config_device_arg(const struct vmm_config *config, const char *name, unsigned index)
 {
-	for (unsigned i = 0; i < config->devices_on_count; i++)
-		if (!strcmp(config->devices_on[i], name))
-			return true;
-	return false;
+	for (unsigned i = 0; i < config->device_arg_count; i++)
+		if (!strcmp(config->device_args[i].device, name) && index-- == 0)
+			return config->device_args[i].value;
+	return NULL;
 }
 
-int vmm_config_device_switch(struct vmm_config *config, const char *name, bool on)
+int vmm_config_device_arg_add(struct vmm_config *config, const char *name, const char *value)
 {
-	unsigned i = 0;
+	const struct device_ops *ops = vmm_device_find(name);
+	struct vmm_device_arg *arg;
 
-	while (i < config->devices_on_count && strcmp(config->devices_on[i], name))
-		i++;
-	if (!on && i < config->devices_on_count)
-		config->devices_on[i] = config->devices_on[--config->devices_on_count];
-	else if (on && i == config->devices_on_count) {
-		if (i == VMM_MAX_DEVICES_ON) {
-			log_error("cannot switch on %s: %d device types are on already", name,
-				  VMM_MAX_DEVICES_ON);
-			return -ENOSPC;
-		}
-		config->devices_on[config->devices_on_count++] = name;
+	if (!ops)
+		return log_invalid("no device type is called %s", name);
+	if (!ops->check_arg && value[0])
+		return log_invalid("%s takes no value ('%s')", name, value);
+	if (ops->check_arg) {
+		int ret = ops->check_arg(value);
+
+		if (ret)
+			return ret;
 	}
+	if (strlen(value) >= VMM_DEVICE_ARG_MAX)
+		return log_invalid("%s: a value of %zu bytes is too long (at most %d)", name,
+				   strlen(value), VMM_DEVICE_ARG_MAX - 1);
+	if (config->device_arg_count == VMM_MAX_DEVICE_ARGS) {
+		log_error("%s: more than %d device option values", name, VMM_MAX_DEVICE_ARGS);
+		return -ENOSPC;
+	}
+	arg = &config->device_args[config->device_arg_count++];
+	arg->device = ops->name;
+	snprintf(arg->value, sizeof(arg->value), "%s", value);
 	return 0;
+}
+
+void vmm_config_device_args_drop(struct vmm_config *config, const char *name)
+{
+	unsigned kept = 0;
+
+	for (unsigned i = 0; i < config->device_arg_count; i++)
+		if (strcmp(config->device_args[i].device, name))
+			config->device_args[kept++] = config->device_args[i];
+	config->device_arg_count = kept;
 }
 
 #define DEVICE_MAX_INSTANCES 16 /* of one type: more than any configuration makes */

@@ -38,7 +38,14 @@ enum vmm_console_kind {
 #define VMM_DISK_ID_MAX	   20 /* bytes of a virtio-blk serial (GET_ID) */
 #define VMM_VSOCK_CID_MIN  3  /* 0-2 are reserved (hypervisor, local, host) */
 
-#define VMM_MAX_DEVICES_ON 8 /* device types a VM option switches on (vmm_config) */
+#define VMM_MAX_DEVICE_ARGS 8	/* option values of the devices that read their own */
+#define VMM_DEVICE_ARG_MAX  512 /* bytes of one, the NUL included */
+
+/* One value of a VM option that names its device type (vmm_config.device_args). */
+struct vmm_device_arg {
+	const char *device;		/* device_ops.name */
+	char value[VMM_DEVICE_ARG_MAX]; /* as given; "" for a switch (--rng) */
+};
 
 #define VMM_MAX_NETS	   4
 #define VMM_MAX_HOSTFWDS   8
@@ -106,22 +113,20 @@ struct vmm_config {
 	/* virtio devices */
 	unsigned disk_count;
 	struct vmm_disk disks[VMM_MAX_DISKS];
-	uint64_t vsock_cid; /* 0: no vsock device */
-	/* host side: listener for CONNECT, and PATH_PORT listeners; empty: none */
-	char vsock_path[VMM_VSOCK_PATH_MAX];
 	unsigned net_count;
 	struct vmm_net nets[VMM_MAX_NETS];
 	/* network namespace (a file such as /run/netns/NAME) vm_create enters; empty: ours */
 	char netns[VMM_NETNS_PATH_MAX];
 
 	/*
-	 * Device types whose whole configuration is being there (the entropy
-	 * device), switched on by name, device_ops.name: a VM option declares
-	 * the switch (options/vm_options.c) and the device reads it, so no
-	 * field here names them.
+	 * The values of the VM options that configure a device type of their
+	 * own (--rng, --vsock): the option's declaration names the device
+	 * (options/vm_options.c), and the device checks and reads its values
+	 * (device_ops.check_arg, vmm_config_device_arg), so no field here
+	 * names it.
 	 */
-	unsigned devices_on_count;
-	const char *devices_on[VMM_MAX_DEVICES_ON]; /* strings that outlive the config */
+	unsigned device_arg_count;
+	struct vmm_device_arg device_args[VMM_MAX_DEVICE_ARGS];
 };
 
 /* The range of device section ids (vmm/device.h), before the instance number << 16. */
@@ -171,13 +176,17 @@ enum vm_event {
 
 /* Fills in the defaults: 128 MiB, 1 vCPU, automatic boot, console on stdio. */
 void vmm_config_init(struct vmm_config *config);
-/* Whether config switches on the device type `name` (vmm_config.devices_on). */
-bool vmm_config_device_on(const struct vmm_config *config, const char *name);
+/* The index-th value config gives device type `name` ("" for a switch), or NULL. */
+const char *vmm_config_device_arg(const struct vmm_config *config, const char *name,
+				  unsigned index);
 /*
- * Switches the device type `name` on or off in config; name must outlive
- * config (a literal). 0, or -ENOSPC with one line logged.
+ * Gives device type `name` one more value ("" switches it on), once the
+ * device has checked it (device_ops.check_arg). 0, or -EINVAL (no such
+ * device, a value it refuses) or -ENOSPC, with one line logged.
  */
-int vmm_config_device_switch(struct vmm_config *config, const char *name, bool on);
+int vmm_config_device_arg_add(struct vmm_config *config, const char *name, const char *value);
+/* Forgets every value config gives device type `name`. */
+void vmm_config_device_args_drop(struct vmm_config *config, const char *name);
 /* The MAC of network device `index`: the configured one, else 52:54:00:12:34:56 + index. */
 void vmm_net_mac(const struct vmm_config *config, unsigned index, uint8_t mac[6]);
 

@@ -151,6 +151,7 @@ static const uint8_t fuzz_generation[16] = { 0x5a };
 static const struct vmm_config *fuzz_config_get(void)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	char vsock[VMM_DEVICE_ARG_MAX]; /* "3,DIR/v.sock" */
 	const char *dir;
 	int disk;
 
@@ -166,20 +167,20 @@ static const struct vmm_config *fuzz_config_get(void)
 	fuzz_config.acpi = true;
 	fuzz_config.console = VMM_CONSOLE_VIRTIO;
 	fuzz_config.console_in_fd = fuzz_config.console_out_fd = -1;
-	vmm_config_device_switch(&fuzz_config, "virtio-rng", true);
+	vmm_config_device_arg_add(&fuzz_config, "virtio-rng", "");
 	fuzz_config.disk_count = 2;
 	snprintf(fuzz_config.disks[0].path, VMM_DISK_PATH_MAX, "/proc/self/fd/%d", disk);
 	snprintf(fuzz_config.disks[0].id, sizeof(fuzz_config.disks[0].id), "fuzz-disk");
 	snprintf(fuzz_config.disks[1].path, VMM_DISK_PATH_MAX, "/proc/self/fd/%d", disk);
 	fuzz_config.disks[1].read_only = true;
-	fuzz_config.vsock_cid = 3;
-	snprintf(fuzz_config.vsock_path, sizeof(fuzz_config.vsock_path), "%s/v.sock", dir);
+	snprintf(vsock, sizeof(vsock), "3,%s/v.sock", dir);
+	if (vmm_config_device_arg_add(&fuzz_config, "virtio-vsock", vsock)) /* logs why */
+		abort();
 	fuzz_config.net_count = 2;
 	fuzz_config.nets[0].backend = VMM_NET_TAP;
 	fuzz_config.nets[1].backend = VMM_NET_USER;
 	/* a host program listening on one port, so that the guest's connections can succeed */
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s_%u", fuzz_config.vsock_path,
-		 FUZZ_VSOCK_PORT);
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s_%u", vsock + 2, FUZZ_VSOCK_PORT);
 	fuzz_vsock_listener = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fuzz_vsock_listener < 0 ||
 	    bind(fuzz_vsock_listener, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||

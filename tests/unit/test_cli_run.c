@@ -85,8 +85,8 @@ static void test_run_virtio_devices(void **state)
 	(void)state;
 	assert_int_equal(PARSE(&o, "--kernel", "k"), 0);
 	assert_int_equal(o.vm.config.disk_count, 0);
-	assert_int_equal(o.vm.config.vsock_cid, 0);
-	assert_false(vmm_config_device_on(&o.vm.config, "virtio-rng"));
+	assert_null(vmm_config_device_arg(&o.vm.config, "virtio-vsock", 0));
+	assert_null(vmm_config_device_arg(&o.vm.config, "virtio-rng", 0));
 	/* disks must exist (and be writable unless ro) when the options are read */
 	assert_int_equal(PARSE(&o, "--kernel", "k", "--disk", "/dev/null", "--disk",
 			       "/b,c.img,ro,id=serial-1", "--vsock", "42,/tmp/v.sock", "--rng",
@@ -103,9 +103,10 @@ static void test_run_virtio_devices(void **state)
 	assert_string_equal(o.vm.config.disks[1].path, "/dev/zero");
 	assert_true(o.vm.config.disks[1].read_only);
 	assert_string_equal(o.vm.config.disks[1].id, "serial-1");
-	assert_int_equal(o.vm.config.vsock_cid, 42);
-	assert_string_equal(o.vm.config.vsock_path, "/tmp/v.sock");
-	assert_true(vmm_config_device_on(&o.vm.config, "virtio-rng"));
+	assert_string_equal(vmm_config_device_arg(&o.vm.config, "virtio-vsock", 0),
+			    "42,/tmp/v.sock");
+	assert_null(vmm_config_device_arg(&o.vm.config, "virtio-vsock", 1));
+	assert_string_equal(vmm_config_device_arg(&o.vm.config, "virtio-rng", 0), "");
 	assert_int_equal(o.vm.config.console, VMM_CONSOLE_VIRTIO);
 }
 

@@ -19,6 +19,7 @@
 #include "common/common.h"
 #include "vmm/device.h"
 #include "vmm/vmm.h"
+#include "tests/unit/test_log.h"
 
 /* The devices tested here by name (each registers itself in its own file). */
 extern const struct device_ops ctl_device_ops;	   /* vmm/hw/ctl.c */
@@ -51,19 +52,39 @@ struct instance {
 
 static char disk_path[] = "/tmp/snapvm-test-devices-XXXXXX";
 
+/* Gives config a vsock device with this CID and host socket (CID 0: none). */
+static void vsock_set(struct vmm_config *config, unsigned long cid, const char *path)
+{
+	char value[VMM_DEVICE_ARG_MAX];
+
+	vmm_config_device_args_drop(config, "virtio-vsock");
+	if (!cid)
+		return;
+	snprintf(value, sizeof(value), "%lu,%s", cid, path);
+	assert_int_equal(vmm_config_device_arg_add(config, "virtio-vsock", value), 0);
+}
+
+/* The vsock CID config gives, or 0. */
+static unsigned long vsock_cid(const struct vmm_config *config)
+{
+	const char *value = vmm_config_device_arg(config, "virtio-vsock", 0);
+
+	return value ? strtoul(value, NULL, 10) : 0;
+}
+
 /* One of every optional device; each instance gets its own vsock listener path. */
 static void instance_configure(struct instance *in)
 {
 	static unsigned serial;
+	char path[64];
 
 	vmm_config_init(&in->config);
 	in->config.console = VMM_CONSOLE_VIRTIO;
-	vmm_config_device_switch(&in->config, "virtio-rng", true);
+	assert_int_equal(vmm_config_device_arg_add(&in->config, "virtio-rng", ""), 0);
 	in->config.disk_count = 1;
 	snprintf(in->config.disks[0].path, sizeof(in->config.disks[0].path), "%s", disk_path);
-	snprintf(in->config.vsock_path, sizeof(in->config.vsock_path),
-		 "/tmp/snapvm-test-vsock-%d-%u", (int)getpid(), serial++);
-	in->config.vsock_cid = 3;
+	snprintf(path, sizeof(path), "/tmp/snapvm-test-vsock-%d-%u", (int)getpid(), serial++);
+	vsock_set(&in->config, 3, path);
 	in->config.net_count = 1; /* user networking: no privilege needed */
 	in->config.nets[0].backend = VMM_NET_USER;
 	in->config.acpi = true; /* the GED, pvpanic and vmgenid */
@@ -330,8 +351,7 @@ static void restore_options(const struct vmm_config *saved, struct vmm_config *w
 		snprintf(wanted->disks[i].path, sizeof(wanted->disks[i].path), "%s", disk_path);
 		wanted->disks[i].read_only = saved->disks[i].read_only;
 	}
-	wanted->vsock_cid = saved->vsock_cid;
-	snprintf(wanted->vsock_path, sizeof(wanted->vsock_path), "/tmp/elsewhere.sock");
+	vsock_set(wanted, vsock_cid(saved), "/tmp/elsewhere.sock");
 	wanted->net_count = saved->net_count;
 	wanted->nets[0].backend = VMM_NET_USER;
 }
@@ -356,7 +376,7 @@ static void test_restore_config(void **state)
 	saved.disks[1].read_only = true;
 	snprintf(saved.disks[1].id, sizeof(saved.disks[1].id), "SERIAL-B");
 	saved.disks[1].rate = (struct vmm_rate_limit){ .bandwidth = 1 << 20, .ops = 50 };
-	saved.vsock_cid = 5;
+	vsock_set(&saved, 5, vmm_config_device_arg(&in.config, "virtio-vsock", 0) + 2);
 	memcpy(saved.nets[0].mac, mac, 6);
 	saved.nets[0].rate.ops = 300;
 	machine_save(&saved, &m);
@@ -370,10 +390,10 @@ static void test_restore_config(void **state)
 	assert_int_equal(out.disks[1].rate.bandwidth, 1 << 20);
 	assert_int_equal(out.disks[1].rate.ops, 50);
 	assert_int_equal(out.disks[0].rate.bandwidth, 0);
-	assert_true(vmm_config_device_on(&out, "virtio-rng") && out.acpi && !out.no_legacy);
+	assert_true(vmm_config_device_arg(&out, "virtio-rng", 0) && out.acpi && !out.no_legacy);
 	assert_int_equal(out.console, VMM_CONSOLE_VIRTIO);
-	assert_int_equal(out.vsock_cid, 5);
-	assert_string_equal(out.vsock_path, "/tmp/elsewhere.sock");
+	assert_string_equal(vmm_config_device_arg(&out, "virtio-vsock", 0),
+			    "5,/tmp/elsewhere.sock");
 	assert_memory_equal(out.nets[0].mac, mac, 6);
 	assert_int_equal(out.nets[0].rate.ops, 300);
 
@@ -389,14 +409,14 @@ static void test_restore_config(void **state)
 	wanted.disk_count = 0;
 	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
 	restore_options(&saved, &wanted);
-	wanted.vsock_cid = 0;
+	vsock_set(&wanted, 0, NULL);
 	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
 	restore_options(&saved, &wanted);
 	wanted.net_count = 0;
 	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
 	/* what the guest saw cannot change */
 	restore_options(&saved, &wanted);
-	wanted.vsock_cid = 6;
+	vsock_set(&wanted, 6, "/tmp/elsewhere.sock");
 	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
 	restore_options(&saved, &wanted);
 	wanted.nets[0].mac[0] = 0x06;
@@ -421,17 +441,80 @@ static void test_restore_config(void **state)
 	machine_save(&saved, &m);
 	vmm_config_init(&wanted);
 	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), 0);
-	assert_true(out.no_legacy && !out.acpi && !vmm_config_device_on(&out, "virtio-rng") &&
-		    !out.disk_count && !out.vsock_cid);
-	vmm_config_device_switch(&wanted, "virtio-rng", true);
+	assert_true(out.no_legacy && !out.acpi && !vmm_config_device_arg(&out, "virtio-rng", 0) &&
+		    !out.disk_count && !vsock_cid(&out));
+	assert_int_equal(vmm_config_device_arg_add(&wanted, "virtio-rng", ""), 0);
 	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
 	vmm_config_init(&wanted);
 	wanted.console = VMM_CONSOLE_VIRTIO;
 	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL);
 	restore_options(&in.config, &wanted);
-	wanted.net_count = wanted.vsock_cid = 0;
+	wanted.net_count = 0;
+	vsock_set(&wanted, 0, NULL);
 	assert_int_equal(vmm_config_restore(&wanted, m.saved, m.count, &out), -EINVAL); /* a disk */
 	machine_free(&m);
+}
+
+/* One logged line, ending in a newline, that contains `what`. */
+static void assert_one_line(const char *logged, const char *what)
+{
+	assert_non_null(strstr(logged, what));
+	assert_non_null(strchr(logged, '\n'));
+	assert_int_equal(strchr(logged, '\n')[1], '\0');
+}
+
+/*
+ * The values a VM option gives a device that reads its own: checked by the
+ * device on the way in, one line for a refused one, found again in order.
+ */
+static void test_device_args(void **state)
+{
+	char logged[512], longer[VMM_DEVICE_ARG_MAX + 8];
+	struct vmm_config config;
+
+	(void)state;
+	vmm_config_init(&config);
+	assert_int_equal(
+		LOGGED(logged, vmm_config_device_arg_add(&config, "virtio-vsock", "7,/tmp/a.sock")),
+		0);
+	assert_string_equal(logged, "");
+	assert_int_equal(vmm_config_device_arg_add(&config, "virtio-rng", ""), 0);
+	assert_string_equal(vmm_config_device_arg(&config, "virtio-vsock", 0), "7,/tmp/a.sock");
+	assert_string_equal(vmm_config_device_arg(&config, "virtio-rng", 0), "");
+	assert_null(vmm_config_device_arg(&config, "virtio-rng", 1));
+	assert_null(vmm_config_device_arg(&config, "virtio-blk", 0));
+
+	/* refused: the device's own check, a value for a switch, no such device, too long */
+	assert_int_equal(
+		LOGGED(logged, vmm_config_device_arg_add(&config, "virtio-vsock", "2,/tmp/a.sock")),
+		-EINVAL);
+	assert_one_line(logged, "CID '2' is not a number from 3");
+	assert_int_equal(LOGGED(logged, vmm_config_device_arg_add(&config, "virtio-rng", "yes")),
+			 -EINVAL);
+	assert_one_line(logged, "virtio-rng takes no value");
+	assert_int_equal(LOGGED(logged, vmm_config_device_arg_add(&config, "no-such", "")),
+			 -EINVAL);
+	assert_one_line(logged, "no device type is called no-such");
+	memset(longer, 'x', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	memcpy(longer, "3,/", 3);
+	assert_int_equal(LOGGED(logged, vmm_config_device_arg_add(&config, "virtio-vsock", longer)),
+			 -EINVAL);
+	assert_one_line(logged, "vsock: PATH must be");
+	assert_int_equal(config.device_arg_count, 2);
+
+	/* full: one line, nothing lost */
+	for (unsigned i = config.device_arg_count; i < VMM_MAX_DEVICE_ARGS; i++)
+		assert_int_equal(vmm_config_device_arg_add(&config, "virtio-rng", ""), 0);
+	assert_int_equal(LOGGED(logged, vmm_config_device_arg_add(&config, "virtio-rng", "")),
+			 -ENOSPC);
+	assert_one_line(logged, "more than");
+	assert_string_equal(vmm_config_device_arg(&config, "virtio-vsock", 0), "7,/tmp/a.sock");
+
+	vmm_config_device_args_drop(&config, "virtio-rng");
+	assert_int_equal(config.device_arg_count, 1);
+	assert_null(vmm_config_device_arg(&config, "virtio-rng", 0));
+	assert_string_equal(vmm_config_device_arg(&config, "virtio-vsock", 0), "7,/tmp/a.sock");
 }
 
 int main(void)
@@ -439,6 +522,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_device),
 		cmocka_unit_test(test_device_registry),
+		cmocka_unit_test(test_device_args),
 		cmocka_unit_test(test_ctl_console_batching),
 		cmocka_unit_test(test_uart_console_batching),
 		cmocka_unit_test(test_restore_config),

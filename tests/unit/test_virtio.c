@@ -81,7 +81,7 @@ static int setup(void **state)
 	if (guest_memory_map(&f.mem))
 		return -1;
 	vmm_config_init(&f.config);
-	vmm_config_device_switch(&f.config, "virtio-rng", true);
+	assert_int_equal(vmm_config_device_arg_add(&f.config, "virtio-rng", ""), 0);
 	f.ctx = (struct device_context){ .io = &f.io,
 					 .mem = &f.mem,
 					 .irq_line = count_irq,

@@ -73,7 +73,7 @@ _Static_assert(offsetof(struct virtio_rng, t) == 0, "virtio_mmio_device_* take t
 
 static unsigned rng_instances(const struct vmm_config *config)
 {
-	return config && vmm_config_device_on(config, RNG_NAME) ? 1 : 0;
+	return config && vmm_config_device_arg(config, RNG_NAME, 0) ? 1 : 0;
 }
 
 static void *rng_create(const struct device_context *ctx)
@@ -94,11 +94,12 @@ static int rng_restore_config(const void *const *states, unsigned count,
 			      const struct vmm_config *wanted, struct vmm_config *config)
 {
 	(void)states;
-	if (vmm_config_device_on(wanted, RNG_NAME) && !count) {
+	if (vmm_config_device_arg(wanted, RNG_NAME, 0) && !count) {
 		log_error("the snapshot's VM has no entropy device");
 		return -EINVAL;
 	}
-	return vmm_config_device_switch(config, RNG_NAME, count > 0);
+	vmm_config_device_args_drop(config, RNG_NAME);
+	return count ? vmm_config_device_arg_add(config, RNG_NAME, "") : 0;
 }
 
 static void rng_destroy(void *dev)

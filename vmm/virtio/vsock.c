@@ -42,7 +42,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define VIRTIO_ID_VSOCK 19 /* its device id (virtio 1.2, section 5) */
+#define VIRTIO_ID_VSOCK	  19		 /* its device id (virtio 1.2, section 5) */
+#define VSOCK_NAME	  "virtio-vsock" /* device_ops.name, and what --vsock configures */
+#define VSOCK_PORT_SUFFIX "_4294967295"	 /* the longest "_<port>" of a guest-to-host listener */
 
 #define VSOCK_QUEUE_SIZE 128
 #define VSOCK_RX	 0
@@ -792,14 +794,46 @@ static int vsock_listen(struct virtio_vsock *v)
 	return 0;
 }
 
-static int vsock_host_setup(struct virtio_vsock *v, const struct device_context *ctx)
+/*
+ * Reads a --vsock value, CID,PATH: the guest's CID, and the host socket
+ * that host programs connect to (PATH_<port> for the guest's connections).
+ * 0, or -EINVAL with one line logged.
+ */
+static int vsock_arg_parse(const char *value, uint64_t *cid, const char **path)
+{
+	const char *comma = strchr(value, ',');
+	char number[24];
+
+	if (!comma || (size_t)(comma - value) >= sizeof(number))
+		return log_invalid("vsock: '%s' is not CID,PATH", value);
+	snprintf(number, sizeof(number), "%.*s", (int)(comma - value), value);
+	if (parse_u64(number, cid) || *cid < VMM_VSOCK_CID_MIN || *cid > UINT32_MAX)
+		return log_invalid("vsock: CID '%s' is not a number from %d to %u", number,
+				   VMM_VSOCK_CID_MIN, UINT32_MAX);
+	*path = comma + 1;
+	if (!**path || strlen(*path) + sizeof(VSOCK_PORT_SUFFIX) > VMM_VSOCK_PATH_MAX)
+		return log_invalid("vsock: PATH must be 1 to %zu bytes",
+				   VMM_VSOCK_PATH_MAX - sizeof(VSOCK_PORT_SUFFIX));
+	return 0;
+}
+
+static int vsock_check_arg(const char *value)
+{
+	uint64_t cid;
+	const char *path;
+
+	return vsock_arg_parse(value, &cid, &path);
+}
+
+static int vsock_host_setup(struct virtio_vsock *v, const struct device_context *ctx,
+			    const char *path)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 	int ret;
 
-	if (strlen(ctx->config->vsock_path) + sizeof("_4294967295") > sizeof(v->path))
+	if (strlen(path) + sizeof(VSOCK_PORT_SUFFIX) > sizeof(v->path))
 		return -ENAMETOOLONG;
-	strcpy(v->path, ctx->config->vsock_path);
+	strcpy(v->path, path);
 	ret = vsock_listen(v);
 	if (ret)
 		return ret;
@@ -812,30 +846,34 @@ static int vsock_host_setup(struct virtio_vsock *v, const struct device_context 
 
 static unsigned vsock_instances(const struct vmm_config *config)
 {
-	return config && config->vsock_cid ? 1 : 0;
+	return config && vmm_config_device_arg(config, VSOCK_NAME, 0) ? 1 : 0;
 }
 
 static void vsock_destroy(void *dev);
 
 static void *vsock_create(const struct device_context *ctx)
 {
-	struct virtio_vsock *v = calloc(1, sizeof(*v));
+	const char *path, *arg = vmm_config_device_arg(ctx->config, VSOCK_NAME, 0);
+	struct virtio_vsock *v;
+	uint64_t cid;
 	int ret;
 
+	if (!arg || vsock_arg_parse(arg, &cid, &path))
+		return NULL;
+	v = calloc(1, sizeof(*v));
 	if (!v)
 		return NULL;
 	v->listen_fd = v->epoll_fd = -1;
 	v->t.notify_fd = v->t.irq_fd = -1;
 	for (unsigned i = 0; i < VSOCK_MAX_CONNECTIONS; i++)
 		v->conns[i].fd = -1;
-	v->guest_cid = ctx->config->vsock_cid;
+	v->guest_cid = cid;
 	v->next_port = VSOCK_EPHEMERAL_BASE;
 	ret = virtio_mmio_init(&v->t, &vsock_model, ctx);
 	if (!ret) {
-		ret = vsock_host_setup(v, ctx);
+		ret = vsock_host_setup(v, ctx, path);
 		if (ret)
-			log_error("vsock: cannot listen on %s: %s", ctx->config->vsock_path,
-				  strerror(-ret));
+			log_error("vsock: cannot listen on %s: %s", path, strerror(-ret));
 	}
 	if (ret) {
 		vsock_destroy(v);
@@ -880,32 +918,32 @@ static int vsock_restore(void *dev, const void *state)
 	return ret;
 }
 
-/* The guest keeps its CID; the host socket is the restore's. */
+/* The guest keeps its CID; the host socket is the restore's (wanted's --vsock, kept as given). */
 static int vsock_restore_config(const void *const *states, unsigned count,
 				const struct vmm_config *wanted, struct vmm_config *config)
 {
 	const struct virtio_vsock_state *s = count ? states[0] : NULL;
+	const char *path, *arg = vmm_config_device_arg(wanted, VSOCK_NAME, 0);
+	uint64_t cid = 0;
 
+	(void)config; /* a copy of wanted: its --vsock is the one to use */
+	if (arg && vsock_arg_parse(arg, &cid, &path))
+		return -EINVAL;
 	if (!s) {
-		if (wanted->vsock_cid)
-			log_error("the snapshot's VM has no vsock device");
-		config->vsock_cid = 0;
-		return wanted->vsock_cid ? -EINVAL : 0;
+		if (arg)
+			return log_invalid("the snapshot's VM has no vsock device");
+		return 0;
 	}
-	if (s->guest_cid < VMM_VSOCK_CID_MIN || s->guest_cid > UINT32_MAX) {
-		log_error("snapshot's vsock configuration is damaged");
-		return -EINVAL;
-	}
-	if (wanted->vsock_cid != s->guest_cid) {
-		if (wanted->vsock_cid)
-			log_error("the guest's vsock CID is %llu; it cannot change",
-				  (unsigned long long)s->guest_cid);
-		else
-			log_error("the snapshot's VM has a vsock device: give --vsock %llu,PATH at "
-				  "restore",
-				  (unsigned long long)s->guest_cid);
-		return -EINVAL;
-	}
+	if (s->guest_cid < VMM_VSOCK_CID_MIN || s->guest_cid > UINT32_MAX)
+		return log_invalid("snapshot's vsock configuration is damaged");
+	if (!arg)
+		return log_invalid(
+			"the snapshot's VM has a vsock device: give --vsock %llu,PATH at "
+			"restore",
+			(unsigned long long)s->guest_cid);
+	if (cid != s->guest_cid)
+		return log_invalid("the guest's vsock CID is %llu; it cannot change",
+				   (unsigned long long)s->guest_cid);
 	return 0;
 }
 
@@ -928,10 +966,11 @@ static void vsock_destroy(void *dev)
 }
 
 const struct device_ops virtio_vsock_device_ops = {
-	.name = "virtio-vsock",
+	.name = VSOCK_NAME,
 	.section_id = 0x0303,
 	.state_version = 1,
 	.state_size = sizeof(struct virtio_vsock_state),
+	.check_arg = vsock_check_arg,
 	.instances = vsock_instances,
 	.create = vsock_create,
 	.reset = virtio_mmio_device_reset,
