@@ -50,6 +50,18 @@ fi
 
 check "snapshot --store (the VM writes to its own store)" snapshot --api-sock "$TMP/sock" --store "$TMP" n
 
+# getopt's two refusals read alike in every command (opt_getopt_error)
+for cmd in run snapshot restore serve "store ls"; do
+	# shellcheck disable=SC2086
+	check "$cmd: unknown option" $cmd --frobnicate
+	expect_eq "$cmd: unknown option: message" "$(cat "$TMP/err")" \
+		"snapvm $cmd: unknown option '--frobnicate' (see 'snapvm $cmd --help')"
+	# shellcheck disable=SC2086
+	check "$cmd: option without its value" $cmd --store
+	expect_eq "$cmd: option without its value: message" "$(cat "$TMP/err")" \
+		"snapvm $cmd: --store needs a value (see 'snapvm $cmd --help')"
+done
+
 # --help everywhere exits 0 and prints usage
 for cmd in "" run snapshot restore invoke ls rm store serve bench "bench boot" "bench restore" \
 	"bench density" "bench store" "bench vsock" "bench blk" "bench net" "bench serve"; do
