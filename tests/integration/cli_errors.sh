@@ -27,6 +27,13 @@ check "bad --boot" run --kernel "$GUEST" --boot bios
 check "a missing --disk file" run --kernel "$GUEST" --disk "$TMP/nope.img"
 check "a --disk override that is missing" restore fn --disk "$TMP/nope.img"
 check "bench restore: --initrd without a Linux kernel" bench restore --initrd "$TMP/nope.cpio"
+# --runs, parsed alike by every bench that takes it (bench_parse)
+for bench_max in boot:10000 restore:10000 vsock:1000000; do
+	bench=${bench_max%:*}
+	check "bench $bench: --runs 0" bench "$bench" --runs 0
+	expect_eq "bench $bench: --runs 0: message" "$(cat "$TMP/err")" \
+		"snapvm bench $bench: --runs: '0' is not 1-${bench_max#*:}"
+done
 
 if [ -r /dev/kvm ]; then
 	check "missing kernel file" run --kernel "$TMP/nope.elf"
