@@ -767,14 +767,6 @@ static int restore_option(int opt, const char *value, void *ctx)
 	uint64_t n;
 
 	switch (opt) {
-	case 'r':
-		if (parse_u64(value, &n) || n < 1 || n > MAX_RUNS)
-			return bench_usage_error("restore", "--runs: '%s' is not 1-10000", value);
-		o->runs = (unsigned)n;
-		return 0;
-	case 'q':
-		o->vs_qemu = true;
-		return 0;
 	case 'm':
 		if (parse_size(value, &n))
 			return bench_usage_error("restore", "--mem: '%s' is not a size", value);
@@ -880,7 +872,10 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 				       .help = restore_help,
 				       .json = &o->json,
 				       .kernel = o->kernel,
-				       .kernel_size = sizeof(o->kernel) };
+				       .kernel_size = sizeof(o->kernel),
+				       .runs = &o->runs,
+				       .max_runs = MAX_RUNS,
+				       .vs_qemu = &o->vs_qemu };
 	int ret;
 
 	*o = (struct restore_options){ .runs = 10, .mem = "256M" };
@@ -914,10 +909,6 @@ static int restore_parse(int argc, char **argv, struct restore_options *o)
 		o->heaps[o->heap_count++] = "0";
 		o->heaps[o->heap_count++] = "64M";
 	}
-	if (o->vs_qemu && !bench_qemu_available())
-		return bench_usage_error("restore",
-					 "--vs-qemu needs qemu-system-x86_64 (Debian package "
-					 "qemu-system-x86)");
 	return 0;
 }
 

@@ -202,6 +202,17 @@ int bench_usage_error(const char *bench, const char *format, ...)
 	return EXIT_USAGE;
 }
 
+static int bench_runs_parse(const struct bench_cli *cli, const char *value)
+{
+	uint64_t n;
+
+	if (parse_u64(value, &n) || n < 1 || n > cli->max_runs)
+		return bench_usage_error(cli->name, "--runs: '%s' is not 1-%u", value,
+					 cli->max_runs);
+	*cli->runs = (unsigned)n;
+	return 0;
+}
+
 int bench_parse(const struct bench_cli *cli, int argc, char **argv, void *ctx)
 {
 	int opt, ret;
@@ -224,8 +235,14 @@ int bench_parse(const struct bench_cli *cli, int argc, char **argv, void *ctx)
 			*cli->json = true;
 		} else if (opt == 'k' && cli->kernel) {
 			snprintf(cli->kernel, cli->kernel_size, "%s", optarg);
+		} else if (opt == 'r' && cli->runs) {
+			ret = bench_runs_parse(cli, optarg);
+			if (ret)
+				return ret;
+		} else if (opt == 'q' && cli->vs_qemu) {
+			*cli->vs_qemu = true;
 		} else {
-			ret = cli->option(opt, optarg, ctx);
+			ret = cli->option ? cli->option(opt, optarg, ctx) : EXIT_USAGE;
 			if (ret)
 				return ret;
 		}
@@ -236,6 +253,9 @@ int bench_parse(const struct bench_cli *cli, int argc, char **argv, void *ctx)
 	if (cli->kernel && !cli->kernel[0] && bench_guest_path(cli->kernel, cli->kernel_size))
 		return bench_usage_error(cli->name, "the test guest is not built next to snapvm; "
 						    "pass --kernel");
+	if (cli->vs_qemu && *cli->vs_qemu && !bench_qemu_available())
+		return bench_usage_error(cli->name, "--vs-qemu needs qemu-system-x86_64 "
+						    "(Debian package qemu-system-x86)");
 	return 0;
 }
 

@@ -46,17 +46,24 @@ void child_kill(struct child *child);
 struct bench_cli {
 	const char *name;	      /* "blk": messages start "snapvm bench blk: " */
 	const struct option *options; /* getopt_long's table: every option the bench takes */
-	/* One option (value is NULL for flags): 0, or EXIT_USAGE after bench_usage_error. */
+	/*
+	 * One option (value is NULL for flags): 0, or EXIT_USAGE after
+	 * bench_usage_error. NULL where the bench takes only those below.
+	 */
 	int (*option)(int opt, const char *value, void *ctx);
 	void (*help)(void);
 	/*
 	 * Handled here instead of by option(): 'h' (--help), and where these are
-	 * set, 'j' (--json) and 'k' (--kernel; without it, the test guest beside
-	 * snapvm), which the benches take alike.
+	 * set, 'j' (--json), 'k' (--kernel; without it, the test guest beside
+	 * snapvm), 'r' (--runs N, 1 to max_runs) and 'q' (--vs-qemu, refused
+	 * where QEMU is not installed), which the benches take alike.
 	 */
 	bool *json;
 	char *kernel;
 	size_t kernel_size;
+	unsigned *runs;
+	unsigned max_runs;
+	bool *vs_qemu;
 };
 
 /*

@@ -139,22 +139,6 @@ static void vsock_help(void)
 	       "(default 2000), then the same over the serial console.\n");
 }
 
-static int vsock_option(int opt, const char *value, void *ctx)
-{
-	struct vsock_options *o = ctx;
-	uint64_t n;
-
-	switch (opt) {
-	case 'r':
-		if (parse_u64(value, &n) || n < 1 || n > 1000000)
-			return bench_usage_error("vsock", "--runs: '%s' is not 1-1000000", value);
-		o->runs = (unsigned)n;
-		return 0;
-	default:
-		return EXIT_USAGE;
-	}
-}
-
 static int vsock_parse(int argc, char **argv, struct vsock_options *o)
 {
 	static const struct option longopts[] = {
@@ -166,11 +150,12 @@ static int vsock_parse(int argc, char **argv, struct vsock_options *o)
 	};
 	const struct bench_cli cli = { .name = "vsock",
 				       .options = longopts,
-				       .option = vsock_option,
 				       .help = vsock_help,
 				       .json = &o->json,
 				       .kernel = o->kernel,
-				       .kernel_size = sizeof(o->kernel) };
+				       .kernel_size = sizeof(o->kernel),
+				       .runs = &o->runs,
+				       .max_runs = 1000000 };
 
 	*o = (struct vsock_options){ .runs = 2000 };
 	return bench_parse(&cli, argc, argv, o);

@@ -167,10 +167,8 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		case 'h':
 			restore_help();
 			return -1;
-		case ':':
-			return opt_usage_error("restore", "%s needs a value", argv[optind - 1]);
-		default:
-			return opt_usage_error("restore", "unknown option '%s'", argv[optind - 1]);
+		default: /* ':' (no value) or '?' (unknown) */
+			return opt_getopt_error("restore", opt, argv);
 		}
 	}
 	if (ret)

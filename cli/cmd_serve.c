@@ -163,10 +163,8 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 		case 'h':
 			serve_help();
 			return -1;
-		case ':':
-			return opt_usage_error("serve", "%s needs a value", argv[optind - 1]);
-		default:
-			return opt_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
+		default: /* ':' (no value) or '?' (unknown) */
+			return opt_getopt_error("serve", opt, argv);
 		}
 	}
 	if (!ret && optind < argc)

@@ -52,10 +52,8 @@ int cmd_snapshot_main(int argc, char **argv)
 		case 'h':
 			snapshot_help();
 			return EXIT_OK;
-		case ':':
-			return opt_usage_error("snapshot", "%s needs a value", argv[optind - 1]);
-		default:
-			return opt_usage_error("snapshot", "unknown option '%s'", argv[optind - 1]);
+		default: /* ':' (no value) or '?' (unknown) */
+			return opt_getopt_error("snapshot", opt, argv);
 		}
 	}
 	if (!path)

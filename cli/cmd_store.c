@@ -468,11 +468,8 @@ static int store_args_parse(const struct store_command *c, int argc, char **argv
 		} else if (opt == 'h') {
 			store_command_help(c);
 			return EXIT_OK;
-		} else if (opt == ':') {
-			return opt_usage_error(args->command, "%s needs a value", argv[optind - 1]);
 		} else {
-			return opt_usage_error(args->command, "unknown option '%s'",
-					       argv[optind - 1]);
+			return opt_getopt_error(args->command, opt, argv);
 		}
 	}
 	args->operands = argv + optind;

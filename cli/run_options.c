@@ -75,10 +75,8 @@ int run_options_parse(int argc, char **argv, struct run_options *options)
 		case 'h':
 			options->help = true;
 			return 0;
-		case ':':
-			return opt_usage_error("run", "%s needs a value", argv[optind - 1]);
-		default:
-			return opt_usage_error("run", "unknown option '%s'", argv[optind - 1]);
+		default: /* ':' (no value) or '?' (unknown) */
+			return opt_getopt_error("run", opt, argv);
 		}
 	}
 	if (ret)

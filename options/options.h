@@ -20,6 +20,12 @@
 
 /* Prints "snapvm CMD: MESSAGE (see 'snapvm CMD --help')" on stderr; returns EXIT_USAGE. */
 int opt_usage_error(const char *command, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/*
+ * The usage error for what getopt_long returned instead of an option (run
+ * with opterr = 0 and a leading ':' in optstring): ':' is "OPTION needs a
+ * value", anything else "unknown option 'OPTION'". Returns EXIT_USAGE.
+ */
+int opt_getopt_error(const char *command, int opt, char *const argv[]);
 /* Parses a size option value into *bytes, or reports a usage error naming the option. */
 int opt_parse_size(const char *command, const char *option, const char *text, uint64_t *bytes);
 /* Parses an unsigned option value in [min, max], or reports a usage error naming the option. */

@@ -1,6 +1,7 @@
 /* Usage errors and the value parsers every option uses. */
 #include "options/options.h"
 
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,14 @@ int opt_usage_error(const char *command, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "snapvm %s: %s (see 'snapvm %s --help')\n", command, message, command);
 	return EXIT_USAGE;
+}
+
+int opt_getopt_error(const char *command, int opt, char *const argv[])
+{
+	/* getopt_long has stepped past the word it could not take */
+	if (opt == ':')
+		return opt_usage_error(command, "%s needs a value", argv[optind - 1]);
+	return opt_usage_error(command, "unknown option '%s'", argv[optind - 1]);
 }
 
 int opt_parse_size(const char *command, const char *option, const char *text, uint64_t *bytes)

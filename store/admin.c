@@ -165,12 +165,7 @@ int store_snapshot_remove(struct store *s, const char *name)
 		ret = index_record_delete(&s->index, txn, s->index.worksets, name);
 		ret = ret == -ENOENT ? 0 : ret;
 	}
-	if (!ret && s->remote)
-		ret = remote_push(s, txn);
-	if (!ret)
-		ret = index_txn_commit(&s->index, txn);
-	else if (txn)
-		mdb_txn_abort(txn);
+	ret = store_txn_end(s, txn, ret);
 	dset_free(&set);
 	store_lock_release(s, lock_fd);
 	return ret;

@@ -329,13 +329,7 @@ static int gc_switch(struct gc *gc)
 	if (!ret)
 		ret = store_packs_record(gc->store, txn, gc->writer);
 	/* the catalog drops the old packs before they are deleted from the pool */
-	if (!ret && gc->store->remote)
-		ret = remote_push(gc->store, txn);
-	if (ret) {
-		mdb_txn_abort(txn);
-		return ret;
-	}
-	return index_txn_commit(ix, txn);
+	return store_txn_end(gc->store, txn, ret);
 }
 
 /* Deletes the packs that were rewritten; readers holding them open keep reading. */

@@ -272,21 +272,28 @@ static void digest_log(const struct index *index, const uint8_t *digest, const c
 		  hex, what);
 }
 
+/* What a lookup of chunk digest found (rc, value): its decoded entry, -ENOENT, or the failure. */
+static int chunk_lookup_end(struct index *index, int rc, const MDB_val *value,
+			    const uint8_t *digest, struct chunk_entry *entry)
+{
+	if (rc == MDB_NOTFOUND)
+		return -ENOENT;
+	if (rc)
+		return index_error(index, rc, "cannot look up a chunk");
+	if (chunk_value_decode(value, entry)) {
+		digest_log(index, digest, "is malformed");
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
 int index_chunk_get(struct index *index, MDB_txn *txn, const uint8_t digest[STORE_DIGEST_SIZE],
 		    struct chunk_entry *entry)
 {
 	MDB_val key = { STORE_DIGEST_SIZE, (void *)digest }, value;
 	int rc = mdb_get(txn, index->chunks, &key, &value);
 
-	if (rc == MDB_NOTFOUND)
-		return -ENOENT;
-	if (rc)
-		return index_error(index, rc, "cannot look up a chunk");
-	if (chunk_value_decode(&value, entry)) {
-		digest_log(index, digest, "is malformed");
-		return -EUCLEAN;
-	}
-	return 0;
+	return chunk_lookup_end(index, rc, &value, digest, entry);
 }
 
 int index_chunk_put(struct index *index, MDB_txn *txn, const uint8_t digest[STORE_DIGEST_SIZE],
@@ -322,15 +329,7 @@ int index_chunk_seek(struct index *index, MDB_cursor *cursor,
 	MDB_val key = { STORE_DIGEST_SIZE, (void *)digest }, value;
 	int rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_KEY);
 
-	if (rc == MDB_NOTFOUND)
-		return -ENOENT;
-	if (rc)
-		return index_error(index, rc, "cannot look up a chunk");
-	if (chunk_value_decode(&value, entry)) {
-		digest_log(index, digest, "is malformed");
-		return -EUCLEAN;
-	}
-	return 0;
+	return chunk_lookup_end(index, rc, &value, digest, entry);
 }
 
 int index_chunk_replace(struct index *index, MDB_cursor *cursor,

@@ -47,6 +47,12 @@ int store_remote_refresh(struct store *store);
 int remote_pull(struct store *store);
 /* A RADOS store: publishes what txn changed in the local index, before txn commits. */
 int remote_push(struct store *store, MDB_txn *txn);
+/*
+ * Ends a write transaction of the store's index: when ret is 0, publishes it
+ * (remote_push, a RADOS store) and commits it; otherwise, or when that fails,
+ * aborts it (txn may be NULL). Returns ret, or the failure of the commit.
+ */
+int store_txn_end(struct store *store, MDB_txn *txn, int ret);
 /* Frees the remote state of the store. */
 void remote_state_free(struct store *store);
 /* Reports progress to the callback, at most ten times a second (and always at the end). */

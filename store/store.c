@@ -260,6 +260,18 @@ int store_remote_refresh(struct store *s)
 	return s->remote ? remote_pull(s) : 0;
 }
 
+int store_txn_end(struct store *s, MDB_txn *txn, int ret)
+{
+	/* a RADOS store: the pool's catalog is the commit that counts, so it comes first */
+	if (!ret && s->remote)
+		ret = remote_push(s, txn);
+	if (!ret)
+		return index_txn_commit(&s->index, txn);
+	if (txn)
+		mdb_txn_abort(txn);
+	return ret;
+}
+
 void store_cache_clear(struct store *s)
 {
 	if (s->remote)

@@ -110,12 +110,7 @@ int store_workset_put(struct store *s, const char *name, const uint32_t *pages, 
 		ret = workset_pages_check(s, txn, name, pages, count);
 	if (!ret)
 		ret = index_record_put(&s->index, txn, s->index.worksets, name, value, len);
-	if (!ret && s->remote)
-		ret = remote_push(s, txn);
-	if (!ret)
-		ret = index_txn_commit(&s->index, txn);
-	else if (txn)
-		mdb_txn_abort(txn);
+	ret = store_txn_end(s, txn, ret);
 	free(value);
 	store_lock_release(s, lock_fd);
 	return ret;
@@ -213,13 +208,7 @@ static int relayout_commit(struct relayout *rl)
 	}
 	if (!ret)
 		ret = store_packs_record(s, txn, rl->packs);
-	if (!ret && s->remote)
-		ret = remote_push(s, txn);
-	if (ret) {
-		mdb_txn_abort(txn);
-		return ret;
-	}
-	return index_txn_commit(&s->index, txn);
+	return store_txn_end(s, txn, ret);
 }
 
 /* Copies the chunks of the working set's pages, in order. */

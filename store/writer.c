@@ -409,14 +409,7 @@ int store_snapshot_publish(struct store *s, const char *name, const struct refs 
 		ret = store_packs_record(s, txn, packs);
 	if (!ret)
 		ret = index_record_put(&s->index, txn, s->index.snapshots, name, record, len);
-	/* a RADOS store: the pool's catalog is the commit that counts, so it comes first */
-	if (!ret && s->remote)
-		ret = remote_push(s, txn);
-	if (ret) {
-		mdb_txn_abort(txn);
-		return ret;
-	}
-	return index_txn_commit(&s->index, txn);
+	return store_txn_end(s, txn, ret);
 }
 
 int store_snapshot_commit(struct store_writer *w, const struct store_commit_info *info,

@@ -27,6 +27,13 @@ check "bad --boot" run --kernel "$GUEST" --boot bios
 check "a missing --disk file" run --kernel "$GUEST" --disk "$TMP/nope.img"
 check "a --disk override that is missing" restore fn --disk "$TMP/nope.img"
 check "bench restore: --initrd without a Linux kernel" bench restore --initrd "$TMP/nope.cpio"
+# --runs, parsed alike by every bench that takes it (bench_parse)
+for bench_max in boot:10000 restore:10000 vsock:1000000; do
+	bench=${bench_max%:*}
+	check "bench $bench: --runs 0" bench "$bench" --runs 0
+	expect_eq "bench $bench: --runs 0: message" "$(cat "$TMP/err")" \
+		"snapvm bench $bench: --runs: '0' is not 1-${bench_max#*:}"
+done
 
 if [ -r /dev/kvm ]; then
 	check "missing kernel file" run --kernel "$TMP/nope.elf"
@@ -49,6 +56,18 @@ else
 fi
 
 check "snapshot --store (the VM writes to its own store)" snapshot --api-sock "$TMP/sock" --store "$TMP" n
+
+# getopt's two refusals read alike in every command (opt_getopt_error)
+for cmd in run snapshot restore serve "store ls"; do
+	# shellcheck disable=SC2086
+	check "$cmd: unknown option" $cmd --frobnicate
+	expect_eq "$cmd: unknown option: message" "$(cat "$TMP/err")" \
+		"snapvm $cmd: unknown option '--frobnicate' (see 'snapvm $cmd --help')"
+	# shellcheck disable=SC2086
+	check "$cmd: option without its value" $cmd --store
+	expect_eq "$cmd: option without its value: message" "$(cat "$TMP/err")" \
+		"snapvm $cmd: --store needs a value (see 'snapvm $cmd --help')"
+done
 
 # --help everywhere exits 0 and prints usage
 for cmd in "" run snapshot restore invoke ls rm store serve bench "bench boot" "bench restore" \

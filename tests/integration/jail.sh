@@ -6,14 +6,11 @@
 # the nested platform). cgroup limits: jail_cgroup.sh.
 . "$(dirname "$0")/lib.sh"
 require_kvm
-[ "$(id -u)" = 0 ] || skip "the jailer needs root"
+require_jailer
 STORE="$TMP/store"
 export SNAPVM_STORE="$STORE"
-JAIL="$TMP/jail"
-mkdir -p "$JAIL"
 
-"$SNAPVM" run --kernel "$GUEST" --cmdline heap=8M --snapshot-on-ready fn </dev/null >/dev/null 2>&1
-expect_eq "snapshot fn" "$?" 0
+snapshot_fn 8M "snapshot fn"
 
 # The same replies, jailed or not; lazily too (pages faulted after the pivot).
 ref=$(timeout 30 "$SNAPVM" invoke fn touch 1000 3)

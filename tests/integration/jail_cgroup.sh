@@ -6,7 +6,7 @@
 # runs nested where the host's are held by cgroup v1 (the L1 mounts cgroup2).
 . "$(dirname "$0")/lib.sh"
 require_kvm
-[ "$(id -u)" = 0 ] || skip "the jailer needs root"
+require_jailer
 cg=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-" && $(i + 1) == "cgroup2") print $5 }' \
 	/proc/self/mountinfo | head -n 1)
 [ -n "$cg" ] || missing "no cgroup v2 mounted"
@@ -14,11 +14,8 @@ for c in memory cpu pids; do
 	grep -qw $c "$cg/cgroup.controllers" || missing "cgroup v2 at $cg has no $c controller"
 done
 export SNAPVM_STORE="$TMP/store"
-JAIL="$TMP/jail"
-mkdir -p "$JAIL"
 
-"$SNAPVM" run --kernel "$GUEST" --cmdline heap=32M --snapshot-on-ready fn </dev/null >/dev/null 2>&1
-expect_eq "snapshot fn (32M heap)" "$?" 0
+snapshot_fn 32M "snapshot fn (32M heap)"
 ref=$(timeout 120 "$SNAPVM" invoke fn touch 100 7)
 
 # Within its limits the clone answers, and sees its own cgroup's limits.

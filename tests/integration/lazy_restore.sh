@@ -8,8 +8,7 @@ WHERE="$BUILD/tests/tools/store_page_where"
 run_guest 'touch 2000 5\ntouch 4000 9\nexit 0\n' --cmdline heap=32M
 ref1=$(sed -n 2p <<<"$OUT")
 ref2=$(sed -n 3p <<<"$OUT")
-"$SNAPVM" run --kernel "$GUEST" --cmdline heap=32M --snapshot-on-ready fn </dev/null >/dev/null 2>&1
-expect_eq "snapshot" "$?" 0
+snapshot_fn 32M "snapshot"
 
 # json FIELD: a number from invoke --json's line in $J
 json() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p" <<<"$J"; }

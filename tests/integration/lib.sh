@@ -41,6 +41,22 @@ require_kvm() {
 	echo "KVM: $(kvm_platform)"
 }
 
+# require_jailer: skips unless root (the jailer's need); sets JAIL, a fresh
+# directory to jail clones in.
+require_jailer() {
+	[ "$(id -u)" = 0 ] || skip "the jailer needs root"
+	JAIL="$TMP/jail"
+	mkdir -p "$JAIL"
+}
+
+# snapshot_fn HEAP WHAT: stores the test guest, booted with heap=HEAP, as
+# snapshot fn (in $SNAPVM_STORE); checks its exit code as WHAT.
+snapshot_fn() {
+	"$SNAPVM" run --kernel "$GUEST" --cmdline "heap=$1" --snapshot-on-ready fn \
+		</dev/null >/dev/null 2>&1
+	expect_eq "$2" "$?" 0
+}
+
 # SNAPVM_TEST_SCALE divides the counts of the heaviest VM tests: on the
 # nested platform, where every instruction is emulated, scripts/run-tests.sh
 # sets it to 10. Each behaviour stays tested, only fewer times.

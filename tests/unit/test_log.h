@@ -1,13 +1,14 @@
 /*
  * Unit tests read what a refused input logged: between log_capture_start()
  * and log_capture_stop() (or within LOGGED()), stderr is a buffer, so a test
- * can check the one line that names the problem.
+ * can check the one line that names the problem. Include it after <cmocka.h>.
  */
 #ifndef SNAPVM_TEST_LOG_H
 #define SNAPVM_TEST_LOG_H
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static FILE *log_capture_stderr;
 static char *log_capture_text;
@@ -41,5 +42,13 @@ static inline void log_capture_stop(char *out, size_t size)
 		log_capture_stop(out, sizeof(out)); \
 		logged_ret_;                        \
 	})
+
+/* Fails the test unless logged (as LOGGED() copied it) is one line that mentions fragment. */
+static inline void log_expect_one_line(const char *logged, const char *fragment)
+{
+	if (!strstr(logged, fragment))
+		fail_msg("error '%s' does not mention '%s'", logged, fragment);
+	assert_ptr_equal(strchr(logged, '\n'), logged + strlen(logged) - 1);
+}
 
 #endif
