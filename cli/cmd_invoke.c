@@ -26,8 +26,8 @@ static void invoke_help(void)
 	       "                     and the paging figures}: restore_ms and reply_ms count\n"
 	       "                     from the start of the restore, total_ms from snapvm's\n"
 	       "                     start to the reply (README.md, \"snapvm invoke\")\n"
-	       "  --memory MODE, --clock-realtime, --disk PATH[,ro], --vsock CID,PATH,\n"
-	       "  --net ..., --netns PATH,\n"
+	       "  --memory MODE, --clock-realtime, --disk PATH[,ro], --net ..., --netns PATH,\n"
+	       "  the device options (--vsock CID,PATH),\n"
 	       "  --store-timeout S  as for snapvm restore\n" CLI_SECCOMP_HELP JAIL_HELP
 	       "                     (a jailed invoke records no working set)\n",
 	       DEFAULT_TIMEOUT_MS);
@@ -79,13 +79,12 @@ static void invoke_print(const struct control_invoke_result *result, void *opaqu
 
 int cmd_invoke_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
+	static const struct option own[] = {
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "clock-realtime", no_argument, NULL, 'r' },
 		{ "memory", required_argument, NULL, 'M' },
 		{ "disk", required_argument, NULL, 'd' },
-		{ "vsock", required_argument, NULL, 'v' },
 		{ "net", required_argument, NULL, 'N' },
 		{ "netns", required_argument, NULL, 'T' },
 		{ "store", required_argument, NULL, 's' },
@@ -95,6 +94,7 @@ int cmd_invoke_main(int argc, char **argv)
 		JAIL_LONGOPTS,
 		{ 0 },
 	};
+	struct option longopts[VM_RESTORE_OPT_ROOM + ARRAY_SIZE(own)];
 	struct snapshot_restore_options options = { 0 };
 	enum sandbox_mode seccomp = SANDBOX_ON;
 	struct control_invoke_result result;
@@ -109,6 +109,8 @@ int cmd_invoke_main(int argc, char **argv)
 
 	vmm_config_init(&options.vm);
 	jail_options_init(&jail_options);
+	/* the devices' own restore-time options (--vsock), then ours */
+	memcpy(longopts + vm_restore_longopts(longopts), own, sizeof(own));
 	optind = 0;
 	opterr = 0;
 	while (!ret && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -129,8 +131,8 @@ int cmd_invoke_main(int argc, char **argv)
 		case 'd':
 			ret = disk_option_parse("invoke", optarg, &options.vm);
 			break;
-		case 'v':
-			ret = device_option_parse("invoke", "--vsock", optarg, &options.vm);
+		case VM_RESTORE_OPT ... VM_RESTORE_OPT + VM_RESTORE_OPT_ROOM - 1:
+			ret = vm_restore_option_parse(opt, optarg, &options.vm);
 			break;
 		case 'N':
 			ret = net_option_parse("invoke", optarg, &options.vm);

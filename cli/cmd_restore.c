@@ -52,8 +52,6 @@ static void restore_help(void)
 	       "                     the file behind the snapshot's next disk, in order; one\n"
 	       "                     for each of its disks (a snapshot keeps no host paths);\n"
 	       "                     bw and iops replace the snapshot's limits (0: none)\n"
-	       "  --vsock CID,PATH   the vsock device's host socket PATH (CID must not change;\n"
-	       "                     needed if the snapshot has one)\n"
 	       "  --net tap=NAME|user[,mac=MAC][,hostfwd=RULE][,bw=BYTES][,pps=N]...\n"
 	       "                     the host network behind the snapshot's next network\n"
 	       "                     device, in order (as snapvm run --net; the MAC must not\n"
@@ -62,7 +60,11 @@ static void restore_help(void)
 	       "  --netns PATH       run the clone's host side in network namespace PATH\n"
 	       "                     (default: snapvm's own); %%i as above, one namespace\n"
 	       "                     per clone\n"
-	       "  --memory MODE      how guest memory arrives: prefetch (default: pages on\n"
+	       "  device options, as for snapvm run: each gives the host side of a device the\n"
+	       "  snapshot has (needed then); what the guest saw, such as a vsock CID, must not\n"
+	       "  change:\n");
+	vm_restore_options_help(stdout);
+	printf("  --memory MODE      how guest memory arrives: prefetch (default: pages on\n"
 	       "                     demand, the recorded working set in bulk first), lazy\n"
 	       "                     (pages on demand), eager (all before the start) or mmap\n"
 	       "                     (a raw copy made once in the store's cache, mapped)\n"
@@ -82,7 +84,7 @@ static void restore_help(void)
 
 static int restore_parse(int argc, char **argv, struct restore_cli *o)
 {
-	static const struct option longopts[] = {
+	static const struct option own[] = {
 		{ "clones", required_argument, NULL, 'n' },
 		{ "console", required_argument, NULL, 'c' },
 		{ "api-sock", required_argument, NULL, 'a' },
@@ -91,7 +93,6 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		{ "record-ws", no_argument, NULL, 'w' },
 		{ "record-ms", required_argument, NULL, 'W' },
 		{ "disk", required_argument, NULL, 'd' },
-		{ "vsock", required_argument, NULL, 'v' },
 		{ "net", required_argument, NULL, 'N' },
 		{ "netns", required_argument, NULL, 'T' },
 		{ "store", required_argument, NULL, 's' },
@@ -101,6 +102,7 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		JAIL_LONGOPTS,
 		{ 0 },
 	};
+	struct option longopts[VM_RESTORE_OPT_ROOM + ARRAY_SIZE(own)];
 	uint64_t value;
 	int opt, ret = 0;
 
@@ -109,6 +111,8 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 	jail_options_init(&o->jail);
 	o->clones = 1;
 	o->seccomp = SANDBOX_ON;
+	/* the devices' own restore-time options (--vsock), then ours */
+	memcpy(longopts + vm_restore_longopts(longopts), own, sizeof(own));
 	optind = 0;
 	opterr = 0;
 	while (!ret && (opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -143,8 +147,8 @@ static int restore_parse(int argc, char **argv, struct restore_cli *o)
 		case 'd':
 			ret = disk_option_parse("restore", optarg, &o->restore.vm);
 			break;
-		case 'v':
-			ret = device_option_parse("restore", "--vsock", optarg, &o->restore.vm);
+		case VM_RESTORE_OPT ... VM_RESTORE_OPT + VM_RESTORE_OPT_ROOM - 1:
+			ret = vm_restore_option_parse(opt, optarg, &o->restore.vm);
 			break;
 		case 'N':
 			if (o->net_count < VMM_MAX_NETS)

@@ -92,12 +92,24 @@ int console_option_parse(const char *command, const char *text, struct vmm_confi
 /* Adds a --disk PATH[,ro][,id=NAME][,bw=BYTES][,iops=N] to config. */
 int disk_option_parse(const char *command, const char *text, struct vmm_config *config);
 /*
- * Applies the value of the option `flag` (such as "--vsock") that names its
- * device type (vm_option.device): the device checks it, and a non-list
- * option's new value replaces the old. 0 or EXIT_USAGE after one line.
+ * The device options a restore takes too (vm_option.device and .restore:
+ * a device's host resource, such as --vsock), for the getopt tables of
+ * restore and invoke: each entry's value is VM_RESTORE_OPT plus its index
+ * in vm_options. Writes at most VM_RESTORE_OPT_ROOM entries; returns how
+ * many.
  */
-int device_option_parse(const char *command, const char *flag, const char *value,
-			struct vmm_config *config);
+#define VM_RESTORE_OPT	    0x2000
+#define VM_RESTORE_OPT_ROOM 16
+struct option;
+size_t vm_restore_longopts(struct option *longopts);
+/*
+ * Applies one of them (opt from vm_restore_longopts): the device checks
+ * the value, and a non-list option's new value replaces the old. 0 or
+ * EXIT_USAGE after one line.
+ */
+int vm_restore_option_parse(int opt, const char *value, struct vmm_config *config);
+/* Prints their help lines. */
+void vm_restore_options_help(FILE *out);
 /* Adds a --net tap=NAME[,mac=MAC] or user[,mac=MAC][,hostfwd=RULE]..., with bw= and pps=. */
 int net_option_parse(const char *command, const char *text, struct vmm_config *config);
 /* Parses --netns PATH into config. */

@@ -1,12 +1,15 @@
 /*
  * The VM options, one entry each (options.h says who reads what). Adding an
  * option here gives it to `snapvm run` (flag and help) and, with a field
- * name, to POST /vms; marked restore, to the clone and invoke requests too
- * (restore and invoke must then take the flag: cli/cmd_restore.c,
- * cli/cmd_invoke.c).
+ * name, to POST /vms; marked restore, to the clone and invoke requests too.
+ * A device's option marked restore reaches `snapvm restore` and `invoke`
+ * through vm_restore_longopts; the disk and network options, which have
+ * parsers of their own here, are in those commands' tables by hand.
  */
 #include "options/options.h"
 
+#include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 void vm_settings_init(struct vm_settings *settings)
@@ -233,13 +236,38 @@ int vm_option_parse(const struct vm_option *o, const char *command, const char *
 	return device_arg_apply(o, value, &settings->config);
 }
 
-int device_option_parse(const char *command, const char *flag, const char *value,
-			struct vmm_config *config)
+static bool restore_device_option(const struct vm_option *o)
+{
+	return o->device && o->restore;
+}
+
+size_t vm_restore_longopts(struct option *longopts)
+{
+	size_t n = 0;
+
+	for (const struct vm_option *o = vm_options; o->flag; o++) {
+		if (!restore_device_option(o))
+			continue;
+		if (n == VM_RESTORE_OPT_ROOM)
+			abort(); /* more restore device options than the room: raise it */
+		longopts[n++] = (struct option){ o->flag + 2,
+						 o->kind == VM_OPTION_SWITCH ? no_argument
+									     : required_argument,
+						 NULL, VM_RESTORE_OPT + (int)(o - vm_options) };
+	}
+	return n;
+}
+
+int vm_restore_option_parse(int opt, const char *value, struct vmm_config *config)
+{
+	return device_arg_apply(&vm_options[opt - VM_RESTORE_OPT], value, config);
+}
+
+void vm_restore_options_help(FILE *out)
 {
 	for (const struct vm_option *o = vm_options; o->flag; o++)
-		if (o->device && !strcmp(o->flag, flag))
-			return device_arg_apply(o, value, config);
-	return opt_usage_error(command, "%s is not a device option", flag);
+		if (restore_device_option(o))
+			fprintf(out, o->help, o->help_number);
 }
 
 void vm_options_help(FILE *out)
