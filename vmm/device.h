@@ -139,8 +139,8 @@ struct device_ops {
  * DEVICE_REGISTER(ops) in a device's own file makes it one of the VM's
  * device types: it puts &ops in the linker section "snapvm_devices", which
  * vmm_devices() reads. Nothing else names the device: adding one is its
- * file (docs/architecture.md, "Adding a device"). The library is linked
- * whole (vmm/CMakeLists.txt), so that no registered device is left out.
+ * file (docs/architecture.md, "Adding a device"). The device models'
+ * archive is linked whole (vmm/CMakeLists.txt), so that none is left out.
  */
 #define DEVICE_REGISTER(ops)                                          \
 	static const struct device_ops *const device_registered_##ops \

@@ -33,10 +33,7 @@ enum vmm_console_kind {
 
 #define VMM_MAX_DISKS	  8
 #define VMM_DISK_PATH_MAX 4096
-/* the size of sun_path: a vsock device's host socket path */
-#define VMM_VSOCK_PATH_MAX 108
-#define VMM_DISK_ID_MAX	   20 /* bytes of a virtio-blk serial (GET_ID) */
-#define VMM_VSOCK_CID_MIN  3  /* 0-2 are reserved (hypervisor, local, host) */
+#define VMM_DISK_ID_MAX	  20 /* bytes of a virtio-blk serial (GET_ID) */
 
 #define VMM_MAX_DEVICE_ARGS 8	/* option values of the devices that read their own */
 #define VMM_DEVICE_ARG_MAX  512 /* bytes of one, the NUL included */

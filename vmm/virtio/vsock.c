@@ -45,6 +45,8 @@
 #define VIRTIO_ID_VSOCK	  19		 /* its device id (virtio 1.2, section 5) */
 #define VSOCK_NAME	  "virtio-vsock" /* device_ops.name, and what --vsock configures */
 #define VSOCK_PORT_SUFFIX "_4294967295"	 /* the longest "_<port>" of a guest-to-host listener */
+#define VSOCK_CID_MIN	  3		 /* 0-2 are reserved (hypervisor, local, host) */
+#define VSOCK_PATH_MAX	  sizeof(((struct sockaddr_un *)0)->sun_path) /* the NUL included */
 
 #define VSOCK_QUEUE_SIZE 128
 #define VSOCK_RX	 0
@@ -142,7 +144,7 @@ struct virtio_vsock_state {
 struct virtio_vsock {
 	struct virtio_mmio t;
 	uint64_t guest_cid;
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char path[VSOCK_PATH_MAX];
 	int listen_fd;
 	int epoll_fd; /* the connections and the listener; itself watched by the VM's loop */
 	uint32_t next_port;
@@ -807,13 +809,13 @@ static int vsock_arg_parse(const char *value, uint64_t *cid, const char **path)
 	if (!comma || (size_t)(comma - value) >= sizeof(number))
 		return log_invalid("vsock: '%s' is not CID,PATH", value);
 	snprintf(number, sizeof(number), "%.*s", (int)(comma - value), value);
-	if (parse_u64(number, cid) || *cid < VMM_VSOCK_CID_MIN || *cid > UINT32_MAX)
+	if (parse_u64(number, cid) || *cid < VSOCK_CID_MIN || *cid > UINT32_MAX)
 		return log_invalid("vsock: CID '%s' is not a number from %d to %u", number,
-				   VMM_VSOCK_CID_MIN, UINT32_MAX);
+				   VSOCK_CID_MIN, UINT32_MAX);
 	*path = comma + 1;
-	if (!**path || strlen(*path) + sizeof(VSOCK_PORT_SUFFIX) > VMM_VSOCK_PATH_MAX)
+	if (!**path || strlen(*path) + sizeof(VSOCK_PORT_SUFFIX) > VSOCK_PATH_MAX)
 		return log_invalid("vsock: PATH must be 1 to %zu bytes",
-				   VMM_VSOCK_PATH_MAX - sizeof(VSOCK_PORT_SUFFIX));
+				   VSOCK_PATH_MAX - sizeof(VSOCK_PORT_SUFFIX));
 	return 0;
 }
 
@@ -934,7 +936,7 @@ static int vsock_restore_config(const void *const *states, unsigned count,
 			return log_invalid("the snapshot's VM has no vsock device");
 		return 0;
 	}
-	if (s->guest_cid < VMM_VSOCK_CID_MIN || s->guest_cid > UINT32_MAX)
+	if (s->guest_cid < VSOCK_CID_MIN || s->guest_cid > UINT32_MAX)
 		return log_invalid("snapshot's vsock configuration is damaged");
 	if (!arg)
 		return log_invalid(
