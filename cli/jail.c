@@ -549,7 +549,11 @@ static int jail_identity_drop(const struct jail *jail)
 			(unsigned)uid, (unsigned)gid, strerror(errno));
 		return EXIT_RUNTIME;
 	}
-	if (setresuid(0, 0, 0) == 0) {
+	/*
+	 * The raw call, on this thread only: glibc's would be sent to every
+	 * thread again, and every thread's credentials were just set alike.
+	 */
+	if (syscall(SYS_setresuid, 0, 0, 0) == 0) {
 		fprintf(stderr, "snapvm %s: jail: uid 0 could be taken back\n", jail->command);
 		return EXIT_RUNTIME;
 	}
