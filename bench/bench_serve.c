@@ -62,7 +62,9 @@ struct result {
 static void serve_bench_help(void)
 {
 	printf("usage: snapvm bench serve [--concurrency N[,N...]] [--requests N] [--json]\n"
-	       "                          [--kernel ELF] [--jail] [--seccomp MODE]\n\n"
+	       "                          [--kernel ELF] [--jail] [--seccomp MODE]\n"
+	       "       snapvm bench serve --jail-cost [--requests N] [--warm N] [--pause-ms MS]\n"
+	       "                          [--heap SIZE] [--request LINE] [--json]\n\n"
 	       "Snapshots the test guest, starts snapvm serve on a Unix socket, and times\n"
 	       "POST /snapshots/NAME/invoke {\"request\": \"ping\"} from N concurrent clients\n"
 	       "(keep-alive connections), then the same number of `snapvm invoke` processes\n"
