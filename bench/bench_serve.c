@@ -136,11 +136,15 @@ static int serve_option(int opt, const char *value, void *ctx)
 		o->jail_cost.pause_ms = (unsigned)n;
 		return 0;
 	case 'H':
+		if (parse_size(value, &n) || n > 192 * MiB)
+			return bench_usage_error("serve", "--heap: '%s' is not a size up to 192M",
+						 value);
 		o->jail_cost.heap = value;
 		return 0;
-	case 'R':
-		if (!value[0] || strchr(value, '\n') || strlen(value) > 200)
-			return bench_usage_error("serve", "--request: one line of 1 to 200 bytes");
+	case 'R': /* it goes into a JSON string as it is */
+		if (!value[0] || strpbrk(value, "\n\"\\") || strlen(value) > 200)
+			return bench_usage_error("serve", "--request: one line of 1 to 200 bytes, "
+							  "without '\"' or '\\'");
 		o->jail_cost.request = value;
 		return 0;
 	case 'C':
