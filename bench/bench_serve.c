@@ -7,6 +7,7 @@
  */
 #include "bench/bench.h"
 #include "bench/bench_util.h"
+#include "bench/bench_serve.h"
 #include "common/common.h"
 
 #include <errno.h>
@@ -36,6 +37,8 @@ struct serve_options {
 	bool jail;	     /* --jail: serve --jail, invoke --jail */
 	const char *seccomp; /* --seccomp MODE for serve and invoke */
 	char guest[4096];
+	/* --jail-cost: the jail's cost through serve, cold and warm (bench_serve_jail.c) */
+	struct serve_jail_options jail_cost;
 };
 
 /* One measured loop: latencies in ms, one per request, and its wall time. */
@@ -59,7 +62,9 @@ struct result {
 static void serve_bench_help(void)
 {
 	printf("usage: snapvm bench serve [--concurrency N[,N...]] [--requests N] [--json]\n"
-	       "                          [--kernel ELF] [--jail] [--seccomp MODE]\n\n"
+	       "                          [--kernel ELF] [--jail] [--seccomp MODE]\n"
+	       "       snapvm bench serve --jail-cost [--requests N] [--warm N] [--pause-ms MS]\n"
+	       "                          [--heap SIZE] [--request LINE] [--json]\n\n"
 	       "Snapshots the test guest, starts snapvm serve on a Unix socket, and times\n"
 	       "POST /snapshots/NAME/invoke {\"request\": \"ping\"} from N concurrent clients\n"
 	       "(keep-alive connections), then the same number of `snapvm invoke` processes\n"
@@ -72,7 +77,18 @@ static void serve_bench_help(void)
 	       "  --jail             jail every clone: snapvm serve --jail, snapvm invoke\n"
 	       "                     --jail (README.md, \"Jailer\"; needs root)\n"
 	       "  --seccomp MODE     serve's and the invokes' --seccomp (default on; off\n"
-	       "                     shows what the filters cost)\n");
+	       "                     shows what the filters cost)\n"
+	       "  --jail-cost        instead: one client, the jail off and on side by side,\n"
+	       "                     cold (a process per invocation) and warm (serve --warm),\n"
+	       "                     four daemons taking requests in turn (needs root)\n"
+	       "  --warm N           the warm daemons' --warm (default 2)\n"
+	       "  --pause-ms MS      --jail-cost: the pause after each reply (default 20),\n"
+	       "                     so that one invocation's teardown and refill do not\n"
+	       "                     overlap the next\n"
+	       "  --heap SIZE, --request LINE\n"
+	       "                     --jail-cost: the test guest's heap= (in a 256M guest)\n"
+	       "                     and the request (default ping; e.g. --heap 64M\n"
+	       "                     --request 'touch 4096 1', as bench restore)\n");
 }
 
 static int parse_levels(const char *text, struct serve_options *o)
@@ -106,6 +122,31 @@ static int serve_option(int opt, const char *value, void *ctx)
 	case 'J':
 		o->jail = true;
 		return 0;
+	case 'K':
+		o->jail_cost.on = true;
+		return 0;
+	case 'W':
+		if (parse_u64(value, &n) || !n || n > 64)
+			return bench_usage_error("serve", "--warm: from 1 to 64");
+		o->jail_cost.warm = (unsigned)n;
+		return 0;
+	case 'P':
+		if (parse_u64(value, &n) || n > 10000)
+			return bench_usage_error("serve", "--pause-ms: from 0 to 10000");
+		o->jail_cost.pause_ms = (unsigned)n;
+		return 0;
+	case 'H':
+		if (parse_size(value, &n) || n > 192 * MiB)
+			return bench_usage_error("serve", "--heap: '%s' is not a size up to 192M",
+						 value);
+		o->jail_cost.heap = value;
+		return 0;
+	case 'R': /* it goes into a JSON string as it is */
+		if (!value[0] || strpbrk(value, "\n\"\\") || strlen(value) > 200)
+			return bench_usage_error("serve", "--request: one line of 1 to 200 bytes, "
+							  "without '\"' or '\\'");
+		o->jail_cost.request = value;
+		return 0;
 	case 'C':
 		if (strcmp(value, "on") && strcmp(value, "off") && strcmp(value, "log"))
 			return bench_usage_error("serve", "--seccomp: '%s' is not on, log or off",
@@ -131,6 +172,11 @@ static int serve_parse(int argc, char **argv, struct serve_options *o)
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "jail", no_argument, NULL, 'J' },
 		{ "seccomp", required_argument, NULL, 'C' },
+		{ "jail-cost", no_argument, NULL, 'K' },
+		{ "warm", required_argument, NULL, 'W' },
+		{ "pause-ms", required_argument, NULL, 'P' },
+		{ "heap", required_argument, NULL, 'H' },
+		{ "request", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -142,13 +188,16 @@ static int serve_parse(int argc, char **argv, struct serve_options *o)
 				       .kernel = o->guest,
 				       .kernel_size = sizeof(o->guest) };
 
-	*o = (struct serve_options){
-		.levels = { 1, 8, 64 }, .level_count = 3, .requests = 200, .seccomp = "on"
-	};
+	*o = (struct serve_options){ .levels = { 1, 8, 64 },
+				     .level_count = 3,
+				     .requests = 200,
+				     .seccomp = "on",
+				     .jail_cost = {
+					     .warm = 2, .pause_ms = 20, .request = "ping" } };
 	return bench_parse(&cli, argc, argv, o);
 }
 
-static int unix_connect(const char *path)
+int bench_unix_connect(const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	int fd;
@@ -178,16 +227,17 @@ static ssize_t read_some(int fd, char *buf, size_t size)
  * One HTTP/1.1 exchange on a keep-alive connection; the body (JSON) goes to
  * body. Returns the status, or -errno. The server always sends Content-Length.
  */
-static int http_post(int fd, const char *path, const char *json, char *body, size_t size)
+int bench_http(int fd, const char *method, const char *path, const char *json, char *body,
+	       size_t size)
 {
 	char buf[8192], *end, *length;
 	size_t len = 0, head, want;
 	int status;
 
 	snprintf(buf, sizeof(buf),
-		 "POST %s HTTP/1.1\r\nHost: snapvm\r\nContent-Type: application/json\r\n"
+		 "%s %s HTTP/1.1\r\nHost: snapvm\r\nContent-Type: application/json\r\n"
 		 "Content-Length: %zu\r\n\r\n%s",
-		 path, strlen(json), json);
+		 method, path, strlen(json), json);
 	if (write_all(fd, buf, strlen(buf)))
 		return -EIO;
 	while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
@@ -250,7 +300,7 @@ static void *api_client(void *opaque)
 	struct client *c = opaque;
 	struct run *r = c->run;
 	char body[8192];
-	int fd = unix_connect(r->sock), i;
+	int fd = bench_unix_connect(r->sock), i;
 
 	if (fd < 0) {
 		run_fail(r, "cannot connect to %s", r->sock);
@@ -258,8 +308,8 @@ static void *api_client(void *opaque)
 	}
 	while ((i = run_take(r, c->total)) >= 0) {
 		uint64_t start = time_now_ns();
-		int status =
-			http_post(fd, "/snapshots/fn/invoke", REQUEST_BODY, body, sizeof(body));
+		int status = bench_http(fd, "POST", "/snapshots/fn/invoke", REQUEST_BODY, body,
+					sizeof(body));
 		json_t *o = status == 200 ? json_loads(body, 0, NULL) : NULL;
 		const char *reply = json_string_value(json_object_get(o, "reply"));
 
@@ -270,7 +320,7 @@ static void *api_client(void *opaque)
 		json_decref(o);
 		if (status <= 0) {
 			close(fd); /* the connection broke: a new one for the next */
-			fd = unix_connect(r->sock);
+			fd = bench_unix_connect(r->sock);
 			if (fd < 0)
 				break;
 		}
@@ -459,6 +509,8 @@ int bench_serve_main(int argc, char **argv)
 
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;
+	if (o.jail_cost.on)
+		return bench_serve_jail_cost(&o.jail_cost, o.guest, o.requests, o.seccomp, o.json);
 	if (bench_tmpdir(dir, sizeof(dir)))
 		return EXIT_RUNTIME;
 	snprintf(store, sizeof(store), "%s/store", dir);

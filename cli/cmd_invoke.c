@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define MAX_TIMEOUT_MS	   3600000
@@ -29,7 +31,11 @@ static void invoke_help(void)
 	       "  --memory MODE, --clock-realtime, --disk PATH[,ro], --net ..., --netns PATH,\n"
 	       "  the device options (--vsock CID,PATH),\n"
 	       "  --store-timeout S  as for snapvm restore\n" CLI_SECCOMP_HELP JAIL_HELP
-	       "                     (a jailed invoke records no working set)\n",
+	       "                     (a jailed invoke records no working set)\n"
+	       "  --warm             for snapvm serve --warm: give NAME only; get as far as a\n"
+	       "                     request allows (options read, jail entered, filters on),\n"
+	       "                     then read one line \"TIMEOUT_MS REQUEST\" from stdin and\n"
+	       "                     go on as an invoke of REQUEST; exit 0 at end of input\n",
 	       DEFAULT_TIMEOUT_MS);
 }
 
@@ -46,6 +52,40 @@ static int join_request(int argc, char **argv, char *request, size_t size)
 		len += (size_t)n;
 	}
 	return strchr(request, '\n') ? -EINVAL : 0;
+}
+
+/*
+ * invoke --warm: waits for "TIMEOUT_MS REQUEST\n" on stdin. 0 with the
+ * request; 1 at end of input (serve discarded the process: exit quietly);
+ * EXIT_USAGE after one line for anything else.
+ */
+static int warm_request_read(char *request, size_t size, uint64_t *timeout_ms)
+{
+	char line[1100], *end;
+	size_t len = 0;
+	unsigned long long ms;
+	ssize_t n;
+
+	while (!memchr(line, '\n', len)) {
+		if (len == sizeof(line))
+			return opt_usage_error("invoke", "--warm: the request line is too long");
+		n = read(STDIN_FILENO, line + len, sizeof(line) - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return len ? opt_usage_error("invoke", "--warm: a request line without end")
+				   : 1;
+		len += (size_t)n;
+	}
+	*(char *)memchr(line, '\n', len) = '\0';
+	errno = 0;
+	ms = strtoull(line, &end, 10);
+	if (errno || end == line || *end != ' ' || !ms || ms > MAX_TIMEOUT_MS ||
+	    strlen(end + 1) >= size)
+		return opt_usage_error("invoke", "--warm: not a line 'TIMEOUT_MS REQUEST'");
+	*timeout_ms = ms;
+	snprintf(request, size, "%s", end + 1);
+	return 0;
 }
 
 /* Prints the reply the moment it arrives: tearing the clone down comes after. */
@@ -90,6 +130,7 @@ int cmd_invoke_main(int argc, char **argv)
 		{ "store", required_argument, NULL, 's' },
 		{ "store-timeout", required_argument, NULL, 'O' },
 		{ "seccomp", required_argument, NULL, 'C' },
+		{ "warm", no_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		JAIL_LONGOPTS,
 		{ 0 },
@@ -104,7 +145,7 @@ int cmd_invoke_main(int argc, char **argv)
 	const char *store = NULL;
 	char request[1024];
 	uint64_t timeout = DEFAULT_TIMEOUT_MS;
-	bool json = false;
+	bool json = false, warm = false;
 	int opt, status, ret = 0;
 
 	vmm_config_init(&options.vm);
@@ -152,6 +193,9 @@ int cmd_invoke_main(int argc, char **argv)
 		case JAIL_OPT_DIR ... JAIL_OPT_LAST:
 			ret = jail_option_parse("invoke", opt, optarg, &jail_options);
 			break;
+		case 'W':
+			warm = true;
+			break;
 		case 'h':
 			invoke_help();
 			return EXIT_OK;
@@ -163,12 +207,14 @@ int cmd_invoke_main(int argc, char **argv)
 	}
 	if (ret)
 		return ret;
-	if (argc - optind < 2)
+	if (warm && argc - optind != 1)
+		return opt_usage_error("invoke", "--warm: give a snapshot NAME and no REQUEST");
+	if (!warm && argc - optind < 2)
 		return opt_usage_error("invoke", "give a snapshot NAME and a REQUEST");
 	ret = cli_snapshot_name_option("invoke", argv[optind]);
 	if (ret)
 		return ret;
-	if (join_request(argc - optind - 1, argv + optind + 1, request, sizeof(request)))
+	if (!warm && join_request(argc - optind - 1, argv + optind + 1, request, sizeof(request)))
 		return opt_usage_error("invoke", "REQUEST must be one line of at most %zu bytes",
 				       sizeof(request) - 1);
 	ret = jail_options_check("invoke", &jail_options);
@@ -176,8 +222,14 @@ int cmd_invoke_main(int argc, char **argv)
 		return ret;
 	if (jail_enter("invoke", &jail_options, &jail, &status))
 		return status;
+	/* a warm process's VM makes nothing under DIR at a host path: mount it now */
+	if (warm && jail_prepare(&jail))
+		return EXIT_RUNTIME;
 	if (cli_sandbox_start(seccomp, jail_options.dir ? SANDBOX_JAILED_STARTUP : SANDBOX_STARTUP))
 		return EXIT_RUNTIME;
+	/* nothing of the snapshot has been read: it is looked up once the request is here */
+	if (warm && (ret = warm_request_read(request, sizeof(request), &timeout)))
+		return ret == 1 ? EXIT_OK : ret;
 	/* for writing: the first invoke of a snapshot records its working set (not jailed) */
 	ret = cli_repo_open(store, !jail_options.dir, &repo);
 	if (ret)

@@ -28,7 +28,7 @@ static void serve_help(void)
 {
 	printf("usage: snapvm serve [--listen unix:PATH|tcp:127.0.0.1:PORT] [--store DIR]\n"
 	       "                    [--max-clones N] [--memory MODE] [--queue-ms MS]\n"
-	       "                    [--max-body SIZE] [--seccomp MODE]\n\n"
+	       "                    [--max-body SIZE] [--seccomp MODE] [--warm N]\n\n"
 	       "Serves the HTTP/JSON API (docs/api.md): list and delete snapshots, invoke a\n"
 	       "fresh clone per request, keep clones up, boot VMs and snapshot them, and\n"
 	       "Prometheus metrics. Every clone and VM is a snapvm child process. SIGTERM or\n"
@@ -55,6 +55,12 @@ static void serve_help(void)
 	       "                     (README.md, \"Jailer\"); BASE is made if missing\n"
 	       "  --uid N, --gid N, --jail-netns, --jail-mem SIZE, --jail-cpu Q/P,\n"
 	       "  --jail-pids N      given to each jailed child (see snapvm invoke --help)\n"
+	       "  --warm N           keep N invoke processes started ahead for each snapshot\n"
+	       "                     invoked (at most --max-clones in all; default 0): started,\n"
+	       "                     options read, jailed with --jail, waiting for a request;\n"
+	       "                     nothing of the snapshot read. An invocation whose body\n"
+	       "                     has VM options or \"memory\" starts its own (README.md,\n"
+	       "                     \"Warm processes\")\n"
 	       "  -h, --help         this help\n\n"
 	       "It prints \"listening on WHERE\" on stdout once it accepts connections.\n",
 	       DEFAULT_MAX_CLONES, DEFAULT_QUEUE_MS);
@@ -108,6 +114,7 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 		{ "memory", required_argument, NULL, 'M' },
 		{ "max-body", required_argument, NULL, 'b' },
 		{ "seccomp", required_argument, NULL, 'C' },
+		{ "warm", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		JAIL_LONGOPTS,
 		{ 0 },
@@ -152,6 +159,10 @@ static int serve_parse(int argc, char **argv, struct serve_cli *o)
 			break;
 		case 'C':
 			ret = cli_seccomp_option("serve", optarg, &o->config.seccomp);
+			break;
+		case 'w':
+			ret = opt_parse_uint("serve", "--warm", optarg, 0, 64, &value);
+			o->config.warm = (unsigned)value;
 			break;
 		case JAIL_OPT_DIR:
 			o->config.jail_base = optarg;

@@ -426,15 +426,18 @@ static int jail_root_move(const struct jail *jail)
 }
 
 /*
- * DIR becomes /: a read-only bind of itself (no device, set-uid or
- * executable file usable), with a /proc of the jail's own PID namespace.
+ * DIR's mounts, in the jail's own mount namespace: a read-only bind of
+ * itself (no device, set-uid or executable file usable) with a /proc of the
+ * jail's own PID namespace. They hide nothing of the host yet.
  */
-static int jail_root_enter(const struct jail *jail)
+static int jail_root_prepare(struct jail *jail)
 {
 	const char *dir = jail->options.dir;
 	char proc[PATH_MAX];
 	const char *step = "make DIR/proc";
 
+	if (!dir || jail->root_prepared)
+		return 0;
 	if (path_format(proc, sizeof(proc), "%s/proc", dir) ||
 	    (mkdir(proc, 0555) < 0 && errno != EEXIST))
 		goto err;
@@ -448,9 +451,47 @@ static int jail_root_enter(const struct jail *jail)
 	if (mount(NULL, dir, NULL,
 		  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		goto err;
+	jail->root_prepared = true;
+	return 0;
+err:
+	fprintf(stderr, "snapvm %s: jail %s: cannot %s: %s\n", jail->command, dir, step,
+		strerror(errno));
+	return EXIT_RUNTIME;
+}
+
+/*
+ * The jail's group, and no supplementary group, while the process is still
+ * one thread: root needs neither to open what it opens (its capabilities
+ * do), and jail_lock then changes one identity less on every thread. A file
+ * it creates from here on has the jail's group: for a warm process only.
+ */
+static int jail_group_drop(struct jail *jail)
+{
+	gid_t gid = jail->options.gid;
+
+	if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0) {
+		fprintf(stderr, "snapvm %s: jail: cannot take gid %u: %s\n", jail->command,
+			(unsigned)gid, strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	jail->group_dropped = true;
+	return 0;
+}
+
+int jail_prepare(struct jail *jail)
+{
+	if (!jail->options.dir)
+		return 0;
+	return jail_root_prepare(jail) || jail_group_drop(jail) ? EXIT_RUNTIME : 0;
+}
+
+/* DIR (its mounts prepared) becomes /, the host's root detached. */
+static int jail_root_enter(const struct jail *jail)
+{
+	const char *step = "pivot_root into DIR";
+
 	/* pivot_root(".", "."): the old root stacks on the new one, and is detached */
-	step = "pivot_root into DIR";
-	if (chdir(dir) < 0)
+	if (chdir(jail->options.dir) < 0)
 		goto err;
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
 		return errno == EINVAL ? jail_root_move(jail) : jail_root_fail(jail, step);
@@ -459,9 +500,7 @@ static int jail_root_enter(const struct jail *jail)
 		goto err;
 	return 0;
 err:
-	fprintf(stderr, "snapvm %s: jail %s: cannot %s: %s\n", jail->command, dir, step,
-		strerror(errno));
-	return EXIT_RUNTIME;
+	return jail_root_fail(jail, step);
 }
 
 /*
@@ -504,13 +543,17 @@ static int jail_identity_drop(const struct jail *jail)
 	gid_t gid = jail->options.gid;
 
 	/* glibc applies these to every thread (the pager's, the vCPUs'): none keeps root */
-	if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+	if ((!jail->group_dropped && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0)) ||
 	    setresuid(uid, uid, uid) < 0 || syscall(SYS_capset, &header, data) < 0) {
 		fprintf(stderr, "snapvm %s: jail: cannot become uid %u gid %u: %s\n", jail->command,
 			(unsigned)uid, (unsigned)gid, strerror(errno));
 		return EXIT_RUNTIME;
 	}
-	if (setresuid(0, 0, 0) == 0) {
+	/*
+	 * The raw call, on this thread only: glibc's would be sent to every
+	 * thread again, and every thread's credentials were just set alike.
+	 */
+	if (syscall(SYS_setresuid, 0, 0, 0) == 0) {
 		fprintf(stderr, "snapvm %s: jail: uid 0 could be taken back\n", jail->command);
 		return EXIT_RUNTIME;
 	}
@@ -557,9 +600,9 @@ static void jail_probe(void)
 	}
 }
 
-int jail_lock(const struct jail *jail, struct snapshot_repo *repo, struct snapshot_clone *clone)
+int jail_lock(struct jail *jail, struct snapshot_repo *repo, struct snapshot_clone *clone)
 {
-	uint64_t start = time_now_ns(), sealed;
+	uint64_t start = time_now_ns(), sealed, rooted, pivoted, checked;
 	int ret;
 
 	if (!jail->options.dir)
@@ -578,10 +621,22 @@ int jail_lock(const struct jail *jail, struct snapshot_repo *repo, struct snapsh
 		return EXIT_RUNTIME;
 	}
 	sealed = time_now_ns();
-	if (jail_root_enter(jail) || jail_fds_check(jail) || jail_identity_drop(jail))
+	if (jail_root_prepare(jail))
 		return EXIT_RUNTIME;
-	log_debug("jail locked in %.3f ms (the store sealed in %.3f ms)",
-		  (time_now_ns() - start) / 1e6, (sealed - start) / 1e6);
+	rooted = time_now_ns();
+	if (jail_root_enter(jail))
+		return EXIT_RUNTIME;
+	pivoted = time_now_ns();
+	if (jail_fds_check(jail))
+		return EXIT_RUNTIME;
+	checked = time_now_ns();
+	if (jail_identity_drop(jail))
+		return EXIT_RUNTIME;
+	log_debug("jail locked in %.3f ms: store sealed %.3f, mounts %.3f, pivot %.3f, "
+		  "descriptors checked %.3f, identity %.3f",
+		  (time_now_ns() - start) / 1e6, (sealed - start) / 1e6, (rooted - sealed) / 1e6,
+		  (pivoted - rooted) / 1e6, (checked - pivoted) / 1e6,
+		  (time_now_ns() - checked) / 1e6);
 	jail_probe();
 	return 0;
 }

@@ -72,7 +72,9 @@ struct jail_options {
 struct jail {
 	struct jail_options options;
 	const char *command;
-	char cgroup[4096]; /* the leaf's directory, or "" */
+	char cgroup[4096];  /* the leaf's directory, or "" */
+	bool root_prepared; /* DIR's mounts made (jail_prepare) */
+	bool group_dropped; /* gid and groups already the jail's (jail_prepare) */
 };
 
 /* The defaults: no jail, uid and gid 65534. */
@@ -100,7 +102,16 @@ struct snapshot_clone;
  * packs, pivots into DIR, drops the identity. 0 (or nothing to do), or
  * EXIT_RUNTIME after one line on stderr.
  */
-int jail_lock(const struct jail *jail, struct snapshot_repo *repo, struct snapshot_clone *clone);
+int jail_lock(struct jail *jail, struct snapshot_repo *repo, struct snapshot_clone *clone);
+/*
+ * What of jail_lock can come before the VM's host resources are open, for
+ * a warm process (invoke --warm), whose VM creates nothing at a host path:
+ * DIR's mounts (read-only bind, the jail's /proc), so that jail_lock only
+ * pivots, and the jail's gid with no supplementary groups, taken while the
+ * process has one thread. In the jailed VM process; 0 (or no jail), or
+ * EXIT_RUNTIME after one line on stderr.
+ */
+int jail_prepare(struct jail *jail);
 /* jail_lock in snapshot_restore_options.before_start's shape (opaque is the jail). */
 int jail_lock_hook(struct snapshot_repo *repo, struct snapshot_clone *clone, void *opaque);
 

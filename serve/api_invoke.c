@@ -129,10 +129,15 @@ static void invoke_run(struct serve *serve, const struct serve_request *request,
 	const char **argv = a->argv.argv;
 	size_t n = a->argv.n;
 	char timeout[24], line[SERVE_LINE_MAX];
-	struct serve_child *child;
+	struct serve_child *child = NULL;
 	enum serve_wait how;
 	int error;
 
+	/* a body with options of its own needs a process started with them: cold */
+	if (a->argv.n == 2 && !a->memory)
+		child = serve_warm_claim(serve, name, a->request, a->timeout_ms);
+	if (child)
+		goto wait;
 	snprintf(timeout, sizeof(timeout), "%llu", (unsigned long long)a->timeout_ms);
 	argv[n++] = "--json";
 	argv[n++] = "--store";
@@ -151,6 +156,7 @@ static void invoke_run(struct serve *serve, const struct serve_request *request,
 				  strerror(-error));
 		return;
 	}
+wait:
 	pthread_mutex_lock(&serve->lock);
 	how = serve_child_wait_line(
 		serve, child, request->start_ns + (a->timeout_ms + INVOKE_GRACE_MS) * 1000000ULL,
@@ -193,9 +199,10 @@ void serve_invoke(struct serve *serve, const struct serve_request *request, cons
 	if (!body)
 		return;
 	if (serve_snapshot_found(serve, name, reply)) {
-		if (!serve_slot_or_reply(serve, reply))
+		if (!serve_slot_or_reply(serve, reply)) {
 			invoke_run(serve, request, name, &a, reply);
-		else if (reply->status == 429)
+			serve_warm_fill(serve, name); /* the next one of name finds one started */
+		} else if (reply->status == 429)
 			serve_metrics_invocation(&serve->metrics, SERVE_REJECTED, 0, 0);
 	}
 	json_decref(body);

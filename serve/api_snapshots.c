@@ -151,6 +151,9 @@ void serve_snapshot_delete(struct serve *serve, const struct serve_request *requ
 				  strerror(-ret));
 		return;
 	}
+	pthread_mutex_lock(&serve->lock);
+	serve_warm_discard(serve, name); /* they would only fail to find it */
+	pthread_mutex_unlock(&serve->lock);
 	serve_reply_json(reply, 200, json_pack("{s:s, s:b}", "name", name, "deleted", 1));
 }
 
@@ -163,13 +166,14 @@ void serve_metrics_get(struct serve *serve, const struct serve_request *request,
 	(void)param;
 	pthread_mutex_lock(&serve->lock);
 	for (struct serve_child *c = serve->children; c; c = c->next) {
-		if (!c->spawned || c->exited)
+		if (!c->spawned || c->exited || c->warm)
 			continue;
 		g.live_invocations += c->kind == SERVE_INVOKE;
 		g.live_clones += c->kind == SERVE_CLONE;
 		g.live_vms += c->kind == SERVE_VM;
 	}
 	g.waiting = serve->waiting;
+	g.warm_idle = serve_warm_idle(serve);
 	pthread_mutex_unlock(&serve->lock);
 	g.store_ok = !store_usage_get(serve->store, &g.store);
 	reply->body = serve_metrics_render(&serve->metrics, &g);

@@ -167,21 +167,15 @@ static int child_jail(struct serve *serve, struct serve_child *c)
 	return child_argv_insert(c, extra, 2 + config->jail_arg_count);
 }
 
-struct serve_child *serve_child_start(struct serve *serve, enum serve_kind kind, const char *id,
-				      const char *snapshot, const char *api_sock,
-				      char *const argv[], int *error)
+struct serve_child *serve_child_prepare(struct serve *serve, enum serve_kind kind, const char *id,
+					const char *snapshot, char *const argv[], int *error)
 {
 	struct serve_child *c = child_new(kind, snapshot, argv);
 
 	if (!c) {
-		pthread_mutex_lock(&serve->lock);
-		serve->live--; /* the caller's slot */
-		pthread_cond_signal(&serve->slot_cond);
-		pthread_mutex_unlock(&serve->lock);
 		*error = -ENOMEM;
 		return NULL;
 	}
-	snprintf(c->api_sock, sizeof(c->api_sock), "%s", api_sock ? api_sock : "");
 	if (id)
 		snprintf(c->id, sizeof(c->id), "%s", id);
 	else
@@ -194,14 +188,28 @@ struct serve_child *serve_child_start(struct serve *serve, enum serve_kind kind,
 		*error = child_jail(serve, c);
 	if (*error) {
 		serve_child_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct serve_child *serve_child_start(struct serve *serve, enum serve_kind kind, const char *id,
+				      const char *snapshot, const char *api_sock,
+				      char *const argv[], int *error)
+{
+	struct serve_child *c = serve_child_prepare(serve, kind, id, snapshot, argv, error);
+
+	if (!c) {
 		pthread_mutex_lock(&serve->lock);
 		serve->live--; /* the caller's slot */
 		pthread_cond_signal(&serve->slot_cond);
 		pthread_mutex_unlock(&serve->lock);
 		return NULL;
 	}
+	snprintf(c->api_sock, sizeof(c->api_sock), "%s", api_sock ? api_sock : "");
 	pthread_mutex_lock(&serve->lock);
 	c->refs = 1;
+	c->holds_slot = true;
 	c->next = serve->children;
 	serve->children = c;
 	serve_wake(serve);

@@ -34,6 +34,8 @@ struct serve_child {
 	int pidfd, in_fd, out_fd, err_fd;
 	int spawn_error; /* -errno if it could not be started */
 	bool spawned, exited, deleted, stop_sent;
+	bool warm;	 /* serve --warm: started ahead, waiting for a request (warm.c) */
+	bool holds_slot; /* counts in serve->live: not while warm */
 	int wait_status;
 	uint64_t created_ns, ready_ns, exited_ns;
 	uint64_t kill_at_ns; /* SIGKILL then, if not 0 */
@@ -71,6 +73,7 @@ struct serve_metrics {
 	uint64_t http_errors; /* 4xx and 5xx replies */
 	uint64_t clients_gone;
 	uint64_t clones_started, vms_started;
+	uint64_t warm_hits, warm_misses, warm_started; /* serve --warm */
 	uint64_t faults, pages_faulted, pages_prefetched, bytes_read;
 	struct serve_histogram restore, total;
 };
@@ -121,6 +124,13 @@ int serve_slot_take(struct serve *serve);
 struct serve_child *serve_child_start(struct serve *serve, enum serve_kind kind, const char *id,
 				      const char *snapshot, const char *api_sock,
 				      char *const argv[], int *error);
+/*
+ * Makes a child of kind running argv (copied) and its id, jail and
+ * --seccomp, without registering it: serve_child_start's first half, and
+ * warm.c's. NULL with -errno in *error.
+ */
+struct serve_child *serve_child_prepare(struct serve *serve, enum serve_kind kind, const char *id,
+					const char *snapshot, char *const argv[], int *error);
 /* Takes a reference to the child with this id and kind; NULL if none. */
 struct serve_child *serve_child_get(struct serve *serve, enum serve_kind kind, const char *id);
 /* Drops a reference (the child is freed once it exited, unlisted and unused). */
@@ -180,6 +190,23 @@ void serve_jail_remove(struct serve_child *child);
 /* Wakes serve_run() up. */
 void serve_wake(struct serve *serve);
 
+/* ---- warm.c: serve --warm N, invoke processes started ahead per snapshot ---- */
+
+/*
+ * An idle warm process of snapshot name, for a request that holds a slot
+ * (which becomes the process's), with the request line and timeout already
+ * sent to it; NULL if there is none (the request goes cold). A reference is
+ * held, as serve_child_start() gives.
+ */
+struct serve_child *serve_warm_claim(struct serve *serve, const char *name, const char *request,
+				     uint64_t timeout_ms);
+/* Starts warm processes of name until it has --warm of them (bounded by --max-clones). */
+void serve_warm_fill(struct serve *serve, const char *name);
+/* Ends the idle warm processes of name (NULL: all) through their stdin. Lock held. */
+void serve_warm_discard(struct serve *serve, const char *name);
+/* Counts the idle warm processes. Lock held. */
+unsigned serve_warm_idle(const struct serve *serve);
+
 /* ---- metrics.c ---- */
 
 void serve_metrics_init(struct serve_metrics *metrics);
@@ -196,6 +223,7 @@ void serve_metrics_http(struct serve_metrics *metrics, int status);
 struct serve_gauges {
 	unsigned live_invocations, live_clones, live_vms;
 	unsigned max_clones, waiting;
+	unsigned warm_idle; /* warm processes waiting for a request */
 	bool store_ok;
 	struct store_usage store;
 };

@@ -141,6 +141,8 @@ static void put_gauges(struct text *t, const struct serve_gauges *g)
 	put(t, "snapvm_live_clones{kind=\"vm\"} %u\n", g->live_vms);
 	put_gauge(t, "snapvm_max_clones", "The --max-clones bound.", g->max_clones);
 	put_gauge(t, "snapvm_waiting_requests", "Requests waiting for a free slot.", g->waiting);
+	put_gauge(t, "snapvm_warm_idle", "Warm invoke processes waiting for a request (--warm).",
+		  g->warm_idle);
 	if (!g->store_ok)
 		return;
 	put_gauge(t, "snapvm_store_snapshots", "Snapshots in the store.", g->store.snapshots);
@@ -180,6 +182,13 @@ char *serve_metrics_render(struct serve_metrics *m, const struct serve_gauges *g
 	put_counter(&t, "snapvm_clones_started_total", "Clones started by POST .../clones.",
 		    c.clones_started);
 	put_counter(&t, "snapvm_vms_started_total", "VMs booted by POST /vms.", c.vms_started);
+	put_counter(&t, "snapvm_warm_hits_total",
+		    "Invocations answered by a warm process (--warm).", c.warm_hits);
+	put_counter(&t, "snapvm_warm_misses_total",
+		    "Invocations that could have taken a warm process and found none.",
+		    c.warm_misses);
+	put_counter(&t, "snapvm_warm_started_total", "Warm processes started (--warm).",
+		    c.warm_started);
 	put_counter(&t, "snapvm_http_requests_total", "HTTP requests answered.", c.http_requests);
 	put_counter(&t, "snapvm_http_errors_total", "HTTP replies with a 4xx or 5xx status.",
 		    c.http_errors);

@@ -33,6 +33,8 @@ struct serve_config {
 	const char *jail_base;
 	const char *jail_args[16]; /* the other jail options, passed on as given */
 	unsigned jail_arg_count;
+	/* --warm N: invoke processes kept started ahead per snapshot invoked (0: none) */
+	unsigned warm;
 };
 
 /* The daemon's state: the store, the children, the metrics. */

@@ -128,8 +128,14 @@ static void start_pending(struct serve *serve)
 		if (c->spawn_error) {
 			log_error("serve: cannot start %s: %s", c->argv[0],
 				  strerror(-c->spawn_error));
-			serve->live--;
-			pthread_cond_signal(&serve->slot_cond);
+			if (c->holds_slot) {
+				serve->live--;
+				pthread_cond_signal(&serve->slot_cond);
+			}
+			if (c->warm) { /* nobody holds it: forgotten */
+				c->warm = false;
+				c->deleted = true;
+			}
 		} else {
 			c->spawned = true;
 		}
@@ -222,9 +228,15 @@ static void child_reap(struct serve *serve, struct serve_child *c)
 	if (c->api_sock[0])
 		unlink(c->api_sock); /* left behind when it was killed, or by a jailed child */
 	serve_jail_remove(c);
-	serve->live--;
+	if (c->warm) { /* died waiting (killed, or discarded): nobody holds it */
+		c->warm = false;
+		c->deleted = true;
+	}
+	if (c->holds_slot) {
+		serve->live--;
+		pthread_cond_signal(&serve->slot_cond);
+	}
 	pthread_cond_broadcast(&c->cond);
-	pthread_cond_signal(&serve->slot_cond);
 }
 
 void serve_child_free(struct serve_child *c)
@@ -355,6 +367,7 @@ static bool all_exited(struct serve *serve)
 static void stop_children(struct serve *serve)
 {
 	pthread_mutex_lock(&serve->lock);
+	serve_warm_discard(serve, NULL); /* they end at the end of their input */
 	for (struct serve_child *c = serve->children; c; c = c->next)
 		serve_child_stop(serve, c, true);
 	pthread_mutex_unlock(&serve->lock);

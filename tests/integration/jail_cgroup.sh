@@ -1,9 +1,11 @@
 #!/bin/bash
 # The jail's cgroup v2 limits (--jail-mem, --jail-cpu, --jail-pids): set on a
 # leaf the jailed clone runs in, removed after it; a clone whose memory goes
-# past --jail-mem is OOM-killed and the parent says so in one line. Needs
-# cgroup v2 with the memory, cpu and pids controllers: labelled hwvirt, it
-# runs nested where the host's are held by cgroup v1 (the L1 mounts cgroup2).
+# past --jail-mem is OOM-killed and the parent says so in one line. A warm
+# process (invoke --warm) holds its leaf while it waits, and the leaf goes
+# when it gets a request or its input is closed. Needs cgroup v2 with the
+# memory, cpu and pids controllers: labelled hwvirt, it runs nested where the
+# host's are held by cgroup v1 (the L1 mounts cgroup2).
 . "$(dirname "$0")/lib.sh"
 require_kvm
 require_jailer
@@ -73,4 +75,36 @@ expect_eq "eager, over --jail-mem: killed (SIGKILL)" "$RC" 137
 expect_eq "eager, over --jail-mem: no reply" "$(cat "$TMP/out")" ""
 grep -q 'the jailed VM was killed: out of memory (--jail-mem 16384 KiB)' "$TMP/err" &&
 	pass "eager, over --jail-mem: one line says so" || fail "eager: $(cat "$TMP/err")"
+
+# A warm process (serve --warm) holds its leaf while it waits; serve ends an
+# idle one by closing its stdin, and the leaf goes with it. One that gets a
+# request answers within its limits, and its leaf goes too.
+warm() { # warm: a jailed invoke --warm on the fifo $TMP/warm; sets parent and leaf
+	rm -f "$TMP/warm"
+	mkfifo "$TMP/warm"
+	"$SNAPVM" invoke --jail "$JAIL" --jail-pids 64 --jail-mem 512M --warm fn \
+		<"$TMP/warm" >"$TMP/out" 2>"$TMP/err" &
+	parent=$!
+	exec 3>"$TMP/warm"
+	leaf="$cg/snapvm/invoke-$parent"
+	for _ in $(seq 600); do
+		[ -s "$leaf/cgroup.procs" ] && [ "$(wc -l <"$leaf/cgroup.procs")" -ge 2 ] && break
+		sleep 0.1
+	done
+	expect_eq "warm: its leaf's pids.max while it waits" "$(cat "$leaf/pids.max" 2>/dev/null)" 64
+}
+warm
+exec 3>&-
+timeout 120 tail --pid=$parent -f /dev/null
+wait $parent
+expect_eq "warm, its input closed: exit 0, nothing said" "$?:$(cat "$TMP/out" "$TMP/err")" "0:"
+[ ! -e "$leaf" ] && pass "warm, its input closed: the leaf is removed" || fail "leaf left: $leaf"
+warm
+echo "120000 touch 100 7" >&3
+exec 3>&-
+timeout 120 tail --pid=$parent -f /dev/null
+wait $parent
+expect_eq "warm, a request: exit 0" "$?" 0
+expect_eq "warm, a request: the same reply" "$(cat "$TMP/out")" "$ref"
+[ ! -e "$leaf" ] && pass "warm, a request: the leaf is removed" || fail "leaf left: $leaf"
 finish

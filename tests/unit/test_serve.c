@@ -23,12 +23,14 @@
 
 /*
  * Stands in for snapvm: argv is "invoke [--disk PATH...] --json --store DIR
- * --timeout MS -- NAME REQUEST". "blk" needs --disk d.img, as a snapshot with
- * a disk does.
+ * --timeout MS -- NAME REQUEST", or with --warm "... --warm -- NAME" and the
+ * line "TIMEOUT_MS REQUEST" on stdin (end of input: exit 0). "blk" needs
+ * --disk d.img, as a snapshot with a disk does.
  */
 static const char fake_snapvm[] =
 	"#!/bin/sh\n"
 	"for last; do :; done\n"
+	"case \" $* \" in *' --warm '*) read timeout last || exit 0 ;; esac\n"
 	"case \"$last\" in\n"
 	"ping) echo '{\"reply\": \"PONG\", \"restore_ms\": 1.5, \"faults\": 7}' ;;\n"
 	"crash) kill -SEGV $$ ;;\n"
@@ -350,6 +352,69 @@ static void test_too_many(void **state)
 	check(f, "POST", "/snapshots/fn/invoke", "{\"request\": \"ping\"}", 200, NULL);
 }
 
+/* Waits (bounded) until the daemon has n warm processes started and waiting. */
+static void warm_wait(struct fixture *f, unsigned n)
+{
+	for (int i = 0; i < 1000; i++) {
+		unsigned idle = 0;
+
+		pthread_mutex_lock(&f->serve->lock);
+		for (struct serve_child *c = f->serve->children; c; c = c->next)
+			idle += c->warm && c->spawned && !c->exited;
+		pthread_mutex_unlock(&f->serve->lock);
+		if (idle == n)
+			return;
+		usleep(10000);
+	}
+	fail_msg("%u warm processes never waited", n);
+}
+
+/*
+ * serve --warm 1 with one slot: the first invocation is cold and starts the
+ * pool; the next takes the warm process, whose slot is the request's (a
+ * warm process holds none); a body with "memory" goes cold; deleting the
+ * snapshot ends the idle one, and no slot stays taken.
+ */
+static void test_warm(void **state)
+{
+	struct fixture *f;
+	struct serve_request request = { .method = "GET", .path = "/metrics" };
+	struct serve_reply reply;
+	json_t *v;
+
+	teardown(state);
+	fixture_make(state, 1, 10000);
+	f = *state;
+	f->serve->config.warm = 1;
+	supervisor_start(f);
+	check(f, "POST", "/snapshots/fn/invoke", "{\"request\": \"ping\"}", 200, NULL);
+	warm_wait(f, 1);
+	v = expect(f, "POST", "/snapshots/fn/invoke", "{\"request\": \"ping\"}", 200, NULL);
+	assert_string_equal(json_string_value(json_object_get(v, "reply")), "PONG");
+	json_decref(v);
+	warm_wait(f, 1); /* refilled */
+	check(f, "POST", "/snapshots/fn/invoke", "{\"request\": \"fail\"}", 502, "clone_failed");
+	warm_wait(f, 1);
+	check(f, "POST", "/snapshots/fn/invoke", "{\"request\": \"ping\", \"memory\": \"eager\"}",
+	      200, NULL);
+	serve_handle(f->serve, &request, &reply);
+	assert_non_null(strstr(reply.body, "snapvm_warm_hits_total 2\n"));
+	assert_non_null(strstr(reply.body, "snapvm_warm_misses_total 1\n"));
+	assert_non_null(strstr(reply.body, "snapvm_warm_idle 1\n"));
+	serve_reply_free(&reply);
+	check(f, "DELETE", "/snapshots/fn", NULL, 200, NULL);
+	warm_wait(f, 0);
+	pthread_mutex_lock(&f->serve->lock);
+	for (int i = 0; i < 1000 && f->serve->live; i++) { /* the last children being reaped */
+		pthread_mutex_unlock(&f->serve->lock);
+		usleep(10000);
+		pthread_mutex_lock(&f->serve->lock);
+	}
+	assert_int_equal(f->serve->live, 0);
+	assert_int_equal(serve_warm_idle(f->serve), 0);
+	pthread_mutex_unlock(&f->serve->lock);
+}
+
 static void test_text(void **state)
 {
 	char bad[] = "ok \xff\xc0\x80 \xe2\x82\xac end\r";
@@ -376,6 +441,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_warm, setup, teardown),
 		cmocka_unit_test(test_text),
 	};
 
