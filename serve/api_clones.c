@@ -206,8 +206,11 @@ void serve_clone_create(struct serve *serve, const struct serve_request *request
 
 /* ---- shared by /clones and /vms ---- */
 
-void serve_children_list(struct serve *serve, enum serve_kind kind, struct serve_reply *reply)
+void serve_children_list(struct serve *serve, const struct serve_request *request,
+			 enum serve_kind kind, const char *id, struct serve_reply *reply)
 {
+	(void)request;
+	(void)id;
 	json_t *list = json_array();
 
 	pthread_mutex_lock(&serve->lock);
@@ -229,9 +232,10 @@ static struct serve_child *child_or_404(struct serve *serve, enum serve_kind kin
 	return c;
 }
 
-void serve_child_get_reply(struct serve *serve, enum serve_kind kind, const char *id,
-			   struct serve_reply *reply)
+void serve_child_show(struct serve *serve, const struct serve_request *request,
+		      enum serve_kind kind, const char *id, struct serve_reply *reply)
 {
+	(void)request;
 	struct serve_child *c = child_or_404(serve, kind, id, reply);
 	json_t *o, *memory;
 	bool running;
@@ -263,9 +267,10 @@ static void count_paging(struct serve *serve, struct serve_child *c)
 	json_decref(f);
 }
 
-void serve_child_delete_reply(struct serve *serve, enum serve_kind kind, const char *id,
-			      struct serve_reply *reply)
+void serve_child_delete(struct serve *serve, const struct serve_request *request,
+			enum serve_kind kind, const char *id, struct serve_reply *reply)
 {
+	(void)request;
 	struct serve_child *c = child_or_404(serve, kind, id, reply);
 	char answer[64];
 	bool asked;
@@ -347,8 +352,8 @@ static void child_exchange(struct serve *serve, const struct serve_request *requ
 	}
 }
 
-void serve_child_request_reply(struct serve *serve, const struct serve_request *request,
-			       enum serve_kind kind, const char *id, struct serve_reply *reply)
+void serve_child_request(struct serve *serve, const struct serve_request *request,
+			 enum serve_kind kind, const char *id, struct serve_reply *reply)
 {
 	static const char *const fields[] = { "request", "timeout_ms", NULL };
 	json_t *body = serve_body_object(request, fields, reply);
@@ -400,8 +405,8 @@ static void snapshot_take(struct serve_child *c, const char *name, bool resume,
 	}
 }
 
-void serve_child_snapshot_reply(struct serve *serve, const struct serve_request *request,
-				enum serve_kind kind, const char *id, struct serve_reply *reply)
+void serve_child_snapshot(struct serve *serve, const struct serve_request *request,
+			  enum serve_kind kind, const char *id, struct serve_reply *reply)
 {
 	static const char *const fields[] = { "name", "resume", NULL };
 	json_t *body = serve_body_object(request, fields, reply);
@@ -437,38 +442,4 @@ void serve_child_snapshot_reply(struct serve *serve, const struct serve_request 
 	serve_child_put(serve, c);
 out:
 	json_decref(body);
-}
-
-void serve_clones_list(struct serve *serve, const struct serve_request *request, const char *param,
-		       struct serve_reply *reply)
-{
-	(void)request;
-	(void)param;
-	serve_children_list(serve, SERVE_CLONE, reply);
-}
-
-void serve_clone_get(struct serve *serve, const struct serve_request *request, const char *id,
-		     struct serve_reply *reply)
-{
-	(void)request;
-	serve_child_get_reply(serve, SERVE_CLONE, id, reply);
-}
-
-void serve_clone_delete(struct serve *serve, const struct serve_request *request, const char *id,
-			struct serve_reply *reply)
-{
-	(void)request;
-	serve_child_delete_reply(serve, SERVE_CLONE, id, reply);
-}
-
-void serve_clone_request(struct serve *serve, const struct serve_request *request, const char *id,
-			 struct serve_reply *reply)
-{
-	serve_child_request_reply(serve, request, SERVE_CLONE, id, reply);
-}
-
-void serve_clone_snapshot(struct serve *serve, const struct serve_request *request, const char *id,
-			  struct serve_reply *reply)
-{
-	serve_child_snapshot_reply(serve, request, SERVE_CLONE, id, reply);
 }

@@ -88,37 +88,3 @@ void serve_vm_create(struct serve *serve, const struct serve_request *request, c
 out:
 	json_decref(body);
 }
-
-void serve_vms_list(struct serve *serve, const struct serve_request *request, const char *param,
-		    struct serve_reply *reply)
-{
-	(void)request;
-	(void)param;
-	serve_children_list(serve, SERVE_VM, reply);
-}
-
-void serve_vm_get(struct serve *serve, const struct serve_request *request, const char *id,
-		  struct serve_reply *reply)
-{
-	(void)request;
-	serve_child_get_reply(serve, SERVE_VM, id, reply);
-}
-
-void serve_vm_delete(struct serve *serve, const struct serve_request *request, const char *id,
-		     struct serve_reply *reply)
-{
-	(void)request;
-	serve_child_delete_reply(serve, SERVE_VM, id, reply);
-}
-
-void serve_vm_request(struct serve *serve, const struct serve_request *request, const char *id,
-		      struct serve_reply *reply)
-{
-	serve_child_request_reply(serve, request, SERVE_VM, id, reply);
-}
-
-void serve_vm_snapshot(struct serve *serve, const struct serve_request *request, const char *id,
-		       struct serve_reply *reply)
-{
-	serve_child_snapshot_reply(serve, request, SERVE_VM, id, reply);
-}

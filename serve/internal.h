@@ -292,21 +292,18 @@ typedef void serve_handler(struct serve *serve, const struct serve_request *requ
 			   const char *param, struct serve_reply *reply);
 
 serve_handler serve_snapshots_list, serve_snapshot_get, serve_snapshot_delete, serve_metrics_get;
-serve_handler serve_invoke, serve_clone_create, serve_clones_list, serve_clone_get,
-	serve_clone_delete, serve_clone_request, serve_clone_snapshot;
-serve_handler serve_vm_create, serve_vms_list, serve_vm_get, serve_vm_delete, serve_vm_request,
-	serve_vm_snapshot;
+serve_handler serve_invoke, serve_clone_create, serve_vm_create;
 
-/* Shared by /clones and /vms (api_clones.c): the kind picks the children. */
-void serve_children_list(struct serve *serve, enum serve_kind kind, struct serve_reply *reply);
-void serve_child_get_reply(struct serve *serve, enum serve_kind kind, const char *id,
-			   struct serve_reply *reply);
-void serve_child_delete_reply(struct serve *serve, enum serve_kind kind, const char *id,
-			      struct serve_reply *reply);
-void serve_child_request_reply(struct serve *serve, const struct serve_request *request,
-			       enum serve_kind kind, const char *id, struct serve_reply *reply);
-void serve_child_snapshot_reply(struct serve *serve, const struct serve_request *request,
-				enum serve_kind kind, const char *id, struct serve_reply *reply);
+/*
+ * The routes /clones... and /vms... share their handlers (api_clones.c):
+ * the route gives the kind of child, and id is the "*" segment (NULL for
+ * the list).
+ */
+typedef void serve_child_handler(struct serve *serve, const struct serve_request *request,
+				 enum serve_kind kind, const char *id, struct serve_reply *reply);
+
+serve_child_handler serve_children_list, serve_child_show, serve_child_delete, serve_child_request,
+	serve_child_snapshot;
 /* A clone or VM that did not start: the reply says why, and it is forgotten. Lock held. */
 void serve_start_failed(struct serve *serve, struct serve_child *child, enum serve_wait how,
 			uint64_t timeout_ms, struct serve_reply *reply);

@@ -18,26 +18,28 @@ struct route {
 	const char *method;
 	const char *pattern; /* segments; "*" is the parameter */
 	serve_handler *handler;
+	serve_child_handler *child; /* instead of handler: for the children of one kind */
+	enum serve_kind kind;
 };
 
 static const struct route routes[] = {
-	{ "GET", "snapshots", serve_snapshots_list },
-	{ "GET", "snapshots/*", serve_snapshot_get },
-	{ "DELETE", "snapshots/*", serve_snapshot_delete },
-	{ "POST", "snapshots/*/invoke", serve_invoke },
-	{ "POST", "snapshots/*/clones", serve_clone_create },
-	{ "GET", "clones", serve_clones_list },
-	{ "GET", "clones/*", serve_clone_get },
-	{ "DELETE", "clones/*", serve_clone_delete },
-	{ "POST", "clones/*/request", serve_clone_request },
-	{ "PUT", "clones/*/snapshot", serve_clone_snapshot },
-	{ "GET", "vms", serve_vms_list },
-	{ "POST", "vms", serve_vm_create },
-	{ "GET", "vms/*", serve_vm_get },
-	{ "DELETE", "vms/*", serve_vm_delete },
-	{ "POST", "vms/*/request", serve_vm_request },
-	{ "PUT", "vms/*/snapshot", serve_vm_snapshot },
-	{ "GET", "metrics", serve_metrics_get },
+	{ "GET", "snapshots", .handler = serve_snapshots_list },
+	{ "GET", "snapshots/*", .handler = serve_snapshot_get },
+	{ "DELETE", "snapshots/*", .handler = serve_snapshot_delete },
+	{ "POST", "snapshots/*/invoke", .handler = serve_invoke },
+	{ "POST", "snapshots/*/clones", .handler = serve_clone_create },
+	{ "GET", "clones", .child = serve_children_list, .kind = SERVE_CLONE },
+	{ "GET", "clones/*", .child = serve_child_show, .kind = SERVE_CLONE },
+	{ "DELETE", "clones/*", .child = serve_child_delete, .kind = SERVE_CLONE },
+	{ "POST", "clones/*/request", .child = serve_child_request, .kind = SERVE_CLONE },
+	{ "PUT", "clones/*/snapshot", .child = serve_child_snapshot, .kind = SERVE_CLONE },
+	{ "GET", "vms", .child = serve_children_list, .kind = SERVE_VM },
+	{ "POST", "vms", .handler = serve_vm_create },
+	{ "GET", "vms/*", .child = serve_child_show, .kind = SERVE_VM },
+	{ "DELETE", "vms/*", .child = serve_child_delete, .kind = SERVE_VM },
+	{ "POST", "vms/*/request", .child = serve_child_request, .kind = SERVE_VM },
+	{ "PUT", "vms/*/snapshot", .child = serve_child_snapshot, .kind = SERVE_VM },
+	{ "GET", "metrics", .handler = serve_metrics_get },
 };
 
 void serve_reply_json(struct serve_reply *reply, int status, json_t *value)
@@ -294,7 +296,10 @@ static void route(struct serve *serve, const struct serve_request *request,
 		}
 	}
 	if (found) {
-		found->handler(serve, request, param, reply);
+		if (found->handler)
+			found->handler(serve, request, param, reply);
+		else
+			found->child(serve, request, found->kind, param, reply);
 		return;
 	}
 	/* the same path with other methods: say which */
