@@ -20,6 +20,16 @@ export SNAPVM_STORE="$TMP/store"
 snapshot_fn 32M "snapshot fn (32M heap)"
 ref=$(timeout 120 "$SNAPVM" invoke fn touch 100 7)
 
+leaf_procs() { # leaf_procs LEAF: how many processes are in it (cgroupfs files have size 0)
+	wc -l <"$1/cgroup.procs" 2>/dev/null || echo 0
+}
+leaf_wait() { # leaf_wait LEAF: until the jail's init and VM process are in it (or 60 s)
+	for _ in $(seq 600); do
+		[ "$(leaf_procs "$1")" -ge 2 ] && return
+		sleep 0.1
+	done
+}
+
 # Within its limits the clone answers, and sees its own cgroup's limits.
 reply=$(timeout 120 "$SNAPVM" invoke --jail "$JAIL" --jail-mem 512M --jail-cpu 50000/100000 \
 	--jail-pids 64 fn touch 100 7 2>"$TMP/err")
@@ -34,10 +44,7 @@ mkfifo "$TMP/in"
 parent=$!
 exec 3>"$TMP/in"
 leaf="$cg/snapvm/restore-$parent"
-for _ in $(seq 600); do
-	[ -s "$leaf/cgroup.procs" ] && [ "$(wc -l <"$leaf/cgroup.procs")" -ge 2 ] && break
-	sleep 0.1
-done
+leaf_wait "$leaf"
 expect_eq "memory.max" "$(cat "$leaf/memory.max" 2>/dev/null)" $((300 * 1024 * 1024))
 expect_eq "cpu.max" "$(cat "$leaf/cpu.max" 2>/dev/null)" "20000 100000"
 expect_eq "pids.max" "$(cat "$leaf/pids.max" 2>/dev/null)" 32
@@ -87,10 +94,8 @@ warm() { # warm: a jailed invoke --warm on the fifo $TMP/warm; sets parent and l
 	parent=$!
 	exec 3>"$TMP/warm"
 	leaf="$cg/snapvm/invoke-$parent"
-	for _ in $(seq 600); do
-		[ -s "$leaf/cgroup.procs" ] && [ "$(wc -l <"$leaf/cgroup.procs")" -ge 2 ] && break
-		sleep 0.1
-	done
+	leaf_wait "$leaf"
+	expect_eq "warm: the jail's init and the VM process wait in its leaf" "$(leaf_procs "$leaf")" 2
 	expect_eq "warm: its leaf's pids.max while it waits" "$(cat "$leaf/pids.max" 2>/dev/null)" 64
 }
 warm
