@@ -57,6 +57,28 @@ snapshot_fn() {
 	expect_eq "$2" "$?" 0
 }
 
+# start_daemon ARGS...: snapvm serve on $SOCK with store $STORE (both set by
+# the test); sets DAEMON (its pid) once it says it listens.
+start_daemon() {
+	rm -f "$TMP/serve.out" # the last daemon's "listening" must not count for this one
+	TMPDIR=$TMP "$SNAPVM" serve --listen "unix:$SOCK" --store "$STORE" "$@" \
+		>"$TMP/serve.out" 2>"$TMP/serve.err" &
+	DAEMON=$!
+	for _ in $(seq 200); do
+		grep -q "listening on unix:$SOCK" "$TMP/serve.out" 2>/dev/null && return
+		sleep 0.05
+	done
+	fail "the daemon did not start: $(cat "$TMP/serve.err")"
+}
+
+# stop_daemon: SIGTERM, and its exit code in RC.
+stop_daemon() {
+	kill -TERM "$DAEMON"
+	timeout 60 tail --pid="$DAEMON" -f /dev/null
+	wait "$DAEMON"
+	RC=$?
+}
+
 # SNAPVM_TEST_SCALE divides the counts of the heaviest VM tests: on the
 # nested platform, where every instruction is emulated, scripts/run-tests.sh
 # sets it to 10. Each behaviour stays tested, only fewer times.

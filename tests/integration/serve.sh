@@ -12,27 +12,6 @@ SOCK="$TMP/api.sock"
 	</dev/null >/dev/null 2>&1
 expect_eq "snapshot fn" "$?" 0
 
-# start_daemon ARGS...: snapvm serve on $SOCK; sets DAEMON (its pid).
-start_daemon() {
-	rm -f "$TMP/serve.out" # the last daemon's "listening" must not count for this one
-	TMPDIR=$TMP "$SNAPVM" serve --listen "unix:$SOCK" --store "$STORE" "$@" \
-		>"$TMP/serve.out" 2>"$TMP/serve.err" &
-	DAEMON=$!
-	for _ in $(seq 100); do
-		grep -q "listening on unix:$SOCK" "$TMP/serve.out" 2>/dev/null && return
-		sleep 0.05
-	done
-	fail "the daemon did not start: $(cat "$TMP/serve.err")"
-}
-
-# stop_daemon: SIGTERM, and its exit code in RC.
-stop_daemon() {
-	kill -TERM "$DAEMON"
-	timeout 30 tail --pid="$DAEMON" -f /dev/null
-	wait "$DAEMON"
-	RC=$?
-}
-
 # api METHOD PATH [BODY]: sets CODE (HTTP status) and BODY (the reply).
 api() {
 	local data=()

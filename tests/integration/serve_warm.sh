@@ -19,25 +19,6 @@ snapshot fn
 expect_eq "snapshot fn" "$?" 0
 ref=$(timeout 30 "$SNAPVM" invoke --store "$STORE" fn touch 20 7)
 
-start_daemon() {
-	rm -f "$TMP/serve.out"
-	TMPDIR=$TMP "$SNAPVM" serve --listen "unix:$SOCK" --store "$STORE" "$@" \
-		>"$TMP/serve.out" 2>"$TMP/serve.err" &
-	DAEMON=$!
-	for _ in $(seq 200); do
-		grep -q "listening on unix:$SOCK" "$TMP/serve.out" 2>/dev/null && return
-		sleep 0.05
-	done
-	fail "the daemon did not start: $(cat "$TMP/serve.err")"
-}
-
-stop_daemon() {
-	kill -TERM "$DAEMON"
-	timeout 60 tail --pid="$DAEMON" -f /dev/null
-	wait "$DAEMON"
-	RC=$?
-}
-
 invoke() { # invoke BODY: sets CODE and REPLY (the "reply" field)
 	CODE=$(curl -s --max-time 60 --unix-socket "$SOCK" -o "$TMP/body" -w "%{http_code}" \
 		--data-binary "$1" http://snapvm/snapshots/fn/invoke)
