@@ -4,9 +4,11 @@
 #include "cli/jail.h"
 #include "cli/run_options.h"
 #include "snapshot/snapshot.h"
+#include "vmm/vmm.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +90,27 @@ static int warm_request_read(char *request, size_t size, uint64_t *timeout_ms)
 	return 0;
 }
 
+/*
+ * What a warm process does ahead of its request, beyond the start-up every
+ * process makes: KVM opened, and with --jail, DIR's mounts and the pivot
+ * (jail_prepare). *store then names where the store is opened from
+ * (store_path, size bytes). 0, or an exit status after one line.
+ */
+static int warm_prepare(struct jail *jail, const char **store, char *store_path, size_t size)
+{
+	char dir[PATH_MAX];
+
+	if (*store)
+		snprintf(dir, sizeof(dir), "%s", *store);
+	else
+		snapshot_repo_default_dir(dir, sizeof(dir));
+	snprintf(store_path, size, "%s", dir);
+	*store = store_path;
+	if (vm_host_open_ahead())
+		return EXIT_RUNTIME;
+	return jail_prepare(jail, dir, store_path, size);
+}
+
 /* Prints the reply the moment it arrives: tearing the clone down comes after. */
 static void invoke_print(const struct control_invoke_result *result, void *opaque)
 {
@@ -143,7 +166,7 @@ int cmd_invoke_main(int argc, char **argv)
 	struct snapshot_repo *repo;
 	struct jail jail;
 	const char *store = NULL;
-	char request[1024];
+	char request[1024], store_path[PATH_MAX];
 	uint64_t timeout = DEFAULT_TIMEOUT_MS;
 	bool json = false, warm = false;
 	int opt, status, ret = 0;
@@ -222,9 +245,8 @@ int cmd_invoke_main(int argc, char **argv)
 		return ret;
 	if (jail_enter("invoke", &jail_options, &jail, &status))
 		return status;
-	/* a warm process's VM makes nothing under DIR at a host path: mount it now */
-	if (warm && jail_prepare(&jail))
-		return EXIT_RUNTIME;
+	if (warm && (ret = warm_prepare(&jail, &store, store_path, sizeof(store_path))))
+		return ret;
 	if (cli_sandbox_start(seccomp, jail_options.dir ? SANDBOX_JAILED_STARTUP : SANDBOX_STARTUP))
 		return EXIT_RUNTIME;
 	/* nothing of the snapshot has been read: it is looked up once the request is here */

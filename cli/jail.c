@@ -6,6 +6,7 @@
 #include "cli/jail.h"
 #include "cli/cli.h"
 #include "snapshot/snapshot.h"
+#include "store/store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
@@ -478,13 +480,6 @@ static int jail_group_drop(struct jail *jail)
 	return 0;
 }
 
-int jail_prepare(struct jail *jail)
-{
-	if (!jail->options.dir)
-		return 0;
-	return jail_root_prepare(jail) || jail_group_drop(jail) ? EXIT_RUNTIME : 0;
-}
-
 /* DIR (its mounts prepared) becomes /, the host's root detached. */
 static int jail_root_enter(const struct jail *jail)
 {
@@ -504,29 +499,91 @@ err:
 }
 
 /*
+ * The store is reached through /proc/self/fd/N (the jail's /proc) once DIR
+ * is /: a descriptor, not a mount, so that nothing leads to it once
+ * jail_lock has closed it. The host's mounts below the store's are
+ * detached with its root: a store must be one file system.
+ */
+int jail_prepare(struct jail *jail, const char *store_dir, char *store_path, size_t size)
+{
+	int fd;
+
+	if (!jail->options.dir)
+		return 0;
+	if (jail_root_prepare(jail) || jail_group_drop(jail))
+		return EXIT_RUNTIME;
+	if (store_dir_is_remote(store_dir))
+		return 0;
+	fd = open(store_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "snapvm %s: cannot open the store %s: %s\n", jail->command,
+			store_dir, strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	if (jail_root_enter(jail)) {
+		close(fd);
+		return EXIT_RUNTIME;
+	}
+	jail->pivoted = true;
+	jail->store_fd = fd;
+	snprintf(store_path, size, "/proc/self/fd/%d", fd);
+	log_debug("jail: DIR is / ahead; the store is %s until the jail locks", store_path);
+	return 0;
+}
+
+/* The size of this process's descriptor table (FDSize): every descriptor is below it. */
+static int fd_table_size(void)
+{
+	char buf[2048], *p;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strstr(buf, "\nFDSize:");
+	return p ? atoi(p + 8) : -1;
+}
+
+/*
  * No directory may stay open: openat() from one (or "..") would reach the
  * host's files again. The store and the VM keep files, sockets and devices.
+ * poll() over the table tells the open descriptors (the others are
+ * POLLNVAL) in a call or a few (it takes at most RLIMIT_NOFILE entries):
+ * listing /proc/self/fd would cost a dentry for each.
  */
 static int jail_fds_check(const struct jail *jail)
 {
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *de;
+	int size = fd_table_size(), bad = -1;
+	struct pollfd *fds = size > 0 ? calloc((size_t)size, sizeof(*fds)) : NULL;
+	struct rlimit limit;
+	size_t chunk;
 	struct stat st;
-	int bad = -1;
 
-	if (!d) {
-		fprintf(stderr, "snapvm %s: jail: cannot list its descriptors: %s\n", jail->command,
-			strerror(errno));
+	if (!fds || getrlimit(RLIMIT_NOFILE, &limit) < 0 || limit.rlim_cur == 0) {
+		fprintf(stderr, "snapvm %s: jail: cannot list its descriptors\n", jail->command);
+		free(fds);
 		return EXIT_RUNTIME;
 	}
-	while ((de = readdir(d)) && bad < 0) {
-		int fd = atoi(de->d_name);
+	chunk = limit.rlim_cur < (rlim_t)size ? (size_t)limit.rlim_cur : (size_t)size;
+	for (int fd = 0; fd < size; fd++)
+		fds[fd].fd = fd;
+	for (size_t at = 0; at < (size_t)size; at += chunk) {
+		size_t n = (size_t)size - at < chunk ? (size_t)size - at : chunk;
 
-		if (de->d_name[0] != '.' && fd != dirfd(d) && fstat(fd, &st) == 0 &&
-		    S_ISDIR(st.st_mode))
-			bad = fd;
+		if (poll(fds + at, n, 0) < 0) {
+			fprintf(stderr, "snapvm %s: jail: cannot list its descriptors: %s\n",
+				jail->command, strerror(errno));
+			free(fds);
+			return EXIT_RUNTIME;
+		}
 	}
-	closedir(d);
+	for (int fd = 0; fd < size && bad < 0; fd++)
+		if (!(fds[fd].revents & POLLNVAL) && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+			bad = fd;
+	free(fds);
 	if (bad < 0)
 		return 0;
 	fprintf(stderr, "snapvm %s: jail: descriptor %d is an open directory: refusing to run\n",
@@ -621,10 +678,12 @@ int jail_lock(struct jail *jail, struct snapshot_repo *repo, struct snapshot_clo
 		return EXIT_RUNTIME;
 	}
 	sealed = time_now_ns();
-	if (jail_root_prepare(jail))
+	if (!jail->pivoted && jail_root_prepare(jail))
 		return EXIT_RUNTIME;
 	rooted = time_now_ns();
-	if (jail_root_enter(jail))
+	if (jail->pivoted)
+		close(jail->store_fd); /* the store's files are open: nothing leads to it now */
+	else if (jail_root_enter(jail))
 		return EXIT_RUNTIME;
 	pivoted = time_now_ns();
 	if (jail_fds_check(jail))

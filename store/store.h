@@ -65,6 +65,8 @@ int store_open(const char *dir, unsigned flags, struct store **store);
 const char *store_local_dir(const struct store *store);
 /* True for a store in a RADOS pool ("rados:POOL..."). */
 bool store_is_remote(const struct store *store);
+/* The same, of store_open()'s dir before it is opened. */
+bool store_dir_is_remote(const char *dir);
 /*
  * Makes the chunks of count pages readable locally at once (parallel reads
  * from a RADOS pool into the cache); 0 at once for a local store. A page

@@ -327,23 +327,63 @@ int vm_virtio_cmdline(const struct vm *vm, char *buf, size_t size)
 	return (int)len;
 }
 
-static int vm_open_kvm(struct vm *vm)
-{
-	int version;
+/* What vm_host_open_ahead() opened, until a vm_create() takes it. */
+static struct {
+	int kvm_fd; /* -1: nothing opened ahead */
+	struct kvm_cpuid2 *cpuid;
+} ahead = { .kvm_fd = -1 };
 
-	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (vm->kvm_fd < 0) {
+/* /dev/kvm, its API version checked: the descriptor, or -errno logged. */
+static int kvm_open(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), version;
+
+	if (fd < 0) {
 		int ret = -errno;
 
 		log_error("cannot open /dev/kvm: %s (is KVM loaded, and may this user use it?)",
 			  strerror(errno));
 		return ret;
 	}
-	version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	version = ioctl(fd, KVM_GET_API_VERSION, 0);
 	if (version != KVM_API_VERSION) {
 		log_error("/dev/kvm speaks API version %d, snapvm needs %d", version,
 			  KVM_API_VERSION);
+		close(fd);
 		return -ENOTSUP;
+	}
+	return fd;
+}
+
+int vm_host_open_ahead(void)
+{
+	int fd;
+
+	if (ahead.kvm_fd >= 0)
+		return 0;
+	fd = kvm_open();
+	if (fd < 0)
+		return fd;
+	ahead.cpuid = x86_cpuid_supported(fd);
+	if (!ahead.cpuid) {
+		close(fd);
+		return -EIO;
+	}
+	ahead.kvm_fd = fd;
+	return 0;
+}
+
+static int vm_open_kvm(struct vm *vm)
+{
+	if (ahead.kvm_fd >= 0) {
+		vm->kvm_fd = ahead.kvm_fd;
+		vm->cpuid = ahead.cpuid;
+		ahead.kvm_fd = -1;
+		ahead.cpuid = NULL;
+	} else {
+		vm->kvm_fd = kvm_open();
+		if (vm->kvm_fd < 0)
+			return vm->kvm_fd;
 	}
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0) {
@@ -389,7 +429,8 @@ static int vm_setup_kvm(struct vm *vm)
 		log_error("KVM_CREATE_IRQCHIP failed: %s", strerror(errno));
 		return ret;
 	}
-	vm->cpuid = x86_cpuid_supported(vm->kvm_fd);
+	if (!vm->cpuid)
+		vm->cpuid = x86_cpuid_supported(vm->kvm_fd);
 	return vm->cpuid ? 0 : -EIO;
 }
 

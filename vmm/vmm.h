@@ -188,6 +188,13 @@ void vmm_config_device_args_drop(struct vmm_config *config, const char *name);
 void vmm_net_mac(const struct vmm_config *config, unsigned index, uint8_t mac[6]);
 
 /*
+ * Opens /dev/kvm and reads the CPUID it supports now, for the next
+ * vm_create() of this process to take: a process made ahead of its VM (a
+ * warm process, invoke --warm) does the part that needs host paths before
+ * it gives up the host's root. 0, or -errno logged.
+ */
+int vm_host_open_ahead(void);
+/*
  * Creates the KVM VM, its memory, devices and vCPUs (not yet running); 0 or
  * -errno. With config->netns set, the calling thread first enters that
  * network namespace: it opens the TAP devices and runs the event loop (user

@@ -129,8 +129,11 @@ pids=$(sed -n 's/^jail-probe: pids: //p' "$TMP/err")
 expect_eq "warm: only the jail's 2 processes are visible" "$(wc -w <<<"$pids")" 2
 expect_eq "warm: uid and gid 65534" "$(p '[UG]id:\s65534\s65534\s65534\s65534$')" 2
 expect_eq "warm: no capability in any set" "$(p 'Cap[A-Za-z]*:\s0000000000000000$')" 5
-"$SNAPVM" invoke --store "$STORE" --jail "$JAIL" --warm fn </dev/null >/dev/null 2>&1
+"$SNAPVM" -vv invoke --store "$STORE" --jail "$JAIL" --warm fn </dev/null >/dev/null 2>"$TMP/err"
 expect_eq "jailed invoke --warm: end of input, exit 0" "$?" 0
+# the pivot is off the request's path: made before the request is read
+expect_eq "jailed invoke --warm: pivoted ahead" \
+	"$(grep -c 'jail: DIR is / ahead; the store is /proc/self/fd/[0-9]* until' "$TMP/err")" 1
 
 start_daemon --warm 1 --jail "$TMP/jails"
 checks "serve --jail --warm 1"
