@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,23 +91,39 @@ static int warm_request_read(char *request, size_t size, uint64_t *timeout_ms)
 
 /*
  * What a warm process does ahead of its request, beyond the start-up every
- * process makes: KVM opened, and with --jail, DIR's mounts and the pivot
- * (jail_prepare). *store then names where the store is opened from
- * (store_path, size bytes). 0, or an exit status after one line.
+ * process makes: KVM opened, the store and the snapshot opened (jailed:
+ * every chunk looked up, its pack open), and with --jail, DIR's mounts.
+ * The restore checks that the name still names that snapshot when the
+ * request comes. Jailed, unless the store is in RADOS or the memory mode
+ * is mmap (both reach host paths while restoring), it also makes its
+ * userfaultfd and pivots into DIR now, and the jail locks as soon as the
+ * snapshot is read (after_read), before any part of the VM is made; else
+ * it locks before the start, as a cold process's does. 0, or an exit
+ * status after one line.
  */
-static int warm_prepare(struct jail *jail, const char **store, char *store_path, size_t size)
+static int warm_prepare(struct jail *jail, const char *store, const char *name,
+			struct snapshot_repo **repo, struct snapshot_restore_options *options)
 {
-	char dir[PATH_MAX];
+	bool jailed = jail->options.dir != NULL, early;
+	int ret;
 
-	if (*store)
-		snprintf(dir, sizeof(dir), "%s", *store);
-	else
-		snapshot_repo_default_dir(dir, sizeof(dir));
-	snprintf(store_path, size, "%s", dir);
-	*store = store_path;
 	if (vm_host_open_ahead())
 		return EXIT_RUNTIME;
-	return jail_prepare(jail, dir, store_path, size);
+	ret = cli_repo_open(store, !jailed, repo); /* as below */
+	if (ret)
+		return ret;
+	/* not there yet: the restore looks it up again, and says why if it must */
+	if (snapshot_open_ahead(*repo, name, jailed, &options->opened))
+		options->opened = NULL;
+	early = jailed && !snapshot_repo_remote(*repo) && options->memory != SNAPSHOT_MEMORY_MMAP;
+	if (early && options->memory != SNAPSHOT_MEMORY_EAGER && snapshot_userfaultfd_open_ahead())
+		return EXIT_RUNTIME;
+	ret = jail_prepare(jail, early);
+	if (!ret && early) {
+		options->after_read = jail_lock_hook;
+		options->after_read_opaque = jail;
+	}
+	return ret;
 }
 
 /* Prints the reply the moment it arrives: tearing the clone down comes after. */
@@ -163,10 +178,10 @@ int cmd_invoke_main(int argc, char **argv)
 	enum sandbox_mode seccomp = SANDBOX_ON;
 	struct control_invoke_result result;
 	struct jail_options jail_options;
-	struct snapshot_repo *repo;
+	struct snapshot_repo *repo = NULL;
 	struct jail jail;
 	const char *store = NULL;
-	char request[1024], store_path[PATH_MAX];
+	char request[1024];
 	uint64_t timeout = DEFAULT_TIMEOUT_MS;
 	bool json = false, warm = false;
 	int opt, status, ret = 0;
@@ -245,19 +260,24 @@ int cmd_invoke_main(int argc, char **argv)
 		return ret;
 	if (jail_enter("invoke", &jail_options, &jail, &status))
 		return status;
-	if (warm && (ret = warm_prepare(&jail, &store, store_path, sizeof(store_path))))
-		return ret;
-	if (cli_sandbox_start(seccomp, jail_options.dir ? SANDBOX_JAILED_STARTUP : SANDBOX_STARTUP))
-		return EXIT_RUNTIME;
-	/* nothing of the snapshot has been read: it is looked up once the request is here */
-	if (warm && (ret = warm_request_read(request, sizeof(request), &timeout)))
-		return ret == 1 ? EXIT_OK : ret;
+	if (warm)
+		ret = warm_prepare(&jail, store, argv[optind], &repo, &options);
+	if (!ret &&
+	    cli_sandbox_start(seccomp, jail_options.dir ? SANDBOX_JAILED_STARTUP : SANDBOX_STARTUP))
+		ret = EXIT_RUNTIME;
+	/* 1: end of input (serve discarded the process): exit 0, quietly */
+	if (!ret && warm && (ret = warm_request_read(request, sizeof(request), &timeout)) == 1)
+		ret = -1;
 	/* for writing: the first invoke of a snapshot records its working set (not jailed) */
-	ret = cli_repo_open(store, !jail_options.dir, &repo);
-	if (ret)
-		return ret;
+	if (!ret && !warm)
+		ret = cli_repo_open(store, !jail_options.dir, &repo);
+	if (ret) {
+		snapshot_ahead_close(options.opened);
+		snapshot_repo_close(repo);
+		return ret < 0 ? EXIT_OK : ret;
+	}
 	options.name = argv[optind];
-	if (jail_options.dir) {
+	if (jail_options.dir && !options.after_read) {
 		options.before_start = jail_lock_hook;
 		options.before_start_opaque = &jail;
 	}

@@ -6,7 +6,6 @@
 #include "cli/jail.h"
 #include "cli/cli.h"
 #include "snapshot/snapshot.h"
-#include "store/store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -498,36 +497,18 @@ err:
 	return jail_root_fail(jail, step);
 }
 
-/*
- * The store is reached through /proc/self/fd/N (the jail's /proc) once DIR
- * is /: a descriptor, not a mount, so that nothing leads to it once
- * jail_lock has closed it. The host's mounts below the store's are
- * detached with its root: a store must be one file system.
- */
-int jail_prepare(struct jail *jail, const char *store_dir, char *store_path, size_t size)
+int jail_prepare(struct jail *jail, bool pivot)
 {
-	int fd;
-
 	if (!jail->options.dir)
 		return 0;
 	if (jail_root_prepare(jail) || jail_group_drop(jail))
 		return EXIT_RUNTIME;
-	if (store_dir_is_remote(store_dir))
+	if (!pivot)
 		return 0;
-	fd = open(store_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "snapvm %s: cannot open the store %s: %s\n", jail->command,
-			store_dir, strerror(errno));
+	if (jail_root_enter(jail))
 		return EXIT_RUNTIME;
-	}
-	if (jail_root_enter(jail)) {
-		close(fd);
-		return EXIT_RUNTIME;
-	}
 	jail->pivoted = true;
-	jail->store_fd = fd;
-	snprintf(store_path, size, "/proc/self/fd/%d", fd);
-	log_debug("jail: DIR is / ahead; the store is %s until the jail locks", store_path);
+	log_debug("jail: DIR is / already, before the request");
 	return 0;
 }
 
@@ -681,9 +662,7 @@ int jail_lock(struct jail *jail, struct snapshot_repo *repo, struct snapshot_clo
 	if (!jail->pivoted && jail_root_prepare(jail))
 		return EXIT_RUNTIME;
 	rooted = time_now_ns();
-	if (jail->pivoted)
-		close(jail->store_fd); /* the store's files are open: nothing leads to it now */
-	else if (jail_root_enter(jail))
+	if (!jail->pivoted && jail_root_enter(jail))
 		return EXIT_RUNTIME;
 	pivoted = time_now_ns();
 	if (jail_fds_check(jail))

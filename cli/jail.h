@@ -76,7 +76,6 @@ struct jail {
 	bool root_prepared; /* DIR's mounts made (jail_prepare) */
 	bool group_dropped; /* gid and groups already the jail's (jail_prepare) */
 	bool pivoted;	    /* DIR is / already (jail_prepare) */
-	int store_fd;	    /* when pivoted: the store's directory, until jail_lock */
 };
 
 /* The defaults: no jail, uid and gid 65534. */
@@ -107,17 +106,14 @@ struct snapshot_clone;
 int jail_lock(struct jail *jail, struct snapshot_repo *repo, struct snapshot_clone *clone);
 /*
  * What of jail_lock can come before the VM's host resources are open, for
- * a warm process (invoke --warm), whose VM opens nothing at a host path but
- * the store's files (vm_host_open_ahead() has opened KVM): DIR's mounts, the
- * jail's gid with no supplementary groups (taken while the process has one
- * thread), and the pivot into DIR. The store at store_dir stays reachable
- * by root through a descriptor until jail_lock closes it: open it at the
- * path written to store_path (size bytes; left alone when nothing was
- * pivoted). A RADOS store is not pivoted ahead: jail_lock refuses it, saying
- * why. In the jailed VM process; 0 (or no jail), or EXIT_RUNTIME after one
- * line on stderr.
+ * a warm process (invoke --warm), which has opened all it will open at a
+ * host path (KVM: vm_host_open_ahead; the store and its snapshot:
+ * snapshot_open_ahead): DIR's mounts, the jail's gid with no supplementary
+ * groups (taken while the process has one thread) and, with pivot, the
+ * pivot into DIR. In the jailed VM process; 0 (or no jail), or EXIT_RUNTIME
+ * after one line on stderr.
  */
-int jail_prepare(struct jail *jail, const char *store_dir, char *store_path, size_t size);
+int jail_prepare(struct jail *jail, bool pivot);
 /* jail_lock in snapshot_restore_options.before_start's shape (opaque is the jail). */
 int jail_lock_hook(struct snapshot_repo *repo, struct snapshot_clone *clone, void *opaque);
 

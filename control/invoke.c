@@ -130,6 +130,7 @@ int control_invoke(struct snapshot_repo *repo, const struct snapshot_restore_opt
 	/* the first invoke of a snapshot with no working set records one, up to its reply */
 	o.record_ws = o.record_ws || snapshot_workset_wanted(repo, &o);
 	ret = snapshot_restore(repo, &o, &inv.clone);
+	o.opened = NULL; /* the restore took it */
 	if (ret)
 		goto out;
 	inv.vm = snapshot_clone_vm(inv.clone);
@@ -154,6 +155,7 @@ int control_invoke(struct snapshot_repo *repo, const struct snapshot_restore_opt
 	if (!ret && snapshot_clone_save_workset(inv.clone, repo))
 		log_warn("snapshot %s: the working set was not stored", o.name);
 out:
+	snapshot_ahead_close(o.opened); /* the pipes failed before the restore */
 	snapshot_clone_destroy(inv.clone);
 	if (inv.timer_fd >= 0)
 		close(inv.timer_fd);

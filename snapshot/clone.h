@@ -14,6 +14,8 @@ struct snapshot_clone {
 	char name[SNAPSHOT_NAME_MAX + 1];
 	bool recording;
 	atomic_bool failed; /* its memory could not be paged in: the VM was stopped */
+	uint32_t *workset;  /* during the restore: the recorded working set, to prefetch */
+	size_t workset_count;
 };
 
 /* The snapshot the clone was restored from. */

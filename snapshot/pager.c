@@ -12,6 +12,7 @@
  * fault) and tells the VM to stop.
  */
 #include "snapshot/pager.h"
+#include "snapshot/snapshot.h"
 #include "snapshot/pages.h"
 #include "common/common.h"
 
@@ -442,6 +443,24 @@ out:
 	return NULL;
 }
 
+/* snapshot_userfaultfd_open_ahead()'s, until a pager takes it; -1: none. */
+static int uffd_ahead = -1;
+
+/*
+ * Handling the faults of KVM's own accesses (kernel mode) needs a privilege
+ * (CAP_SYS_PTRACE, with vm.unprivileged_userfaultfd 0): a process giving it
+ * up before its restore makes its userfaultfd first.
+ */
+int snapshot_userfaultfd_open_ahead(void)
+{
+	if (uffd_ahead < 0)
+		uffd_ahead = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd_ahead >= 0)
+		return 0;
+	log_error("userfaultfd is not available here: %s", strerror(errno));
+	return -errno;
+}
+
 static int pager_register(struct pager *p)
 {
 	struct uffdio_api api = { .api = UFFD_API };
@@ -450,7 +469,9 @@ static int pager_register(struct pager *p)
 		.mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
 
-	p->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	p->uffd = uffd_ahead >= 0 ? uffd_ahead
+				  : (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	uffd_ahead = -1;
 	if (p->uffd < 0 || ioctl(p->uffd, UFFDIO_API, &api) < 0 ||
 	    ioctl(p->uffd, UFFDIO_REGISTER, &reg) < 0) {
 		int ret = -errno;

@@ -73,6 +73,30 @@ int snapshot_repo_seal(struct snapshot_repo *repo, struct snapshot_clone *clone)
 	return store_seal(repo->store);
 }
 
+bool snapshot_repo_remote(const struct snapshot_repo *repo)
+{
+	return store_is_remote(repo->store);
+}
+
+int snapshot_open_ahead(struct snapshot_repo *repo, const char *name, bool resolve,
+			struct store_snapshot **out)
+{
+	struct store_snapshot *snap;
+	int ret = snapshot_name_check(name);
+
+	if (!ret)
+		ret = store_snapshot_open(repo->store, name, &snap);
+	if (!ret && resolve && (ret = store_snapshot_resolve(snap)))
+		store_snapshot_close(snap);
+	*out = ret ? NULL : snap;
+	return ret;
+}
+
+void snapshot_ahead_close(struct store_snapshot *snap)
+{
+	store_snapshot_close(snap);
+}
+
 void snapshot_repo_close(struct snapshot_repo *repo)
 {
 	if (!repo)

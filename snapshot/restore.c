@@ -178,23 +178,15 @@ static int restore_memory(struct snapshot_repo *repo, const struct snapshot_rest
 		.fatal = restore_memory_failed,
 		.opaque = clone,
 	};
-	uint32_t *workset = NULL;
-	size_t count = 0;
 	uint64_t size;
 	uint8_t *ram = vm_ram(clone->vm, &size);
-	int ret;
 
-	if (o->memory == SNAPSHOT_MEMORY_PREFETCH && !clone->recording &&
-	    store_workset_get(repo->store, o->name, &workset, &count) == 0) {
-		mo.workset = workset;
-		mo.workset_count = count;
-	}
+	mo.workset = clone->workset;
+	mo.workset_count = clone->workset_count;
 	/* eager fills all of it anyway: huge pages make that and the guest's touches cheaper */
 	if (o->memory == SNAPSHOT_MEMORY_EAGER)
 		vm_ram_huge_pages(clone->vm);
-	ret = memory_attach(clone->snapshot, ram, size, &mo, &clone->memory);
-	free(workset);
-	return ret;
+	return memory_attach(clone->snapshot, ram, size, &mo, &clone->memory);
 }
 
 /*
@@ -272,6 +264,25 @@ static int restore_read_state(struct snapshot_clone *clone, struct snapshot_stat
 	return ret;
 }
 
+/*
+ * The snapshot to restore: the one opened ahead (o->opened) while its name
+ * still names it, else what the name names now. Takes o->opened either way.
+ */
+static int restore_open(struct snapshot_repo *repo, const struct snapshot_restore_options *o,
+			struct store_snapshot **snap)
+{
+	struct store_snapshot *ahead = o->opened;
+	int ret = snapshot_name_check(o->name);
+
+	if (!ret && ahead && !strcmp(store_snapshot_meta(ahead)->name, o->name) &&
+	    store_snapshot_current(ahead)) {
+		*snap = ahead;
+		return 0;
+	}
+	store_snapshot_close(ahead);
+	return ret ? ret : store_snapshot_open(repo->store, o->name, snap);
+}
+
 int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_options *o,
 		     struct snapshot_clone **out)
 {
@@ -284,6 +295,7 @@ int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_o
 	*out = NULL;
 	if (!st || !clone) {
 		log_error("cannot restore %s: %s", o->name, strerror(ENOMEM));
+		store_snapshot_close(o->opened);
 		free(st);
 		free(clone);
 		return -ENOMEM;
@@ -291,13 +303,21 @@ int snapshot_restore(struct snapshot_repo *repo, const struct snapshot_restore_o
 	snprintf(clone->name, sizeof(clone->name), "%s", o->name);
 	clone->recording = o->record_ws && o->memory != SNAPSHOT_MEMORY_EAGER &&
 			   o->memory != SNAPSHOT_MEMORY_MMAP;
-	ret = snapshot_name_check(o->name);
-	if (!ret)
-		ret = store_snapshot_open(repo->store, o->name, &clone->snapshot);
+	ret = restore_open(repo, o, &clone->snapshot);
 	if (!ret)
 		ret = restore_read_state(clone, st, &data);
+	/* the working set to prefetch, if the snapshot has one */
+	if (!ret && o->memory == SNAPSHOT_MEMORY_PREFETCH && !clone->recording &&
+	    store_workset_get(repo->store, o->name, &clone->workset, &clone->workset_count)) {
+		clone->workset = NULL;
+		clone->workset_count = 0;
+	}
+	if (!ret && o->after_read && o->after_read(repo, clone, o->after_read_opaque))
+		ret = -ECANCELED;
 	if (!ret)
 		ret = restore_vm(repo, o, st, clone);
+	free(clone->workset); /* the pager has its copy */
+	clone->workset = NULL;
 	if (!ret)
 		ret = restore_vcpus(clone->vm, st, &tsc_at_ns);
 	if (!ret &&

@@ -37,6 +37,27 @@ void snapshot_repo_close(struct snapshot_repo *repo);
  * afterwards (no working set, no snapshot). 0 or -errno (logged).
  */
 int snapshot_repo_seal(struct snapshot_repo *repo, struct snapshot_clone *clone);
+/* True for a store in a RADOS pool, which a jail cannot seal. */
+bool snapshot_repo_remote(const struct snapshot_repo *repo);
+
+struct store_snapshot;
+/*
+ * Opens snapshot `name` ahead of its restore, for a process started before
+ * its request (invoke --warm): its manifest read and, with `resolve`, every
+ * chunk looked up and its pack opened, which a jail's seal would otherwise
+ * do on the request's path. Hand it to the restore (.opened). 0 or -errno
+ * (logged).
+ */
+int snapshot_open_ahead(struct snapshot_repo *repo, const char *name, bool resolve,
+			struct store_snapshot **snapshot);
+/* Closes a snapshot opened ahead that no restore took (NULL: nothing). */
+void snapshot_ahead_close(struct store_snapshot *snapshot);
+/*
+ * Makes the userfaultfd of this process's next lazy restore (prefetch, lazy)
+ * now, for a process that gives up its privileges before it restores (the
+ * after_read hook below). 0 or -errno (logged).
+ */
+int snapshot_userfaultfd_open_ahead(void);
 /*
  * Removes the mmap mode's raw copies (in $SNAPVM_MMAP_CACHE, else
  * store_dir/cache) of snapshots that are no longer in the store, or were
@@ -94,12 +115,28 @@ struct snapshot_restore_options {
 	enum snapshot_memory_mode memory;
 	bool record_ws; /* record the pages the guest faults, in order (lazy paging) */
 	/*
+	 * NULL, or name opened ahead (snapshot_open_ahead), which the restore
+	 * takes, even when it fails. Deleted or replaced since, it is closed and
+	 * name looked up again: the restore is of what name names now.
+	 */
+	struct store_snapshot *opened;
+	/*
 	 * control_invoke calls it once the clone is built, before its first
 	 * instruction (cli/jail.c locks the jail there); -ECANCELED: no start,
 	 * and the hook has printed why.
 	 */
 	int (*before_start)(struct snapshot_repo *repo, struct snapshot_clone *clone, void *opaque);
 	void *before_start_opaque;
+	/*
+	 * snapshot_restore calls it once the snapshot is read (its state and
+	 * working set; its pages stay to come) and before any part of the VM
+	 * is made, for a process that opened every host resource its VM needs
+	 * ahead (invoke --warm --jail: KVM, the userfaultfd, the snapshot's
+	 * packs), so that the VM is built already jailed. Nonzero: no restore
+	 * (-ECANCELED), and the hook has printed why.
+	 */
+	int (*after_read)(struct snapshot_repo *repo, struct snapshot_clone *clone, void *opaque);
+	void *after_read_opaque;
 };
 
 /*

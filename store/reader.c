@@ -29,6 +29,7 @@ struct store_snapshot {
 	struct chunk_entry *locs; /* per distinct page chunk; pack 0 until looked up */
 	struct pack_cache packs;
 	atomic_bool damage_reported; /* a damaged page has been reported: the others are not */
+	bool resolved;		     /* every chunk looked up, its pack open (under lock) */
 };
 
 int store_snapshot_open(struct store *s, const char *name, struct store_snapshot **out)
@@ -112,23 +113,68 @@ static int snapshot_chunks_open(struct store_snapshot *snap, MDB_txn *txn)
 	return ret;
 }
 
-int store_snapshot_seal(struct store_snapshot *snap)
+/* Called with the lock held. */
+static int snapshot_resolve(struct store_snapshot *snap)
 {
 	MDB_txn *txn;
 	int ret;
 
-	if (!snap->store->backend->ops->seal)
-		return -EOPNOTSUPP;	 /* as store_seal() says */
-	pthread_mutex_lock(&snap->lock); /* the pager's threads may be looking chunks up */
+	if (snap->resolved)
+		return 0;
 	ret = index_txn_begin(&snap->store->index, false, &txn);
 	if (!ret) {
 		ret = snapshot_chunks_open(snap, txn);
 		mdb_txn_abort(txn);
 	}
+	snap->resolved = ret == 0;
+	return ret;
+}
+
+int store_snapshot_resolve(struct store_snapshot *snap)
+{
+	int ret;
+
+	pthread_mutex_lock(&snap->lock);
+	ret = snapshot_resolve(snap);
+	pthread_mutex_unlock(&snap->lock);
+	return ret;
+}
+
+int store_snapshot_seal(struct store_snapshot *snap)
+{
+	int ret;
+
+	if (!snap->store->backend->ops->seal)
+		return -EOPNOTSUPP;	 /* as store_seal() says */
+	pthread_mutex_lock(&snap->lock); /* the pager's threads may be looking chunks up */
+	ret = snapshot_resolve(snap);
 	if (!ret)
 		ret = store_seal(snap->store);
 	pthread_mutex_unlock(&snap->lock);
 	return ret;
+}
+
+bool store_snapshot_current(struct store_snapshot *snap)
+{
+	const struct snap_record *had = &snap->record;
+	struct snap_record now;
+	MDB_txn *txn;
+	bool same = false;
+
+	if (index_txn_begin(&snap->store->index, false, &txn))
+		return false;
+	store_errors_quiet = true; /* a snapshot deleted since is an answer, not an error */
+	if (store_record_load(snap->store, txn, had->info.name, &now) == 0) {
+		same = now.info.created_ns == had->info.created_ns &&
+		       now.manifest_len == had->manifest_len &&
+		       now.manifest_chunks == had->manifest_chunks &&
+		       !memcmp(now.manifest_digests, had->manifest_digests,
+			       (size_t)had->manifest_chunks * STORE_DIGEST_SIZE);
+		snap_record_free(&now);
+	}
+	store_errors_quiet = false;
+	mdb_txn_abort(txn);
+	return same;
 }
 
 const struct store_snapshot_info *store_snapshot_meta(const struct store_snapshot *snap)
@@ -172,8 +218,10 @@ static int snapshot_chunk_lookup(struct store_snapshot *snap, uint32_t k, uint64
 			  "removed and collected?)",
 			  hex, page_context(snap, page, context, sizeof(context)));
 	}
-	if (ret)
+	if (ret) {
 		snap->locs[k].pack = 0;
+		snap->resolved = false;
+	}
 	return ret;
 }
 
@@ -215,6 +263,7 @@ static int snapshot_chunk_resolve(struct store_snapshot *snap, uint32_t k, uint6
 		snapshot_page_damage(snap, snap->manifest.unique[k], &snap->locs[k], page,
 				     "the index says it is not a whole page");
 		snap->locs[k].pack = 0;
+		snap->resolved = false;
 		return -EBADMSG;
 	}
 	if (ret) {

@@ -255,11 +255,6 @@ bool store_is_remote(const struct store *s)
 	return s->remote != NULL;
 }
 
-bool store_dir_is_remote(const char *dir)
-{
-	return remote_spec_is(dir);
-}
-
 int store_remote_refresh(struct store *s)
 {
 	return s->remote ? remote_pull(s) : 0;

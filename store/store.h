@@ -65,8 +65,6 @@ int store_open(const char *dir, unsigned flags, struct store **store);
 const char *store_local_dir(const struct store *store);
 /* True for a store in a RADOS pool ("rados:POOL..."). */
 bool store_is_remote(const struct store *store);
-/* The same, of store_open()'s dir before it is opened. */
-bool store_dir_is_remote(const char *dir);
 /*
  * Makes the chunks of count pages readable locally at once (parallel reads
  * from a RADOS pool into the cache); 0 at once for a local store. A page
@@ -145,6 +143,18 @@ void store_snapshot_close(struct store_snapshot *snapshot);
  * store has said why).
  */
 int store_snapshot_seal(struct store_snapshot *snapshot);
+/*
+ * The lookups of store_snapshot_seal without the seal, for a snapshot opened
+ * ahead of its use (a warm process): the seal then has none left. 0 or
+ * -errno (the store has said why).
+ */
+int store_snapshot_resolve(struct store_snapshot *snapshot);
+/*
+ * Whether the snapshot's name still names what was opened: false once it
+ * was deleted, or replaced by another snapshot of that name. Chunks moved
+ * by a gc since do not matter: the packs held open keep their bytes.
+ */
+bool store_snapshot_current(struct store_snapshot *snapshot);
 /*
  * Closes the index and the pack directory: no path or directory of the
  * store stays open; packs open stay readable; any other use fails (-EPERM).
