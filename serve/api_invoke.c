@@ -201,7 +201,8 @@ void serve_invoke(struct serve *serve, const struct serve_request *request, cons
 	if (serve_snapshot_found(serve, name, reply)) {
 		if (!serve_slot_or_reply(serve, reply)) {
 			invoke_run(serve, request, name, &a, reply);
-			serve_warm_fill(serve, name); /* the next one of name finds one started */
+			/* the next one of name finds one started; after this reply is sent */
+			snprintf(reply->warm_fill, sizeof(reply->warm_fill), "%s", name);
 		} else if (reply->status == 429)
 			serve_metrics_invocation(&serve->metrics, SERVE_REJECTED, 0, 0);
 	}

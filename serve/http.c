@@ -103,6 +103,7 @@ struct http_request {
 	bool too_large;
 	uint64_t start_ns;
 	struct MHD_Connection *connection;
+	char warm_fill[SNAPSHOT_NAME_MAX + 1]; /* the reply's, for serve_reply_sent() */
 };
 
 static bool http_client_gone(void *opaque)
@@ -291,6 +292,7 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *connect
 	if (!reply.status)
 		serve_count_client_gone(http->serve);
 	log_info("serve: %s %s -> %d", method, url, reply.status);
+	memcpy(r->warm_fill, reply.warm_fill, sizeof(r->warm_fill));
 	ret = http_send(connection, &reply);
 	serve_reply_free(&reply);
 	return ret;
@@ -299,11 +301,13 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *connect
 static void http_on_completed(void *cls, struct MHD_Connection *connection, void **state,
 			      enum MHD_RequestTerminationCode code)
 {
+	struct serve_http *http = cls;
 	struct http_request *r = *state;
 
 	(void)code;
-	http_connection_busy(cls, connection, false);
+	http_connection_busy(http, connection, false);
 	if (r) {
+		serve_reply_sent(http->serve, r->warm_fill);
 		free(r->body);
 		free(r);
 	}

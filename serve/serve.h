@@ -77,6 +77,8 @@ struct serve_reply {
 	const char *content_type;
 	unsigned retry_after; /* seconds for a Retry-After header, 0 for none */
 	char allow[32];	      /* methods for an Allow header (405), or "" */
+	/* for serve_reply_sent(): a snapshot whose warm pool to refill (--warm), or "" */
+	char warm_fill[SNAPSHOT_NAME_MAX + 1];
 };
 
 /* Handles one request; reply is always filled (errors as {"error", "code"}). */
@@ -86,6 +88,12 @@ void serve_handle(struct serve *serve, const struct serve_request *request,
 void serve_reply_error(struct serve_reply *reply, int status, const char *code, const char *fmt,
 		       ...) __attribute__((format(printf, 4, 5)));
 void serve_reply_free(struct serve_reply *reply);
+/*
+ * Once a reply is on its way (the HTTP layer calls it when the response is
+ * sent, with reply->warm_fill): the work that can wait for it, which would
+ * otherwise compete with it for the CPU, such as starting warm processes.
+ */
+void serve_reply_sent(struct serve *serve, const char *warm_fill);
 
 /* Counts a client that left before its reply was sent (for /metrics). */
 void serve_count_client_gone(struct serve *serve);

@@ -166,6 +166,12 @@ void serve_warm_fill(struct serve *serve, const char *name)
 	}
 }
 
+void serve_reply_sent(struct serve *serve, const char *warm_fill)
+{
+	if (warm_fill && warm_fill[0])
+		serve_warm_fill(serve, warm_fill);
+}
+
 void serve_warm_discard(struct serve *serve, const char *name)
 {
 	for (struct serve_child *c = serve->children; c; c = c->next) {
