@@ -327,8 +327,14 @@ static int prefetch_read(struct pager *p, struct io_uring *ring, struct prefetch
 		return -EIO;
 	for (unsigned done = 0; done < submitted; done++) {
 		struct io_uring_cqe *cqe;
-		int ret = io_uring_wait_cqe(ring, &cqe);
-		bool short_read = !ret && (uint64_t)cqe->res != cqe->user_data;
+		int ret;
+		bool short_read;
+
+		/* a signal (glibc's to every thread, when a jail drops root) ends a wait early */
+		do
+			ret = io_uring_wait_cqe(ring, &cqe);
+		while (ret == -EINTR);
+		short_read = !ret && (uint64_t)cqe->res != cqe->user_data;
 
 		if (!ret && cqe->res < 0)
 			ret = cqe->res;
