@@ -12,7 +12,9 @@
  *  2. jail_lock(), once the VM's host resources are open (KVM, TAP, disks,
  *     console, sockets, the snapshot's packs) and before the first guest
  *     instruction: seals the store, pivots into DIR, drops the identity.
- *     Seccomp filters belong right after it.
+ *     Seccomp filters belong right after it. A warm process (invoke
+ *     --warm) opens those resources and pivots ahead (jail_prepare), and
+ *     locks as soon as its snapshot is read, before its VM is built.
  * README.md, "Jailer", says what stays reachable inside.
  */
 #ifndef SNAPVM_CLI_JAIL_H

@@ -2,11 +2,13 @@
  * serve --warm N: for each snapshot invoked, N `snapvm invoke --warm`
  * processes started ahead, so that a request does not wait for what a
  * process does before it can know the request: exec, dynamic linking,
- * option parsing, and with --jail the jail's namespaces, cgroup leaf,
- * processes and mounts. A warm process has read nothing of its snapshot:
- * it looks the name up in the store once its request line arrives on its
- * stdin, so a snapshot replaced meanwhile is restored as it is then, and a
- * deleted one fails as a cold invocation would.
+ * option parsing, opening KVM, the store and the snapshot, and with --jail
+ * the jail's namespaces, cgroup leaf, processes, mounts and pivot. When its
+ * request line arrives on its stdin, a warm process checks that the name
+ * still names the snapshot it opened, so a snapshot replaced meanwhile is
+ * restored as it is then, and a deleted one fails as a cold invocation
+ * would. A pool is refilled once the reply that emptied it is sent
+ * (serve_reply_sent), not while it is being made.
  *
  * A warm process holds no slot (--max-clones): a request takes its slot
  * first, then hands it to the warm process it claims. The idle ones are
