@@ -378,7 +378,7 @@ static int snapvm_restore_once(struct bench_env *env, struct restore_case *c, co
 	start = time_now_ns();
 	if (huge)
 		setenv("SNAPVM_MMAP_CACHE", env->huge_cache, 1);
-	ret = child_spawn(argv, CHILD_STDERR_NULL, &child);
+	ret = child_spawn(argv, CHILD_STDERR_KEEP, &child);
 	unsetenv("SNAPVM_MMAP_CACHE");
 	if (ret)
 		return ret;
