@@ -387,25 +387,50 @@ static int run_level(struct run *r, unsigned clients, unsigned total, void *(*fn
 	return -1;
 }
 
-/* Snapshots the guest at READY as "fn" and invokes it once (its working set). */
-static int prepare_store(const struct serve_options *o, const char *store)
+int bench_serve_store(const char *guest, const char *heap, const char *store, const char *request,
+		      char *reply, size_t size)
 {
-	char *run[] = { (char *)bench_self_path(), "run",     "--kernel",
-			(char *)o->guest,	   "--store", (char *)store,
-			"--snapshot-on-ready",	   "fn",      NULL };
+	char cmdline[64];
+	char *run[] = { (char *)bench_self_path(),
+			"run",
+			"--kernel",
+			(char *)guest,
+			"--store",
+			(char *)store,
+			"--mem",
+			"256M",
+			"--cmdline",
+			cmdline,
+			"--snapshot-on-ready",
+			"fn",
+			NULL };
+	/* the first invoke records the snapshot's working set for this request */
 	char *invoke[] = {
-		(char *)bench_self_path(), "invoke", "--store", (char *)store, "fn", "ping", NULL
+		(char *)bench_self_path(), "invoke", "--store", (char *)store, "--", "fn",
+		(char *)request,	   NULL
 	};
 	struct child child;
 
+	snprintf(cmdline, sizeof(cmdline), "heap=%s", heap ? heap : "0");
 	if (child_spawn(run, CHILD_STDERR_KEEP, &child) || child_finish(&child, IO_TIMEOUT_MS))
 		return -1;
 	if (child_spawn(invoke, CHILD_STDERR_KEEP, &child) ||
-	    child_wait_line(&child, "PONG", false, IO_TIMEOUT_MS, NULL, 0)) {
+	    child_wait_line(&child, "", true, IO_TIMEOUT_MS, reply, size)) {
 		child_kill(&child);
 		return -1;
 	}
 	return child_finish(&child, IO_TIMEOUT_MS) ? -1 : 0;
+}
+
+int bench_serve_spawn(char *const argv[], struct child *daemon)
+{
+	if (child_spawn(argv, CHILD_STDERR_KEEP, daemon))
+		return -1;
+	if (child_wait_line(daemon, "listening on ", true, IO_TIMEOUT_MS, NULL, 0)) {
+		child_kill(daemon);
+		return -1;
+	}
+	return 0;
 }
 
 static int daemon_start(const struct serve_options *o, const char *sock, const char *store,
@@ -433,13 +458,7 @@ static int daemon_start(const struct serve_options *o, const char *sock, const c
 		most = MAX(most, o->levels[i]);
 	snprintf(listen, sizeof(listen), "unix:%s", sock);
 	snprintf(max, sizeof(max), "%u", most);
-	if (child_spawn(argv, CHILD_STDERR_KEEP, daemon))
-		return -1;
-	if (child_wait_line(daemon, "listening on ", true, IO_TIMEOUT_MS, NULL, 0)) {
-		child_kill(daemon);
-		return -1;
-	}
-	return 0;
+	return bench_serve_spawn(argv, daemon);
 }
 
 static void daemon_stop(struct child *daemon)
@@ -504,7 +523,7 @@ int bench_serve_main(int argc, char **argv)
 	struct result res[LEVELS_MAX];
 	struct run r = { 0 };
 	struct child daemon;
-	char dir[256], store[300], sock[300], jail[300], jails[300];
+	char dir[256], store[300], sock[300], jail[300], jails[300], reply[64];
 	int ret = serve_parse(argc, argv, &o);
 
 	if (ret)
@@ -529,7 +548,9 @@ int bench_serve_main(int argc, char **argv)
 	r.seccomp = o.seccomp;
 	pthread_mutex_init(&r.lock, NULL);
 	ret = EXIT_RUNTIME;
-	if (!r.ms || !r.inside_ms || prepare_store(&o, store)) {
+	if (!r.ms || !r.inside_ms ||
+	    bench_serve_store(o.guest, NULL, store, "ping", reply, sizeof(reply)) ||
+	    strcmp(reply, "PONG")) {
 		fprintf(stderr, "snapvm bench serve: cannot snapshot %s\n", o.guest);
 	} else if (daemon_start(&o, sock, store, jails, &daemon)) {
 		fprintf(stderr, "snapvm bench serve: snapvm serve did not start\n");

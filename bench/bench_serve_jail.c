@@ -38,41 +38,6 @@ struct config {
 	unsigned long long hits, misses;
 };
 
-static int store_prepare(const struct serve_jail_options *o, const char *guest, const char *store,
-			 char *reply, size_t size)
-{
-	char cmdline[64];
-	char *run[] = { (char *)bench_self_path(),
-			"run",
-			"--kernel",
-			(char *)guest,
-			"--store",
-			(char *)store,
-			"--mem",
-			"256M",
-			"--cmdline",
-			cmdline,
-			"--snapshot-on-ready",
-			"fn",
-			NULL };
-	/* the first invoke records the snapshot's working set for this request */
-	char *invoke[] = {
-		(char *)bench_self_path(), "invoke", "--store", (char *)store, "--", "fn",
-		(char *)o->request,	   NULL
-	};
-	struct child child;
-
-	snprintf(cmdline, sizeof(cmdline), "heap=%s", o->heap ? o->heap : "0");
-	if (child_spawn(run, CHILD_STDERR_KEEP, &child) || child_finish(&child, IO_TIMEOUT_MS))
-		return -1;
-	if (child_spawn(invoke, CHILD_STDERR_KEEP, &child) ||
-	    child_wait_line(&child, "", true, IO_TIMEOUT_MS, reply, size)) {
-		child_kill(&child);
-		return -1;
-	}
-	return child_finish(&child, IO_TIMEOUT_MS) ? -1 : 0;
-}
-
 static int daemon_start(struct config *c, int which, const char *store, const char *seccomp,
 			unsigned warm)
 {
@@ -94,12 +59,8 @@ static int daemon_start(struct config *c, int which, const char *store, const ch
 
 	snprintf(listen, sizeof(listen), "unix:%s", c->sock);
 	snprintf(warm_text, sizeof(warm_text), "%u", which >= WARM_OFF ? warm : 0);
-	if (child_spawn(argv, CHILD_STDERR_KEEP, &c->daemon))
+	if (bench_serve_spawn(argv, &c->daemon))
 		return -1;
-	if (child_wait_line(&c->daemon, "listening on ", true, IO_TIMEOUT_MS, NULL, 0)) {
-		child_kill(&c->daemon);
-		return -1;
-	}
 	c->fd = bench_unix_connect(c->sock);
 	if (c->fd < 0) {
 		child_kill(&c->daemon);
@@ -243,7 +204,7 @@ int bench_serve_jail_cost(const struct serve_jail_options *o, const char *guest,
 	if (bench_tmpdir(dir, sizeof(dir)))
 		return EXIT_RUNTIME;
 	snprintf(store, sizeof(store), "%s/store", dir);
-	if (store_prepare(o, guest, store, want, sizeof(want))) {
+	if (bench_serve_store(guest, o->heap, store, o->request, want, sizeof(want))) {
 		fprintf(stderr, "snapvm bench serve: cannot snapshot %s\n", guest);
 		goto out;
 	}
