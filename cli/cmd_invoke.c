@@ -179,6 +179,7 @@ int cmd_invoke_main(int argc, char **argv)
 	struct control_invoke_result result;
 	struct jail_options jail_options;
 	struct snapshot_repo *repo = NULL;
+	bool discarded = false;
 	struct jail jail;
 	const char *store = NULL;
 	char request[1024];
@@ -265,16 +266,17 @@ int cmd_invoke_main(int argc, char **argv)
 	if (!ret &&
 	    cli_sandbox_start(seccomp, jail_options.dir ? SANDBOX_JAILED_STARTUP : SANDBOX_STARTUP))
 		ret = EXIT_RUNTIME;
-	/* 1: end of input (serve discarded the process): exit 0, quietly */
-	if (!ret && warm && (ret = warm_request_read(request, sizeof(request), &timeout)) == 1)
-		ret = -1;
+	if (!ret && warm) {
+		ret = warm_request_read(request, sizeof(request), &timeout);
+		discarded = ret == 1; /* end of input: serve discarded the process */
+	}
 	/* for writing: the first invoke of a snapshot records its working set (not jailed) */
 	if (!ret && !warm)
 		ret = cli_repo_open(store, !jail_options.dir, &repo);
 	if (ret) {
 		snapshot_ahead_close(options.opened);
 		snapshot_repo_close(repo);
-		return ret < 0 ? EXIT_OK : ret;
+		return discarded ? EXIT_OK : ret; /* discarded: quietly */
 	}
 	options.name = argv[optind];
 	if (jail_options.dir && !options.after_read) {
