@@ -90,32 +90,30 @@ static int warm_request_read(char *request, size_t size, uint64_t *timeout_ms)
 }
 
 /*
- * What a warm process does ahead of its request, beyond the start-up every
- * process makes: KVM opened, the store and the snapshot opened (jailed:
- * every chunk looked up, its pack open), and with --jail, DIR's mounts.
- * The restore checks that the name still names that snapshot when the
- * request comes. Jailed, unless the store is in RADOS or the memory mode
- * is mmap (both reach host paths while restoring), it also makes its
- * userfaultfd and pivots into DIR now, and the jail locks as soon as the
- * snapshot is read (after_read), before any part of the VM is made; else
- * it locks before the start, as a cold process's does. 0, or an exit
- * status after one line.
+ * What opens before the restore: a warm process's before its request, and
+ * a jailed invocation's, so that its restore runs jailed. KVM opened, the
+ * store and the snapshot opened (jailed: every chunk looked up, its pack
+ * open), and with --jail, DIR's mounts. The restore checks that the name
+ * still names that snapshot when it starts. Jailed, when nothing of the VM
+ * is at a host path (no_host_paths: no disk, TAP, netns or vsock; not the
+ * mmap mode's cache; not a RADOS store), it also makes the userfaultfd and
+ * pivots into DIR now, and the jail locks as soon as the snapshot is read
+ * (after_read), before any part of the VM is made; else it locks before the
+ * start. 0, or an exit status after one line.
  */
-static int warm_prepare(struct jail *jail, const char *store, const char *name,
-			struct snapshot_repo **repo, struct snapshot_restore_options *options)
+static int invoke_prepare(struct jail *jail, struct snapshot_repo *repo, const char *name,
+			  bool no_host_paths, struct snapshot_restore_options *options)
 {
 	bool jailed = jail->options.dir != NULL, early;
 	int ret;
 
 	if (vm_host_open_ahead())
 		return EXIT_RUNTIME;
-	ret = cli_repo_open(store, !jailed, repo); /* as below */
-	if (ret)
-		return ret;
 	/* not there yet: the restore looks it up again, and says why if it must */
-	if (snapshot_open_ahead(*repo, name, jailed, &options->opened))
+	if (snapshot_open_ahead(repo, name, jailed, &options->opened))
 		options->opened = NULL;
-	early = jailed && !snapshot_repo_remote(*repo) && options->memory != SNAPSHOT_MEMORY_MMAP;
+	early = jailed && no_host_paths && !snapshot_repo_remote(repo) &&
+		options->memory != SNAPSHOT_MEMORY_MMAP;
 	if (early && options->memory != SNAPSHOT_MEMORY_EAGER && snapshot_userfaultfd_open_ahead())
 		return EXIT_RUNTIME;
 	ret = jail_prepare(jail, early);
@@ -179,11 +177,11 @@ int cmd_invoke_main(int argc, char **argv)
 	struct control_invoke_result result;
 	struct jail_options jail_options;
 	struct snapshot_repo *repo = NULL;
-	bool discarded = false;
+	bool discarded = false, host_paths = false; /* a VM option opens a host path */
 	struct jail jail;
 	const char *store = NULL;
 	char request[1024];
-	uint64_t timeout = DEFAULT_TIMEOUT_MS;
+	uint64_t timeout = DEFAULT_TIMEOUT_MS, start_ns;
 	bool json = false, warm = false;
 	int opt, status, ret = 0;
 
@@ -210,15 +208,19 @@ int cmd_invoke_main(int argc, char **argv)
 			break;
 		case 'd':
 			ret = disk_option_parse("invoke", optarg, &options.vm);
+			host_paths = true;
 			break;
 		case VM_RESTORE_OPT ... VM_RESTORE_OPT + VM_RESTORE_OPT_ROOM - 1:
 			ret = vm_restore_option_parse(opt, optarg, &options.vm);
+			host_paths = true; /* vsock's socket */
 			break;
 		case 'N':
 			ret = net_option_parse("invoke", optarg, &options.vm);
+			host_paths = true;
 			break;
 		case 'T':
 			ret = netns_option_parse("invoke", optarg, &options.vm);
+			host_paths = true;
 			break;
 		case 's':
 			store = optarg;
@@ -261,18 +263,19 @@ int cmd_invoke_main(int argc, char **argv)
 		return ret;
 	if (jail_enter("invoke", &jail_options, &jail, &status))
 		return status;
-	if (warm)
-		ret = warm_prepare(&jail, store, argv[optind], &repo, &options);
-	if (!ret &&
-	    cli_sandbox_start(seccomp, jail_options.dir ? SANDBOX_JAILED_STARTUP : SANDBOX_STARTUP))
-		ret = EXIT_RUNTIME;
+	ret = cli_sandbox_start(seccomp,
+				jail_options.dir ? SANDBOX_JAILED_STARTUP : SANDBOX_STARTUP);
+	/* for writing: the first invoke of a snapshot records its working set (not jailed) */
+	if (!ret)
+		ret = cli_repo_open(store, !jail_options.dir, &repo);
+	/* a cold invocation's restore begins here: what it opens ahead belongs to it */
+	start_ns = warm ? 0 : time_now_ns();
+	if (!ret && (warm || (jail_options.dir && !host_paths)))
+		ret = invoke_prepare(&jail, repo, argv[optind], !host_paths, &options);
 	if (!ret && warm) {
 		ret = warm_request_read(request, sizeof(request), &timeout);
 		discarded = ret == 1; /* end of input: serve discarded the process */
 	}
-	/* for writing: the first invoke of a snapshot records its working set (not jailed) */
-	if (!ret && !warm)
-		ret = cli_repo_open(store, !jail_options.dir, &repo);
 	if (ret) {
 		snapshot_ahead_close(options.opened);
 		snapshot_repo_close(repo);
@@ -283,8 +286,8 @@ int cmd_invoke_main(int argc, char **argv)
 		options.before_start = jail_lock_hook;
 		options.before_start_opaque = &jail;
 	}
-	ret = control_invoke(repo, &options, request, (unsigned)timeout, invoke_print, &json,
-			     &result);
+	ret = control_invoke(repo, &options, start_ns, request, (unsigned)timeout, invoke_print,
+			     &json, &result);
 	snapshot_repo_close(repo);
 	return ret ? cli_exit_status(ret) : EXIT_OK;
 }

@@ -508,7 +508,7 @@ int jail_prepare(struct jail *jail, bool pivot)
 	if (jail_root_enter(jail))
 		return EXIT_RUNTIME;
 	jail->pivoted = true;
-	log_debug("jail: DIR is / already, before the request");
+	log_debug("jail: DIR is / already, before the restore");
 	return 0;
 }
 

@@ -56,9 +56,11 @@ struct control_invoke_result {
  * without a working set gets one recorded (up to the reply) when the restore
  * pages lazily. 0; -ETIMEDOUT; -EPIPE if the guest stopped without replying;
  * or a restore error (see snapshot_restore). Every failure is logged.
+ * start_ns: when the restore began (CLOCK_MONOTONIC), for a caller that
+ * opened part of it ahead (invoke --jail); 0: now.
  */
 int control_invoke(struct snapshot_repo *repo, const struct snapshot_restore_options *options,
-		   const char *request, unsigned timeout_ms,
+		   uint64_t start_ns, const char *request, unsigned timeout_ms,
 		   void (*on_reply)(const struct control_invoke_result *result, void *opaque),
 		   void *opaque, struct control_invoke_result *result);
 

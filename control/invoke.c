@@ -94,7 +94,7 @@ static void close_pair(int fds[2])
 }
 
 int control_invoke(struct snapshot_repo *repo, const struct snapshot_restore_options *options,
-		   const char *request, unsigned timeout_ms,
+		   uint64_t start_ns, const char *request, unsigned timeout_ms,
 		   void (*on_reply)(const struct control_invoke_result *result, void *opaque),
 		   void *opaque, struct control_invoke_result *result)
 {
@@ -108,7 +108,7 @@ int control_invoke(struct snapshot_repo *repo, const struct snapshot_restore_opt
 	int ret;
 
 	memset(result, 0, sizeof(*result));
-	inv.start_ns = time_now_ns();
+	inv.start_ns = start_ns ? start_ns : time_now_ns();
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC | O_NONBLOCK) < 0) {
 		ret = -errno;
 		log_error("cannot make the clone's console pipes: %s", strerror(-ret));

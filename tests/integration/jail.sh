@@ -56,6 +56,19 @@ expect_eq "no_new_privs" "$(p 'NoNewPrivs:\s1$')" 1
 probe "/" --uid 1234 --gid 4321
 expect_eq "--uid 1234" "$(p 'Uid:\s1234\s')" 1
 expect_eq "--gid 4321" "$(p 'Gid:\s4321\s')" 1
+# Whose VM needs nothing at a host path is jailed before its VM is built
+# (pivot before the restore, lock once the snapshot is read); with --memory
+# mmap (the raw copy is a host path) it locks just before the start. The
+# jail is the same.
+timeout 30 "$SNAPVM" -vv invoke --jail "$JAIL" fn ping >/dev/null 2>"$TMP/vv.err"
+expect_eq "jailed invoke: pivoted before the restore" \
+	"$(grep -c 'jail: DIR is / already, before the restore' "$TMP/vv.err")" 1
+probe "/etc/passwd:$STORE:/inside" --memory mmap
+expect_eq "mmap: probed invoke answers" "$PROBE_RC:$(cat "$TMP/probe.out")" "0:PONG"
+expect_eq "mmap: a host file is out of reach" "$(p 'open /etc/passwd: No such file')" 1
+expect_eq "mmap: the store is out of reach" "$(p "open $STORE: No such file")" 1
+expect_eq "mmap: a file in DIR is /inside" "$(p 'open /inside: ok')" 1
+expect_eq "mmap: uid 65534" "$(p 'Uid:\s65534\s65534\s65534\s65534$')" 1
 [ -z "$(find "$JAIL" -mindepth 1 -maxdepth 1 ! -name inside ! -name proc)" ] &&
 	pass "the jail leaves nothing in DIR but proc/" || fail "DIR holds $(ls "$JAIL")"
 

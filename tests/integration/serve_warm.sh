@@ -133,7 +133,7 @@ expect_eq "warm: no capability in any set" "$(p 'Cap[A-Za-z]*:\s0000000000000000
 expect_eq "jailed invoke --warm: end of input, exit 0" "$?" 0
 # the pivot is off the request's path: made before the request is read
 expect_eq "jailed invoke --warm: pivoted ahead" \
-	"$(grep -c 'jail: DIR is / already, before the request' "$TMP/err")" 1
+	"$(grep -c 'jail: DIR is / already, before the restore' "$TMP/err")" 1
 
 # A jailed warm process looked its snapshot's chunks up and opened their
 # packs ahead: a gc that moves those chunks and deletes their pack while it
