@@ -196,7 +196,8 @@ static void vcpu_test_hook(void)
 	long nr = name ? sandbox_syscall_number(name) : -1;
 
 	if (nr >= 0)
-		log_warn("test hook: system call %s returned %ld", name, syscall(nr, 0, 0, 0));
+		log_warn("test hook: system call %s returned %ld (pid %d)", name,
+			 syscall(nr, 0, 0, 0), (int)getpid());
 }
 #else
 static void vcpu_test_hook(void)
