@@ -92,9 +92,9 @@ static int warm_request_read(char *request, size_t size, uint64_t *timeout_ms)
 /*
  * What opens before the restore: a warm process's before its request, and
  * a jailed invocation's, so that its restore runs jailed. KVM opened, the
- * store and the snapshot opened (jailed: every chunk looked up, its pack
- * open), and with --jail, DIR's mounts. The restore checks that the name
- * still names that snapshot when it starts. Jailed, when nothing of the VM
+ * snapshot opened (every chunk looked up, its pack open), and with --jail,
+ * DIR's mounts. The restore checks that the name still names that
+ * snapshot when it starts. Jailed, when nothing of the VM
  * is at a host path (no_host_paths: no disk, TAP, netns or vsock; not the
  * mmap mode's cache; not a RADOS store), it also makes the userfaultfd and
  * pivots into DIR now, and the jail locks as soon as the snapshot is read
@@ -110,7 +110,7 @@ static int invoke_prepare(struct jail *jail, struct snapshot_repo *repo, const c
 	if (vm_host_open_ahead())
 		return EXIT_RUNTIME;
 	/* not there yet: the restore looks it up again, and says why if it must */
-	if (snapshot_open_ahead(repo, name, jailed, &options->opened))
+	if (snapshot_open_ahead(repo, name, &options->opened))
 		options->opened = NULL;
 	early = jailed && no_host_paths && !snapshot_repo_remote(repo) &&
 		options->memory != SNAPSHOT_MEMORY_MMAP;

@@ -78,15 +78,15 @@ bool snapshot_repo_remote(const struct snapshot_repo *repo)
 	return store_is_remote(repo->store);
 }
 
-int snapshot_open_ahead(struct snapshot_repo *repo, const char *name, bool resolve,
-			struct store_snapshot **out)
+int snapshot_open_ahead(struct snapshot_repo *repo, const char *name, struct store_snapshot **out)
 {
 	struct store_snapshot *snap;
 	int ret = snapshot_name_check(name);
 
 	if (!ret)
 		ret = store_snapshot_open(repo->store, name, &snap);
-	if (!ret && resolve && (ret = store_snapshot_resolve(snap)))
+	/* a RADOS store's packs come into its cache as their pages are needed */
+	if (!ret && !store_is_remote(repo->store) && (ret = store_snapshot_resolve(snap)))
 		store_snapshot_close(snap);
 	*out = ret ? NULL : snap;
 	return ret;

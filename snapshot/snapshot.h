@@ -42,13 +42,13 @@ bool snapshot_repo_remote(const struct snapshot_repo *repo);
 
 struct store_snapshot;
 /*
- * Opens snapshot `name` ahead of its restore, for a process started before
- * its request (invoke --warm): its manifest read and, with `resolve`, every
- * chunk looked up and its pack opened, which a jail's seal would otherwise
- * do on the request's path. Hand it to the restore (.opened). 0 or -errno
- * (logged).
+ * Opens snapshot `name` ahead of its restore (a warm process, before its
+ * request; a jailed one, before its jail locks): its manifest read and, in
+ * a local store, every chunk looked up and its pack opened, which the pager
+ * (and a jail's seal) would otherwise do while the clone runs. Hand it to
+ * the restore (.opened). 0 or -errno (logged).
  */
-int snapshot_open_ahead(struct snapshot_repo *repo, const char *name, bool resolve,
+int snapshot_open_ahead(struct snapshot_repo *repo, const char *name,
 			struct store_snapshot **snapshot);
 /* Closes a snapshot opened ahead that no restore took (NULL: nothing). */
 void snapshot_ahead_close(struct store_snapshot *snapshot);
