@@ -94,9 +94,9 @@ static int warm_request_read(char *request, size_t size, uint64_t *timeout_ms)
  * a jailed invocation's, so that its restore runs jailed. KVM opened, the
  * snapshot opened (every chunk looked up, its pack open), and with --jail,
  * DIR's mounts. The restore checks that the name still names that
- * snapshot when it starts. Jailed, when nothing of the VM
- * is at a host path (no_host_paths: no disk, TAP, netns or vsock; not the
- * mmap mode's cache; not a RADOS store), it also makes the userfaultfd and
+ * snapshot when it starts. Jailed, when nothing of the VM is at a host
+ * path (no_host_paths: no disk, TAP, netns or device option; not the mmap
+ * mode's cache; not a RADOS store), it also makes the userfaultfd and
  * pivots into DIR now, and the jail locks as soon as the snapshot is read
  * (after_read), before any part of the VM is made; else it locks before the
  * start. 0, or an exit status after one line.
@@ -212,7 +212,7 @@ int cmd_invoke_main(int argc, char **argv)
 			break;
 		case VM_RESTORE_OPT ... VM_RESTORE_OPT + VM_RESTORE_OPT_ROOM - 1:
 			ret = vm_restore_option_parse(opt, optarg, &options.vm);
-			host_paths = true; /* vsock's socket */
+			host_paths = true; /* as vsock's socket */
 			break;
 		case 'N':
 			ret = net_option_parse("invoke", optarg, &options.vm);

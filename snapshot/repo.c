@@ -80,14 +80,25 @@ bool snapshot_repo_remote(const struct snapshot_repo *repo)
 
 int snapshot_open_ahead(struct snapshot_repo *repo, const char *name, struct store_snapshot **out)
 {
+	enum log_level threshold = log_threshold;
 	struct store_snapshot *snap;
-	int ret = snapshot_name_check(name);
+	int ret;
 
+	/*
+	 * Quietly: the restore opens what failed here again, and says once why
+	 * it cannot. The caller has a single thread, which log_threshold needs.
+	 */
+	log_threshold = LOG_QUIET;
+	ret = snapshot_name_check(name);
 	if (!ret)
 		ret = store_snapshot_open(repo->store, name, &snap);
 	/* a RADOS store's packs come into its cache as their pages are needed */
 	if (!ret && !store_is_remote(repo->store) && (ret = store_snapshot_resolve(snap)))
 		store_snapshot_close(snap);
+	log_threshold = threshold;
+	if (ret)
+		log_debug("snapshot %s: not opened ahead (%s): the restore tries again", name,
+			  strerror(-ret));
 	*out = ret ? NULL : snap;
 	return ret;
 }

@@ -46,7 +46,8 @@ struct store_snapshot;
  * request; a jailed one, before its jail locks): its manifest read and, in
  * a local store, every chunk looked up and its pack opened, which the pager
  * (and a jail's seal) would otherwise do while the clone runs. Hand it to
- * the restore (.opened). 0 or -errno (logged).
+ * the restore (.opened). 0 or -errno, quietly: the restore tries again,
+ * and says why it fails. Call it while the process has one thread.
  */
 int snapshot_open_ahead(struct snapshot_repo *repo, const char *name,
 			struct store_snapshot **snapshot);

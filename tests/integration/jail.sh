@@ -84,6 +84,10 @@ bad --jail relative/dir
 bad --jail "$TMP/missing"
 bad --jail "$JAIL" --uid 0
 bad --jail "$JAIL" --jail-cpu 10/100000
+# the snapshot is opened before the jail locks, then again by the restore: one line still
+timeout 30 "$SNAPVM" invoke --jail "$JAIL" nosuch ping >"$TMP/out" 2>"$TMP/err"
+expect_eq "jailed invoke of a missing snapshot: exit 2, one line" \
+	"$?:$(wc -l <"$TMP/err")" "2:1"
 printf 'ping\n' | timeout 30 "$SNAPVM" run --kernel "$GUEST" --jail "$JAIL" --snapshot-on-ready x \
 	>/dev/null 2>"$TMP/err"
 expect_eq "run --jail --snapshot-on-ready is refused" "$?" 2

@@ -107,6 +107,8 @@ printf 'ping\n' | "$SNAPVM" invoke --store "$STORE" --warm fn >/dev/null 2>"$TMP
 expect_eq "invoke --warm: a line without a timeout is refused" "$?:$(wc -l <"$TMP/err")" "2:1"
 "$SNAPVM" invoke --store "$STORE" --warm fn </dev/null >"$TMP/out" 2>"$TMP/err"
 expect_eq "invoke --warm: end of input, exit 0 quietly" "$?:$(cat "$TMP/out" "$TMP/err")" "0:"
+printf '5000 ping\n' | "$SNAPVM" invoke --store "$STORE" --warm nosuch >/dev/null 2>"$TMP/err"
+expect_eq "invoke --warm of a missing snapshot: exit 2, one line" "$?:$(wc -l <"$TMP/err")" "2:1"
 
 [ "$(id -u)" = 0 ] || {
 	echo "not root: the jailed checks are skipped"
