@@ -479,19 +479,28 @@ static int jail_group_drop(struct jail *jail)
 	return 0;
 }
 
-/* DIR (its mounts prepared) becomes /, the host's root detached. */
-static int jail_root_enter(const struct jail *jail)
+/* DIR (its mounts prepared) becomes /, the host's root detached; once. */
+static int jail_root_enter(struct jail *jail)
 {
 	const char *step = "pivot_root into DIR";
+	int ret;
 
+	if (jail->pivoted)
+		return 0;
 	/* pivot_root(".", "."): the old root stacks on the new one, and is detached */
 	if (chdir(jail->options.dir) < 0)
 		goto err;
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
-		return errno == EINVAL ? jail_root_move(jail) : jail_root_fail(jail, step);
+	if (syscall(SYS_pivot_root, ".", ".") < 0) {
+		if (errno != EINVAL)
+			goto err;
+		ret = jail_root_move(jail);
+		jail->pivoted = ret == 0;
+		return ret;
+	}
 	step = "detach the host's root";
 	if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
 		goto err;
+	jail->pivoted = true;
 	return 0;
 err:
 	return jail_root_fail(jail, step);
@@ -507,7 +516,6 @@ int jail_prepare(struct jail *jail, bool pivot)
 		return 0;
 	if (jail_root_enter(jail))
 		return EXIT_RUNTIME;
-	jail->pivoted = true;
 	log_debug("jail: DIR is / already, before the restore");
 	return 0;
 }
@@ -548,13 +556,11 @@ static int jail_fds_check(const struct jail *jail)
 		free(fds);
 		return EXIT_RUNTIME;
 	}
-	chunk = limit.rlim_cur < (rlim_t)size ? (size_t)limit.rlim_cur : (size_t)size;
+	chunk = (size_t)MIN(limit.rlim_cur, (rlim_t)size);
 	for (int fd = 0; fd < size; fd++)
 		fds[fd].fd = fd;
 	for (size_t at = 0; at < (size_t)size; at += chunk) {
-		size_t n = (size_t)size - at < chunk ? (size_t)size - at : chunk;
-
-		if (poll(fds + at, n, 0) < 0) {
+		if (poll(fds + at, MIN(chunk, (size_t)size - at), 0) < 0) {
 			fprintf(stderr, "snapvm %s: jail: cannot list its descriptors: %s\n",
 				jail->command, strerror(errno));
 			free(fds);
@@ -659,10 +665,10 @@ int jail_lock(struct jail *jail, struct snapshot_repo *repo, struct snapshot_clo
 		return EXIT_RUNTIME;
 	}
 	sealed = time_now_ns();
-	if (!jail->pivoted && jail_root_prepare(jail))
+	if (jail_root_prepare(jail)) /* each step once: a warm process made them ahead */
 		return EXIT_RUNTIME;
 	rooted = time_now_ns();
-	if (!jail->pivoted && jail_root_enter(jail))
+	if (jail_root_enter(jail))
 		return EXIT_RUNTIME;
 	pivoted = time_now_ns();
 	if (jail_fds_check(jail))

@@ -77,7 +77,7 @@ struct jail {
 	char cgroup[4096];  /* the leaf's directory, or "" */
 	bool root_prepared; /* DIR's mounts made (jail_prepare) */
 	bool group_dropped; /* gid and groups already the jail's (jail_prepare) */
-	bool pivoted;	    /* DIR is / already (jail_prepare) */
+	bool pivoted;	    /* DIR is / already (jail_prepare, or jail_lock) */
 };
 
 /* The defaults: no jail, uid and gid 65534. */
